@@ -1,0 +1,47 @@
+# ocho: one static binary for the Ochonetes proxy, its tools and the Ochopod agent.
+BIN    := ocho
+TARGET := x86_64-unknown-linux-musl
+STATIC := target/$(TARGET)/release/$(BIN)
+# ring's build script needs a musl C compiler (platform notes §2).
+export CC_x86_64_unknown_linux_musl ?= musl-gcc
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# Debian packages the build, the tests and the image need.
+PACKAGES := musl-tools zookeeper openjdk-17-jdk-headless util-linux file curl
+
+.PHONY: deps build static check test bench run clean-run
+
+deps:        ## system packages and the musl target (idempotent)
+	@missing=$$(for p in $(PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:" $$missing; \
+	  $(SUDO) apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+	@rustup target list --installed | grep -qx $(TARGET) || rustup target add $(TARGET)
+
+build:
+	cargo build --locked
+
+static: deps  ## the shippable artifact; fails unless statically linked
+	cargo build --locked --release --target $(TARGET)
+	file $(STATIC) | grep -q 'static-pie linked'
+	ls -l $(STATIC)
+
+check:       ## formatting and lints, warnings are errors
+	cargo fmt --all -- --check
+	cargo clippy --locked --all-targets -- -D warnings
+
+test: deps   ## unit + integration tests against real ZooKeeper, processes and signals
+	cargo test --locked
+
+bench: deps build  ## the figures each issue asks for
+	cargo bench --locked
+
+run: deps build  ## a local proxy: ocho init as PID 1 of a private PID namespace, data in ./.run
+	mkdir -p .run/zk
+	unshare --pid --fork --mount-proc --kill-child \
+	    target/debug/$(BIN) init --zk-data $(CURDIR)/.run/zk --zk-bind 127.0.0.1 \
+	    --portal-bind 127.0.0.1:9000
+
+clean-run:
+	rm -rf .run

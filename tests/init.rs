@@ -1,0 +1,56 @@
+//! `ocho init` as a supervisor: real ZooKeeper, real portal, real signals.
+
+mod support;
+
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+use support::{DEADLINE, Proc, ZooKeeper, free_port, ocho};
+
+#[test]
+fn init_runs_zookeeper_and_portal_and_stops_cleanly_on_sigterm() {
+    support::require_zookeeper();
+    let dir = tempfile::tempdir().unwrap();
+    let (zk_port, portal_port) = (free_port(), free_port());
+    let mut cmd = ocho();
+    cmd.args(["init", "--zk-bind", "127.0.0.1", "--grace", "15"])
+        .args(["--zk-port", &zk_port.to_string()])
+        .args(["--portal-bind", &format!("127.0.0.1:{portal_port}")])
+        .arg("--zk-data")
+        .arg(dir.path());
+    let mut init = Proc::spawn("init", cmd);
+    init.wait_for_line(&format!("zookeeper ready on 127.0.0.1:{zk_port}"), Duration::from_secs(60));
+    init.wait_for_line(&format!("portal: listening on 127.0.0.1:{portal_port}"), DEADLINE);
+
+    let status =
+        ocho().args(["zk-status", "--zk", &format!("127.0.0.1:{zk_port}")]).output().unwrap();
+    assert!(status.status.success());
+    assert!(String::from_utf8_lossy(&status.stdout).contains("Mode: standalone"));
+    assert!(dir.path().join("zoo.cfg").is_file());
+
+    init.signal(Signal::SIGTERM);
+    let exit = init.expect_exit(DEADLINE);
+    assert_eq!(exit.code(), Some(0), "{}", init.tail());
+    let lines = init.lines();
+    let portal_gone = lines.iter().position(|l| l.contains("init: portal exited")).unwrap();
+    let zk_gone = lines
+        .iter()
+        .position(|l| l.contains("init: zookeeper exited with exit status 143"))
+        .unwrap();
+    assert!(portal_gone < zk_gone, "portal must stop before zookeeper:\n{}", init.tail());
+}
+
+#[test]
+fn zk_status_fails_when_nothing_serves() {
+    let out =
+        ocho().args(["zk-status", "--zk", &format!("127.0.0.1:{}", free_port())]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("probe zookeeper at"));
+}
+
+#[test]
+fn the_zookeeper_fixture_serves_clients() {
+    let zk = ZooKeeper::start();
+    let out = ocho().args(["zk-status", "--zk", &zk.addr]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
