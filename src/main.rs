@@ -3,6 +3,7 @@
 
 mod cli;
 mod error;
+mod http;
 mod init;
 mod portal;
 mod supervise;
