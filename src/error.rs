@@ -35,6 +35,27 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A container definition or override file was refused.
+    #[error("definition {path}")]
+    Definition {
+        path: PathBuf,
+        #[source]
+        source: crate::definition::Invalid,
+    },
+    /// The Kubernetes API answered with an error Status: its code, reason and message, and the
+    /// object concerned.
+    #[error("kubernetes: {what}: {code} {reason}: {message}")]
+    K8sApi { what: String, code: u16, reason: String, message: String },
+    /// The Kubernetes API could not be reached, or its answer not understood.
+    #[error("kubernetes: {what}")]
+    K8s {
+        what: String,
+        #[source]
+        source: kube::Error,
+    },
+    /// No usable Kubernetes client configuration.
+    #[error("kubernetes configuration: {0}")]
+    K8sConfig(String),
     /// A ZooKeeper operation failed.
     #[allow(dead_code)] // constructed by the tools and the agent
     #[error("zookeeper {hosts}: {what}")]
