@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use argh::{ArgsInfo, FromArgs, SubCommands};
 
 use crate::error::Result;
-use crate::{init, portal, zk};
+use crate::{init, portal, tools, zk};
 
 /// Top-level command line: one mode and its arguments.
 #[derive(FromArgs)]
@@ -24,6 +24,7 @@ pub enum Mode {
     Init(init::Args),
     Portal(portal::Args),
     ZkStatus(zk::status::Args),
+    Deploy(tools::deploy::Args),
 }
 
 /// Modes that are not tools: processes of the proxy itself, or the operator's client.
@@ -42,6 +43,7 @@ pub fn dispatch(mode: Mode) -> Result<ExitCode> {
         Mode::Init(args) => init::run(args),
         Mode::Portal(args) => portal::run(args),
         Mode::ZkStatus(args) => zk::status::run(args),
+        Mode::Deploy(args) => tools::deploy::run(args),
     }
 }
 

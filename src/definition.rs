@@ -266,7 +266,7 @@ pub fn parse(text: &str) -> Result<Definition, Invalid> {
         Some(n) if (0..=10_000).contains(&n) => Some(n as i32),
         Some(n) => return Err(field("replicas", format!("{n} is not within 0..=10000"))),
     };
-    for (name, _) in &raw.env {
+    for name in raw.env.keys() {
         check_env_name(name)?;
     }
     let resources = match raw.resources {

@@ -6,8 +6,10 @@ mod definition;
 mod error;
 mod http;
 mod init;
+mod k8s;
 mod portal;
 mod supervise;
+mod tools;
 mod zk;
 
 use std::process::ExitCode;

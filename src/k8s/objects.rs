@@ -1,0 +1,455 @@
+//! Pure builders: a validated [`Definition`] → the typed `ReplicationController` that `deploy`
+//! creates, plus the naming rules every tool shares (RC names, labels, annotations). No client,
+//! no clock, no randomness of its own: callers pass the time and the random part, so the output
+//! is a value tests compare against golden YAML.
+//!
+//! What a workload container gets, and never more (no credential of any kind, unlike the
+//! original, which copied the master's admin password into every pod):
+//! `ochopod_cluster`, `ochopod_namespace`, `ochopod_application` (the RC name), `ochopod_zk`,
+//! `ochopod_port` (control port), `ochopod_ports` (the definition's port numbers, comma separated,
+//! e.g. `2181,2888,3888`, without the control port unless listed), `ochopod_debug`, `ochopod_start`, `ochopod_depends_on` (comma separated,
+//! only when set), `pod` (settings JSON), `POD_IP`, `POD_NAME`, `NODE_NAME` (downward API), then
+//! the definition's own `env`.
+
+use std::collections::BTreeMap;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use k8s_openapi::api::core::v1::{
+    Container, ContainerPort, EnvVar, EnvVarSource, ObjectFieldSelector, PodSpec, PodTemplateSpec,
+    ReplicationController, ReplicationControllerSpec,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use serde_json::{Map, Value};
+
+use crate::definition::{Definition, Invalid};
+
+/// Label: the Ochopod namespace (`deploy -n`).
+pub const LABEL_NAMESPACE: &str = "ochopod.io/namespace";
+/// Label: the Ochopod cluster name.
+pub const LABEL_CLUSTER: &str = "ochopod.io/cluster";
+/// Label: the RC name (`$ochopod_application`); also the RC's selector.
+pub const LABEL_APPLICATION: &str = "ochopod.io/application";
+/// Annotation: `<namespace>.<cluster>`, the ZooKeeper cluster node name, whatever its length.
+pub const ANNOTATION_QUALIFIED: &str = "ochopod.io/qualified";
+
+/// Longest Kubernetes name `deploy` generates: RC names are also label values (≤ 63).
+pub const MAX_NAME: usize = 63;
+
+/// Where and how one definition is deployed.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// Ochopod namespace (`-n`), validated by `definition::check_namespace`.
+    pub namespace: String,
+    /// Name of the RC, from [`rc_name`].
+    pub application: String,
+    /// `spec.replicas`.
+    pub replicas: i32,
+    /// `ochopod_zk`: where pods reach the proxy's ZooKeeper.
+    pub zk: String,
+}
+
+/// The RC name `ochopod.<ns>.<cluster>-<YYYY-MM-DD-HH-MM-SS>-<random>`, shortened from the left
+/// part when it would pass [`MAX_NAME`]: the time and random part always stay, so two deploys in
+/// the same second do not collide; the full identity is in the labels and annotations.
+pub fn rc_name(namespace: &str, cluster: &str, now: SystemTime, random: u64) -> String {
+    let tail = format!("-{}-{}", timestamp(now), random_part(random));
+    let mut head = format!("ochopod.{namespace}.{cluster}");
+    head.truncate(MAX_NAME - tail.len());
+    let head = head.trim_end_matches(['.', '-']);
+    format!("{head}{tail}")
+}
+
+/// UTC `YYYY-MM-DD-HH-MM-SS` (the original used the portal's local time).
+pub fn timestamp(now: SystemTime) -> String {
+    let secs = now.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0) as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (H. Hinnant, "chrono-Compatible Low-Level Date
+    // Algorithms").
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}-{:02}-{:02}-{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Five characters from Kubernetes' own `generateName` alphabet (no vowels, no confusables).
+fn random_part(mut random: u64) -> String {
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    (0..5)
+        .map(|_| {
+            let c = ALPHABET[(random % ALPHABET.len() as u64) as usize];
+            random /= ALPHABET.len() as u64;
+            c as char
+        })
+        .collect()
+}
+
+/// A random number from the OS (std's hasher keys come from getrandom), with no extra crate.
+pub fn random() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0));
+    h.finish()
+}
+
+/// The labels that identify a workload of `deploy`, on the RC and on each pod.
+pub fn identity_labels(namespace: &str, cluster: &str, app: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (LABEL_NAMESPACE.to_string(), namespace.to_string()),
+        (LABEL_CLUSTER.to_string(), cluster.to_string()),
+        (LABEL_APPLICATION.to_string(), app.to_string()),
+    ])
+}
+
+/// Builds the ReplicationController for one definition.
+pub fn build(def: &Definition, target: &Target) -> Result<ReplicationController, Invalid> {
+    let app = &target.application;
+    let mut labels = def.labels.clone();
+    labels.extend(identity_labels(&target.namespace, &def.cluster, app));
+    let mut annotations = def.annotations.clone();
+    annotations
+        .insert(ANNOTATION_QUALIFIED.to_string(), format!("{}.{}", target.namespace, def.cluster));
+    let meta = ObjectMeta {
+        labels: Some(labels.clone()),
+        annotations: Some(annotations.clone()),
+        ..Default::default()
+    };
+    let template = PodTemplateSpec {
+        metadata: Some(meta.clone()),
+        spec: Some(PodSpec { containers: vec![container(def, target)], ..Default::default() }),
+    };
+    let template = merge_verbatim(template, &def.verbatim)?;
+    Ok(ReplicationController {
+        metadata: ObjectMeta { name: Some(app.clone()), ..meta },
+        spec: Some(ReplicationControllerSpec {
+            replicas: Some(target.replicas),
+            selector: Some(BTreeMap::from([(LABEL_APPLICATION.to_string(), app.clone())])),
+            template: Some(template),
+            ..Default::default()
+        }),
+        status: None,
+    })
+}
+
+/// Renames an RC (a new name after a clash, or the new RC of `bump`): its name, selector,
+/// application labels and the container's `ochopod_application` all follow.
+pub fn set_application(rc: &mut ReplicationController, name: &str) {
+    rc.metadata.name = Some(name.to_string());
+    rc.metadata.labels.get_or_insert_default().insert(LABEL_APPLICATION.into(), name.into());
+    if let Some(meta) = template_meta(rc) {
+        meta.labels.get_or_insert_default().insert(LABEL_APPLICATION.into(), name.into());
+    }
+    if let Some(spec) = rc.spec.as_mut() {
+        spec.selector = Some(BTreeMap::from([(LABEL_APPLICATION.to_string(), name.to_string())]));
+        let containers =
+            spec.template.as_mut().and_then(|t| t.spec.as_mut()).map(|s| &mut s.containers);
+        for c in containers.into_iter().flatten() {
+            for e in c.env.iter_mut().flatten().filter(|e| e.name == "ochopod_application") {
+                e.value = Some(name.to_string());
+            }
+        }
+    }
+}
+
+fn template_meta(rc: &mut ReplicationController) -> Option<&mut ObjectMeta> {
+    rc.spec.as_mut()?.template.as_mut()?.metadata.as_mut()
+}
+
+fn container(def: &Definition, target: &Target) -> Container {
+    let value = |name: &str, value: String| EnvVar {
+        name: name.to_string(),
+        value: Some(value),
+        value_from: None,
+    };
+    let field = |name: &str, path: &str| EnvVar {
+        name: name.to_string(),
+        value: None,
+        value_from: Some(EnvVarSource {
+            field_ref: Some(ObjectFieldSelector {
+                field_path: path.to_string(),
+                api_version: None,
+            }),
+            ..Default::default()
+        }),
+    };
+    // Numbers only, each once: the agent registers `ports` as {"<port>": <port>}, which has no
+    // protocol (a port open for TCP and UDP is one entry).
+    let mut ports_env: Vec<String> = Vec::new();
+    for p in &def.ports {
+        if !ports_env.contains(&p.number.to_string()) {
+            ports_env.push(p.number.to_string());
+        }
+    }
+    let mut env = vec![
+        value("ochopod_cluster", def.cluster.clone()),
+        value("ochopod_namespace", target.namespace.clone()),
+        value("ochopod_application", target.application.clone()),
+        value("ochopod_zk", target.zk.clone()),
+        value("ochopod_port", def.control_port.to_string()),
+        value("ochopod_ports", ports_env.join(",")),
+        value("ochopod_debug", def.debug.to_string()),
+        value("ochopod_start", def.start.to_string()),
+    ];
+    if !def.depends_on.is_empty() {
+        env.push(value("ochopod_depends_on", def.depends_on.join(",")));
+    }
+    env.push(value("pod", Value::Object(def.settings.clone()).to_string()));
+    env.push(field("POD_IP", "status.podIP"));
+    env.push(field("POD_NAME", "metadata.name"));
+    env.push(field("NODE_NAME", "spec.nodeName"));
+    env.extend(def.env.iter().map(|(k, v)| value(k, v.clone())));
+
+    let mut ports: Vec<ContainerPort> = def
+        .ports
+        .iter()
+        .map(|p| ContainerPort {
+            container_port: i32::from(p.number),
+            protocol: Some(if p.udp { "UDP" } else { "TCP" }.to_string()),
+            ..Default::default()
+        })
+        .collect();
+    if !def.ports.iter().any(|p| p.number == def.control_port && !p.udp) {
+        ports.push(ContainerPort {
+            container_port: i32::from(def.control_port),
+            protocol: Some("TCP".to_string()),
+            name: Some("ochopod".to_string()),
+            ..Default::default()
+        });
+    }
+    let list = |v: &Vec<String>| (!v.is_empty()).then(|| v.clone());
+    Container {
+        name: def.cluster.clone(),
+        image: Some(def.image.clone()),
+        command: list(&def.command),
+        args: list(&def.args),
+        env: Some(env),
+        ports: Some(ports),
+        resources: def.resources.clone(),
+        ..Default::default()
+    }
+}
+
+/// Deep-merges `verbatim` into the generated template: mappings merge recursively, lists are
+/// appended to, except `spec.containers`, whose entries merge into the container at the same
+/// index; on any other conflict the generated value wins, so identity, env and selector labels
+/// cannot be overridden by accident.
+fn merge_verbatim(
+    template: PodTemplateSpec,
+    verbatim: &Map<String, Value>,
+) -> Result<PodTemplateSpec, Invalid> {
+    if verbatim.is_empty() {
+        return Ok(template);
+    }
+    let bad =
+        |e: serde_json::Error| Invalid::Field { field: "verbatim".into(), why: e.to_string() };
+    let mut merged = serde_json::to_value(&template).map_err(bad)?;
+    merge_under(&mut merged, &Value::Object(verbatim.clone()), "");
+    serde_json::from_value(merged).map_err(bad)
+}
+
+fn merge_under(generated: &mut Value, extra: &Value, path: &str) {
+    match (generated, extra) {
+        (Value::Object(g), Value::Object(e)) => {
+            for (key, value) in e {
+                let sub = format!("{path}/{key}");
+                match g.get_mut(key) {
+                    Some(existing) => merge_under(existing, value, &sub),
+                    None => {
+                        g.insert(key.clone(), value.clone());
+                    }
+                }
+            }
+        }
+        (Value::Array(g), Value::Array(e)) if path == "/spec/containers" => {
+            for (i, value) in e.iter().enumerate() {
+                match g.get_mut(i) {
+                    Some(existing) => merge_under(existing, value, &format!("{path}/{i}")),
+                    None => g.push(value.clone()),
+                }
+            }
+        }
+        (Value::Array(g), Value::Array(e)) => g.extend(e.iter().cloned()),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::definition;
+    use std::path::Path;
+    use std::time::Duration;
+
+    const T0: u64 = 1_430_726_585; // 2015-05-04 08:03:05 UTC, the original's sample
+
+    fn fixture(name: &str) -> Definition {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/definitions/good")
+            .join(name);
+        definition::load(&path).unwrap()
+    }
+
+    fn target(def: &Definition, ns: &str, replicas: i32) -> Target {
+        let now = UNIX_EPOCH + Duration::from_secs(T0);
+        Target {
+            namespace: ns.into(),
+            application: rc_name(ns, &def.cluster, now, 12345),
+            replicas,
+            zk: "ocho-proxy.ocho.svc:2181".into(),
+        }
+    }
+
+    /// Compares with `tests/fixtures/golden/<name>`; `OCHO_BLESS=1` rewrites the file.
+    fn golden(name: &str, rc: &ReplicationController) {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/golden").join(name);
+        let got = serde_yaml::to_string(rc).unwrap();
+        if std::env::var_os("OCHO_BLESS").is_some() {
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, &got).unwrap();
+        }
+        let want = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("{}: {e} (run with OCHO_BLESS=1)", path.display()));
+        assert_eq!(got, want, "{} differs (OCHO_BLESS=1 to accept)", path.display());
+    }
+
+    #[test]
+    fn timestamps_are_utc_civil_time() {
+        assert_eq!(timestamp(UNIX_EPOCH + Duration::from_secs(T0)), "2015-05-04-08-03-05");
+        assert_eq!(timestamp(UNIX_EPOCH), "1970-01-01-00-00-00");
+        assert_eq!(timestamp(UNIX_EPOCH + Duration::from_secs(951_782_400)), "2000-02-29-00-00-00");
+    }
+
+    #[test]
+    fn rc_names_fit_63_characters_and_stay_dns_names() {
+        let now = UNIX_EPOCH + Duration::from_secs(T0);
+        let short = rc_name("default", "zookeeper", now, 0);
+        assert_eq!(short, "ochopod.default.zookeeper-2015-05-04-08-03-05-bbbbb");
+        let long = rc_name("team.production", &"c".repeat(63), now, 7);
+        assert_eq!(long.len(), MAX_NAME);
+        assert!(long.starts_with("ochopod.team.production.ccc"), "{long}");
+        assert!(long.ends_with("-2015-05-04-08-03-05-kbbbb"), "{long}");
+        // Truncation never leaves a dot or dash before the time part.
+        let cut = rc_name("ab", &"x".repeat(26), now, 0);
+        assert!(!cut.contains(".-") && !cut.contains("--"), "{cut}");
+        assert_ne!(rc_name("a", "b", now, 1), rc_name("a", "b", now, 2));
+    }
+
+    #[test]
+    fn the_original_demo_builds_the_golden_rc() {
+        let def = fixture("zookeeper.yaml");
+        golden("zookeeper-rc.yaml", &build(&def, &target(&def, "default", 3)).unwrap());
+    }
+
+    #[test]
+    fn every_field_builds_the_golden_rc() {
+        let def = fixture("full.yaml");
+        golden("full-rc.yaml", &build(&def, &target(&def, "team.prod", 2)).unwrap());
+    }
+
+    #[test]
+    fn env_carries_identity_and_downward_api_but_no_credential() {
+        let def = fixture("zookeeper.yaml");
+        let rc = build(&def, &target(&def, "default", 1)).unwrap();
+        let spec = rc.spec.unwrap().template.unwrap().spec.unwrap();
+        assert_eq!(spec.containers.len(), 1);
+        let env = spec.containers[0].env.clone().unwrap();
+        let get = |n: &str| env.iter().find(|e| e.name == n).cloned();
+        assert_eq!(get("pod").unwrap().value.unwrap(), r#"{"hello":{"world":1234}}"#);
+        assert_eq!(get("ochopod_ports").unwrap().value.unwrap(), "2181,2888,3888");
+        assert_eq!(get("ochopod_port").unwrap().value.unwrap(), "8080");
+        assert_eq!(get("ochopod_debug").unwrap().value.unwrap(), "false");
+        let path = |n: &str| get(n).unwrap().value_from.unwrap().field_ref.unwrap().field_path;
+        assert_eq!(path("POD_IP"), "status.podIP");
+        assert_eq!(path("POD_NAME"), "metadata.name");
+        assert_eq!(path("NODE_NAME"), "spec.nodeName");
+        for e in &env {
+            let n = e.name.to_ascii_uppercase();
+            assert!(
+                !["KUBERNETES", "TOKEN", "PASSWORD", "PWD", "SECRET"].iter().any(|s| n.contains(s)),
+                "{n}"
+            );
+        }
+    }
+
+    #[test]
+    fn selector_matches_template_labels_and_labels_fit() {
+        let def = fixture("full.yaml");
+        let rc = build(&def, &target(&def, "team.prod", 1)).unwrap();
+        let spec = rc.spec.unwrap();
+        let labels = spec.template.unwrap().metadata.unwrap().labels.unwrap();
+        for (k, v) in spec.selector.unwrap() {
+            assert_eq!(labels.get(&k), Some(&v));
+        }
+        assert!(labels.values().all(|v| v.len() <= 63));
+        assert_eq!(labels["tier"], "frontend");
+    }
+
+    #[test]
+    fn verbatim_merges_under_the_generated_template() {
+        let def = fixture("full.yaml");
+        let rc = build(&def, &target(&def, "team.prod", 1)).unwrap();
+        let spec = rc.spec.unwrap().template.unwrap().spec.unwrap();
+        assert_eq!(spec.node_selector.unwrap()["disk"], "ssd");
+        assert_eq!(spec.containers.len(), 1);
+        let c = &spec.containers[0];
+        assert_eq!(c.name, "web");
+        assert_eq!(c.volume_mounts.as_ref().unwrap()[0].mount_path, "/data");
+        assert_eq!(spec.volumes.unwrap()[0].name, "data");
+    }
+
+    #[test]
+    fn verbatim_cannot_replace_generated_values() {
+        let mut def = fixture("minimal.yaml");
+        def.verbatim = serde_json::from_str(
+            r#"{"metadata": {"labels": {"ochopod.io/application": "x"}},
+                "spec": {"containers": [{"name": "other", "image": "evil"}]}}"#,
+        )
+        .unwrap();
+        let t = target(&def, "default", 1);
+        let rc = build(&def, &t).unwrap();
+        let tpl = rc.spec.unwrap().template.unwrap();
+        assert_eq!(tpl.metadata.unwrap().labels.unwrap()[LABEL_APPLICATION], t.application);
+        let c = &tpl.spec.unwrap().containers[0];
+        assert_eq!((c.name.as_str(), c.image.as_deref()), ("a", Some("b")));
+    }
+
+    #[test]
+    fn renaming_keeps_selector_labels_and_env_in_step() {
+        let def = fixture("zookeeper.yaml");
+        let mut rc = build(&def, &target(&def, "default", 1)).unwrap();
+        set_application(&mut rc, "ochopod.default.zookeeper-new");
+        let name = "ochopod.default.zookeeper-new".to_string();
+        assert_eq!(rc.metadata.name.as_ref(), Some(&name));
+        assert_eq!(rc.metadata.labels.as_ref().unwrap()[LABEL_APPLICATION], name);
+        let spec = rc.spec.unwrap();
+        assert_eq!(spec.selector.unwrap()[LABEL_APPLICATION], name);
+        let tpl = spec.template.unwrap();
+        assert_eq!(tpl.metadata.unwrap().labels.unwrap()[LABEL_APPLICATION], name);
+        let env = tpl.spec.unwrap().containers[0].env.clone().unwrap();
+        let app = env.iter().find(|e| e.name == "ochopod_application").unwrap();
+        assert_eq!(app.value.as_ref(), Some(&name));
+    }
+
+    #[test]
+    fn udp_ports_carry_their_protocol_and_the_control_port_is_added_once() {
+        let def = fixture("full.yaml");
+        let rc = build(&def, &target(&def, "x", 1)).unwrap();
+        let c = rc.spec.unwrap().template.unwrap().spec.unwrap().containers.remove(0);
+        let ports: Vec<(i32, String)> =
+            c.ports.unwrap().into_iter().map(|p| (p.container_port, p.protocol.unwrap())).collect();
+        assert_eq!(
+            ports,
+            [(80, "TCP".into()), (53, "UDP".into()), (9000, "TCP".into()), (8081, "TCP".into())]
+        );
+    }
+}

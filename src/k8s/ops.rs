@@ -1,0 +1,114 @@
+//! The API operations the tools apply, each a thin blocking call on [`Kube`] that names its
+//! object in errors: create an RC, list RCs and pods by label, read and set the `scale`
+//! subresource, delete with an explicit propagation policy, read logs. Objects are built in
+//! [`super::objects`], never here.
+
+use k8s_openapi::api::core::v1::{Pod, ReplicationController};
+use kube::api::{Api, DeleteParams, ListParams, LogParams, Patch, PatchParams, PostParams};
+
+use super::{Kube, api_error};
+use crate::error::Result;
+
+/// How dependents of a deleted RC are handled. Core/v1 RCs default to Orphan on the server, so
+/// every delete here names its policy: a `kill` that sent none would leave every pod running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Propagation {
+    /// The RC goes at once; the garbage collector deletes its pods (what `kill` uses).
+    Background,
+    /// The pods go first, then the RC.
+    Foreground,
+    /// The RC goes; its pods keep running, unowned (what `bump` and `scale` never want).
+    Orphan,
+}
+
+impl Kube {
+    fn rcs(&self) -> Api<ReplicationController> {
+        Api::namespaced(self.client(), self.namespace())
+    }
+
+    fn pods(&self) -> Api<Pod> {
+        Api::namespaced(self.client(), self.namespace())
+    }
+
+    /// Creates an RC; returns it as the server stored it.
+    pub fn create_rc(&self, rc: &ReplicationController) -> Result<ReplicationController> {
+        let name = rc.metadata.name.as_deref().unwrap_or("");
+        let what = format!("create replicationcontroller {}/{name}", self.namespace());
+        self.block_on(self.rcs().create(&PostParams::default(), rc)).map_err(|e| api_error(what, e))
+    }
+
+    /// Reads one RC; `None` when it does not exist.
+    pub fn get_rc(&self, name: &str) -> Result<Option<ReplicationController>> {
+        let what = format!("get replicationcontroller {}/{name}", self.namespace());
+        self.block_on(self.rcs().get_opt(name)).map_err(|e| api_error(what, e))
+    }
+
+    /// RCs matching a label selector (`k=v,k2=v2`).
+    pub fn list_rcs(&self, selector: &str) -> Result<Vec<ReplicationController>> {
+        let what = format!("list replicationcontrollers in {} ({selector})", self.namespace());
+        self.block_on(self.rcs().list(&ListParams::default().labels(selector)))
+            .map(|l| l.items)
+            .map_err(|e| api_error(what, e))
+    }
+
+    /// Pods matching a label selector.
+    pub fn list_pods(&self, selector: &str) -> Result<Vec<Pod>> {
+        let what = format!("list pods in {} ({selector})", self.namespace());
+        self.block_on(self.pods().list(&ListParams::default().labels(selector)))
+            .map(|l| l.items)
+            .map_err(|e| api_error(what, e))
+    }
+
+    /// The RC's desired replica count, read through its `scale` subresource.
+    pub fn get_scale(&self, rc: &str) -> Result<i32> {
+        let what = format!("get replicationcontroller {}/{rc}/scale", self.namespace());
+        self.block_on(self.rcs().get_scale(rc))
+            .map(|s| s.spec.and_then(|s| s.replicas).unwrap_or(0))
+            .map_err(|e| api_error(what, e))
+    }
+
+    /// Sets the RC's replica count through its `scale` subresource (a merge patch, as
+    /// `kubectl scale` sends).
+    pub fn set_scale(&self, rc: &str, replicas: i32) -> Result<()> {
+        let what = format!("scale replicationcontroller {}/{rc} to {replicas}", self.namespace());
+        let patch = serde_json::json!({ "spec": { "replicas": replicas } });
+        self.block_on(self.rcs().patch_scale(rc, &PatchParams::default(), &Patch::Merge(&patch)))
+            .map(|_| ())
+            .map_err(|e| api_error(what, e))
+    }
+
+    /// Deletes an RC with the given propagation. A missing RC is not an error (already gone):
+    /// returns false then.
+    pub fn delete_rc(&self, name: &str, propagation: Propagation) -> Result<bool> {
+        let what = format!("delete replicationcontroller {}/{name}", self.namespace());
+        let params = match propagation {
+            Propagation::Background => DeleteParams::background(),
+            Propagation::Foreground => DeleteParams::foreground(),
+            Propagation::Orphan => DeleteParams::orphan(),
+        };
+        // The answer is a Status when the RC went at once, the RC itself while finalizers run:
+        // both mean the deletion was accepted.
+        match self.block_on(self.rcs().delete(name, &params)) {
+            Ok(_) => Ok(true),
+            Err(kube::Error::Api(s)) if s.code == 404 => Ok(false),
+            Err(e) => Err(api_error(what, e)),
+        }
+    }
+
+    /// Deletes one pod (graceful, with its own termination grace period). Missing → false.
+    pub fn delete_pod(&self, name: &str) -> Result<bool> {
+        let what = format!("delete pod {}/{name}", self.namespace());
+        match self.block_on(self.pods().delete(name, &DeleteParams::default())) {
+            Ok(_) => Ok(true),
+            Err(kube::Error::Api(s)) if s.code == 404 => Ok(false),
+            Err(e) => Err(api_error(what, e)),
+        }
+    }
+
+    /// The last `tail` lines of a pod's (only) container.
+    pub fn logs(&self, pod: &str, tail: Option<i64>) -> Result<String> {
+        let what = format!("read the log of pod {}/{pod}", self.namespace());
+        let params = LogParams { tail_lines: tail, ..Default::default() };
+        self.block_on(self.pods().logs(pod, &params)).map_err(|e| api_error(what, e))
+    }
+}

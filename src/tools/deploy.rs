@@ -1,0 +1,407 @@
+//! `ocho deploy FILE…`: one ReplicationController per container definition. Every definition is
+//! read, validated and built before the first API call; `--dry-run` stops there and prints the
+//! objects. File arguments may be globs, expanded here against the working directory (the
+//! original only got that from the shell every line went through, which `ocho` never uses).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::SystemTime;
+
+use argh::{ArgsInfo, FromArgs};
+use k8s_openapi::api::core::v1::ReplicationController;
+use serde_json::{Value, json};
+
+use crate::definition::{self, Prepare};
+use crate::error::{Error, Result, chain};
+use crate::k8s::objects::{self, Target};
+use crate::k8s::{Access, Kube, is_code};
+
+/// spawn a replication controller for each container definition
+///
+/// FILE arguments are container definition YAML files, or globs (`*.yml`) expanded against the
+/// working directory. Each becomes one ReplicationController named
+/// `ochopod.<ns>.<cluster>-<UTC YYYY-MM-DD-HH-MM-SS>-<5 random chars>` (shortened to 63
+/// characters from the left part when needed), labelled ochopod.io/namespace, ochopod.io/cluster
+/// and ochopod.io/application. Its one container gets the Ochopod environment (ochopod_cluster,
+/// ochopod_namespace, ochopod_application, ochopod_zk, ochopod_port, ochopod_ports,
+/// ochopod_debug, ochopod_start, ochopod_depends_on, pod = settings JSON, POD_IP, POD_NAME,
+/// NODE_NAME), never a credential. The definition's `command` and `args` become the container's
+/// command and args unchanged: with an image whose entrypoint is `ocho pod … --`, give only
+/// `args`, the workload the agent starts.
+///
+/// Output: one line per failed definition on stderr (`<file>: <reason>`), then
+/// `<P>% success / spawned <N> pod(s)`. With -j one JSON object:
+/// {"<file>": {"ok": bool, "application": "<rc name>", "replicas": N, "error": "…"}}.
+/// --dry-run prints the objects (YAML documents; a JSON array with -j) and calls nothing.
+/// Exit 0 when every definition was deployed, 1 otherwise, 2 on a usage error.
+#[derive(FromArgs, ArgsInfo, Debug)]
+#[argh(subcommand, name = "deploy")]
+pub struct Args {
+    /// container definition files or globs
+    #[argh(positional)]
+    pub files: Vec<String>,
+    /// ochopod namespace (default "default")
+    #[argh(option, short = 'n', default = "String::from(\"default\")")]
+    pub namespace: String,
+    /// replicas of each controller (default: the definition's `replicas`, else 1)
+    #[argh(option, short = 'p')]
+    pub pods: Option<i32>,
+    /// override file: <ns>.<cluster> → settings deep-merged into `settings` (repeatable)
+    #[argh(option, short = 'o')]
+    pub overrides: Vec<String>,
+    /// suffix appended to each cluster name (<cluster>-<suffix>)
+    #[argh(option, short = 's')]
+    pub suffix: Option<String>,
+    /// image tag to use instead of the definition's
+    #[argh(option, short = 'r')]
+    pub release: Option<String>,
+    /// print the objects that would be created and call nothing
+    #[argh(switch)]
+    pub dry_run: bool,
+    /// wait until the pods are registered in ZooKeeper and the cluster is configured
+    #[argh(switch)]
+    pub wait: bool,
+    /// seconds to wait with --wait (default 60, at least 5)
+    #[argh(option, short = 't', default = "60")]
+    pub timeout: u64,
+    /// with --wait: delete what was created when the wait fails
+    #[argh(switch)]
+    pub strict: bool,
+    /// print JSON
+    #[argh(switch, short = 'j')]
+    pub json: bool,
+    /// where pods reach ZooKeeper, host:port,… (env OCHO_ZK_PUBLIC; default
+    /// ocho-proxy.<k8s namespace>.svc:2181, the proxy Service)
+    #[argh(option)]
+    pub zk_public: Option<String>,
+    /// kubeconfig context (default: the current one, or the in-cluster service account)
+    #[argh(option)]
+    pub context: Option<String>,
+    /// kubernetes namespace (default: the context's, or the proxy's own in-cluster)
+    #[argh(option)]
+    pub k8s_namespace: Option<String>,
+}
+
+/// Name of the proxy's Service, which gives pods their default ZooKeeper address.
+pub const PROXY_SERVICE: &str = "ocho-proxy";
+
+/// The outcome of one definition.
+#[derive(Debug)]
+struct Item {
+    file: String,
+    rc: Option<ReplicationController>,
+    replicas: i32,
+    error: Option<String>,
+}
+
+/// Runs the tool.
+pub fn run(args: Args) -> Result<ExitCode> {
+    if args.files.is_empty() {
+        return Err(Error::Usage("deploy: give at least one container definition file".into()));
+    }
+    if args.wait && !args.dry_run {
+        return Err(Error::Usage("deploy: --wait is not available yet in this build".into()));
+    }
+    definition::check_namespace(&args.namespace).map_err(|e| Error::Usage(e.to_string()))?;
+    let overrides = definition::load_overrides(&args.overrides)?;
+    let access =
+        Access { context: args.context.clone(), k8s_namespace: args.k8s_namespace.clone() };
+
+    // Building a client reads the configuration only; nothing is sent before `create`.
+    let kube = Kube::connect(&access);
+    let k8s_ns = match &kube {
+        Ok(k) => k.namespace().to_string(),
+        Err(_) if args.dry_run => args.k8s_namespace.clone().unwrap_or_else(|| "default".into()),
+        Err(_) => String::new(),
+    };
+    let zk = args
+        .zk_public
+        .clone()
+        .or_else(|| std::env::var("OCHO_ZK_PUBLIC").ok().filter(|v| !v.trim().is_empty()))
+        .unwrap_or_else(|| format!("{PROXY_SERVICE}.{k8s_ns}.svc:2181"));
+
+    let mut items = Vec::new();
+    for pattern in &args.files {
+        match expand(Path::new("."), pattern) {
+            Ok(files) => {
+                for file in files {
+                    items.push(build(&args, &overrides, &file, &k8s_ns, &zk));
+                }
+            }
+            Err(reason) => items.push(Item {
+                file: pattern.clone(),
+                rc: None,
+                replicas: 0,
+                error: Some(reason),
+            }),
+        }
+    }
+
+    if args.dry_run {
+        return print_dry_run(&items, args.json);
+    }
+    match kube {
+        Ok(kube) => submit(&kube, &mut items),
+        Err(err) => {
+            // No client at all: nothing is created. Say what else was wrong, then fail once.
+            print_failures(&items);
+            return Err(err);
+        }
+    }
+    report(&items, args.json)
+}
+
+/// Reads, prepares and builds one definition; failures become the item's error.
+fn build(
+    args: &Args,
+    overrides: &serde_json::Map<String, Value>,
+    file: &Path,
+    k8s_ns: &str,
+    zk: &str,
+) -> Item {
+    let name = file.display().to_string();
+    let built = (|| -> Result<(ReplicationController, i32)> {
+        let mut def = definition::load(file)?;
+        let opts = Prepare {
+            namespace: &args.namespace,
+            suffix: args.suffix.as_deref(),
+            release: args.release.as_deref(),
+            overrides: Some(overrides),
+        };
+        let wrap = |source| Error::Definition { path: file.into(), source };
+        def.prepare(&opts).map_err(wrap)?;
+        let replicas = args.pods.or(def.replicas).unwrap_or(1);
+        if !(0..=10_000).contains(&replicas) {
+            return Err(Error::Usage(format!("-p {replicas}: give 0 to 10000 pods")));
+        }
+        let target = Target {
+            namespace: args.namespace.clone(),
+            application: objects::rc_name(
+                &args.namespace,
+                &def.cluster,
+                SystemTime::now(),
+                objects::random(),
+            ),
+            replicas,
+            zk: zk.to_string(),
+        };
+        let mut rc = objects::build(&def, &target).map_err(wrap)?;
+        rc.metadata.namespace = Some(k8s_ns.to_string());
+        Ok((rc, replicas))
+    })();
+    match built {
+        Ok((rc, replicas)) => Item { file: name, rc: Some(rc), replicas, error: None },
+        Err(e) => Item { file: name, rc: None, replicas: 0, error: Some(chain(&e)) },
+    }
+}
+
+/// Creates the RCs, one after the other. A name clash (409) gets a fresh random part and one
+/// more try; an unreachable API stops the run so no later item is half-tried.
+fn submit(kube: &Kube, items: &mut [Item]) {
+    let mut unreachable: Option<String> = None;
+    for item in items.iter_mut() {
+        let Some(rc) = item.rc.as_mut() else { continue };
+        if let Some(reason) = &unreachable {
+            item.error = Some(format!("not submitted: {reason}"));
+            continue;
+        }
+        let mut attempt = 0;
+        loop {
+            match kube.create_rc(rc) {
+                Ok(created) => {
+                    *rc = created;
+                    break;
+                }
+                Err(e) if is_code(&e, 409) && attempt < 3 => {
+                    attempt += 1;
+                    rename(rc);
+                }
+                Err(e) => {
+                    if matches!(e, Error::K8s { .. }) {
+                        unreachable = Some(chain(&e));
+                    }
+                    item.error = Some(chain(&e));
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// Gives an RC a new name (new random part), keeping labels and env consistent with it.
+fn rename(rc: &mut ReplicationController) {
+    let labels = rc.metadata.labels.clone().unwrap_or_default();
+    let ns = labels.get(objects::LABEL_NAMESPACE).cloned().unwrap_or_default();
+    let cluster = labels.get(objects::LABEL_CLUSTER).cloned().unwrap_or_default();
+    let name = objects::rc_name(&ns, &cluster, SystemTime::now(), objects::random());
+    objects::set_application(rc, &name);
+}
+
+fn print_dry_run(items: &[Item], as_json: bool) -> Result<ExitCode> {
+    let rcs: Vec<&ReplicationController> = items.iter().filter_map(|i| i.rc.as_ref()).collect();
+    if as_json {
+        let text = serde_json::to_string(&rcs)
+            .map_err(|e| Error::Failed(format!("render the objects as JSON: {e}")))?;
+        println!("{text}");
+    } else {
+        for rc in &rcs {
+            let text = serde_yaml::to_string(rc)
+                .map_err(|e| Error::Failed(format!("render the objects as YAML: {e}")))?;
+            print!("---\n{text}");
+        }
+    }
+    print_failures(items);
+    Ok(if items.iter().all(|i| i.error.is_none()) { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+fn print_failures(items: &[Item]) {
+    for item in items {
+        if let Some(error) = &item.error {
+            eprintln!("{}: {error}", item.file);
+        }
+    }
+}
+
+fn report(items: &[Item], as_json: bool) -> Result<ExitCode> {
+    let ok = items.iter().filter(|i| i.error.is_none()).count();
+    if as_json {
+        let mut out = serde_json::Map::new();
+        for item in items {
+            let application = item.rc.as_ref().and_then(|rc| rc.metadata.name.clone());
+            let mut entry = json!({ "ok": item.error.is_none(), "up": [] });
+            if item.error.is_none() {
+                entry["application"] = json!(application);
+                entry["replicas"] = json!(item.replicas);
+            }
+            if let Some(e) = &item.error {
+                entry["error"] = json!(e);
+            }
+            out.insert(item.file.clone(), entry);
+        }
+        println!("{}", Value::Object(out));
+    } else {
+        print_failures(items);
+        let spawned: i32 = items.iter().filter(|i| i.error.is_none()).map(|i| i.replicas).sum();
+        println!("{}% success / spawned {spawned} pod(s)", percent(ok, items.len()));
+    }
+    Ok(if ok == items.len() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// Share of `ok` in `total` as a whole percentage (100 only when every item succeeded).
+pub fn percent(ok: usize, total: usize) -> usize {
+    if total == 0 { 0 } else { ok * 100 / total }
+}
+
+/// Expands one FILE argument. Without glob characters it is taken as is (a missing file is
+/// reported when read); otherwise its last component is matched against the entries of its
+/// directory (relative to `base`), hidden files only by a pattern starting with `.`, sorted.
+pub fn expand(base: &Path, pattern: &str) -> std::result::Result<Vec<PathBuf>, String> {
+    let path = Path::new(pattern);
+    let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+        return Ok(vec![path.to_path_buf()]);
+    };
+    if !name.contains(['*', '?', '[']) {
+        return Ok(vec![path.to_path_buf()]);
+    }
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+    if dir.and_then(|d| d.to_str()).is_some_and(|d| d.contains(['*', '?', '['])) {
+        return Err("globs are only expanded in the last path component".into());
+    }
+    let listing = base.join(dir.unwrap_or(Path::new(".")));
+    let entries =
+        std::fs::read_dir(&listing).map_err(|e| format!("list {}: {e}", listing.display()))?;
+    let mut found: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file() || t.is_symlink()))
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| !n.starts_with('.') || name.starts_with('.'))
+        .filter(|n| fnmatch(name, n))
+        .map(|n| dir.map_or_else(|| PathBuf::from(&n), |d| d.join(&n)))
+        .collect();
+    found.sort();
+    if found.is_empty() {
+        return Err("no file matches".into());
+    }
+    Ok(found)
+}
+
+/// Shell-style match of a whole name: `*`, `?`, `[abc]`, `[a-z]`, `[!abc]`; a `[` without its
+/// `]` is literal.
+pub fn fnmatch(pattern: &str, name: &str) -> bool {
+    let p: Vec<char> = pattern.chars().collect();
+    let n: Vec<char> = name.chars().collect();
+    matches(&p, &n)
+}
+
+fn matches(p: &[char], n: &[char]) -> bool {
+    match p.first() {
+        None => n.is_empty(),
+        Some('*') => (0..=n.len()).any(|i| matches(&p[1..], &n[i..])),
+        Some('?') => !n.is_empty() && matches(&p[1..], &n[1..]),
+        Some('[') => match p.iter().skip(2).position(|&c| c == ']').map(|i| i + 2) {
+            Some(end) if !n.is_empty() => {
+                let set = &p[1..end];
+                let (negate, set) = match set.first() {
+                    Some('!') => (true, &set[1..]),
+                    _ => (false, set),
+                };
+                let c = n[0];
+                let mut hit = false;
+                let mut i = 0;
+                while i < set.len() {
+                    if i + 2 < set.len() && set[i + 1] == '-' {
+                        hit |= set[i] <= c && c <= set[i + 2];
+                        i += 3;
+                    } else {
+                        hit |= set[i] == c;
+                        i += 1;
+                    }
+                }
+                hit != negate && matches(&p[end + 1..], &n[1..])
+            }
+            Some(_) => false,
+            None => n.first() == Some(&'[') && matches(&p[1..], &n[1..]),
+        },
+        Some(&c) => n.first() == Some(&c) && matches(&p[1..], &n[1..]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fnmatch_follows_the_shell() {
+        assert!(fnmatch("*.yml", "zk.yml"));
+        assert!(!fnmatch("*.yml", "zk.yaml"));
+        assert!(fnmatch("zk?.y*", "zk1.yaml"));
+        assert!(fnmatch("[a-c]x", "bx"));
+        assert!(!fnmatch("[!a-c]x", "bx"));
+        assert!(fnmatch("a[", "a["));
+        assert!(fnmatch("[*]", "*"));
+    }
+
+    #[test]
+    fn globs_expand_in_the_given_directory_sorted_without_hidden_files() {
+        let dir = tempfile::tempdir().unwrap();
+        for f in ["b.yml", "a.yml", ".hidden.yml", "c.txt"] {
+            std::fs::write(dir.path().join(f), "").unwrap();
+        }
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        std::fs::write(dir.path().join("sub/d.yml"), "").unwrap();
+        let got = expand(dir.path(), "*.yml").unwrap();
+        assert_eq!(got, [PathBuf::from("a.yml"), PathBuf::from("b.yml")]);
+        assert_eq!(expand(dir.path(), "sub/*.yml").unwrap(), [PathBuf::from("sub/d.yml")]);
+        assert_eq!(expand(dir.path(), "plain.yml").unwrap(), [PathBuf::from("plain.yml")]);
+        assert_eq!(expand(dir.path(), "*.json").unwrap_err(), "no file matches");
+        assert!(expand(dir.path(), "*/*.yml").is_err());
+    }
+
+    #[test]
+    fn percentages_reach_100_only_when_all_succeed() {
+        assert_eq!(percent(1, 2), 50);
+        assert_eq!(percent(2, 3), 66);
+        assert_eq!(percent(3, 3), 100);
+        assert_eq!(percent(0, 0), 0);
+    }
+}
