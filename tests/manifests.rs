@@ -146,10 +146,8 @@ fn the_proxy_runs_unprivileged_with_a_read_only_root_and_nested_graces() {
         container.volume_mounts.clone().unwrap().into_iter().map(|m| m.mount_path).collect();
     assert_eq!(mounts, ["/var/lib/zookeeper", "/tmp"], "writable paths under a read-only root");
     for e in &env {
-        if let Some(from) = &e.value_from {
-            if let Some(secret) = &from.secret_key_ref {
-                assert_eq!(secret.optional, Some(true), "{}: the portal token is optional", e.name);
-            }
+        if let Some(secret) = e.value_from.as_ref().and_then(|f| f.secret_key_ref.as_ref()) {
+            assert_eq!(secret.optional, Some(true), "{}: the portal token is optional", e.name);
         }
     }
     let service: Service = find("Service");
