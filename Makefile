@@ -57,7 +57,7 @@ image-test: deps image-oci  ## run the image with runc as a real container (need
 
 run: deps build  ## a local proxy: ocho init as PID 1 of a private PID namespace, data in ./.run
 	mkdir -p .run/zk
-	unshare --pid --fork --mount-proc --kill-child \
+	unshare --user --map-root-user --pid --fork --mount-proc --kill-child \
 	    target/debug/$(BIN) init --zk-data $(CURDIR)/.run/zk --zk-bind 127.0.0.1 \
 	    --portal-bind 127.0.0.1:9000
 
