@@ -25,6 +25,9 @@ pub enum Mode {
     Portal(portal::Args),
     ZkStatus(zk::status::Args),
     Deploy(tools::deploy::Args),
+    Kill(tools::kill::Args),
+    Scale(tools::scale::Args),
+    Bump(tools::bump::Args),
 }
 
 /// Modes that are not tools: processes of the proxy itself, or the operator's client.
@@ -32,6 +35,7 @@ pub enum Mode {
 const NOT_TOOLS: &[&str] = &["init", "portal", "pod", "cli", "zk-status"];
 
 /// What `parse` decided: run a mode, or print a text (help, version, usage error) and exit.
+#[allow(clippy::large_enum_variant)] // built once per process; boxing buys nothing
 pub enum Parsed {
     Run(Mode),
     Print { text: String, code: u8 },
@@ -44,6 +48,9 @@ pub fn dispatch(mode: Mode) -> Result<ExitCode> {
         Mode::Portal(args) => portal::run(args),
         Mode::ZkStatus(args) => zk::status::run(args),
         Mode::Deploy(args) => tools::deploy::run(args),
+        Mode::Kill(args) => tools::kill::run(args),
+        Mode::Scale(args) => tools::scale::run(args),
+        Mode::Bump(args) => tools::bump::run(args),
     }
 }
 

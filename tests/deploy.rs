@@ -2,6 +2,7 @@
 //! connection, bad definitions are refused before any call, an unreachable API creates nothing
 //! and says so, and globs are expanded in the working directory. The runs against the fake API
 //! server live in tests/k8s_tools.rs.
+#![allow(clippy::unwrap_used)]
 
 mod support;
 
@@ -120,7 +121,9 @@ fn bad_definitions_are_refused_with_file_and_position_before_any_call() {
     let stderr = text(&out.stderr);
     assert!(stderr.contains("bad.yaml: definition bad.yaml: unknown field `prots`"), "{stderr}");
     assert!(stderr.contains("at line 3 column 1"), "{stderr}");
-    assert!(stderr.contains("caps.yaml: definition caps.yaml: cluster: \"Web\" is not a DNS label"));
+    assert!(
+        stderr.contains("caps.yaml: definition caps.yaml: cluster: \"Web\" is not a DNS label")
+    );
     assert_eq!(text(&out.stdout), "0% success / spawned 0 pod(s)\n");
     assert_eq!(connections(&api), 0, "nothing valid, nothing sent");
 }
@@ -158,8 +161,11 @@ fn insecure_or_basic_auth_kubeconfigs_are_refused() {
     std::fs::write(dir.path().join("a.yaml"), "cluster: a\nimage: x\n").unwrap();
     let cfg = kubeconfig(dir.path(), "https://127.0.0.1:1");
     let text0 = std::fs::read_to_string(&cfg).unwrap();
-    std::fs::write(&cfg, text0.replace("    server:", "    insecure-skip-tls-verify: true\n    server:"))
-        .unwrap();
+    std::fs::write(
+        &cfg,
+        text0.replace("    server:", "    insecure-skip-tls-verify: true\n    server:"),
+    )
+    .unwrap();
     let out = deploy(dir.path(), &cfg, &["a.yaml"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("insecure-skip-tls-verify"), "{}", text(&out.stderr));

@@ -12,6 +12,7 @@ use crate::error::Result;
 /// How dependents of a deleted RC are handled. Core/v1 RCs default to Orphan on the server, so
 /// every delete here names its policy: a `kill` that sent none would leave every pod running.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(dead_code)] // the complete set, so no caller falls back on the server's default
 pub enum Propagation {
     /// The RC goes at once; the garbage collector deletes its pods (what `kill` uses).
     Background,
@@ -38,6 +39,7 @@ impl Kube {
     }
 
     /// Reads one RC; `None` when it does not exist.
+    #[allow(dead_code)] // for the query tools
     pub fn get_rc(&self, name: &str) -> Result<Option<ReplicationController>> {
         let what = format!("get replicationcontroller {}/{name}", self.namespace());
         self.block_on(self.rcs().get_opt(name)).map_err(|e| api_error(what, e))
@@ -52,6 +54,7 @@ impl Kube {
     }
 
     /// Pods matching a label selector.
+    #[allow(dead_code)] // for the query tools
     pub fn list_pods(&self, selector: &str) -> Result<Vec<Pod>> {
         let what = format!("list pods in {} ({selector})", self.namespace());
         self.block_on(self.pods().list(&ListParams::default().labels(selector)))
@@ -106,6 +109,7 @@ impl Kube {
     }
 
     /// The last `tail` lines of a pod's (only) container.
+    #[allow(dead_code)] // for the log tool
     pub fn logs(&self, pod: &str, tail: Option<i64>) -> Result<String> {
         let what = format!("read the log of pod {}/{pod}", self.namespace());
         let params = LogParams { tail_lines: tail, ..Default::default() };

@@ -11,9 +11,11 @@ use argh::{ArgsInfo, FromArgs};
 use k8s_openapi::api::core::v1::ReplicationController;
 use serde_json::{Value, json};
 
+use super::workload;
 use crate::definition::{self, Prepare};
 use crate::error::{Error, Result, chain};
 use crate::k8s::objects::{self, Target};
+use crate::k8s::ops::Propagation;
 use crate::k8s::{Access, Kube, is_code};
 
 /// spawn a replication controller for each container definition
@@ -74,6 +76,9 @@ pub struct Args {
     /// ocho-proxy.<k8s namespace>.svc:2181, the proxy Service)
     #[argh(option)]
     pub zk_public: Option<String>,
+    /// zookeeper hosts for --wait, host:port,… (env OCHOPOD_ZK; default 127.0.0.1:2181)
+    #[argh(option, default = "crate::zk::default_hosts()")]
+    pub zk: String,
     /// kubeconfig context (default: the current one, or the in-cluster service account)
     #[argh(option)]
     pub context: Option<String>,
@@ -92,15 +97,13 @@ struct Item {
     rc: Option<ReplicationController>,
     replicas: i32,
     error: Option<String>,
+    up: Vec<u64>,
 }
 
 /// Runs the tool.
 pub fn run(args: Args) -> Result<ExitCode> {
     if args.files.is_empty() {
         return Err(Error::Usage("deploy: give at least one container definition file".into()));
-    }
-    if args.wait && !args.dry_run {
-        return Err(Error::Usage("deploy: --wait is not available yet in this build".into()));
     }
     definition::check_namespace(&args.namespace).map_err(|e| Error::Usage(e.to_string()))?;
     let overrides = definition::load_overrides(&args.overrides)?;
@@ -133,6 +136,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 rc: None,
                 replicas: 0,
                 error: Some(reason),
+                up: vec![],
             }),
         }
     }
@@ -141,7 +145,12 @@ pub fn run(args: Args) -> Result<ExitCode> {
         return print_dry_run(&items, args.json);
     }
     match kube {
-        Ok(kube) => submit(&kube, &mut items),
+        Ok(kube) => {
+            submit(&kube, &mut items);
+            if args.wait {
+                wait(&kube, &args, &mut items)?;
+            }
+        }
         Err(err) => {
             // No client at all: nothing is created. Say what else was wrong, then fail once.
             print_failures(&items);
@@ -190,8 +199,8 @@ fn build(
         Ok((rc, replicas))
     })();
     match built {
-        Ok((rc, replicas)) => Item { file: name, rc: Some(rc), replicas, error: None },
-        Err(e) => Item { file: name, rc: None, replicas: 0, error: Some(chain(&e)) },
+        Ok((rc, replicas)) => Item { file: name, rc: Some(rc), replicas, error: None, up: vec![] },
+        Err(e) => Item { file: name, rc: None, replicas: 0, error: Some(chain(&e)), up: vec![] },
     }
 }
 
@@ -226,6 +235,53 @@ fn submit(kube: &Kube, items: &mut [Item]) {
             }
         }
     }
+}
+
+/// `--wait`: blocks until each created RC's pods are registered and configured (in their
+/// cluster's snapshot), printing progress; a timeout fails the item, and with `--strict` its RC
+/// is deleted again (propagation Background).
+fn wait(kube: &Kube, args: &Args, items: &mut [Item]) -> Result<()> {
+    let pending = items.iter().any(|i| i.error.is_none());
+    if !pending {
+        return Ok(());
+    }
+    let zk = crate::zk::Session::connect(&args.zk, std::time::Duration::from_secs(10))?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(args.timeout.max(5));
+    for item in items.iter_mut().filter(|i| i.error.is_none()) {
+        let Some(rc) = &item.rc else { continue };
+        let app = rc.metadata.name.clone().unwrap_or_default();
+        let cluster = workload::qualified(rc).unwrap_or_default();
+        let want = item.replicas as usize;
+        let (file, quiet) = (item.file.clone(), args.json);
+        let (pods, ok) = workload::wait_for(
+            &zk,
+            &cluster,
+            deadline,
+            |pods| {
+                let mine = pods.iter().filter(|p| p.field("application") == app).count();
+                if !quiet {
+                    println!("{file}: {mine}/{want} pod(s) registered");
+                }
+            },
+            |pods, configured| workload::settled(pods, configured, &app, want),
+        )?;
+        item.up = pods.iter().filter(|p| p.field("application") == app).map(|p| p.seq).collect();
+        if !ok {
+            let mut reason = format!(
+                "{app}: {} of {want} pod(s) registered and configured after {}s",
+                item.up.len(),
+                args.timeout.max(5)
+            );
+            if args.strict {
+                match kube.delete_rc(&app, Propagation::Background) {
+                    Ok(_) => reason.push_str("; deleted (--strict)"),
+                    Err(e) => reason.push_str(&format!("; --strict delete failed: {}", chain(&e))),
+                }
+            }
+            item.error = Some(reason);
+        }
+    }
+    Ok(())
 }
 
 /// Gives an RC a new name (new random part), keeping labels and env consistent with it.
@@ -268,7 +324,7 @@ fn report(items: &[Item], as_json: bool) -> Result<ExitCode> {
         let mut out = serde_json::Map::new();
         for item in items {
             let application = item.rc.as_ref().and_then(|rc| rc.metadata.name.clone());
-            let mut entry = json!({ "ok": item.error.is_none(), "up": [] });
+            let mut entry = json!({ "ok": item.error.is_none(), "up": item.up });
             if item.error.is_none() {
                 entry["application"] = json!(application);
                 entry["replicas"] = json!(item.replicas);
@@ -289,7 +345,7 @@ fn report(items: &[Item], as_json: bool) -> Result<ExitCode> {
 
 /// Share of `ok` in `total` as a whole percentage (100 only when every item succeeded).
 pub fn percent(ok: usize, total: usize) -> usize {
-    if total == 0 { 0 } else { ok * 100 / total }
+    (ok * 100).checked_div(total).unwrap_or(0)
 }
 
 /// Expands one FILE argument. Without glob characters it is taken as is (a missing file is

@@ -1,0 +1,324 @@
+//! `ocho bump GLOB -r RELEASE`: a rolling image update. A new ReplicationController is made
+//! from the newest one's pod template with the image tag replaced; then, `--step` pods at a time,
+//! the new RC grows and, once its pods are registered and configured, as many of the oldest old
+//! pods are killed gracefully and removed. The old RCs are deleted at the end. With `--strict`,
+//! a failed step rolls back: the new RC goes and the old ones get their replicas back.
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant, SystemTime};
+
+use argh::{ArgsInfo, FromArgs};
+use k8s_openapi::api::core::v1::ReplicationController;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use serde_json::{Value, json};
+
+use super::workload::{self, Killed};
+use super::{Glob, Pod};
+use crate::definition;
+use crate::error::{Error, Result, chain};
+use crate::k8s::objects::{self, LABEL_CLUSTER, LABEL_NAMESPACE};
+use crate::k8s::ops::Propagation;
+use crate::k8s::{Access, Kube, is_code};
+use crate::zk::{self, Session};
+
+/// roll clusters to a new image tag, a few pods at a time
+///
+/// GLOB matches `<namespace>.<cluster>` (a bare name matches any namespace); each matched
+/// cluster is bumped on its own. A new RC is created from the newest RC's pod template with the
+/// image tag set to RELEASE (a registry port is kept), at 0 replicas. Then, --step pods at a
+/// time: the new RC grows by the step; once its pods are registered in ZooKeeper and configured
+/// by their leader (in the cluster's snapshot), as many of the oldest old pods get
+/// `/control/kill` until 410, are deleted and their RC lowered. At the end the old RCs are
+/// deleted (propagation Background). Each wait lasts at most -t seconds. With --strict, a
+/// failure rolls back: the new RC is deleted and the old RCs get their replicas back.
+///
+/// Output: problems on stderr, then `<P>% success (<N> pods)`. With -j:
+/// {"<cluster>": {"ok": bool, "application": "<new rc>", "up": [seq…], "problems": ["…"]}}.
+/// Exit 0 when every cluster was rolled, 1 otherwise or when nothing matched, 2 on usage errors.
+#[derive(FromArgs, ArgsInfo, Debug)]
+#[argh(subcommand, name = "bump")]
+pub struct Args {
+    /// cluster glob
+    #[argh(positional)]
+    pub glob: String,
+    /// the new image tag
+    #[argh(option, short = 'r')]
+    pub release: String,
+    /// pods replaced at a time (default 1)
+    #[argh(option, default = "1")]
+    pub step: i32,
+    /// roll back when a step fails
+    #[argh(switch)]
+    pub strict: bool,
+    /// seconds each step may wait (default 60, at least 5)
+    #[argh(option, short = 't', default = "60")]
+    pub timeout: u64,
+    /// print JSON
+    #[argh(switch, short = 'j')]
+    pub json: bool,
+    /// zookeeper hosts, host:port,… (env OCHOPOD_ZK; default 127.0.0.1:2181)
+    #[argh(option, default = "zk::default_hosts()")]
+    pub zk: String,
+    /// kubeconfig context (default: the current one, or the in-cluster service account)
+    #[argh(option)]
+    pub context: Option<String>,
+    /// kubernetes namespace (default: the context's, or the proxy's own in-cluster)
+    #[argh(option)]
+    pub k8s_namespace: Option<String>,
+}
+
+#[derive(Debug, Default)]
+struct Outcome {
+    application: String,
+    up: Vec<u64>,
+    problems: Vec<String>,
+    failed: bool,
+}
+
+/// The new RC: the newest one's template with `image` re-tagged, a fresh name, 0 replicas, and
+/// none of the server-set fields of the old object.
+pub fn next_rc(
+    newest: &ReplicationController,
+    release: &str,
+    now: SystemTime,
+    random: u64,
+) -> Result<ReplicationController> {
+    let labels = newest.metadata.labels.clone().unwrap_or_default();
+    let (Some(ns), Some(cluster)) = (labels.get(LABEL_NAMESPACE), labels.get(LABEL_CLUSTER)) else {
+        return Err(Error::Failed(format!("{}: not labelled by deploy", workload::name(newest))));
+    };
+    let mut rc = ReplicationController {
+        metadata: ObjectMeta {
+            labels: newest.metadata.labels.clone(),
+            annotations: newest.metadata.annotations.clone(),
+            namespace: newest.metadata.namespace.clone(),
+            ..Default::default()
+        },
+        spec: newest.spec.clone(),
+        status: None,
+    };
+    let spec = rc.spec.get_or_insert_default();
+    spec.replicas = Some(0);
+    let container = spec
+        .template
+        .as_mut()
+        .and_then(|t| t.spec.as_mut())
+        .and_then(|s| s.containers.first_mut())
+        .ok_or_else(|| Error::Failed(format!("{}: no container", workload::name(newest))))?;
+    let image = container.image.clone().unwrap_or_default();
+    container.image = Some(
+        definition::with_tag(&image, release)
+            .ok_or_else(|| Error::Usage(format!("-r {release}: not a valid image tag")))?,
+    );
+    objects::set_application(&mut rc, &objects::rc_name(ns, cluster, now, random));
+    Ok(rc)
+}
+
+/// Runs the tool.
+pub fn run(args: Args) -> Result<ExitCode> {
+    let glob = Glob::required("bump", std::slice::from_ref(&args.glob))?.remove(0);
+    if definition::with_tag("x", &args.release).is_none() {
+        return Err(Error::Usage(format!("-r {}: not a valid image tag", args.release)));
+    }
+    if args.step < 1 {
+        return Err(Error::Usage("--step: give at least 1".into()));
+    }
+    let access =
+        Access { context: args.context.clone(), k8s_namespace: args.k8s_namespace.clone() };
+    let kube = Kube::connect(&access)?;
+    let zk = Session::connect(&args.zk, Duration::from_secs(10))?;
+    let clusters = workload::rcs_by_cluster(&kube, &glob)?;
+    if clusters.is_empty() {
+        eprintln!("{}: no replication controller found for this cluster glob", glob.0);
+        println!("{}", if args.json { "{}" } else { "0% success (0 pods)" });
+        return Ok(ExitCode::from(1));
+    }
+    let mut outcomes = Vec::new();
+    for (cluster, rcs) in &clusters {
+        outcomes.push((cluster.clone(), bump(&kube, &zk, cluster, rcs, &args)));
+    }
+    let ok = outcomes.iter().filter(|(_, o)| !o.failed).count();
+    if args.json {
+        let mut out = serde_json::Map::new();
+        for (cluster, o) in &outcomes {
+            out.insert(
+                cluster.clone(),
+                json!({ "ok": !o.failed, "application": o.application, "up": o.up,
+                        "problems": o.problems }),
+            );
+        }
+        println!("{}", Value::Object(out));
+    } else {
+        for (cluster, o) in &outcomes {
+            for p in &o.problems {
+                eprintln!("{cluster}: {p}");
+            }
+        }
+        let up: usize = outcomes.iter().map(|(_, o)| o.up.len()).sum();
+        println!("{}% success ({up} pods)", super::deploy::percent(ok, outcomes.len()));
+    }
+    Ok(if ok == outcomes.len() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+fn bump(
+    kube: &Kube,
+    zk: &Session,
+    cluster: &str,
+    rcs: &[ReplicationController],
+    args: &Args,
+) -> Outcome {
+    let mut outcome = Outcome::default();
+    let old: Vec<(String, i32)> =
+        rcs.iter().map(|rc| (workload::name(rc), workload::replicas(rc))).collect();
+    let newest = rcs.last().expect("rcs_by_cluster never returns an empty group");
+    let created = (|| -> Result<String> {
+        for _ in 0..3 {
+            let rc = next_rc(newest, &args.release, SystemTime::now(), objects::random())?;
+            match kube.create_rc(&rc) {
+                Ok(rc) => return Ok(workload::name(&rc)),
+                Err(e) if is_code(&e, 409) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(Error::Failed("three name clashes in a row creating the new rc".into()))
+    })();
+    let app = match created {
+        Ok(app) => app,
+        Err(e) => {
+            outcome.failed = true;
+            outcome.problems.push(chain(&e));
+            return outcome;
+        }
+    };
+    outcome.application = app.clone();
+    match roll(kube, zk, cluster, &app, &old, args) {
+        Ok(up) => {
+            outcome.up = up;
+            for (name, _) in &old {
+                if let Err(e) = kube.delete_rc(name, Propagation::Background) {
+                    outcome.failed = true;
+                    outcome.problems.push(chain(&e));
+                }
+            }
+        }
+        Err(e) => {
+            outcome.failed = true;
+            outcome.problems.push(chain(&e));
+            if args.strict {
+                outcome.problems.extend(rollback(kube, &app, &old));
+            }
+        }
+    }
+    outcome
+}
+
+/// Moves the cluster onto `app`, `--step` pods at a time; returns the seqs of its pods.
+fn roll(
+    kube: &Kube,
+    zk: &Session,
+    cluster: &str,
+    app: &str,
+    old: &[(String, i32)],
+    args: &Args,
+) -> Result<Vec<u64>> {
+    let total: i32 = old.iter().map(|(_, n)| n).sum();
+    let old_names: Vec<&String> = old.iter().map(|(n, _)| n).collect();
+    let timeout = Duration::from_secs(args.timeout.max(5));
+    let mut moved = 0;
+    let mut pods: Vec<Pod> = Vec::new();
+    while moved < total {
+        let n = args.step.min(total - moved);
+        kube.set_scale(app, moved + n)?;
+        let deadline = Instant::now() + timeout;
+        let (seen, ok) = workload::wait_for(
+            zk,
+            cluster,
+            deadline,
+            |_| {},
+            |pods, configured| workload::settled(pods, configured, app, (moved + n) as usize),
+        )?;
+        if !ok {
+            let mine = seen.iter().filter(|p| p.field("application") == app).count();
+            return Err(Error::Failed(format!(
+                "{app}: {mine} of {} pod(s) registered and configured after {}s",
+                moved + n,
+                timeout.as_secs()
+            )));
+        }
+        pods = seen;
+        if !args.json {
+            println!("{cluster}: {} of {total} pod(s) on {app}", moved + n);
+        }
+        let olds: Vec<Pod> =
+            pods.iter().filter(|p| old_names.contains(&&p.field("application"))).cloned().collect();
+        let chosen = super::scale::choose(&olds, n as usize, true);
+        let owned: Vec<Pod> = chosen.iter().map(|p| (*p).clone()).collect();
+        for (pod, killed) in owned.iter().zip(workload::graceful_kill(&owned, timeout)) {
+            if let Killed::NotConfirmed(why) = killed {
+                eprintln!("{cluster}: {}: no graceful kill ({why})", pod.key());
+            }
+        }
+        let problems = workload::remove_pods(kube, &chosen);
+        if !problems.is_empty() {
+            return Err(Error::Failed(problems.join("; ")));
+        }
+        moved += n;
+    }
+    Ok(pods.iter().filter(|p| p.field("application") == app).map(|p| p.seq).collect())
+}
+
+/// Undoes a failed roll: the new RC goes, the old ones get their replicas back.
+fn rollback(kube: &Kube, app: &str, old: &[(String, i32)]) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (name, replicas) in old {
+        if let Err(e) = kube.set_scale(name, *replicas) {
+            problems.push(format!("rollback: {}", chain(&e)));
+        }
+    }
+    if let Err(e) = kube.delete_rc(app, Propagation::Background) {
+        problems.push(format!("rollback: {}", chain(&e)));
+    }
+    problems
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::k8s::objects::{LABEL_APPLICATION, Target};
+    use std::path::Path;
+
+    #[test]
+    fn the_next_rc_keeps_the_template_and_changes_tag_name_and_replicas() {
+        let path =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/definitions/good/full.yaml");
+        let def = definition::load(&path).unwrap();
+        let target = Target {
+            namespace: "default".into(),
+            application: "ochopod.default.web-old".into(),
+            replicas: 3,
+            zk: "zk:2181".into(),
+        };
+        let mut old = objects::build(&def, &target).unwrap();
+        old.metadata.resource_version = Some("42".into());
+        old.metadata.uid = Some("uid".into());
+        let new = next_rc(&old, "2.0", SystemTime::UNIX_EPOCH, 0).unwrap();
+        assert_eq!(
+            new.metadata.name.as_deref(),
+            Some("ochopod.default.web-1970-01-01-00-00-00-bbbbb")
+        );
+        assert_eq!(
+            (new.metadata.uid.as_ref(), new.metadata.resource_version.as_ref()),
+            (None, None)
+        );
+        let spec = new.spec.unwrap();
+        assert_eq!(spec.replicas, Some(0));
+        let tpl = spec.template.unwrap();
+        assert_eq!(
+            tpl.metadata.unwrap().labels.unwrap()[LABEL_APPLICATION],
+            "ochopod.default.web-1970-01-01-00-00-00-bbbbb"
+        );
+        let c = &tpl.spec.unwrap().containers[0];
+        assert_eq!(c.image.as_deref(), Some("registry.local:5000/team/web:2.0"));
+        assert_eq!(c.args, Some(vec!["web-server".into(), "--port".into(), "80".into()]));
+    }
+}

@@ -1,0 +1,218 @@
+//! `ocho kill GLOB…`: graceful first (`/control/kill` until every pod answers 410 or the
+//! timeout passes, so each workload's finalize runs), then through Kubernetes: the cluster's
+//! ReplicationControllers are deleted with propagation Background, so the garbage collector
+//! removes every pod, answering or not (the server's default for core/v1 RCs, Orphan, would
+//! leave them all running). RCs are found through each pod's `application` and by label, which
+//! also catches pods that never registered. With `-i`, only those pods go and their RC is
+//! scaled down accordingly. An empty match is a failure.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use argh::{ArgsInfo, FromArgs};
+use serde_json::{Value, json};
+
+use super::workload::{self, Killed};
+use super::{Glob, Pod, lookup};
+use crate::error::{Error, Result, chain};
+use crate::k8s::ops::Propagation;
+use crate::k8s::{Access, Kube};
+use crate::zk::{self, Session};
+
+/// kill the pods of clusters gracefully, then delete their replication controllers
+///
+/// Each GLOB matches `<namespace>.<cluster>` (a bare name matches any namespace). Every matched
+/// pod gets `POST /control/kill/<secs>` until it answers 410 or -t passes; then the RCs of the
+/// cluster (each pod's `application`, plus every RC labelled for the cluster) are deleted with
+/// propagation Background, so Kubernetes removes every pod, silent ones included. With -i SEQ…,
+/// only those pods are killed and deleted, and their RC's replicas lowered by as many. Without
+/// -i, --force is required.
+///
+/// Output: per-pod problems on stderr (`<glob>: <pod key>: <reason>`), then
+/// `<P>% success / killed <N> pod(s)` (P over globs). With -j:
+/// {"<glob>": {"ok": bool, "down": [seq…], "graceful": [seq…], "deleted": ["<rc>"…],
+/// "problems": ["…"]}}. Exit 0 when every glob succeeded, 1 otherwise (a glob matching nothing
+/// fails), 2 on a usage error.
+#[derive(FromArgs, ArgsInfo, Debug)]
+#[argh(subcommand, name = "kill")]
+pub struct Args {
+    /// cluster globs
+    #[argh(positional)]
+    pub globs: Vec<String>,
+    /// only the pods with these seq numbers (repeatable, or comma separated)
+    #[argh(option, short = 'i')]
+    pub indices: Vec<String>,
+    /// required to kill whole clusters (without -i)
+    #[argh(switch)]
+    pub force: bool,
+    /// seconds allowed for the graceful kill (default 60, at least 5)
+    #[argh(option, short = 't', default = "60")]
+    pub timeout: u64,
+    /// print JSON
+    #[argh(switch, short = 'j')]
+    pub json: bool,
+    /// zookeeper hosts, host:port,… (env OCHOPOD_ZK; default 127.0.0.1:2181)
+    #[argh(option, default = "zk::default_hosts()")]
+    pub zk: String,
+    /// kubeconfig context (default: the current one, or the in-cluster service account)
+    #[argh(option)]
+    pub context: Option<String>,
+    /// kubernetes namespace (default: the context's, or the proxy's own in-cluster)
+    #[argh(option)]
+    pub k8s_namespace: Option<String>,
+}
+
+/// What happened to one glob.
+#[derive(Debug, Default)]
+struct Outcome {
+    down: Vec<u64>,
+    graceful: Vec<u64>,
+    deleted: Vec<String>,
+    problems: Vec<String>,
+    failed: bool,
+}
+
+/// Parses `-i` values: numbers, repeatable or comma separated.
+pub fn parse_indices(values: &[String]) -> Result<Option<BTreeSet<u64>>> {
+    if values.is_empty() {
+        return Ok(None);
+    }
+    let mut set = BTreeSet::new();
+    for part in values.iter().flat_map(|v| v.split(',')).filter(|p| !p.trim().is_empty()) {
+        let seq = part
+            .trim()
+            .parse()
+            .map_err(|_| Error::Usage(format!("-i {part}: give pod seq numbers")))?;
+        set.insert(seq);
+    }
+    Ok(Some(set))
+}
+
+/// Runs the tool.
+pub fn run(args: Args) -> Result<ExitCode> {
+    let globs = Glob::required("kill", &args.globs)?;
+    let indices = parse_indices(&args.indices)?;
+    if indices.is_none() && !args.force {
+        return Err(Error::Usage(
+            "kill: give --force to kill whole clusters, or -i to pick pods".into(),
+        ));
+    }
+    let timeout = Duration::from_secs(args.timeout.max(5));
+    let access =
+        Access { context: args.context.clone(), k8s_namespace: args.k8s_namespace.clone() };
+    let kube = Kube::connect(&access)?;
+    let zk = Session::connect(&args.zk, Duration::from_secs(10))?;
+
+    let mut outcomes = Vec::new();
+    for glob in &globs {
+        let outcome = kill(&kube, &zk, glob, indices.as_ref(), timeout).unwrap_or_else(|e| {
+            Outcome { problems: vec![chain(&e)], failed: true, ..Default::default() }
+        });
+        outcomes.push((glob, outcome));
+    }
+    report(&outcomes, args.json)
+}
+
+fn kill(
+    kube: &Kube,
+    zk: &Session,
+    glob: &Glob,
+    indices: Option<&BTreeSet<u64>>,
+    timeout: Duration,
+) -> Result<Outcome> {
+    let pods: Vec<Pod> = lookup(zk, std::slice::from_ref(glob), indices)?.pods;
+    let by_label =
+        if indices.is_none() { workload::rcs_by_cluster(kube, glob)? } else { BTreeMap::new() };
+    let mut outcome = Outcome::default();
+    if pods.is_empty() && by_label.is_empty() {
+        outcome.failed = true;
+        outcome.problems.push("no pods found: the cluster is either invalid or empty".into());
+        return Ok(outcome);
+    }
+
+    for (pod, killed) in pods.iter().zip(workload::graceful_kill(&pods, timeout)) {
+        match killed {
+            Killed::Dead => outcome.graceful.push(pod.seq),
+            Killed::NotConfirmed(why) => outcome.problems.push(format!(
+                "{}: no graceful kill ({why}); deleted through kubernetes",
+                pod.key()
+            )),
+        }
+    }
+
+    if indices.is_some() {
+        let chosen: Vec<&Pod> = pods.iter().collect();
+        let problems = workload::remove_pods(kube, &chosen);
+        outcome.failed = !problems.is_empty();
+        outcome.problems.extend(problems);
+        outcome.down = pods.iter().map(|p| p.seq).collect();
+        return Ok(outcome);
+    }
+
+    let mut apps: BTreeSet<String> =
+        pods.iter().map(|p| p.field("application")).filter(|a| !a.is_empty()).collect();
+    apps.extend(by_label.values().flatten().map(workload::name));
+    for pod in pods.iter().filter(|p| p.field("application").is_empty()) {
+        outcome.failed = true;
+        outcome.problems.push(format!(
+            "{}: no application in its registration (not made by deploy?): not deleted",
+            pod.key()
+        ));
+    }
+    for app in apps {
+        match kube.delete_rc(&app, Propagation::Background) {
+            Ok(_) => outcome.deleted.push(app),
+            Err(e) => {
+                outcome.failed = true;
+                outcome.problems.push(chain(&e));
+            }
+        }
+    }
+    outcome.down = pods
+        .iter()
+        .filter(|p| outcome.deleted.contains(&p.field("application")))
+        .map(|p| p.seq)
+        .collect();
+    Ok(outcome)
+}
+
+fn report(outcomes: &[(&Glob, Outcome)], as_json: bool) -> Result<ExitCode> {
+    let ok = outcomes.iter().filter(|(_, o)| !o.failed).count();
+    if as_json {
+        let mut out = serde_json::Map::new();
+        for (glob, o) in outcomes {
+            out.insert(
+                glob.0.clone(),
+                json!({ "ok": !o.failed, "down": o.down, "graceful": o.graceful,
+                        "deleted": o.deleted, "problems": o.problems }),
+            );
+        }
+        println!("{}", Value::Object(out));
+    } else {
+        for (glob, o) in outcomes {
+            for problem in &o.problems {
+                eprintln!("{}: {problem}", glob.0);
+            }
+        }
+        let killed: usize = outcomes.iter().map(|(_, o)| o.down.len()).sum();
+        println!(
+            "{}% success / killed {killed} pod(s)",
+            super::deploy::percent(ok, outcomes.len())
+        );
+    }
+    Ok(if ok == outcomes.len() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn indices_are_numbers_repeatable_or_comma_separated() {
+        assert_eq!(parse_indices(&[]).unwrap(), None);
+        let got = parse_indices(&["1,2".into(), "5".into()]).unwrap().unwrap();
+        assert_eq!(got.into_iter().collect::<Vec<_>>(), [1, 2, 5]);
+        assert!(parse_indices(&["x".into()]).is_err());
+    }
+}

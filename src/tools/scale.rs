@@ -1,0 +1,292 @@
+//! `ocho scale GLOB -f @N|+N|-N|xF`: changes the number of pods of each matched cluster through
+//! the `scale` subresource of its ReplicationControllers. Growing adds to the newest RC;
+//! shrinking picks the pods to remove (newest `seq` first, oldest with `--fifo`), kills them
+//! gracefully, deletes them and lowers their own RC's replicas, so a cluster spread over several
+//! RCs (during or after a `bump`) shrinks where its chosen pods are.
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use argh::{ArgsInfo, FromArgs};
+use serde_json::{Value, json};
+
+use super::workload::{self, Killed};
+use super::{Glob, Pod};
+use crate::error::{Error, Result, chain};
+use crate::k8s::{Access, Kube};
+use crate::zk::{self, Session};
+
+/// change the number of pods of clusters
+///
+/// GLOB matches `<namespace>.<cluster>` (a bare name matches any namespace); each matched
+/// cluster is scaled on its own. -f gives the target: @N (exactly N), +N / -N (relative), xF
+/// (current × F, rounded down). The current count is the sum of the replicas of the cluster's
+/// RCs. Up: the newest RC gets the extra replicas. Down: the newest pods by seq (oldest with
+/// --fifo) get `/control/kill` until 410, are deleted, and their RC's replicas are lowered, so
+/// the controller does not replace them. --wait blocks until the pods registered in ZooKeeper
+/// match the target and the cluster is configured.
+///
+/// Output: problems on stderr, then `<P>% success (<delta with sign> pods)`. With -j:
+/// {"<cluster>": {"ok": bool, "delta": int, "replicas": int, "problems": ["…"]}}.
+/// Exit 0 when every cluster reached its target, 1 otherwise or when nothing matched, 2 on a
+/// usage error.
+#[derive(FromArgs, ArgsInfo, Debug)]
+#[argh(subcommand, name = "scale")]
+pub struct Args {
+    /// cluster glob
+    #[argh(positional)]
+    pub glob: String,
+    /// target: @N, +N, -N or xF
+    #[argh(option, short = 'f')]
+    pub factor: String,
+    /// remove the oldest pods first instead of the newest
+    #[argh(switch)]
+    pub fifo: bool,
+    /// wait until the cluster has the target number of configured pods
+    #[argh(switch)]
+    pub wait: bool,
+    /// seconds for the graceful kill and --wait (default 60, at least 5)
+    #[argh(option, short = 't', default = "60")]
+    pub timeout: u64,
+    /// print JSON
+    #[argh(switch, short = 'j')]
+    pub json: bool,
+    /// zookeeper hosts, host:port,… (env OCHOPOD_ZK; default 127.0.0.1:2181)
+    #[argh(option, default = "zk::default_hosts()")]
+    pub zk: String,
+    /// kubeconfig context (default: the current one, or the in-cluster service account)
+    #[argh(option)]
+    pub context: Option<String>,
+    /// kubernetes namespace (default: the context's, or the proxy's own in-cluster)
+    #[argh(option)]
+    pub k8s_namespace: Option<String>,
+}
+
+/// A parsed `-f`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Factor {
+    /// `@N`
+    Absolute(i32),
+    /// `+N` / `-N`
+    Relative(i32),
+    /// `xF`
+    Times(f64),
+}
+
+impl Factor {
+    /// Parses `@N`, `+N`, `-N` or `xF`.
+    pub fn parse(text: &str) -> Result<Factor> {
+        let bad = || Error::Usage(format!("-f {text}: give @N, +N, -N or xF"));
+        let t = text.trim();
+        let factor = if let Some(n) = t.strip_prefix('@') {
+            Factor::Absolute(n.parse().map_err(|_| bad())?)
+        } else if let Some(n) = t.strip_prefix('+') {
+            Factor::Relative(n.parse().map_err(|_| bad())?)
+        } else if let Some(n) = t.strip_prefix('-') {
+            Factor::Relative(-n.parse::<i32>().map_err(|_| bad())?)
+        } else if let Some(f) = t.strip_prefix('x') {
+            Factor::Times(f.parse().map_err(|_| bad())?)
+        } else {
+            return Err(bad());
+        };
+        match factor {
+            Factor::Absolute(n) if n < 0 => Err(bad()),
+            Factor::Times(f) if !(f.is_finite() && f >= 0.0) => Err(bad()),
+            f => Ok(f),
+        }
+    }
+
+    /// The target for a cluster of `current` pods, never below 0 nor above 10000.
+    pub fn target(self, current: i32) -> i32 {
+        let t = match self {
+            Factor::Absolute(n) => n,
+            Factor::Relative(d) => current.saturating_add(d),
+            Factor::Times(f) => (f64::from(current) * f).floor().min(1e6) as i32,
+        };
+        t.clamp(0, 10_000)
+    }
+}
+
+/// Picks `count` pods to remove: highest seq first, or lowest with `fifo`.
+pub fn choose(pods: &[Pod], count: usize, fifo: bool) -> Vec<&Pod> {
+    let mut sorted: Vec<&Pod> = pods.iter().collect();
+    sorted.sort_by_key(|p| p.seq);
+    if !fifo {
+        sorted.reverse();
+    }
+    sorted.truncate(count);
+    sorted
+}
+
+#[derive(Debug, Default)]
+struct Outcome {
+    delta: i32,
+    replicas: i32,
+    problems: Vec<String>,
+    failed: bool,
+}
+
+/// Runs the tool.
+pub fn run(args: Args) -> Result<ExitCode> {
+    let glob = Glob::required("scale", std::slice::from_ref(&args.glob))?.remove(0);
+    let factor = Factor::parse(&args.factor)?;
+    let timeout = Duration::from_secs(args.timeout.max(5));
+    let access =
+        Access { context: args.context.clone(), k8s_namespace: args.k8s_namespace.clone() };
+    let kube = Kube::connect(&access)?;
+    let zk = Session::connect(&args.zk, Duration::from_secs(10))?;
+
+    let clusters = workload::rcs_by_cluster(&kube, &glob)?;
+    if clusters.is_empty() {
+        eprintln!("{}: no replication controller found for this cluster glob", glob.0);
+        if args.json {
+            println!("{{}}");
+        } else {
+            println!("0% success (+0 pods)");
+        }
+        return Ok(ExitCode::from(1));
+    }
+    let mut outcomes = Vec::new();
+    for (cluster, rcs) in &clusters {
+        let outcome = scale(&kube, &zk, cluster, rcs, factor, &args, timeout).unwrap_or_else(|e| {
+            Outcome { problems: vec![chain(&e)], failed: true, ..Default::default() }
+        });
+        outcomes.push((cluster.clone(), outcome));
+    }
+    let ok = outcomes.iter().filter(|(_, o)| !o.failed).count();
+    if args.json {
+        let mut out = serde_json::Map::new();
+        for (cluster, o) in &outcomes {
+            out.insert(
+                cluster.clone(),
+                json!({ "ok": !o.failed, "delta": o.delta, "replicas": o.replicas,
+                        "problems": o.problems }),
+            );
+        }
+        println!("{}", Value::Object(out));
+    } else {
+        for (cluster, o) in &outcomes {
+            for p in &o.problems {
+                eprintln!("{cluster}: {p}");
+            }
+        }
+        let delta: i32 = outcomes.iter().map(|(_, o)| o.delta).sum();
+        println!("{}% success ({delta:+} pods)", super::deploy::percent(ok, outcomes.len()));
+    }
+    Ok(if ok == outcomes.len() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+fn scale(
+    kube: &Kube,
+    zk: &Session,
+    cluster: &str,
+    rcs: &[k8s_openapi::api::core::v1::ReplicationController],
+    factor: Factor,
+    args: &Args,
+    timeout: Duration,
+) -> Result<Outcome> {
+    let deadline = Instant::now() + timeout;
+    let mut current = 0;
+    for rc in rcs {
+        current += kube.get_scale(&workload::name(rc))?;
+    }
+    let target = factor.target(current);
+    let mut outcome = Outcome { delta: target - current, replicas: target, ..Default::default() };
+    let names: Vec<String> = rcs.iter().map(workload::name).collect();
+    if target > current {
+        let newest = names.last().expect("rcs_by_cluster never returns an empty group");
+        let now = kube.get_scale(newest)?;
+        kube.set_scale(newest, now + (target - current))?;
+    } else if target < current {
+        let pods: Vec<Pod> = workload::pods_of(zk, cluster)?
+            .into_iter()
+            .filter(|p| names.contains(&p.field("application")))
+            .collect();
+        let remove = (current - target) as usize;
+        let chosen = choose(&pods, remove, args.fifo);
+        let owned: Vec<Pod> = chosen.iter().map(|p| (*p).clone()).collect();
+        for (pod, killed) in owned.iter().zip(workload::graceful_kill(&owned, timeout)) {
+            if let Killed::NotConfirmed(why) = killed {
+                outcome.problems.push(format!("{}: no graceful kill ({why})", pod.key()));
+            }
+        }
+        outcome.problems.extend(workload::remove_pods(kube, &chosen));
+        // Pods that never registered cannot be chosen; the rest comes off the newest RCs and
+        // the controller picks which pods go.
+        let mut missing = remove.saturating_sub(chosen.len()) as i32;
+        for name in names.iter().rev() {
+            if missing == 0 {
+                break;
+            }
+            let now = kube.get_scale(name)?;
+            let cut = now.min(missing);
+            if cut > 0 {
+                kube.set_scale(name, now - cut)?;
+                missing -= cut;
+            }
+        }
+        outcome.failed = !outcome.problems.is_empty();
+    }
+    if args.wait && !outcome.failed {
+        let (pods, ok) = workload::wait_for(
+            zk,
+            cluster,
+            deadline,
+            |pods| {
+                if !args.json {
+                    println!("{cluster}: {} pod(s) registered", pods.len());
+                }
+            },
+            |pods, configured| {
+                let mine: Vec<&Pod> =
+                    pods.iter().filter(|p| names.contains(&p.field("application"))).collect();
+                mine.len() == target as usize && mine.iter().all(|p| configured.contains(&p.uuid))
+            },
+        )?;
+        if !ok {
+            outcome.failed = true;
+            outcome.problems.push(format!(
+                "timed out with {} pod(s) registered, waiting for {target} configured",
+                pods.len()
+            ));
+        }
+    }
+    Ok(outcome)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Map;
+
+    #[test]
+    fn factors_parse_and_give_targets() {
+        assert_eq!(Factor::parse("@3").unwrap().target(1), 3);
+        assert_eq!(Factor::parse("+2").unwrap().target(1), 3);
+        assert_eq!(Factor::parse("-2").unwrap().target(1), 0);
+        assert_eq!(Factor::parse("x1.5").unwrap().target(3), 4);
+        assert_eq!(Factor::parse("x0").unwrap().target(3), 0);
+        for bad in ["3", "@-1", "x-1", "xnan", "+", "@x", ""] {
+            assert!(Factor::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    fn pod(seq: u64) -> Pod {
+        Pod {
+            cluster: "default.web".into(),
+            seq,
+            uuid: format!("u{seq}"),
+            znode: format!("u{seq}.{seq:010}"),
+            registration: Map::new(),
+        }
+    }
+
+    #[test]
+    fn newest_pods_go_first_unless_fifo() {
+        let pods = [pod(3), pod(10), pod(2)];
+        let seqs = |v: Vec<&Pod>| v.iter().map(|p| p.seq).collect::<Vec<_>>();
+        assert_eq!(seqs(choose(&pods, 2, false)), [10, 3]);
+        assert_eq!(seqs(choose(&pods, 2, true)), [2, 3]);
+        assert_eq!(seqs(choose(&pods, 5, false)).len(), 3);
+    }
+}

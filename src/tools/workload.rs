@@ -1,0 +1,186 @@
+//! What `kill`, `scale` and `bump` share: the ReplicationControllers of an Ochopod cluster
+//! (found by label, whatever registered in ZooKeeper), the graceful `/control/kill` loop, the
+//! removal of chosen pods (delete them, then lower their RC's replicas so the controller does not
+//! replace them), and the wait for a cluster's pods to be registered and configured.
+
+use std::collections::BTreeMap;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::ReplicationController;
+use serde_json::Value;
+
+use super::{Answer, Glob, Pod, ROOT, fan_out, lookup, post};
+use crate::error::Result;
+use crate::k8s::Kube;
+use crate::k8s::objects::{ANNOTATION_QUALIFIED, LABEL_CLUSTER, LABEL_NAMESPACE};
+use crate::zk::Session;
+
+/// Pods contacted at once.
+pub const PARALLEL: usize = 32;
+
+/// The Ochopod cluster (`<namespace>.<cluster>`) an RC of `deploy` belongs to.
+pub fn qualified(rc: &ReplicationController) -> Option<String> {
+    if let Some(q) = rc.metadata.annotations.as_ref().and_then(|a| a.get(ANNOTATION_QUALIFIED)) {
+        return Some(q.clone());
+    }
+    let labels = rc.metadata.labels.as_ref()?;
+    Some(format!("{}.{}", labels.get(LABEL_NAMESPACE)?, labels.get(LABEL_CLUSTER)?))
+}
+
+/// RCs made by `deploy` whose cluster matches `glob`, grouped by cluster, each group oldest
+/// first (by creation time, then name).
+pub fn rcs_by_cluster(
+    kube: &Kube,
+    glob: &Glob,
+) -> Result<BTreeMap<String, Vec<ReplicationController>>> {
+    let mut found: BTreeMap<String, Vec<ReplicationController>> = BTreeMap::new();
+    for rc in kube.list_rcs(LABEL_CLUSTER)? {
+        if let Some(q) = qualified(&rc).filter(|q| glob.matches(q)) {
+            found.entry(q).or_default().push(rc);
+        }
+    }
+    for rcs in found.values_mut() {
+        rcs.sort_by(|a, b| {
+            let key = |rc: &ReplicationController| {
+                (rc.metadata.creation_timestamp.clone().map(|t| t.0), rc.metadata.name.clone())
+            };
+            key(a).cmp(&key(b))
+        });
+    }
+    Ok(found)
+}
+
+/// The desired replicas of an RC (its spec).
+pub fn replicas(rc: &ReplicationController) -> i32 {
+    rc.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0)
+}
+
+/// The name of an RC.
+pub fn name(rc: &ReplicationController) -> String {
+    rc.metadata.name.clone().unwrap_or_default()
+}
+
+/// How one pod took `/control/kill`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Killed {
+    /// It answered 410: its lifecycle is gone (finalize ran).
+    Dead,
+    /// It never answered 410 before the deadline; the reason of its last answer.
+    NotConfirmed(String),
+}
+
+/// Posts `/control/kill/<secs>` to every pod until each answers 410 or `timeout` has passed.
+/// The first call blocks while the pod tears its process down; a 200 is followed by another call
+/// that should see 410.
+pub fn graceful_kill(pods: &[Pod], timeout: Duration) -> Vec<Killed> {
+    let deadline = Instant::now() + timeout;
+    fan_out(pods, PARALLEL, |pod| {
+        let mut last = String::from("not tried");
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Killed::NotConfirmed(last);
+            }
+            let secs = left.as_secs().max(1);
+            // The client waits a little longer than the pod's own timeout, as the leader does.
+            match post(pod, &format!("/control/kill/{secs}"), b"", left.mul_f64(1.25)) {
+                Answer::Json { status: 410, .. } => return Killed::Dead,
+                Answer::Json { status: 200, .. } => last = "answered 200 but not 410 yet".into(),
+                Answer::Json { status, .. } => last = format!("HTTP {status}"),
+                Answer::Failed(why) => {
+                    last = why;
+                    // A silent pod: do not spin on connection errors.
+                    thread::sleep(Duration::from_millis(250).min(left));
+                }
+            }
+        }
+    })
+}
+
+/// Removes chosen pods from their RCs: deletes each pod (by its `task`, the Kubernetes pod
+/// name), then lowers each RC's replicas by as many, through the `scale` subresource. Deleting
+/// first keeps the controller from picking other, live pods as the surplus; a replacement it may
+/// create in between is the newest and unready, so it is the one removed by the scale-down.
+/// Returns one line per problem.
+pub fn remove_pods(kube: &Kube, chosen: &[&Pod]) -> Vec<String> {
+    let mut problems = Vec::new();
+    let mut by_app: BTreeMap<String, Vec<&Pod>> = BTreeMap::new();
+    for pod in chosen {
+        by_app.entry(pod.field("application")).or_default().push(pod);
+    }
+    for (app, pods) in by_app {
+        for pod in &pods {
+            let task = pod.field("task");
+            if task.is_empty() {
+                problems.push(format!("{}: no task (pod name) in its registration", pod.key()));
+            } else if let Err(e) = kube.delete_pod(&task) {
+                problems.push(format!("{}: {}", pod.key(), crate::error::chain(&e)));
+            }
+        }
+        if app.is_empty() {
+            problems
+                .push(format!("{} pod(s) without an application: replicas unchanged", pods.len()));
+            continue;
+        }
+        let lowered = kube.get_scale(&app).and_then(|current| {
+            let target = (current - pods.len() as i32).max(0);
+            kube.set_scale(&app, target)
+        });
+        if let Err(e) = lowered {
+            problems.push(crate::error::chain(&e));
+        }
+    }
+    problems
+}
+
+/// Registered pods of one cluster (exact qualified name).
+pub fn pods_of(zk: &Session, cluster: &str) -> Result<Vec<Pod>> {
+    let glob = Glob(cluster.replace(['*', '?', '['], "?"));
+    let mut found = lookup(zk, std::slice::from_ref(&glob), None)?.pods;
+    found.retain(|p| p.cluster == cluster);
+    Ok(found)
+}
+
+/// The uuids in a cluster's `snapshot` node: the pods its leader configured last.
+pub fn configured(zk: &Session, cluster: &str) -> Result<Vec<String>> {
+    let data = zk.get(&format!("{ROOT}/{cluster}/snapshot"))?.unwrap_or_default();
+    Ok(match serde_json::from_slice::<Value>(&data) {
+        Ok(Value::Object(map)) => map.keys().cloned().collect(),
+        _ => Vec::new(),
+    })
+}
+
+/// Waits until `want(pods)` holds for the registered pods of `cluster`, checking every 250 ms
+/// up to `deadline`; `progress` sees each new count. Returns the last pods seen and whether the
+/// condition held.
+pub fn wait_for(
+    zk: &Session,
+    cluster: &str,
+    deadline: Instant,
+    mut progress: impl FnMut(&[Pod]),
+    want: impl Fn(&[Pod], &[String]) -> bool,
+) -> Result<(Vec<Pod>, bool)> {
+    let mut last_count = usize::MAX;
+    loop {
+        let pods = pods_of(zk, cluster)?;
+        if pods.len() != last_count {
+            last_count = pods.len();
+            progress(&pods);
+        }
+        if want(&pods, &configured(zk, cluster)?) {
+            return Ok((pods, true));
+        }
+        if Instant::now() >= deadline {
+            return Ok((pods, false));
+        }
+        thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// True when exactly `count` pods of `application` are registered and every one of them is in
+/// the cluster's snapshot (its leader configured them).
+pub fn settled(pods: &[Pod], configured: &[String], application: &str, count: usize) -> bool {
+    let mine: Vec<&Pod> = pods.iter().filter(|p| p.field("application") == application).collect();
+    mine.len() == count && mine.iter().all(|p| configured.contains(&p.uuid))
+}
