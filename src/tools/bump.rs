@@ -22,21 +22,12 @@ use crate::k8s::{Access, Kube, is_code};
 use crate::zk::{self, Session};
 
 /// roll clusters to a new image tag, a few pods at a time
-///
-/// GLOB matches `<namespace>.<cluster>` (a bare name matches any namespace); each matched
-/// cluster is bumped on its own. A new RC is created from the newest RC's pod template with the
-/// image tag set to RELEASE (a registry port is kept), at 0 replicas. Then, --step pods at a
-/// time: the new RC grows by the step; once its pods are registered in ZooKeeper and configured
-/// by their leader (in the cluster's snapshot), as many of the oldest old pods get
-/// `/control/kill` until 410, are deleted and their RC lowered. At the end the old RCs are
-/// deleted (propagation Background). Each wait lasts at most -t seconds. With --strict, a
-/// failure rolls back: the new RC is deleted and the old RCs get their replicas back.
-///
-/// Output: problems on stderr, then `<P>% success (<N> pods)`. With -j:
-/// {"<cluster>": {"ok": bool, "application": "<new rc>", "up": [seq…], "problems": ["…"]}}.
-/// Exit 0 when every cluster was rolled, 1 otherwise or when nothing matched, 2 on usage errors.
 #[derive(FromArgs, ArgsInfo, Debug)]
-#[argh(subcommand, name = "bump")]
+#[argh(
+    subcommand,
+    name = "bump",
+    note = "GLOB matches `<namespace>.<cluster>` (a bare name matches any namespace); each matched cluster is bumped on its own. A new RC is created from the newest RC's pod template with the image tag set to RELEASE (a registry port is kept), at 0 replicas. Then, --step pods at a time: the new RC grows by the step; once its pods are registered in ZooKeeper and configured by their leader (in the cluster's snapshot), as many of the oldest old pods get `/control/kill` until 410, are deleted and their RC lowered. At the end the old RCs are deleted (propagation Background). Each wait lasts at most -t seconds. With --strict, a failure rolls back: the new RC is deleted and the old RCs get their replicas back.\n\nOutput: problems on stderr, then `<P>% success (<N> pods)`. With -j: {{\"<cluster>\": {{\"ok\": bool, \"application\": \"<new rc>\", \"up\": [seq…], \"problems\": [\"…\"]}}}}. Exit 0 when every cluster was rolled, 1 otherwise or when nothing matched, 2 on usage errors."
+)]
 pub struct Args {
     /// cluster glob
     #[argh(positional)]

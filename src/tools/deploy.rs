@@ -19,25 +19,12 @@ use crate::k8s::ops::Propagation;
 use crate::k8s::{Access, Kube, is_code};
 
 /// spawn a replication controller for each container definition
-///
-/// FILE arguments are container definition YAML files, or globs (`*.yml`) expanded against the
-/// working directory. Each becomes one ReplicationController named
-/// `ochopod.<ns>.<cluster>-<UTC YYYY-MM-DD-HH-MM-SS>-<5 random chars>` (shortened to 63
-/// characters from the left part when needed), labelled ochopod.io/namespace, ochopod.io/cluster
-/// and ochopod.io/application. Its one container gets the Ochopod environment (ochopod_cluster,
-/// ochopod_namespace, ochopod_application, ochopod_zk, ochopod_port, ochopod_ports,
-/// ochopod_debug, ochopod_start, ochopod_depends_on, pod = settings JSON, POD_IP, POD_NAME,
-/// NODE_NAME), never a credential. The definition's `command` and `args` become the container's
-/// command and args unchanged: with an image whose entrypoint is `ocho pod … --`, give only
-/// `args`, the workload the agent starts.
-///
-/// Output: one line per failed definition on stderr (`<file>: <reason>`), then
-/// `<P>% success / spawned <N> pod(s)`. With -j one JSON object:
-/// {"<file>": {"ok": bool, "application": "<rc name>", "replicas": N, "error": "…"}}.
-/// --dry-run prints the objects (YAML documents; a JSON array with -j) and calls nothing.
-/// Exit 0 when every definition was deployed, 1 otherwise, 2 on a usage error.
 #[derive(FromArgs, ArgsInfo, Debug)]
-#[argh(subcommand, name = "deploy")]
+#[argh(
+    subcommand,
+    name = "deploy",
+    note = "FILE arguments are container definition YAML files, or globs (`*.yml`) expanded against the working directory. Each becomes one ReplicationController named `ochopod.<ns>.<cluster>-<UTC YYYY-MM-DD-HH-MM-SS>-<5 random chars>` (shortened to 63 characters from the left part when needed), labelled ochopod.io/namespace, ochopod.io/cluster and ochopod.io/application. Its one container gets the Ochopod environment (ochopod_cluster, ochopod_namespace, ochopod_application, ochopod_zk, ochopod_port, ochopod_ports, ochopod_debug, ochopod_start, ochopod_depends_on, pod = settings JSON, POD_IP, POD_NAME, NODE_NAME), never a credential. The definition's `command` and `args` become the container's command and args unchanged: with an image whose entrypoint is `ocho pod … --`, give only `args`, the workload the agent starts.\n\nOutput: one line per failed definition on stderr (`<file>: <reason>`), then `<P>% success / spawned <N> pod(s)`. With -j one JSON object: {{\"<file>\": {{\"ok\": bool, \"up\": [seq… with --wait], \"application\": \"<rc name>\", \"replicas\": N, \"error\": \"…\"}}}}. --dry-run prints the objects (YAML documents; a JSON array with -j) and calls nothing. Exit 0 when every definition was deployed, 1 otherwise, 2 on a usage error."
+)]
 pub struct Args {
     /// container definition files or globs
     #[argh(positional)]

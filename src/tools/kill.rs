@@ -21,21 +21,12 @@ use crate::k8s::{Access, Kube};
 use crate::zk::{self, Session};
 
 /// kill the pods of clusters gracefully, then delete their replication controllers
-///
-/// Each GLOB matches `<namespace>.<cluster>` (a bare name matches any namespace). Every matched
-/// pod gets `POST /control/kill/<secs>` until it answers 410 or -t passes; then the RCs of the
-/// cluster (each pod's `application`, plus every RC labelled for the cluster) are deleted with
-/// propagation Background, so Kubernetes removes every pod, silent ones included. With -i SEQ…,
-/// only those pods are killed and deleted, and their RC's replicas lowered by as many. Without
-/// -i, --force is required.
-///
-/// Output: per-pod problems on stderr (`<glob>: <pod key>: <reason>`), then
-/// `<P>% success / killed <N> pod(s)` (P over globs). With -j:
-/// {"<glob>": {"ok": bool, "down": [seq…], "graceful": [seq…], "deleted": ["<rc>"…],
-/// "problems": ["…"]}}. Exit 0 when every glob succeeded, 1 otherwise (a glob matching nothing
-/// fails), 2 on a usage error.
 #[derive(FromArgs, ArgsInfo, Debug)]
-#[argh(subcommand, name = "kill")]
+#[argh(
+    subcommand,
+    name = "kill",
+    note = "Each GLOB matches `<namespace>.<cluster>` (a bare name matches any namespace). Every matched pod gets `POST /control/kill/<secs>` until it answers 410 or -t passes; then the RCs of the cluster (each pod's `application`, plus every RC labelled for the cluster) are deleted with propagation Background, so Kubernetes removes every pod, silent ones included. With -i SEQ…, only those pods are killed and deleted, and their RC's replicas lowered by as many. Without -i, --force is required.\n\nOutput: per-pod problems on stderr (`<glob>: <pod key>: <reason>`), then `<P>% success / killed <N> pod(s)` (P over globs). With -j: {{\"<glob>\": {{\"ok\": bool, \"down\": [seq…], \"graceful\": [seq…], \"deleted\": [\"<rc>\"…], \"problems\": [\"…\"]}}}}. Exit 0 when every glob succeeded, 1 otherwise (a glob matching nothing fails), 2 on a usage error."
+)]
 pub struct Args {
     /// cluster globs
     #[argh(positional)]

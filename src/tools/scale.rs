@@ -17,21 +17,12 @@ use crate::k8s::{Access, Kube};
 use crate::zk::{self, Session};
 
 /// change the number of pods of clusters
-///
-/// GLOB matches `<namespace>.<cluster>` (a bare name matches any namespace); each matched
-/// cluster is scaled on its own. -f gives the target: @N (exactly N), +N / -N (relative), xF
-/// (current × F, rounded down). The current count is the sum of the replicas of the cluster's
-/// RCs. Up: the newest RC gets the extra replicas. Down: the newest pods by seq (oldest with
-/// --fifo) get `/control/kill` until 410, are deleted, and their RC's replicas are lowered, so
-/// the controller does not replace them. --wait blocks until the pods registered in ZooKeeper
-/// match the target and the cluster is configured.
-///
-/// Output: problems on stderr, then `<P>% success (<delta with sign> pods)`. With -j:
-/// {"<cluster>": {"ok": bool, "delta": int, "replicas": int, "problems": ["…"]}}.
-/// Exit 0 when every cluster reached its target, 1 otherwise or when nothing matched, 2 on a
-/// usage error.
 #[derive(FromArgs, ArgsInfo, Debug)]
-#[argh(subcommand, name = "scale")]
+#[argh(
+    subcommand,
+    name = "scale",
+    note = "GLOB matches `<namespace>.<cluster>` (a bare name matches any namespace); each matched cluster is scaled on its own. -f gives the target: @N (exactly N), +N / -N (relative), xF (current × F, rounded down). The current count is the sum of the replicas of the cluster's RCs. Up: the newest RC gets the extra replicas. Down: the newest pods by seq (oldest with --fifo) get `/control/kill` until 410, are deleted, and their RC's replicas are lowered, so the controller does not replace them. --wait blocks until the pods registered in ZooKeeper match the target and the cluster is configured.\n\nOutput: problems on stderr, then `<P>% success (<delta with sign> pods)`. With -j: {{\"<cluster>\": {{\"ok\": bool, \"delta\": int, \"replicas\": int, \"problems\": [\"…\"]}}}}. Exit 0 when every cluster reached its target, 1 otherwise or when nothing matched, 2 on a usage error."
+)]
 pub struct Args {
     /// cluster glob
     #[argh(positional)]
