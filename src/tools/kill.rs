@@ -20,7 +20,7 @@ use crate::k8s::ops::Propagation;
 use crate::k8s::{Access, Kube};
 use crate::zk::{self, Session};
 
-/// kill the pods of clusters gracefully, then delete their replication controllers
+/// stop clusters gracefully, then delete their replication controllers and pods
 #[derive(FromArgs, ArgsInfo, Debug)]
 #[argh(
     subcommand,
