@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use argh::{ArgsInfo, FromArgs, SubCommands};
 
 use crate::error::Result;
-use crate::{init, portal, zk};
+use crate::{init, portal, tools, zk};
 
 /// Top-level command line: one mode and its arguments.
 #[derive(FromArgs)]
@@ -24,6 +24,17 @@ pub enum Mode {
     Init(init::Args),
     Portal(portal::Args),
     ZkStatus(zk::status::Args),
+    Grep(tools::grep::Args),
+    Info(tools::info::Args),
+    Log(tools::log::Args),
+    Ls(tools::ls::Args),
+    Port(tools::port::Args),
+    Poll(tools::poll::Args),
+    On(tools::on::Args),
+    Off(tools::off::Args),
+    Reset(tools::reset::Args),
+    Ping(tools::ping::Args),
+    Wait(tools::wait::Args),
 }
 
 /// Modes that are not tools: processes of the proxy itself, or the operator's client.
@@ -42,6 +53,17 @@ pub fn dispatch(mode: Mode) -> Result<ExitCode> {
         Mode::Init(args) => init::run(args),
         Mode::Portal(args) => portal::run(args),
         Mode::ZkStatus(args) => zk::status::run(args),
+        Mode::Grep(args) => tools::grep::run(args),
+        Mode::Info(args) => tools::info::run(args),
+        Mode::Log(args) => tools::log::run(args),
+        Mode::Ls(args) => tools::ls::run(args),
+        Mode::Port(args) => tools::port::run(args),
+        Mode::Poll(args) => tools::poll::run(args),
+        Mode::On(args) => tools::on::run(args),
+        Mode::Off(args) => tools::off::run(args),
+        Mode::Reset(args) => tools::reset::run(args),
+        Mode::Ping(args) => tools::ping::run(args),
+        Mode::Wait(args) => tools::wait::run(args),
     }
 }
 

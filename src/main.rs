@@ -7,6 +7,7 @@ mod http;
 mod init;
 mod portal;
 mod supervise;
+mod tools;
 mod zk;
 
 use std::process::ExitCode;
