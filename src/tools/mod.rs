@@ -425,7 +425,7 @@ pub enum Answer {
     /// The pod replied with a JSON body (any status).
     Json { status: u16, body: Value },
     /// No usable reply: silence, a non-JSON body, or the pod cannot be addressed. The text says
-    /// why (`did not answer (timed out)`, `HTTP 500, not JSON`, …).
+    /// why (`timed out`, `connection refused`, `HTTP 500, reply is not JSON`, …).
     Failed(String),
 }
 
@@ -491,8 +491,8 @@ pub fn post(pod: &Pod, path: &str, body: &[u8], timeout: Duration) -> Answer {
             Some(body) => Answer::Json { status: reply.status, body },
             None => Answer::Failed(format!("HTTP {}, reply is not JSON", reply.status)),
         },
-        Err(err) if err.is_silence() => Answer::Failed(format!("did not answer ({err})")),
-        Err(err) => Answer::Failed(format!("bad reply ({err})")),
+        Err(err) if err.is_silence() => Answer::Failed(crate::error::chain(&err)),
+        Err(err) => Answer::Failed(format!("bad reply: {}", crate::error::chain(&err))),
     }
 }
 
