@@ -87,3 +87,147 @@ fn grep_names_the_pods_that_did_not_answer_and_fails_below_the_threshold() {
     );
     drop(w.pods);
 }
+
+#[test]
+fn queries_print_the_original_layouts() {
+    let w = world("q", 2);
+    let zk = w.zk.hosts.as_str();
+    let (code, out, _) = run(&["info", "--zk", zk, "-t", "1", "q.db"]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        out,
+        "\n<q.db> -> 100% replies (1 pods total) ->\n\n- q.db #0\n{\n    \"ip\": \"127.0.2.6\",\n    \
+         \"metrics\": {\n        \"pid\": 31,\n        \"uptime\": \"0.52 hours\"\n    },\n    \
+         \"node\": \"node-1\",\n    \"port\": \"8080\",\n    \"process\": \"running\",\n    \
+         \"public\": \"\",\n    \"state\": \"leader\",\n    \"status\": \"\"\n}\n\n"
+    );
+    let (code, out, _) = run(&["info", "--zk", zk, "-t", "1", "q.web"]);
+    assert_eq!(code, 1);
+    assert!(
+        out.starts_with("\n<q.web> -> 50% replies (4 pods total) ->\n\n- q.web #2\n{\n"),
+        "{out}"
+    );
+    assert!(out.contains("    \"application\": \"web-\\u00e9\",\n"), "{out}");
+    assert!(out.contains("}\n\n- q.web #10\n{\n    \"ip\": \"127.0.2.3\",\n"), "{out}");
+    assert!(
+        out.ends_with(
+            "    \"state\": \"follower\"\n}\n\n\
+             2 pods did not answer: q.web #3 (timed out), q.web #4 (connection refused)\n"
+        ),
+        "{out}"
+    );
+
+    let (code, out, _) = run(&["ls", "--zk", zk, "-t", "1"]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        out,
+        "\n5 pods, 60% replies ->\n\n\
+         cluster  |  ok   |  status           \n\
+         \x20        |       |                   \n\
+         q.db     |  1/1  |                   \n\
+         q.old    |  0/0  |                   \n\
+         q.web    |  2/4  |  probe ok (2 pods)\n\
+         \n2 pods did not answer: q.web #3 (timed out), q.web #4 (connection refused)\n"
+    );
+    let (_, out, _) = run(&["ls", "--zk", zk, "-t", "1", "-j", "q.db", "q.old"]);
+    assert_eq!(
+        out,
+        "{\"q.db\": {\"leader\": \"q.db #0\", \"running\": 1, \"status\": \"\", \"total\": 1, \
+         \"unanswered\": {}}, \"q.old\": {\"leader\": null, \"running\": 0, \"status\": \"\", \
+         \"total\": 0, \"unanswered\": {}}}\n"
+    );
+
+    let (code, out, _) = run(&["log", "--zk", zk, "-t", "1", "-n", "2", "q.web"]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        out,
+        "\nq.web #2 ->\n\n- 2026-11-23 12:00:09,000 - INFO - line 69\n\
+         - 2026-11-23 12:00:10,000 - INFO - line 70\n\n\
+         \nq.web #10 ->\n\n- 2026-11-23 12:00:09,000 - INFO - line 69\n\
+         - 2026-11-23 12:00:10,000 - INFO - line 70\n\n\
+         2 pods did not answer: q.web #3 (timed out), q.web #4 (connection refused)\n"
+    );
+    let (_, out, _) = run(&["log", "--zk", zk, "-t", "1", "-j", "q.db"]);
+    let lines: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(lines["q.db #0"].as_array().unwrap().len(), 64);
+    let (_, out, _) = run(&["log", "--zk", zk, "-t", "1", "-j", "-l", "q.db"]);
+    let lines: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(lines["q.db #0"][0], "2026-11-23 12:00:01,000 - INFO - line 1");
+    assert_eq!(lines["q.db #0"].as_array().unwrap().len(), 70);
+
+    let (code, out, _) = run(&["port", "--zk", zk, "-t", "1", "5432"]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        out,
+        "\n<*> -> 60% replies (5 pods total) ->\n\n\
+         pod       |  pod IP     |  public IP    |  port \n\
+         \x20         |             |               |       \n\
+         q.web #2  |  127.0.2.2  |  203.0.113.7  |  15432\n\
+         \n2 pods did not answer: q.web #3 (timed out), q.web #4 (connection refused)\n"
+    );
+    let (_, out, _) = run(&["port", "--zk", zk, "-t", "1", "-j", "5432", "q.db", "q.web"]);
+    assert_eq!(
+        serde_json::from_str::<Value>(&out).unwrap(),
+        json!({"q.web #2": {"ip": "127.0.2.2", "public": "203.0.113.7", "ports": "15432"},
+               "q.web #3": {"error": "timed out"}, "q.web #4": {"error": "connection refused"}})
+    );
+
+    let (code, out, _) =
+        run(&["poll", "--zk", zk, "-t", "1", "--min-replies", "1", "q.db", "q.old"]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        out,
+        "\n<q.db> -> 100% replies (1 pods total) ->\n\n\
+         pod      |  metrics                            \n\
+         \x20        |                                     \n\
+         q.db #0  |  {\"pid\": 31, \"uptime\": \"0.52 hours\"}\n\
+         \n<q.old> -> no pods found\n"
+    );
+    let (_, out, _) = run(&["poll", "--zk", zk, "-t", "1", "-j", "q.db"]);
+    assert_eq!(out, "{\"q.db #0\": {\"pid\": 31, \"uptime\": \"0.52 hours\"}}\n");
+    let (_, out, _) = run(&["info", "--zk", zk, "-t", "1", "-j", "q.db"]);
+    assert_eq!(serde_json::from_str::<Value>(&out).unwrap()["q.db #0"]["metrics"]["pid"], 31);
+    drop(w.pods);
+}
+
+#[test]
+fn globs_qualified_bare_wildcard_and_no_match() {
+    let w = world("g", 3);
+    let zk = w.zk.hosts.as_str();
+    let keys = |args: &[&str]| -> Vec<String> {
+        let mut full = vec!["grep", "--zk", zk, "-t", "1", "-j"];
+        full.extend_from_slice(args);
+        let (_, out, err) = run(&full);
+        let v: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out} {err}"));
+        let mut keys: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+        keys.sort();
+        keys
+    };
+    assert_eq!(keys(&["g.db"]), ["g.db #0"]);
+    assert_eq!(keys(&["db"]), ["g.db #0"]);
+    assert_eq!(keys(&["d?"]), ["g.db #0"]);
+    assert_eq!(keys(&["g.*", "-i", "0,10"]), ["g.db #0", "g.web #10"]);
+    assert_eq!(keys(&["g.[dw]*", "-i", "2", "-i", "10"]), ["g.web #10", "g.web #2"]);
+    assert!(keys(&["g.d"]).is_empty());
+
+    let (code, out, _) = run(&["grep", "--zk", zk, "nothing"]);
+    assert_eq!((code, out.as_str()), (0, "\n<nothing> -> no pods found\n"));
+    let (code, _, err) = run(&["grep", "--zk", zk, "--min-replies", "1", "nothing"]);
+    assert_eq!(code, 1, "{err}");
+    let (code, _, err) = run(&["grep", "--zk", zk, "-i", "x"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("-i takes pod seq numbers"), "{err}");
+    let (code, _, err) = run(&["grep", "--zk", zk, "--min-replies", "120%"]);
+    assert_eq!(code, 2, "{err}");
+    drop(w.pods);
+}
+
+#[test]
+fn an_unreachable_zookeeper_fails_clearly() {
+    let port = support::free_port();
+    let (code, out, err) =
+        run(&["grep", "--zk", &format!("127.0.0.1:{port}"), "--zk-timeout", "1"]);
+    assert_eq!(code, 1);
+    assert!(out.is_empty());
+    assert!(err.contains(&format!("zookeeper 127.0.0.1:{port}")), "{err}");
+}

@@ -81,7 +81,7 @@ pub fn report(
             tally.ok,
             super::pods(tally.ok)
         );
-        out += &output::failures(&tally);
+        output::failures(&mut out, &tally);
     }
     if !common.json {
         output::emit(&out);

@@ -76,7 +76,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             if tally.total == 0 {
                 out += &output::no_pods(&glob.0);
             }
-            out += &output::failures(&tally);
+            output::failures(&mut out, &tally);
         }
         output::emit(&out);
     }

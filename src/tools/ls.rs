@@ -93,7 +93,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             .collect();
         let mut out = format!("\n{} pods, {}% replies ->\n\n", all.total, all.percent());
         out += &output::table(&["cluster", "ok", "status"], &table);
-        out += &output::failures(&all);
+        output::failures(&mut out, &all);
         output::emit(&out);
     }
     Ok(super::finish(&common, &all, &scan.lookup.skipped))

@@ -48,9 +48,15 @@ pub fn no_pods(glob: &str) -> String {
     format!("\n<{glob}> -> no pods found\n")
 }
 
-/// The failure line of a tally, with its newline, or nothing.
-pub fn failures(tally: &Tally) -> String {
-    tally.failure_line().map(|l| format!("\n{l}\n")).unwrap_or_default()
+/// Appends the failure line of a tally to `out`, after one empty line.
+pub fn failures(out: &mut String, tally: &Tally) {
+    if let Some(line) = tally.failure_line() {
+        if !out.ends_with("\n\n") {
+            out.push('\n');
+        }
+        out.push_str(&line);
+        out.push('\n');
+    }
 }
 
 /// One line of JSON with Python's default separators (`, ` and `: `) and sorted keys.

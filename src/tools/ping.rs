@@ -106,7 +106,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 out += &entries.join("\n- ");
                 out += "\n";
             }
-            out += &output::failures(&tally);
+            output::failures(&mut out, &tally);
         }
         output::emit(&out);
     }

@@ -62,7 +62,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             out += &output::header(&glob.0, &tally);
             out += "\n";
             out += &output::table(&["pod", "metrics"], &rows);
-            out += &output::failures(&tally);
+            output::failures(&mut out, &tally);
         }
         output::emit(&out);
     }
