@@ -231,3 +231,190 @@ fn an_unreachable_zookeeper_fails_clearly() {
     assert!(out.is_empty());
     assert!(err.contains(&format!("zookeeper 127.0.0.1:{port}")), "{err}");
 }
+
+#[test]
+fn off_reset_and_ping_need_force_or_indices_and_report_every_pod() {
+    let w = world("c", 4);
+    let zk = w.zk.hosts.as_str();
+    let (leader, follower) = (&w.pods[0], &w.pods[1]);
+    for tool in
+        [&["off", "c.web"][..], &["reset", "c.web"], &["on", "c.web"], &["ping", "x.yml", "c.web"]]
+    {
+        let mut args = tool.to_vec();
+        args.extend(["--zk", zk]);
+        let (code, _, err) = run(&args);
+        assert_eq!(code, 2, "{tool:?}: {err}");
+        assert!(err.contains("pass --force, or pick pods with -i"), "{err}");
+    }
+
+    let (code, out, err) = run(&["off", "--zk", zk, "-t", "1", "--force", "c.web"]);
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(
+        out,
+        "\n<c.web> -> 50% replies, 2 pods off\n\
+         \n2 pods did not answer: c.web #3 (timed out), c.web #4 (connection refused)\n"
+    );
+    let seen = follower.seen();
+    let off = seen.iter().find(|s| s.path.starts_with("/control/off")).unwrap();
+    assert_eq!(
+        (off.path.as_str(), off.content_type.as_deref(), off.body.as_str()),
+        ("/control/off/1", None, "")
+    );
+
+    follower.state.lock().unwrap().control_status = 408;
+    let (code, out, _) = run(&["off", "--zk", zk, "-t", "1", "-i", "2,10", "-j", "web"]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        out,
+        "{\"web\": {\"failed\": {\"c.web #10\": \"HTTP 408, still queued on the pod\"}, \"off\": [2], \"ok\": false}}\n"
+    );
+    let (code, _, _) =
+        run(&["off", "--zk", zk, "-t", "1", "-i", "2,10", "--min-replies", "1", "web"]);
+    assert_eq!(code, 0);
+    follower.state.lock().unwrap().control_status = 200;
+
+    let (code, out, err) = run(&["off", "--zk", zk, "--force", "nothing"]);
+    assert_eq!((code, out.as_str()), (1, "\n<nothing> -> no pods found\n"));
+    assert!(err.contains("no pods matched nothing"), "{err}");
+
+    let (code, out, _) = run(&["reset", "--zk", zk, "-i", "2", "c.web"]);
+    assert_eq!((code, out.as_str()), (0, "\n<c.web> -> 100% replies, 1 pod reset\n"));
+    assert!(leader.seen().iter().any(|s| s.path == "/reset"));
+    assert!(!follower.seen().iter().any(|s| s.path == "/reset"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let payload = dir.path().join("hello.yml");
+    std::fs::write(&payload, "hello: world\nn: [1, 2]\n").unwrap();
+    let payload = payload.to_str().unwrap();
+    let (code, out, err) = run(&["ping", payload, "--zk", zk, "-t", "1", "-i", "2", "web"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out,
+        "\n<web> -> 100% replies (1 pods total) ->\n\n- c.web #2\n{\n    \"pong\": true\n}\n\n"
+    );
+    let seen = leader.seen();
+    let signal = seen.iter().find(|s| s.path.starts_with("/control/signal")).unwrap();
+    assert_eq!(signal.path, "/control/signal/1");
+    assert_eq!(signal.content_type.as_deref(), Some("application/json"));
+    assert_eq!(
+        serde_json::from_str::<Value>(&signal.body).unwrap(),
+        json!({"hello": "world", "n": [1, 2]})
+    );
+    let (code, out, _) = run(&["ping", payload, "--zk", zk, "-t", "1", "-i", "2,4", "-j", "web"]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        out,
+        "{\"c.web #2\": {\"pong\": true}, \"c.web #4\": {\"error\": \"connection refused\"}}\n"
+    );
+    drop(w.pods);
+}
+
+#[test]
+fn on_refuses_pods_that_were_never_configured() {
+    let w = world("o", 5);
+    let zk = w.zk.hosts.as_str();
+    let (leader, follower) = (&w.pods[0], &w.pods[1]);
+    follower.set("process", json!("stopped"));
+    let sent =
+        |pod: &FakePod| pod.seen().iter().filter(|s| s.path.starts_with("/control/on")).count();
+
+    let (code, out, _) = run(&["on", "--zk", zk, "-t", "1", "-i", "2,10", "web"]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        out,
+        "\n<web> -> 50% replies, 1 pod on\n\n1 pod did not answer: o.web #10 (refused: never \
+         configured: on without a payload would kill it (--unconfigured to send anyway))\n"
+    );
+    assert_eq!((sent(leader), sent(follower)), (1, 0));
+
+    // In the cluster's snapshot: it took part in a configuration, a bare `on` is safe.
+    w.zk.snapshot(
+        "o.web",
+        &["00000000-0000-4000-8000-000000000002", "00000000-0000-4000-8000-000000000010"],
+    );
+    let (code, out, _) = run(&["on", "--zk", zk, "-t", "1", "-i", "2,10", "-j", "o.web"]);
+    assert_eq!(
+        (code, out.as_str()),
+        (0, "{\"o.web\": {\"failed\": {}, \"ok\": true, \"on\": [2, 10]}}\n")
+    );
+    assert_eq!(sent(follower), 1);
+
+    w.zk.snapshot("o.web", &[]);
+    let (code, _, _) = run(&["on", "--zk", zk, "-t", "1", "-i", "10", "--unconfigured", "web"]);
+    assert_eq!(code, 0);
+    assert_eq!(sent(follower), 2);
+    let on = follower.seen().into_iter().rfind(|s| s.path.starts_with("/control/on")).unwrap();
+    assert_eq!((on.path.as_str(), on.body.as_str()), ("/control/on/1", ""));
+    drop(w.pods);
+}
+
+#[test]
+fn wait_reports_progress_until_the_leader_has_configured() {
+    let zk = Zk::new("t-w");
+    let leader = FakePod::answering("127.0.6.2", "stopped", "leader (configuring)", json!({}));
+    let follower = FakePod::answering("127.0.6.3", "stopped", "follower", json!({}));
+    zk.register("w.web", 0, &leader.addr, json!({}));
+
+    let mut cmd = support::ocho();
+    cmd.args(["wait", "--zk", &zk.hosts, "-t", "120", "--pods", "2", "w.web"]);
+    let mut wait = support::Proc::spawn("wait", cmd);
+    wait.wait_for_line(
+        "w.web: 1/2 pods registered, 0/1 running, leader (configuring)",
+        support::DEADLINE,
+    );
+    zk.register("w.web", 1, &follower.addr, json!({}));
+    wait.wait_for_line("w.web: 0/2 running, leader (configuring)", support::DEADLINE);
+    leader.set("process", json!("running"));
+    follower.set("process", json!("running"));
+    leader.set("state", json!("leader"));
+    wait.wait_for_line("w.web: ready (2 pods running, leader w.web #0)", support::DEADLINE);
+    wait.wait_for_line("ready: w.web", support::DEADLINE);
+    assert_eq!(wait.expect_exit(support::DEADLINE).code(), Some(0));
+
+    let (code, out, _) = run(&["wait", "--zk", &zk.hosts, "-j", "web"]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        out,
+        "{\"w.web\": {\"leader\": \"w.web #0\", \"pods\": 2, \"ready\": true, \"running\": 2, \
+         \"state\": \"ready (2 pods running, leader w.web #0)\"}}\n"
+    );
+}
+
+#[test]
+fn wait_times_out_naming_what_is_missing() {
+    let zk = Zk::new("t-wt");
+    let follower = FakePod::answering("127.0.7.2", "running", "follower", json!({}));
+    let hanging = FakePod::hanging("127.0.7.3");
+    zk.register("wt.web", 0, &follower.addr, json!({}));
+    zk.register("wt.web", 1, &hanging.addr, json!({}));
+    zk.stale_cluster("wt.gone");
+    let (code, out, _) = run(&[
+        "wait",
+        "--zk",
+        &zk.hosts,
+        "-t",
+        "2",
+        "--pod-timeout",
+        "1",
+        "wt.web",
+        "wt.gone",
+        "absent",
+    ]);
+    assert_eq!(code, 1);
+    assert!(
+        out.starts_with("wt.web: no answer from wt.web #1 (timed out), 1/2 running, no leader\n"),
+        "{out}"
+    );
+    assert!(
+        out.ends_with(
+            "timed out after 2s, still waiting for:\n\
+             \x20 wt.web: no answer from wt.web #1 (timed out), 1/2 running, no leader\n\
+             \x20 wt.gone: no pods registered\n\
+             \x20 absent: no pods registered\n"
+        ),
+        "{out}"
+    );
+    let (code, _, err) = run(&["wait", "--zk", &zk.hosts, "-i", "1", "wt.web"]);
+    assert_eq!(code, 2, "{err}");
+    drop((follower, hanging));
+}
