@@ -24,6 +24,17 @@ pub enum Mode {
     Init(init::Args),
     Portal(portal::Args),
     ZkStatus(zk::status::Args),
+    Grep(tools::grep::Args),
+    Info(tools::info::Args),
+    Log(tools::log::Args),
+    Ls(tools::ls::Args),
+    Port(tools::port::Args),
+    Poll(tools::poll::Args),
+    On(tools::on::Args),
+    Off(tools::off::Args),
+    Reset(tools::reset::Args),
+    Ping(tools::ping::Args),
+    Wait(tools::wait::Args),
     Deploy(tools::deploy::Args),
     Kill(tools::kill::Args),
     Scale(tools::scale::Args),
@@ -35,7 +46,7 @@ pub enum Mode {
 const NOT_TOOLS: &[&str] = &["init", "portal", "pod", "cli", "zk-status"];
 
 /// What `parse` decided: run a mode, or print a text (help, version, usage error) and exit.
-#[allow(clippy::large_enum_variant)] // built once per process; boxing buys nothing
+#[allow(clippy::large_enum_variant)]
 pub enum Parsed {
     Run(Mode),
     Print { text: String, code: u8 },
@@ -47,6 +58,17 @@ pub fn dispatch(mode: Mode) -> Result<ExitCode> {
         Mode::Init(args) => init::run(args),
         Mode::Portal(args) => portal::run(args),
         Mode::ZkStatus(args) => zk::status::run(args),
+        Mode::Grep(args) => tools::grep::run(args),
+        Mode::Info(args) => tools::info::run(args),
+        Mode::Log(args) => tools::log::run(args),
+        Mode::Ls(args) => tools::ls::run(args),
+        Mode::Port(args) => tools::port::run(args),
+        Mode::Poll(args) => tools::poll::run(args),
+        Mode::On(args) => tools::on::run(args),
+        Mode::Off(args) => tools::off::run(args),
+        Mode::Reset(args) => tools::reset::run(args),
+        Mode::Ping(args) => tools::ping::run(args),
+        Mode::Wait(args) => tools::wait::run(args),
         Mode::Deploy(args) => tools::deploy::run(args),
         Mode::Kill(args) => tools::kill::run(args),
         Mode::Scale(args) => tools::scale::run(args),

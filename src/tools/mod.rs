@@ -1,18 +1,32 @@
-//! The operator's tools, one file per subcommand. This branch holds the Kubernetes-facing ones
-//! (deploy, kill, scale, bump).
+//! What the operator's tools share: the common options ([`Common`], declared on every tool by
+//! [`tool_args!`]), glob matching on `<namespace>.<cluster>` ([`Glob`]), the ZooKeeper lookup of
+//! registered pods ([`lookup`]), the bounded concurrent fan-out to pods ([`fan_out`], [`post`],
+//! [`scan`]) and the reply accounting every tool reports ([`Tally`], [`Threshold`]).
 //!
-//! The shared pieces below (glob matching on `<namespace>.<cluster>`, the ZooKeeper lookup of
-//! registered pods, the fan-out and `post` to pods) are copied verbatim from the `tools` branch's
-//! work in progress, which owns them: on merging `tools`, its `mod.rs` replaces this one and only
-//! the `pub mod` lines of this branch are kept.
+//! Pods that do not answer are never dropped: every [`Answer`] is kept next to its pod, counted
+//! in totals and named in the output (spec ochonetes §10.9).
 
 pub mod bump;
+pub mod control;
 pub mod deploy;
 pub mod kill;
+pub mod grep;
+pub mod info;
+pub mod log;
+pub mod ls;
+pub mod off;
+pub mod on;
+pub mod output;
+pub mod ping;
+pub mod poll;
+pub mod port;
+pub mod reset;
 pub mod scale;
+pub mod wait;
 pub mod workload;
 
 use std::collections::BTreeSet;
+use std::process::ExitCode;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -28,6 +42,166 @@ pub const ROOT: &str = "/ochopod/clusters";
 
 /// Largest reply body read from a pod (`/log` is at most about 32 KiB on Python pods).
 const MAX_REPLY: usize = 4 * 1024 * 1024;
+
+/// Declares a tool's `Args` with its own fields followed by the options every tool shares, and
+/// `Args::common()` turning them into a [`Common`]. `timeout` is the default of `-t` and its doc.
+macro_rules! tool_args {
+    (
+        $(#[$meta:meta])*
+        pub struct $name:ident { $($fields:tt)* }
+        timeout = $default:literal, $doc:literal;
+    ) => {
+        #[derive(argh::FromArgs, argh::ArgsInfo)]
+        $(#[$meta])*
+        pub struct $name {
+            $($fields)*
+            /// zookeeper as host[:port][,…][/chroot] (default $OCHOPOD_ZK, else 127.0.0.1:2181)
+            #[argh(option, default = "crate::zk::default_hosts()")]
+            pub zk: String,
+            /// seconds to reach zookeeper before failing (default 10)
+            #[argh(option, default = "10.0")]
+            pub zk_timeout: f64,
+            #[doc = $doc]
+            #[argh(option, short = 't', default = $default)]
+            pub timeout: f64,
+            /// pods contacted at once (default 64)
+            #[argh(option, default = "64")]
+            pub parallel: usize,
+            /// replies needed for success: a count N or a percentage P% (default: every pod)
+            #[argh(option)]
+            pub min_replies: Option<String>,
+            /// only the pods with these seq numbers (-i 1,3 or -i 1 -i 3)
+            #[argh(option, short = 'i')]
+            pub indices: Vec<String>,
+            /// print one line of JSON instead of text
+            #[argh(switch, short = 'j')]
+            pub json: bool,
+        }
+
+        impl $name {
+            /// The shared options, validated.
+            pub fn common(&self) -> $crate::error::Result<$crate::tools::Common> {
+                $crate::tools::Common::new(
+                    &self.zk,
+                    self.zk_timeout,
+                    self.timeout,
+                    self.parallel,
+                    self.min_replies.as_deref(),
+                    &self.indices,
+                    self.json,
+                )
+            }
+        }
+    };
+}
+pub(crate) use tool_args;
+
+/// Options every tool shares.
+#[derive(Debug, Clone)]
+pub struct Common {
+    pub zk: String,
+    pub zk_timeout: Duration,
+    /// Per-pod deadline of one request (for `wait`, the whole wait).
+    pub timeout: Duration,
+    pub parallel: usize,
+    pub min_replies: Threshold,
+    /// `Some` when `-i` was given: only pods with these `seq`.
+    pub indices: Option<BTreeSet<u64>>,
+    pub json: bool,
+}
+
+pub fn seconds(what: &str, value: f64) -> Result<Duration> {
+    if value.is_finite() && value > 0.0 && value < 1e6 {
+        Ok(Duration::from_secs_f64(value))
+    } else {
+        Err(Error::Usage(format!("{what} must be a positive number of seconds, not {value}")))
+    }
+}
+
+impl Common {
+    pub fn new(
+        zk: &str,
+        zk_timeout: f64,
+        timeout: f64,
+        parallel: usize,
+        min_replies: Option<&str>,
+        indices: &[String],
+        json: bool,
+    ) -> Result<Self> {
+        if parallel == 0 {
+            return Err(Error::Usage("--parallel must be at least 1".into()));
+        }
+        let indices = if indices.is_empty() {
+            None
+        } else {
+            let mut set = BTreeSet::new();
+            for word in indices.iter().flat_map(|i| i.split(',')).filter(|w| !w.is_empty()) {
+                let seq = word
+                    .trim()
+                    .parse::<u64>()
+                    .map_err(|_| Error::Usage(format!("-i takes pod seq numbers, not {word:?}")))?;
+                set.insert(seq);
+            }
+            Some(set)
+        };
+        Ok(Common {
+            zk: zk.to_string(),
+            zk_timeout: seconds("--zk-timeout", zk_timeout)?,
+            timeout: seconds("-t", timeout)?,
+            parallel,
+            min_replies: min_replies.map(Threshold::parse).transpose()?.unwrap_or(Threshold::All),
+            indices,
+            json,
+        })
+    }
+
+    /// One read session for the whole run; a clear error when ZooKeeper cannot be reached.
+    pub fn connect(&self) -> Result<Session> {
+        Session::connect(&self.zk, self.zk_timeout)
+    }
+
+    /// Verbs that change state on every pod of a glob need `--force` unless `-i` picks pods.
+    pub fn require_force(&self, tool: &str, force: bool) -> Result<()> {
+        if force || self.indices.is_some() {
+            Ok(())
+        } else {
+            Err(Error::Usage(format!(
+                "{tool} acts on every pod of the glob: pass --force, or pick pods with -i"
+            )))
+        }
+    }
+}
+
+/// What `--min-replies` asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Threshold {
+    /// Every selected pod (the default).
+    All,
+    Count(usize),
+    Percent(u32),
+}
+
+impl Threshold {
+    pub fn parse(text: &str) -> Result<Self> {
+        let bad = || Error::Usage(format!("--min-replies takes N or P% (0-100), not {text:?}"));
+        match text.trim().strip_suffix('%') {
+            Some(p) => {
+                let p: u32 = p.trim().parse().map_err(|_| bad())?;
+                if p > 100 { Err(bad()) } else { Ok(Threshold::Percent(p)) }
+            }
+            None => text.trim().parse().map(Threshold::Count).map_err(|_| bad()),
+        }
+    }
+
+    /// Replies needed out of `total`.
+    pub fn needed(self, total: usize) -> usize {
+        match self {
+            Threshold::All => total,
+            Threshold::Count(n) => n,
+            Threshold::Percent(p) => (total * p as usize).div_ceil(100),
+        }
+    }
+}
 
 /// A cluster glob: shell-style `fnmatch` on the whole `<namespace>.<cluster>` name; a pattern
 /// without a dot also matches `*.<pattern>` (so `zookeeper` finds `default.zookeeper`).
@@ -252,16 +426,14 @@ fn parse_registration(data: &[u8]) -> std::result::Result<(u64, Map<String, Valu
 
 /// A pod's answer to one request.
 #[derive(Debug, Clone)]
-#[allow(dead_code)] // read by the query tools of the `tools` branch
 pub enum Answer {
     /// The pod replied with a JSON body (any status).
     Json { status: u16, body: Value },
     /// No usable reply: silence, a non-JSON body, or the pod cannot be addressed. The text says
-    /// why (`did not answer (timed out)`, `HTTP 500, not JSON`, …).
+    /// why (`timed out`, `connection refused`, `HTTP 500, reply is not JSON`, …).
     Failed(String),
 }
 
-#[allow(dead_code)]
 impl Answer {
     /// The body of a 200 reply.
     pub fn ok(&self) -> Option<&Value> {
@@ -324,7 +496,200 @@ pub fn post(pod: &Pod, path: &str, body: &[u8], timeout: Duration) -> Answer {
             Some(body) => Answer::Json { status: reply.status, body },
             None => Answer::Failed(format!("HTTP {}, reply is not JSON", reply.status)),
         },
-        Err(err) if err.is_silence() => Answer::Failed(format!("did not answer ({err})")),
-        Err(err) => Answer::Failed(format!("bad reply ({err})")),
+        Err(err) if err.is_silence() => Answer::Failed(crate::error::chain(&err)),
+        Err(err) => Answer::Failed(format!("bad reply: {}", crate::error::chain(&err))),
+    }
+}
+
+/// The usual query: look the globs up, POST `path` to every pod concurrently.
+pub struct Scan {
+    pub globs: Vec<Glob>,
+    pub lookup: Lookup,
+    /// One per `lookup.pods`, same order.
+    pub answers: Vec<Answer>,
+}
+
+/// Looks `globs` up and posts `path` (no body) to every selected pod.
+pub fn scan(common: &Common, globs: Vec<Glob>, path: &str) -> Result<Scan> {
+    let zk = common.connect()?;
+    let lookup = lookup(&zk, &globs, common.indices.as_ref())?;
+    drop(zk);
+    let answers =
+        fan_out(&lookup.pods, common.parallel, |pod| post(pod, path, b"", common.timeout));
+    Ok(Scan { globs, lookup, answers })
+}
+
+impl Scan {
+    /// Pods of one glob with their answers.
+    pub fn of<'a>(&'a self, glob: &'a Glob) -> impl Iterator<Item = (&'a Pod, &'a Answer)> + 'a {
+        self.lookup.pods.iter().zip(&self.answers).filter(move |(p, _)| glob.matches(&p.cluster))
+    }
+
+    /// Accounting over one glob.
+    pub fn tally(&self, glob: &Glob) -> Tally {
+        Tally::of(self.of(glob))
+    }
+
+    /// Accounting over every selected pod (each counted once).
+    pub fn tally_all(&self) -> Tally {
+        Tally::of(self.lookup.pods.iter().zip(&self.answers))
+    }
+}
+
+/// Replies counted against pods selected.
+#[derive(Debug, Default, Clone)]
+pub struct Tally {
+    pub total: usize,
+    pub ok: usize,
+    /// `(pod key, reason)` of every pod without a 200 reply, in pod order.
+    pub failed: Vec<(String, String)>,
+}
+
+impl Tally {
+    pub fn of<'a>(pairs: impl Iterator<Item = (&'a Pod, &'a Answer)>) -> Tally {
+        let mut tally = Tally::default();
+        for (pod, answer) in pairs {
+            tally.add(pod, answer.problem());
+        }
+        tally
+    }
+
+    /// Counts one pod: `problem` is `None` when it succeeded.
+    pub fn add(&mut self, pod: &Pod, problem: Option<String>) {
+        self.total += 1;
+        match problem {
+            None => self.ok += 1,
+            Some(why) => self.failed.push((pod.key(), why)),
+        }
+    }
+
+    /// Integer percentage of successes, 0 when nothing was selected.
+    pub fn percent(&self) -> usize {
+        (self.ok * 100).checked_div(self.total).unwrap_or(0)
+    }
+
+    /// `N pods did not answer: key (reason), …`, or `None` when every pod answered.
+    pub fn failure_line(&self) -> Option<String> {
+        if self.failed.is_empty() {
+            return None;
+        }
+        let names: Vec<String> =
+            self.failed.iter().map(|(key, why)| format!("{key} ({why})")).collect();
+        Some(format!(
+            "{} {} did not answer: {}",
+            self.failed.len(),
+            pods(self.failed.len()),
+            names.join(", ")
+        ))
+    }
+
+    /// Failed pods as a JSON object `{key: reason}`.
+    pub fn failed_json(&self) -> Value {
+        Value::Object(
+            self.failed.iter().map(|(k, why)| (k.clone(), Value::String(why.clone()))).collect(),
+        )
+    }
+}
+
+/// "pod" or "pods".
+pub fn pods(n: usize) -> &'static str {
+    if n == 1 { "pod" } else { "pods" }
+}
+
+/// Ends a tool run: reports unreadable registrations and an unmet threshold on stderr and turns
+/// the tally into the exit code (0 when enough pods answered, 1 otherwise).
+pub fn finish(common: &Common, tally: &Tally, skipped: &[String]) -> ExitCode {
+    for what in skipped {
+        eprintln!("skipped registration {what}");
+    }
+    let needed = common.min_replies.needed(tally.total);
+    if tally.ok >= needed {
+        ExitCode::SUCCESS
+    } else {
+        eprintln!(
+            "{} of {} {} replied, {needed} needed (--min-replies)",
+            tally.ok,
+            tally.total,
+            pods(tally.total)
+        );
+        ExitCode::from(1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn g(p: &str) -> Glob {
+        Glob(p.into())
+    }
+
+    #[test]
+    fn globs_are_fnmatch_on_the_whole_name() {
+        assert!(g("default.zookeeper").matches("default.zookeeper"));
+        assert!(g("*").matches("default.ocho-proxy"));
+        assert!(g("*.zoo*").matches("default.zookeeper"));
+        assert!(!g("default.zoo").matches("default.zookeeper"));
+        assert!(g("default.zk-?").matches("default.zk-1"));
+        assert!(g("default.zk-[0-3]").matches("default.zk-2"));
+        assert!(!g("default.zk-[!0-3]").matches("default.zk-2"));
+        assert!(g("default.[*]").matches("default.*"));
+        assert!(g("a.[b").matches("a.[b"));
+        assert!(!g("Default.*").matches("default.x"));
+    }
+
+    #[test]
+    fn a_bare_name_matches_under_any_namespace() {
+        assert!(g("zookeeper").matches("default.zookeeper"));
+        assert!(g("zookeeper").matches("a.b.zookeeper"));
+        assert!(!g("zookeeper").matches("default.myzookeeper"));
+        assert!(g("zoo*").matches("default.zookeeper"));
+        assert!(!g("default").matches("default.zookeeper"));
+    }
+
+    #[test]
+    fn thresholds_parse_counts_and_percentages() {
+        assert_eq!(Threshold::parse("3").unwrap(), Threshold::Count(3));
+        assert_eq!(Threshold::parse("50%").unwrap(), Threshold::Percent(50));
+        assert!(Threshold::parse("101%").is_err());
+        assert!(Threshold::parse("x").is_err());
+        assert_eq!(Threshold::Percent(50).needed(5), 3);
+        assert_eq!(Threshold::Percent(100).needed(5), 5);
+        assert_eq!(Threshold::All.needed(4), 4);
+        assert_eq!(Threshold::All.needed(0), 0);
+    }
+
+    #[test]
+    fn registrations_need_a_json_object_with_seq() {
+        assert!(parse_registration(b"").is_err());
+        assert!(parse_registration(b"[1]").is_err());
+        assert!(parse_registration(b"{\"ip\": \"1.2.3.4\"}").is_err());
+        assert_eq!(parse_registration(b"{\"seq\": 7}").unwrap().0, 7);
+    }
+
+    #[test]
+    fn the_control_address_comes_from_ports_by_the_string_port() {
+        let reg = |v: Value| Pod {
+            cluster: "a.b".into(),
+            seq: 1,
+            uuid: "u".into(),
+            znode: "u.0000000001".into(),
+            registration: v.as_object().cloned().unwrap(),
+        };
+        let pod =
+            reg(serde_json::json!({"ip": "10.0.0.1", "port": "8080", "ports": {"8080": 31000}}));
+        assert_eq!(pod.control().unwrap(), "10.0.0.1:31000");
+        assert_eq!(pod.key(), "a.b #1");
+        let pod =
+            reg(serde_json::json!({"ip": "10.0.0.1", "port": "9001", "ports": {"8080": 8080}}));
+        assert!(pod.control().unwrap_err().contains("9001"));
+    }
+
+    #[test]
+    fn fan_out_keeps_order_and_bounds_threads() {
+        let items: Vec<usize> = (0..100).collect();
+        let out = fan_out(&items, 7, |i| i * 2);
+        assert_eq!(out, items.iter().map(|i| i * 2).collect::<Vec<_>>());
+        assert!(fan_out(&Vec::<u8>::new(), 4, |_| ()).is_empty());
     }
 }

@@ -1,0 +1,420 @@
+//! The operator's tools (`grep`, `info`, `log`, `ls`, `port`, `poll`, `on`, `off`, `reset`,
+//! `ping`, `wait`) against a real ZooKeeper with hand-written registrations and in-test HTTP pods,
+//! including one pod that hangs and one whose address does not answer.
+// See: issue 5
+
+mod support;
+mod tools_support;
+
+use serde_json::{Value, json};
+use tools_support::{FakePod, Zk, run};
+
+/// A cluster `<ns>.web` with two answering pods (seq 2 leader, seq 10 follower), one that hangs
+/// (seq 3) and one that is not there (seq 4); `<ns>.db` with one leader carrying metrics; a stale
+/// `<ns>.old` without pods; and an empty registration (a pod caught mid-registration).
+struct World {
+    zk: Zk,
+    pods: Vec<FakePod>,
+}
+
+fn world(ns: &str, net: u8) -> World {
+    let zk = Zk::new(&format!("t-{ns}"));
+    let ip = |n: u8| format!("127.0.{net}.{n}");
+    let web = format!("{ns}.web");
+    let leader = FakePod::answering(
+        &ip(2),
+        "running",
+        "leader",
+        json!({"status": "probe ok (2 pods)", "ports": {"8080": 8080, "5432": 15432},
+               "public": "203.0.113.7", "application": "web-é"}),
+    );
+    let follower = FakePod::answering(&ip(3), "running", "follower", json!({}));
+    let hanging = FakePod::hanging(&ip(4));
+    let absent = FakePod::absent(&ip(5));
+    let db = FakePod::answering(
+        &ip(6),
+        "running",
+        "leader",
+        json!({"metrics": {"uptime": "0.52 hours", "pid": 31}, "status": ""}),
+    );
+    zk.register(&web, 2, &leader.addr, json!({}));
+    zk.register(&web, 10, &follower.addr, json!({}));
+    zk.register(&web, 3, &hanging.addr, json!({}));
+    zk.register(&web, 4, &absent.addr, json!({}));
+    zk.register(&format!("{ns}.db"), 0, &db.addr, json!({}));
+    zk.put(
+        &format!("/ochopod/clusters/{web}/pods/ffffffff-0000-4000-8000-000000000000.0000000099"),
+        b"",
+    );
+    zk.stale_cluster(&format!("{ns}.old"));
+    World { zk, pods: vec![leader, follower, hanging, absent, db] }
+}
+
+#[test]
+fn grep_names_the_pods_that_did_not_answer_and_fails_below_the_threshold() {
+    let w = world("grep", 1);
+    let (code, out, err) = run(&["grep", "--zk", &w.zk.hosts, "-t", "1", "web"]);
+    assert_eq!(
+        out,
+        "\n<web> -> 50% replies (4 pods total) ->\n\n\
+         pod           |  pod IP     |  node    |  process  |  state   \n\
+         \x20             |             |          |           |          \n\
+         grep.web #2   |  127.0.1.2  |  node-1  |  running  |  leader  \n\
+         grep.web #10  |  127.0.1.3  |  node-1  |  running  |  follower\n\
+         \n2 pods did not answer: grep.web #3 (timed out), grep.web #4 (connection refused)\n"
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("2 of 4 pods replied, 4 needed"), "{err}");
+    assert!(err.contains("empty registration"), "{err}");
+
+    let (code, _, _) =
+        run(&["grep", "--zk", &w.zk.hosts, "-t", "1", "--min-replies", "50%", "web"]);
+    assert_eq!(code, 0);
+    let (code, _, _) = run(&["grep", "--zk", &w.zk.hosts, "-t", "1", "--min-replies", "3", "web"]);
+    assert_eq!(code, 1);
+
+    let (code, out, _) = run(&["grep", "--zk", &w.zk.hosts, "-t", "1", "-j", "grep.web"]);
+    assert_eq!(code, 1);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        v,
+        json!({
+            "grep.web #2": {"ip": "127.0.1.2", "node": "node-1", "process": "running", "state": "leader"},
+            "grep.web #10": {"ip": "127.0.1.3", "node": "node-1", "process": "running", "state": "follower"},
+            "grep.web #3": {"error": "timed out"},
+            "grep.web #4": {"error": "connection refused"},
+        })
+    );
+    drop(w.pods);
+}
+
+#[test]
+fn queries_print_the_original_layouts() {
+    let w = world("q", 2);
+    let zk = w.zk.hosts.as_str();
+    let (code, out, _) = run(&["info", "--zk", zk, "-t", "1", "q.db"]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        out,
+        "\n<q.db> -> 100% replies (1 pods total) ->\n\n- q.db #0\n{\n    \"ip\": \"127.0.2.6\",\n    \
+         \"metrics\": {\n        \"pid\": 31,\n        \"uptime\": \"0.52 hours\"\n    },\n    \
+         \"node\": \"node-1\",\n    \"port\": \"8080\",\n    \"process\": \"running\",\n    \
+         \"public\": \"\",\n    \"state\": \"leader\",\n    \"status\": \"\"\n}\n\n"
+    );
+    let (code, out, _) = run(&["info", "--zk", zk, "-t", "1", "q.web"]);
+    assert_eq!(code, 1);
+    assert!(
+        out.starts_with("\n<q.web> -> 50% replies (4 pods total) ->\n\n- q.web #2\n{\n"),
+        "{out}"
+    );
+    assert!(out.contains("    \"application\": \"web-\\u00e9\",\n"), "{out}");
+    assert!(out.contains("}\n\n- q.web #10\n{\n    \"ip\": \"127.0.2.3\",\n"), "{out}");
+    assert!(
+        out.ends_with(
+            "    \"state\": \"follower\"\n}\n\n\
+             2 pods did not answer: q.web #3 (timed out), q.web #4 (connection refused)\n"
+        ),
+        "{out}"
+    );
+
+    let (code, out, _) = run(&["ls", "--zk", zk, "-t", "1"]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        out,
+        "\n5 pods, 60% replies ->\n\n\
+         cluster  |  ok   |  status           \n\
+         \x20        |       |                   \n\
+         q.db     |  1/1  |                   \n\
+         q.old    |  0/0  |                   \n\
+         q.web    |  2/4  |  probe ok (2 pods)\n\
+         \n2 pods did not answer: q.web #3 (timed out), q.web #4 (connection refused)\n"
+    );
+    let (_, out, _) = run(&["ls", "--zk", zk, "-t", "1", "-j", "q.db", "q.old"]);
+    assert_eq!(
+        out,
+        "{\"q.db\": {\"leader\": \"q.db #0\", \"running\": 1, \"status\": \"\", \"total\": 1, \
+         \"unanswered\": {}}, \"q.old\": {\"leader\": null, \"running\": 0, \"status\": \"\", \
+         \"total\": 0, \"unanswered\": {}}}\n"
+    );
+
+    let (code, out, _) = run(&["log", "--zk", zk, "-t", "1", "-n", "2", "q.web"]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        out,
+        "\nq.web #2 ->\n\n- 2026-11-23 12:00:09,000 - INFO - line 69\n\
+         - 2026-11-23 12:00:10,000 - INFO - line 70\n\n\
+         \nq.web #10 ->\n\n- 2026-11-23 12:00:09,000 - INFO - line 69\n\
+         - 2026-11-23 12:00:10,000 - INFO - line 70\n\n\
+         2 pods did not answer: q.web #3 (timed out), q.web #4 (connection refused)\n"
+    );
+    let (_, out, _) = run(&["log", "--zk", zk, "-t", "1", "-j", "q.db"]);
+    let lines: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(lines["q.db #0"].as_array().unwrap().len(), 64);
+    let (_, out, _) = run(&["log", "--zk", zk, "-t", "1", "-j", "-l", "q.db"]);
+    let lines: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(lines["q.db #0"][0], "2026-11-23 12:00:01,000 - INFO - line 1");
+    assert_eq!(lines["q.db #0"].as_array().unwrap().len(), 70);
+
+    let (code, out, _) = run(&["port", "--zk", zk, "-t", "1", "5432"]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        out,
+        "\n<*> -> 60% replies (5 pods total) ->\n\n\
+         pod       |  pod IP     |  public IP    |  port \n\
+         \x20         |             |               |       \n\
+         q.web #2  |  127.0.2.2  |  203.0.113.7  |  15432\n\
+         \n2 pods did not answer: q.web #3 (timed out), q.web #4 (connection refused)\n"
+    );
+    let (_, out, _) = run(&["port", "--zk", zk, "-t", "1", "-j", "5432", "q.db", "q.web"]);
+    assert_eq!(
+        serde_json::from_str::<Value>(&out).unwrap(),
+        json!({"q.web #2": {"ip": "127.0.2.2", "public": "203.0.113.7", "ports": "15432"},
+               "q.web #3": {"error": "timed out"}, "q.web #4": {"error": "connection refused"}})
+    );
+
+    let (code, out, _) =
+        run(&["poll", "--zk", zk, "-t", "1", "--min-replies", "1", "q.db", "q.old"]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        out,
+        "\n<q.db> -> 100% replies (1 pods total) ->\n\n\
+         pod      |  metrics                            \n\
+         \x20        |                                     \n\
+         q.db #0  |  {\"pid\": 31, \"uptime\": \"0.52 hours\"}\n\
+         \n<q.old> -> no pods found\n"
+    );
+    let (_, out, _) = run(&["poll", "--zk", zk, "-t", "1", "-j", "q.db"]);
+    assert_eq!(out, "{\"q.db #0\": {\"pid\": 31, \"uptime\": \"0.52 hours\"}}\n");
+    let (_, out, _) = run(&["info", "--zk", zk, "-t", "1", "-j", "q.db"]);
+    assert_eq!(serde_json::from_str::<Value>(&out).unwrap()["q.db #0"]["metrics"]["pid"], 31);
+    drop(w.pods);
+}
+
+#[test]
+fn globs_qualified_bare_wildcard_and_no_match() {
+    let w = world("g", 3);
+    let zk = w.zk.hosts.as_str();
+    let keys = |args: &[&str]| -> Vec<String> {
+        let mut full = vec!["grep", "--zk", zk, "-t", "1", "-j"];
+        full.extend_from_slice(args);
+        let (_, out, err) = run(&full);
+        let v: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out} {err}"));
+        let mut keys: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+        keys.sort();
+        keys
+    };
+    assert_eq!(keys(&["g.db"]), ["g.db #0"]);
+    assert_eq!(keys(&["db"]), ["g.db #0"]);
+    assert_eq!(keys(&["d?"]), ["g.db #0"]);
+    assert_eq!(keys(&["g.*", "-i", "0,10"]), ["g.db #0", "g.web #10"]);
+    assert_eq!(keys(&["g.[dw]*", "-i", "2", "-i", "10"]), ["g.web #10", "g.web #2"]);
+    assert!(keys(&["g.d"]).is_empty());
+
+    let (code, out, _) = run(&["grep", "--zk", zk, "nothing"]);
+    assert_eq!((code, out.as_str()), (0, "\n<nothing> -> no pods found\n"));
+    let (code, _, err) = run(&["grep", "--zk", zk, "--min-replies", "1", "nothing"]);
+    assert_eq!(code, 1, "{err}");
+    let (code, _, err) = run(&["grep", "--zk", zk, "-i", "x"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("-i takes pod seq numbers"), "{err}");
+    let (code, _, err) = run(&["grep", "--zk", zk, "--min-replies", "120%"]);
+    assert_eq!(code, 2, "{err}");
+    drop(w.pods);
+}
+
+#[test]
+fn an_unreachable_zookeeper_fails_clearly() {
+    let port = support::free_port();
+    let (code, out, err) =
+        run(&["grep", "--zk", &format!("127.0.0.1:{port}"), "--zk-timeout", "1"]);
+    assert_eq!(code, 1);
+    assert!(out.is_empty());
+    assert!(err.contains(&format!("zookeeper 127.0.0.1:{port}")), "{err}");
+}
+
+#[test]
+fn off_reset_and_ping_need_force_or_indices_and_report_every_pod() {
+    let w = world("c", 4);
+    let zk = w.zk.hosts.as_str();
+    let (leader, follower) = (&w.pods[0], &w.pods[1]);
+    for tool in
+        [&["off", "c.web"][..], &["reset", "c.web"], &["on", "c.web"], &["ping", "x.yml", "c.web"]]
+    {
+        let mut args = tool.to_vec();
+        args.extend(["--zk", zk]);
+        let (code, _, err) = run(&args);
+        assert_eq!(code, 2, "{tool:?}: {err}");
+        assert!(err.contains("pass --force, or pick pods with -i"), "{err}");
+    }
+
+    let (code, out, err) = run(&["off", "--zk", zk, "-t", "1", "--force", "c.web"]);
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(
+        out,
+        "\n<c.web> -> 50% replies, 2 pods off\n\
+         \n2 pods did not answer: c.web #3 (timed out), c.web #4 (connection refused)\n"
+    );
+    let seen = follower.seen();
+    let off = seen.iter().find(|s| s.path.starts_with("/control/off")).unwrap();
+    assert_eq!(
+        (off.path.as_str(), off.content_type.as_deref(), off.body.as_str()),
+        ("/control/off/1", None, "")
+    );
+
+    follower.state.lock().unwrap().control_status = 408;
+    let (code, out, _) = run(&["off", "--zk", zk, "-t", "1", "-i", "2,10", "-j", "web"]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        out,
+        "{\"web\": {\"failed\": {\"c.web #10\": \"HTTP 408, still queued on the pod\"}, \"off\": [2], \"ok\": false}}\n"
+    );
+    let (code, _, _) =
+        run(&["off", "--zk", zk, "-t", "1", "-i", "2,10", "--min-replies", "1", "web"]);
+    assert_eq!(code, 0);
+    follower.state.lock().unwrap().control_status = 200;
+
+    let (code, out, err) = run(&["off", "--zk", zk, "--force", "nothing"]);
+    assert_eq!((code, out.as_str()), (1, "\n<nothing> -> no pods found\n"));
+    assert!(err.contains("no pods matched nothing"), "{err}");
+
+    let (code, out, _) = run(&["reset", "--zk", zk, "-i", "2", "c.web"]);
+    assert_eq!((code, out.as_str()), (0, "\n<c.web> -> 100% replies, 1 pod reset\n"));
+    assert!(leader.seen().iter().any(|s| s.path == "/reset"));
+    assert!(!follower.seen().iter().any(|s| s.path == "/reset"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let payload = dir.path().join("hello.yml");
+    std::fs::write(&payload, "hello: world\nn: [1, 2]\n").unwrap();
+    let payload = payload.to_str().unwrap();
+    let (code, out, err) = run(&["ping", payload, "--zk", zk, "-t", "1", "-i", "2", "web"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out,
+        "\n<web> -> 100% replies (1 pods total) ->\n\n- c.web #2\n{\n    \"pong\": true\n}\n\n"
+    );
+    let seen = leader.seen();
+    let signal = seen.iter().find(|s| s.path.starts_with("/control/signal")).unwrap();
+    assert_eq!(signal.path, "/control/signal/1");
+    assert_eq!(signal.content_type.as_deref(), Some("application/json"));
+    assert_eq!(
+        serde_json::from_str::<Value>(&signal.body).unwrap(),
+        json!({"hello": "world", "n": [1, 2]})
+    );
+    let (code, out, _) = run(&["ping", payload, "--zk", zk, "-t", "1", "-i", "2,4", "-j", "web"]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        out,
+        "{\"c.web #2\": {\"pong\": true}, \"c.web #4\": {\"error\": \"connection refused\"}}\n"
+    );
+    drop(w.pods);
+}
+
+#[test]
+fn on_refuses_pods_that_were_never_configured() {
+    let w = world("o", 5);
+    let zk = w.zk.hosts.as_str();
+    let (leader, follower) = (&w.pods[0], &w.pods[1]);
+    follower.set("process", json!("stopped"));
+    let sent =
+        |pod: &FakePod| pod.seen().iter().filter(|s| s.path.starts_with("/control/on")).count();
+
+    let (code, out, _) = run(&["on", "--zk", zk, "-t", "1", "-i", "2,10", "web"]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        out,
+        "\n<web> -> 50% replies, 1 pod on\n\n1 pod did not answer: o.web #10 (refused: never \
+         configured: on without a payload would kill it (--unconfigured to send anyway))\n"
+    );
+    assert_eq!((sent(leader), sent(follower)), (1, 0));
+
+    // In the cluster's snapshot: it took part in a configuration, a bare `on` is safe.
+    w.zk.snapshot(
+        "o.web",
+        &["00000000-0000-4000-8000-000000000002", "00000000-0000-4000-8000-000000000010"],
+    );
+    let (code, out, _) = run(&["on", "--zk", zk, "-t", "1", "-i", "2,10", "-j", "o.web"]);
+    assert_eq!(
+        (code, out.as_str()),
+        (0, "{\"o.web\": {\"failed\": {}, \"ok\": true, \"on\": [2, 10]}}\n")
+    );
+    assert_eq!(sent(follower), 1);
+
+    w.zk.snapshot("o.web", &[]);
+    let (code, _, _) = run(&["on", "--zk", zk, "-t", "1", "-i", "10", "--unconfigured", "web"]);
+    assert_eq!(code, 0);
+    assert_eq!(sent(follower), 2);
+    let on = follower.seen().into_iter().rfind(|s| s.path.starts_with("/control/on")).unwrap();
+    assert_eq!((on.path.as_str(), on.body.as_str()), ("/control/on/1", ""));
+    drop(w.pods);
+}
+
+#[test]
+fn wait_reports_progress_until_the_leader_has_configured() {
+    let zk = Zk::new("t-w");
+    let leader = FakePod::answering("127.0.6.2", "stopped", "leader (configuring)", json!({}));
+    let follower = FakePod::answering("127.0.6.3", "stopped", "follower", json!({}));
+    zk.register("w.web", 0, &leader.addr, json!({}));
+
+    let mut cmd = support::ocho();
+    cmd.args(["wait", "--zk", &zk.hosts, "-t", "120", "--pods", "2", "w.web"]);
+    let mut wait = support::Proc::spawn("wait", cmd);
+    wait.wait_for_line(
+        "w.web: 1/2 pods registered, 0/1 running, leader (configuring)",
+        support::DEADLINE,
+    );
+    zk.register("w.web", 1, &follower.addr, json!({}));
+    wait.wait_for_line("w.web: 0/2 running, leader (configuring)", support::DEADLINE);
+    leader.set("process", json!("running"));
+    follower.set("process", json!("running"));
+    leader.set("state", json!("leader"));
+    wait.wait_for_line("w.web: ready (2 pods running, leader w.web #0)", support::DEADLINE);
+    wait.wait_for_line("ready: w.web", support::DEADLINE);
+    assert_eq!(wait.expect_exit(support::DEADLINE).code(), Some(0));
+
+    let (code, out, _) = run(&["wait", "--zk", &zk.hosts, "-j", "web"]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        out,
+        "{\"w.web\": {\"leader\": \"w.web #0\", \"pods\": 2, \"ready\": true, \"running\": 2, \
+         \"state\": \"ready (2 pods running, leader w.web #0)\"}}\n"
+    );
+}
+
+#[test]
+fn wait_times_out_naming_what_is_missing() {
+    let zk = Zk::new("t-wt");
+    let follower = FakePod::answering("127.0.7.2", "running", "follower", json!({}));
+    let hanging = FakePod::hanging("127.0.7.3");
+    zk.register("wt.web", 0, &follower.addr, json!({}));
+    zk.register("wt.web", 1, &hanging.addr, json!({}));
+    zk.stale_cluster("wt.gone");
+    let (code, out, _) = run(&[
+        "wait",
+        "--zk",
+        &zk.hosts,
+        "-t",
+        "2",
+        "--pod-timeout",
+        "1",
+        "wt.web",
+        "wt.gone",
+        "absent",
+    ]);
+    assert_eq!(code, 1);
+    assert!(
+        out.starts_with("wt.web: no answer from wt.web #1 (timed out), 1/2 running, no leader\n"),
+        "{out}"
+    );
+    assert!(
+        out.ends_with(
+            "timed out after 2s, still waiting for:\n\
+             \x20 wt.web: no answer from wt.web #1 (timed out), 1/2 running, no leader\n\
+             \x20 wt.gone: no pods registered\n\
+             \x20 absent: no pods registered\n"
+        ),
+        "{out}"
+    );
+    let (code, _, err) = run(&["wait", "--zk", &zk.hosts, "-i", "1", "wt.web"]);
+    assert_eq!(code, 2, "{err}");
+    drop((follower, hanging));
+}
