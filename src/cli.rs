@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use argh::{ArgsInfo, FromArgs, SubCommands};
 
 use crate::error::Result;
-use crate::{init, portal, tools, zk};
+use crate::{init, pod, portal, tools, zk};
 
 /// Top-level command line: one mode and its arguments.
 #[derive(FromArgs)]
@@ -18,11 +18,14 @@ struct Cli {
 }
 
 /// Every mode of `ocho`. Tools are the modes the portal may run for a client ([`is_tool`]).
+// Parsed once per process; boxing would only complicate argh's derive.
+#[allow(clippy::large_enum_variant)]
 #[derive(FromArgs, ArgsInfo)]
 #[argh(subcommand)]
 pub enum Mode {
     Init(init::Args),
     Portal(portal::Args),
+    Pod(pod::Args),
     ZkStatus(zk::status::Args),
     Grep(tools::grep::Args),
     Info(tools::info::Args),
@@ -57,6 +60,7 @@ pub fn dispatch(mode: Mode) -> Result<ExitCode> {
     match mode {
         Mode::Init(args) => init::run(args),
         Mode::Portal(args) => portal::run(args),
+        Mode::Pod(args) => pod::run(args),
         Mode::ZkStatus(args) => zk::status::run(args),
         Mode::Grep(args) => tools::grep::run(args),
         Mode::Info(args) => tools::info::run(args),

@@ -7,6 +7,8 @@ mod error;
 mod http;
 mod init;
 mod k8s;
+mod ochopod;
+mod pod;
 mod portal;
 mod supervise;
 mod tools;
