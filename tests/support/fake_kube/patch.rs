@@ -160,23 +160,3 @@ fn remove(target: &mut Value, path: &str) -> Result<Value, String> {
         _ => Err(missing()),
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn merge_and_json_patch() {
-        let mut v = json!({"spec": {"replicas": 1, "x": 1}, "metadata": {"labels": {"a": "b"}}});
-        merge(&mut v, &json!({"spec": {"replicas": 3, "x": null}}));
-        assert_eq!(v["spec"], json!({"replicas": 3}));
-        let ops = json!([{"op": "replace", "path": "/spec/replicas", "value": 5},
-                         {"op": "add", "path": "/metadata/labels/c~1d", "value": "e"},
-                         {"op": "test", "path": "/spec/replicas", "value": 5}]);
-        json_patch(&mut v, &ops).unwrap();
-        assert_eq!(v["spec"]["replicas"], 5);
-        assert_eq!(v["metadata"]["labels"]["c/d"], "e");
-        assert!(json_patch(&mut v, &json!([{"op": "remove", "path": "/nope"}])).is_err());
-    }
-}
