@@ -78,12 +78,8 @@ async fn respond(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
         .filter(|(k, _)| !k.is_empty())
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect();
-    let header = |name: &str| {
-        req.headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string)
-    };
+    let header =
+        |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
     let content_type = header("content-type");
     let auth = header("authorization");
     let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
@@ -120,12 +116,7 @@ async fn respond(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
     match api::handle(shared, &req) {
         Ok(Reply::Json(code, v)) => full(code, "application/json", v.to_string()),
         Ok(Reply::Text(t)) => full(200, "text/plain", t),
-        Ok(Reply::Stream {
-            content_type,
-            first,
-            rx,
-            limit,
-        }) => {
+        Ok(Reply::Stream { content_type, first, rx, limit }) => {
             let deadline = tokio::time::Instant::now() + limit;
             let first = (!first.is_empty()).then_some(first);
             let stream =

@@ -1,0 +1,463 @@
+//! deploy, kill, scale and bump against the fake Kubernetes API server (tests/support/fake_kube,
+//! HTTPS with its own CA, bearer token), a real ZooKeeper (the tools' shared one, a chroot per
+//! test) and stand-in Ochopod pods: an "agents" thread registers every Running pod of the fake
+//! in ZooKeeper, as `ocho pod` would, with a fake control port that answers 410 to
+//! `/control/kill`, and writes the cluster's snapshot as a leader would after configuring.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+mod tools_support;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Pod, ReplicationController};
+use serde_json::{Value, json};
+use support::fake_kube::{FakeKube, FakeOpts, Kubelet, phase};
+use tools_support::FakePod;
+use zookeeper_client as zkc;
+
+const WEB: &str = "cluster: web\nimage: example/web:1.0\nports: [80]\nsettings:\n  greeting: hi\n";
+const DB: &str = "cluster: db\nimage: example/db:1.0\n";
+const WAIT: Duration = Duration::from_secs(60);
+
+fn fake(kubelet: Kubelet) -> FakeKube {
+    FakeKube::start(FakeOpts { kubelet, ..Default::default() }).expect("start the fake API server")
+}
+
+/// Runs `ocho ARGS` in `dir` against the fake; returns (code, stdout, stderr).
+fn ocho(kube: &FakeKube, dir: &Path, args: &[&str]) -> (i32, String, String) {
+    let out = support::ocho()
+        .args(args)
+        .current_dir(dir)
+        .env("KUBECONFIG", kube.kubeconfig())
+        .env_remove("OCHO_ZK_PUBLIC")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn definitions(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text) in files {
+        std::fs::write(dir.path().join(name), text).unwrap();
+    }
+    dir
+}
+
+fn live(pods: &[Pod]) -> Vec<&Pod> {
+    pods.iter().filter(|p| p.metadata.deletion_timestamp.is_none()).collect()
+}
+
+fn label<'a>(
+    meta: &'a k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    key: &str,
+) -> &'a str {
+    meta.labels.as_ref().and_then(|l| l.get(key)).map(String::as_str).unwrap_or("")
+}
+
+fn replicas(rc: &ReplicationController) -> i32 {
+    rc.spec.as_ref().and_then(|s| s.replicas).unwrap_or(-1)
+}
+
+/// Stand-in agents: registers each Running pod of the fake in ZooKeeper under its cluster
+/// (from the RC's `ochopod.io/qualified` annotation) with `application` and `task` as
+/// `ocho pod` would, behind a fake control port on `127.0.<net>.N` that answers 410; removes
+/// registrations of pods that are gone or terminating; writes each cluster's snapshot.
+struct Agents {
+    pub hosts: String,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Agents {
+    fn start(kube: &FakeKube, chroot: &str, net: u8) -> Agents {
+        let zk = tools_support::Zk::new(chroot);
+        let hosts = zk.hosts.clone();
+        let stop = Arc::new(AtomicBool::new(false));
+        let (kubeconfig, flag, zk_hosts) =
+            (kube.kubeconfig().to_path_buf(), stop.clone(), hosts.clone());
+        // The thread reads the fake through its own API (the same way tools do), so it needs no
+        // handle on the FakeKube.
+        let thread = std::thread::spawn(move || agents_loop(&kubeconfig, &zk_hosts, net, &flag));
+        Agents { hosts, stop, thread: Some(thread) }
+    }
+}
+
+impl Drop for Agents {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn agents_loop(kubeconfig: &Path, hosts: &str, net: u8, stop: &AtomicBool) {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let (addr, chroot) = hosts.split_once('/').unwrap();
+    let zk = rt.block_on(zkc::Client::connect(&format!("{addr}/{chroot}"))).unwrap();
+    let kc = kube::config::Kubeconfig::read_from(kubeconfig).unwrap();
+    let client = rt.block_on(async {
+        let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await.unwrap();
+        kube::Client::try_from(cfg).unwrap()
+    });
+    let api: kube::Api<Pod> = kube::Api::namespaced(client, "default");
+    // pod name → (znode path, uuid, cluster, its fake control port)
+    let mut known: BTreeMap<String, (String, String, String, FakePod)> = BTreeMap::new();
+    let mut seq = 0u64;
+    let persistent = zkc::CreateMode::Persistent.with_acls(zkc::Acls::anyone_all());
+    while !stop.load(Ordering::SeqCst) {
+        let Ok(list) = rt.block_on(api.list(&Default::default())) else { continue };
+        let mut current = BTreeMap::new();
+        for pod in list.items {
+            let name = pod.metadata.name.clone().unwrap_or_default();
+            let app = label(&pod.metadata, "ochopod.io/application").to_string();
+            let ns = label(&pod.metadata, "ochopod.io/namespace").to_string();
+            let cluster = label(&pod.metadata, "ochopod.io/cluster").to_string();
+            if app.is_empty()
+                || phase(&pod) != "Running"
+                || pod.metadata.deletion_timestamp.is_some()
+            {
+                continue;
+            }
+            current.insert(name, (app, ns, cluster));
+        }
+        for (name, (app, ns, cluster)) in &current {
+            if known.contains_key(name) {
+                continue;
+            }
+            seq += 1;
+            let fake = FakePod::answering(
+                &format!("127.0.{net}.{}", seq % 250 + 2),
+                "running",
+                "leader",
+                json!({}),
+            );
+            fake.state.lock().unwrap().control_status = 410;
+            let (ip, port) = fake.addr.rsplit_once(':').unwrap();
+            let qualified = format!("{ns}.{cluster}");
+            let uuid = format!("00000000-0000-4000-8000-{seq:012}");
+            let reg = json!({"cluster": cluster, "namespace": ns, "application": app, "task": name,
+                             "port": "8080", "ip": ip, "ports": {"8080": port.parse::<u16>().unwrap()},
+                             "seq": seq, "node": "fake-node", "public": "", "fwk": "k8s"});
+            let dir = format!("/ochopod/clusters/{qualified}/pods");
+            rt.block_on(zk.mkdir(&dir, &persistent)).unwrap();
+            let path = format!("{dir}/{uuid}.{seq:010}");
+            rt.block_on(zk.create(&path, reg.to_string().as_bytes(), &persistent)).unwrap();
+            known.insert(name.clone(), (path, uuid, qualified, fake));
+        }
+        let gone: Vec<String> =
+            known.keys().filter(|n| !current.contains_key(*n)).cloned().collect();
+        for name in gone {
+            let (path, ..) = known.remove(&name).unwrap();
+            let _ = rt.block_on(zk.delete(&path, None));
+        }
+        let mut snapshots: BTreeMap<&str, serde_json::Map<String, Value>> = BTreeMap::new();
+        for (_, uuid, qualified, _) in known.values() {
+            snapshots.entry(qualified).or_default().insert(uuid.clone(), json!({}));
+        }
+        for (qualified, map) in snapshots {
+            let path = format!("/ochopod/clusters/{qualified}/snapshot");
+            let data = Value::Object(map).to_string();
+            if rt.block_on(zk.set_data(&path, data.as_bytes(), None)).is_err() {
+                let _ = rt.block_on(zk.create(&path, data.as_bytes(), &persistent));
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn deploy_creates_one_rc_per_definition_whose_pods_run() {
+    let kube = fake(Kubelet::Status);
+    let dir = definitions(&[("web.yaml", WEB), ("db.yaml", DB)]);
+    let (code, out, err) = ocho(&kube, dir.path(), &["deploy", "*.yaml", "-p", "2"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(out, "100% success / spawned 4 pod(s)\n");
+    kube.wait_until(WAIT, |s| {
+        s.pods("default").iter().filter(|p| phase(p) == "Running").count() == 4
+    })
+    .unwrap();
+    let rcs = kube.rcs("default");
+    assert_eq!(rcs.len(), 2);
+    for rc in &rcs {
+        let name = rc.metadata.name.clone().unwrap();
+        assert!(name.len() <= 63 && name.starts_with("ochopod.default."), "{name}");
+        assert_eq!(label(&rc.metadata, "ochopod.io/application"), name);
+        let env =
+            &rc.spec.as_ref().unwrap().template.as_ref().unwrap().spec.as_ref().unwrap().containers
+                [0]
+            .env;
+        let text = serde_json::to_string(env).unwrap();
+        assert!(text.contains("ocho-proxy.default.svc:2181"), "{text}");
+        assert!(
+            !text.contains("fake-token") && !text.to_uppercase().contains("KUBERNETES"),
+            "{text}"
+        );
+    }
+    let posts: Vec<_> = kube.requests().into_iter().filter(|r| r.method != "GET").collect();
+    assert_eq!(posts.len(), 2, "{posts:?}");
+    assert!(posts.iter().all(
+        |r| r.method == "POST" && r.path == "/api/v1/namespaces/default/replicationcontrollers"
+    ));
+}
+
+#[test]
+fn dry_run_sends_no_request_to_the_api() {
+    let kube = fake(Kubelet::Off);
+    let dir = definitions(&[("web.yaml", WEB)]);
+    let (code, out, err) = ocho(&kube, dir.path(), &["deploy", "web.yaml", "--dry-run"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("kind: ReplicationController"));
+    assert!(kube.requests().is_empty(), "{:?}", kube.requests());
+}
+
+#[test]
+fn api_errors_name_the_object_and_keep_the_server_message() {
+    let kube = fake(Kubelet::Off);
+    let dir = definitions(&[("web.yaml", WEB), ("db.yaml", DB)]);
+    kube.fail_next("POST", "/api/v1/namespaces/default/replicationcontrollers", 403, 1);
+    let (code, out, err) = ocho(&kube, dir.path(), &["deploy", "db.yaml", "web.yaml"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert_eq!(out, "50% success / spawned 1 pod(s)\n");
+    assert!(
+        err.starts_with(
+            "db.yaml: kubernetes: create replicationcontroller default/ochopod.default.db-"
+        ),
+        "{err}"
+    );
+    assert!(err.contains(": 403 Forbidden: "), "{err}");
+    assert_eq!(kube.rcs("default").len(), 1);
+
+    let (code, _, err) =
+        ocho(&kube, dir.path(), &["deploy", "web.yaml", "--k8s-namespace", "nope"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("404 NotFound: namespaces \"nope\" not found"), "{err}");
+}
+
+#[test]
+fn a_name_clash_gets_a_new_name_and_one_more_try() {
+    let kube = fake(Kubelet::Off);
+    let dir = definitions(&[("web.yaml", WEB)]);
+    kube.fail_next("POST", "/api/v1/namespaces/default/replicationcontrollers", 409, 1);
+    let (code, out, err) = ocho(&kube, dir.path(), &["deploy", "web.yaml", "-j"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let posts: Vec<String> = kube
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST")
+        .map(|r| r.json().unwrap()["metadata"]["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(posts.len(), 2);
+    assert_ne!(posts[0], posts[1], "the retry must use a fresh name");
+    let reply: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(reply["web.yaml"]["application"], posts[1].as_str());
+    assert_eq!(reply["web.yaml"]["ok"], true);
+}
+
+/// The RC name `deploy -j` reports for `file`.
+fn deployed(kube: &FakeKube, dir: &Path, file: &str, pods: &str) -> String {
+    let (code, out, err) = ocho(kube, dir, &["deploy", file, "-p", pods, "-j"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let reply: Value = serde_json::from_str(&out).unwrap();
+    reply[file]["application"].as_str().unwrap().to_string()
+}
+
+fn registered(kube: &FakeKube, agents: &Agents, cluster: &str, n: usize) {
+    let hosts = agents.hosts.clone();
+    let _ = kube;
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let (_, out, _) = tools_support::run(&["ls", "--zk", &hosts, "-j"]);
+        let count = serde_json::from_str::<Value>(&out)
+            .ok()
+            .and_then(|v| v[cluster]["total"].as_u64())
+            .unwrap_or(0);
+        if count as usize == n {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{cluster}: {count} registered, want {n}: {out}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn deploy_wait_returns_once_the_pods_are_registered_and_configured() {
+    let kube = fake(Kubelet::Status);
+    let agents = Agents::start(&kube, "k8s_deploy_wait", 61);
+    let dir = definitions(&[("web.yaml", WEB)]);
+    let (code, out, err) = ocho(
+        &kube,
+        dir.path(),
+        &["deploy", "web.yaml", "-p", "3", "--wait", "-t", "60", "--zk", &agents.hosts],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("web.yaml: 3/3 pod(s) registered\n"), "{out}");
+    assert!(out.ends_with("100% success / spawned 3 pod(s)\n"), "{out}");
+}
+
+#[test]
+fn deploy_wait_strict_deletes_what_it_created_on_timeout() {
+    let kube = fake(Kubelet::Off); // pods never run, so nothing registers
+    let zk = tools_support::Zk::new("k8s_deploy_strict");
+    let dir = definitions(&[("web.yaml", WEB)]);
+    let (code, out, err) = ocho(
+        &kube,
+        dir.path(),
+        &["deploy", "web.yaml", "--wait", "--strict", "-t", "5", "--zk", &zk.hosts],
+    );
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        err.contains("0 of 1 pod(s) registered and configured after 5s; deleted (--strict)"),
+        "{err}"
+    );
+    let deletes: Vec<_> = kube.requests().into_iter().filter(|r| r.method == "DELETE").collect();
+    assert_eq!(deletes.len(), 1);
+    assert_eq!(deletes[0].json().unwrap()["propagationPolicy"], "Background");
+    kube.wait_until(WAIT, |s| s.rcs("default").is_empty()).unwrap();
+}
+
+#[test]
+fn kill_is_graceful_then_deletes_the_rcs_with_background_propagation() {
+    let kube = fake(Kubelet::Status);
+    let agents = Agents::start(&kube, "k8s_kill", 62);
+    let dir = definitions(&[("web.yaml", WEB)]);
+    let app = deployed(&kube, dir.path(), "web.yaml", "2");
+    registered(&kube, &agents, "default.web", 2);
+
+    let (code, _, err) = ocho(&kube, dir.path(), &["kill", "default.web", "--zk", &agents.hosts]);
+    assert_eq!(code, 2, "whole clusters need --force: {err}");
+
+    let (code, out, err) =
+        ocho(&kube, dir.path(), &["kill", "default.web", "--force", "--zk", &agents.hosts, "-j"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let reply: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(reply["default.web"]["ok"], true, "{out}");
+    assert_eq!(reply["default.web"]["deleted"], json!([app]));
+    assert_eq!(reply["default.web"]["graceful"].as_array().unwrap().len(), 2, "{out}");
+    let delete = kube.requests().into_iter().find(|r| r.method == "DELETE").unwrap();
+    assert_eq!(delete.path, format!("/api/v1/namespaces/default/replicationcontrollers/{app}"));
+    assert_eq!(delete.json().unwrap()["propagationPolicy"], "Background");
+    kube.wait_until(WAIT, |s| s.rcs("default").is_empty() && s.pods("default").is_empty()).unwrap();
+}
+
+#[test]
+fn kill_finds_rcs_by_label_when_no_pod_registered_and_fails_on_an_empty_match() {
+    let kube = fake(Kubelet::Off);
+    let zk = tools_support::Zk::new("k8s_kill_label");
+    let dir = definitions(&[("web.yaml", WEB)]);
+    deployed(&kube, dir.path(), "web.yaml", "2");
+    let (code, out, err) =
+        ocho(&kube, dir.path(), &["kill", "*.web", "--force", "--zk", &zk.hosts]);
+    assert_eq!(code, 0, "{out}{err}");
+    kube.wait_until(WAIT, |s| s.rcs("default").is_empty() && s.pods("default").is_empty()).unwrap();
+
+    let (code, out, err) =
+        ocho(&kube, dir.path(), &["kill", "default.nothing", "--force", "--zk", &zk.hosts]);
+    assert_eq!(code, 1);
+    assert_eq!(out, "0% success / killed 0 pod(s)\n");
+    assert!(err.contains("default.nothing: no pods found"), "{err}");
+}
+
+#[test]
+fn kill_some_pods_removes_them_and_lowers_their_rc() {
+    let kube = fake(Kubelet::Status);
+    let agents = Agents::start(&kube, "k8s_kill_i", 63);
+    let dir = definitions(&[("web.yaml", WEB)]);
+    let app = deployed(&kube, dir.path(), "web.yaml", "3");
+    registered(&kube, &agents, "default.web", 3);
+    let (_, ls, _) = tools_support::run(&["grep", "default.web", "--zk", &agents.hosts, "-j"]);
+    let seq = serde_json::from_str::<Value>(&ls)
+        .unwrap()
+        .as_object()
+        .unwrap()
+        .keys()
+        .next()
+        .unwrap()
+        .rsplit('#')
+        .next()
+        .unwrap()
+        .to_string();
+    let (code, out, err) =
+        ocho(&kube, dir.path(), &["kill", "default.web", "-i", &seq, "--zk", &agents.hosts]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(out, "100% success / killed 1 pod(s)\n");
+    kube.wait_until(WAIT, |s| {
+        s.rc("default", &app).is_some_and(|rc| replicas(rc) == 2)
+            && live(&s.pods("default").into_iter().cloned().collect::<Vec<_>>()).len() == 2
+    })
+    .unwrap();
+    assert!(kube.requests().iter().any(|r| r.method == "PATCH" && r.path.ends_with("/scale")));
+}
+
+#[test]
+fn scale_goes_through_the_scale_subresource_both_ways() {
+    let kube = fake(Kubelet::Status);
+    let agents = Agents::start(&kube, "k8s_scale", 64);
+    let dir = definitions(&[("web.yaml", WEB)]);
+    let app = deployed(&kube, dir.path(), "web.yaml", "1");
+    let (code, out, err) = ocho(
+        &kube,
+        dir.path(),
+        &["scale", "default.web", "-f", "@3", "--wait", "--zk", &agents.hosts, "-t", "60"],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.ends_with("100% success (+2 pods)\n"), "{out}");
+    assert_eq!(replicas(&kube.rcs("default")[0]), 3);
+    assert!(kube.requests().iter().any(|r| r.method == "PATCH"
+        && r.path == format!("/api/v1/namespaces/default/replicationcontrollers/{app}/scale")));
+
+    let (code, out, err) =
+        ocho(&kube, dir.path(), &["scale", "default.web", "-f", "-2", "--zk", &agents.hosts, "-j"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let reply: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(reply["default.web"]["delta"], -2);
+    kube.wait_until(WAIT, |s| {
+        s.rc("default", &app).is_some_and(|rc| replicas(rc) == 1)
+            && live(&s.pods("default").into_iter().cloned().collect::<Vec<_>>()).len() == 1
+    })
+    .unwrap();
+    registered(&kube, &agents, "default.web", 1);
+
+    let (code, _, err) =
+        ocho(&kube, dir.path(), &["scale", "default.web", "-f", "3", "--zk", &agents.hosts]);
+    assert_eq!(code, 2, "{err}");
+}
+
+#[test]
+fn bump_rolls_the_cluster_onto_a_new_rc_with_the_new_tag() {
+    let kube = fake(Kubelet::Status);
+    let agents = Agents::start(&kube, "k8s_bump", 65);
+    let dir = definitions(&[("web.yaml", WEB)]);
+    let old = deployed(&kube, dir.path(), "web.yaml", "2");
+    registered(&kube, &agents, "default.web", 2);
+    let (code, out, err) = ocho(
+        &kube,
+        dir.path(),
+        &["bump", "default.web", "-r", "2.0", "--zk", &agents.hosts, "-t", "60"],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.ends_with("100% success (2 pods)\n"), "{out}");
+    kube.wait_until(WAIT, |s| {
+        let rcs = s.rcs("default");
+        rcs.len() == 1
+            && rcs[0].metadata.name.as_deref() != Some(old.as_str())
+            && live(&s.pods("default").into_iter().cloned().collect::<Vec<_>>()).len() == 2
+    })
+    .unwrap();
+    let rc = kube.rcs("default").remove(0);
+    let image = rc.spec.unwrap().template.unwrap().spec.unwrap().containers[0].image.clone();
+    assert_eq!(image.as_deref(), Some("example/web:2.0"));
+}
