@@ -1,5 +1,6 @@
 //! Tests of the fake Kubernetes API server (tests/support/fake_kube), driven with the real kube
 //! client over HTTPS with the fake's generated CA, as the tools will drive it.
+#![allow(clippy::unwrap_used)] // a failed step in a test should fail loudly
 
 mod support;
 
@@ -942,4 +943,194 @@ async fn unscheduled_pod_logs_are_empty_and_plain_http_works() {
         .await
         .unwrap();
     assert_eq!(phase(&after), "Running");
+}
+
+/// A pod whose one container runs `script` under the registered `/bin/sh` image.
+fn sh_pod(name: &str, script: &str) -> Pod {
+    serde_json::from_value(json!({"metadata": {"name": name, "labels": {"app": "shell"}},
+        "spec": {"terminationGracePeriodSeconds": 10, "containers": [{"name": "main", "image": "test/sh:1",
+            "args": ["-c", script],
+            "env": [
+                {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+                {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+                {"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
+                {"name": "APP", "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['app']"}}},
+                {"name": "GREETING", "value": "hello $(POD_NAME)"}]}]}}))
+    .expect("pod literal")
+}
+
+/// `$$` is doubled: the kubelet expands `$(VAR)` in args and turns `$$` into `$`.
+const SERVE: &str = r#"echo "POD_IP=$POD_IP POD_NAME=$POD_NAME NODE=$NODE_NAME APP=$APP GREETING=$GREETING HOST=$HOSTNAME"
+echo "KUBECONFIG=$KUBECONFIG PORT=$KUBERNETES_SERVICE_PORT PWD=$(pwd)"
+echo "leaked=$(env | grep -c '^CARGO')"
+echo "pid=$$$$"
+echo "to stderr" >&2
+trap 'echo got TERM; exit 0' TERM
+while true; do sleep 0.05; done"#;
+
+fn pid_alive(pid: i32) -> bool {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn process_kubelet_runs_pods_as_local_processes() {
+    let kube = start(Kubelet::Process);
+    kube.register_image("test/sh:1", "/bin/sh");
+    let pods: Api<Pod> = Api::default_namespaced(kube.client().await);
+    pods.create(&PostParams::default(), &sh_pod("web", SERVE))
+        .await
+        .unwrap();
+    kube.wait_until(WAIT, |s| {
+        s.pod("default", "web").is_some_and(is_ready)
+            && s.log_lines("default", "web", "main")
+                .iter()
+                .any(|l| l == "to stderr")
+    })
+    .unwrap();
+    let pod = pods.get("web").await.unwrap();
+    let ip = pod.status.as_ref().unwrap().pod_ip.clone().unwrap();
+    assert_eq!(ip, "127.0.0.2");
+    let cs = &pod
+        .status
+        .as_ref()
+        .unwrap()
+        .container_statuses
+        .as_ref()
+        .unwrap()[0];
+    assert!(cs.state.as_ref().unwrap().running.is_some());
+
+    let text = pods.logs("web", &LogParams::default()).await.unwrap();
+    let kubeconfig = kube.kubeconfig().display().to_string();
+    let port = kube.addr().port();
+    assert!(
+        text.contains(&format!(
+            "POD_IP={ip} POD_NAME=web NODE=fake-node APP=shell GREETING=hello web HOST=web\n"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("KUBECONFIG={kubeconfig} PORT={port} PWD=")),
+        "{text}"
+    );
+    assert!(
+        text.contains("leaked=0\n"),
+        "the test's environment leaked: {text}"
+    );
+    let pid: i32 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("pid="))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(pid_alive(pid));
+
+    // Delete: SIGTERM reaches the process, which exits; the kubelet confirms; the pod goes.
+    let marked = pods
+        .delete("web", &DeleteParams::default())
+        .await
+        .unwrap()
+        .left()
+        .unwrap();
+    assert_eq!(marked.metadata.deletion_grace_period_seconds, Some(10));
+    kube.wait_until(WAIT, |s| s.pod("default", "web").is_none())
+        .unwrap();
+    assert!(kube.with_state(|s| {
+        s.log_lines("default", "web", "main")
+            .iter()
+            .any(|l| l == "got TERM")
+    }));
+    assert!(!pid_alive(pid), "the process was reaped");
+
+    // A crashing container is restarted with back-off and its exit recorded.
+    pods.create(&PostParams::default(), &sh_pod("crash", "echo bye; exit 3"))
+        .await
+        .unwrap();
+    kube.wait_until(WAIT, |s| {
+        s.pod("default", "crash").is_some_and(|p| {
+            let Some(cs) = p
+                .status
+                .as_ref()
+                .and_then(|s| s.container_statuses.as_ref())
+            else {
+                return false;
+            };
+            let cs = &cs[0];
+            cs.restart_count >= 1
+                && cs
+                    .last_state
+                    .as_ref()
+                    .and_then(|l| l.terminated.as_ref())
+                    .is_some_and(|t| t.exit_code == 3 && t.reason.as_deref() == Some("Error"))
+        })
+    })
+    .unwrap();
+
+    // An unregistered image: ErrImagePull, Pending.
+    let mut unknown = sh_pod("unknown", "true");
+    unknown.spec.as_mut().unwrap().containers[0].image = Some("nope:1".into());
+    pods.create(&PostParams::default(), &unknown).await.unwrap();
+    kube.wait_until(WAIT, |s| {
+        s.pod("default", "unknown").is_some_and(|p| {
+            let cs = p.status.as_ref().unwrap().container_statuses.as_ref();
+            cs.and_then(|c| c[0].state.as_ref()?.waiting.as_ref()?.reason.clone())
+                .as_deref()
+                == Some("ErrImagePull")
+        })
+    })
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn process_kubelet_rc_pods_get_distinct_addresses_and_die_with_the_fake() {
+    let kube = start(Kubelet::Process);
+    kube.register_image("test/sh:1", "/bin/sh");
+    let rcs: Api<ReplicationController> = Api::default_namespaced(kube.client().await);
+    let mut spec = rc("shell", "shell", 2);
+    let tmpl = spec
+        .spec
+        .as_mut()
+        .unwrap()
+        .template
+        .as_mut()
+        .unwrap()
+        .spec
+        .as_mut()
+        .unwrap();
+    tmpl.containers = sh_pod("x", SERVE).spec.unwrap().containers;
+    rcs.create(&PostParams::default(), &spec).await.unwrap();
+    kube.wait_until(WAIT, |s| {
+        s.pods("default").iter().filter(|p| is_ready(p)).count() == 2
+            && s.pods("default").iter().all(|p| {
+                let n = p.metadata.name.as_deref().unwrap();
+                s.log_lines("default", n, "main")
+                    .iter()
+                    .any(|l| l.starts_with("pid="))
+            })
+    })
+    .unwrap();
+    let mut ips: Vec<String> = kube
+        .pods("default")
+        .iter()
+        .map(|p| p.status.as_ref().unwrap().pod_ip.clone().unwrap())
+        .collect();
+    ips.sort();
+    assert_eq!(ips, ["127.0.0.2", "127.0.0.3"]);
+    let pids: Vec<i32> = kube.with_state(|s| {
+        s.pods("default")
+            .iter()
+            .map(|p| {
+                let n = p.metadata.name.as_deref().unwrap();
+                s.log_lines("default", n, "main")
+                    .iter()
+                    .find_map(|l| l.strip_prefix("pid=").map(|x| x.parse().unwrap()))
+                    .unwrap()
+            })
+            .collect()
+    });
+    assert!(pids.iter().all(|p| pid_alive(*p)));
+    drop(kube);
+    assert!(
+        pids.iter().all(|p| !pid_alive(*p)),
+        "Drop kills and reaps every process"
+    );
 }

@@ -81,6 +81,9 @@ pub fn supervise(shared: Arc<Shared>, key: Key, uid: String, ctl: Receiver<Ctl>)
             if run.child.is_none() && run.restart_at.is_some_and(|t| Instant::now() >= t) {
                 run.restart_at = None;
                 changed = true;
+                if run.last.is_some() {
+                    run.restarts += 1;
+                }
                 match spawn(
                     &shared,
                     &pod,
@@ -114,7 +117,6 @@ pub fn supervise(shared: Arc<Shared>, key: Key, uid: String, ctl: Receiver<Ctl>)
                 });
                 let again = policy == "Always" || (policy == "OnFailure" && code != 0);
                 if again {
-                    run.restarts += 1;
                     run.restart_at = Some(Instant::now() + run.backoff);
                     run.backoff = (run.backoff * 2).min(MAX_BACKOFF);
                 } else {
@@ -311,7 +313,7 @@ fn spawn(
     let mut cmd = Command::new(&program);
     cmd.args(&rest)
         .env_clear()
-        .envs(env.iter().map(|(k, v)| (k, v)))
+        .envs(&env)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

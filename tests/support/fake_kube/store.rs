@@ -163,22 +163,25 @@ impl State {
 
     pub(crate) fn add_namespace(&mut self, name: &str) {
         let rv = self.next_rv();
-        let mut ns = Namespace::default();
-        ns.metadata = ObjectMeta {
-            name: Some(name.into()),
-            uid: Some(uuid_v4()),
-            resource_version: Some(rv.to_string()),
-            creation_timestamp: Some(now_time()),
-            labels: Some([("kubernetes.io/metadata.name".to_string(), name.to_string())].into()),
-            ..Default::default()
+        let ns = Namespace {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                uid: Some(uuid_v4()),
+                resource_version: Some(rv.to_string()),
+                creation_timestamp: Some(now_time()),
+                labels: Some(
+                    [("kubernetes.io/metadata.name".to_string(), name.to_string())].into(),
+                ),
+                ..Default::default()
+            },
+            spec: Some(k8s_openapi::api::core::v1::NamespaceSpec {
+                finalizers: Some(vec!["kubernetes".into()]),
+            }),
+            status: Some(k8s_openapi::api::core::v1::NamespaceStatus {
+                phase: Some("Active".into()),
+                ..Default::default()
+            }),
         };
-        ns.spec = Some(k8s_openapi::api::core::v1::NamespaceSpec {
-            finalizers: Some(vec!["kubernetes".into()]),
-        });
-        ns.status = Some(k8s_openapi::api::core::v1::NamespaceStatus {
-            phase: Some("Active".into()),
-            ..Default::default()
-        });
         self.namespaces.insert(name.into(), ns);
     }
 
