@@ -29,13 +29,24 @@ pub fn spawn(cmd: &mut Command, what: &str, opts: Opts) -> Result<Child> {
     }
     let die_with_parent = opts.die_with_parent;
     // SAFETY: the closure runs between fork and exec and only makes async-signal-safe calls
-    // (pthread_sigmask, signal, prctl); it allocates nothing and takes no lock.
+    // (rt_sigaction, pthread_sigmask, prctl); it allocates nothing and takes no lock, and `dfl`
+    // outlives every call that reads it.
     unsafe {
         cmd.pre_exec(move || {
-            for signo in 1..=libc::SIGRTMAX() {
+            // The raw system call, because libc's wrappers refuse signals 32-34 (their
+            // internal real-time signals) and an ignored one would otherwise leak through.
+            // An all-zero kernel `struct sigaction` is SIG_DFL with no flags and no mask on
+            // every architecture; 8 is the size of the kernel's sigset.
+            let dfl = [0u64; 4];
+            for signo in 1..=64 {
                 if signo != libc::SIGKILL && signo != libc::SIGSTOP {
-                    // Invalid numbers (the libc-internal real-time signals) fail harmlessly.
-                    libc::signal(signo, libc::SIG_DFL);
+                    libc::syscall(
+                        libc::SYS_rt_sigaction,
+                        signo,
+                        dfl.as_ptr(),
+                        std::ptr::null_mut::<u64>(),
+                        8usize,
+                    );
                 }
             }
             mask.thread_set_mask().map_err(io::Error::from)?;

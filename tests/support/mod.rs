@@ -16,9 +16,18 @@ use nix::unistd::Pid;
 /// Generous deadline for anything a loaded 2-core machine does "at once".
 pub const DEADLINE: Duration = Duration::from_secs(30);
 
-/// The binary under test.
+/// Path of the binary under test: `$OCHO_BIN` when set (benchmarks point it at the static
+/// release build that ships), else the one cargo built for this test.
+pub fn ocho_bin() -> String {
+    std::env::var("OCHO_BIN")
+        .ok()
+        .filter(|b| !b.is_empty())
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_ocho").into())
+}
+
+/// The binary under test, as a command.
 pub fn ocho() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_ocho"))
+    Command::new(ocho_bin())
 }
 
 /// A TCP port free on 127.0.0.1 at the time of the call.
