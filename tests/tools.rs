@@ -418,3 +418,101 @@ fn wait_times_out_naming_what_is_missing() {
     assert_eq!(code, 2, "{err}");
     drop((follower, hanging));
 }
+
+/// Starts an `ocho pod` agent of `cluster` on `ip:port` running `sleep`, with `cat` as its
+/// signal hook (the reply is the payload).
+fn agent(zk: &Zk, ns: &str, cluster: &str, ip: &str, port: u16) -> support::Proc {
+    let mut cmd = support::ocho();
+    cmd.args(["pod", "--zk", &zk.hosts, "--namespace", ns, "--cluster", cluster])
+        .args(["--port", &port.to_string(), "--bind", ip, "--ip", ip, "--node", "node-1"])
+        .args(["--task", &format!("{cluster}-{ip}"), "--grace", "2", "--signal", "cat"])
+        .args(["--", "sleep", "1000"]);
+    let proc = support::Proc::spawn(&format!("agent {ip}"), cmd);
+    proc.wait_for_line("listening on", support::DEADLINE);
+    proc
+}
+
+#[test]
+fn every_tool_works_against_real_agents() {
+    let zk = Zk::new("t-agents");
+    let port = std::net::TcpListener::bind("127.0.9.2:0").unwrap().local_addr().unwrap().port();
+    let _a = agent(&zk, "ag", "web", "127.0.9.2", port);
+    let _b = agent(&zk, "ag", "web", "127.0.9.3", port);
+    let hosts = zk.hosts.as_str();
+
+    let (code, out, err) = run(&["wait", "--zk", hosts, "-t", "90", "--pods", "2", "web"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.ends_with("ready: ag.web\n"), "{out}");
+
+    let (code, out, err) = run(&["grep", "--zk", hosts, "-j", "ag.web"]);
+    assert_eq!(code, 0, "{err}");
+    let pods: Value = serde_json::from_str(&out).unwrap();
+    let pods = pods.as_object().unwrap();
+    assert_eq!(pods.len(), 2, "{out}");
+    let leaders = pods.values().filter(|p| p["state"] == "leader").count();
+    assert_eq!(leaders, 1, "{out}");
+    assert!(pods.values().all(|p| p["process"] == "running" && p["node"] == "node-1"), "{out}");
+    let seqs: Vec<String> =
+        pods.keys().map(|k| k.rsplit('#').next().unwrap().to_string()).collect();
+
+    let (code, out, _) = run(&["grep", "--zk", hosts, "web"]);
+    assert_eq!(code, 0);
+    assert!(out.starts_with("\n<web> -> 100% replies (2 pods total) ->\n\npod "), "{out}");
+    let (code, out, _) = run(&["info", "--zk", hosts, "web"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("    \"process\": \"running\",\n"), "{out}");
+    let (code, out, _) = run(&["ls", "--zk", hosts, "ag.*"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("ag.web   |  2/2  |"), "{out}");
+    let (code, out, _) = run(&["log", "--zk", hosts, "-n", "1000", "web"]);
+    assert_eq!(code, 0);
+    assert!(out.contains(" - INFO - listening on "), "{out}");
+    let (code, out, _) = run(&["port", "--zk", hosts, "-j", &port.to_string(), "web"]);
+    assert_eq!(code, 0);
+    assert_eq!(serde_json::from_str::<Value>(&out).unwrap().as_object().unwrap().len(), 2, "{out}");
+    let (code, _, err) = run(&["poll", "--zk", hosts, "web"]);
+    assert_eq!(code, 0, "{err}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let payload = dir.path().join("p.json");
+    // An empty object: the agent (branch pod, feed226) parses every control body as a leader
+    // payload and answers 406 to any other signal payload; arbitrary payloads are covered
+    // against the in-test pods above.
+    std::fs::write(&payload, "{}").unwrap();
+    let (code, out, err) = run(&[
+        "ping",
+        payload.to_str().unwrap(),
+        "--zk",
+        hosts,
+        "-t",
+        "20",
+        "--force",
+        "web",
+        "-j",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    let replies: Value = serde_json::from_str(&out).unwrap();
+    assert!(replies.as_object().unwrap().values().all(|r| r == &json!({})), "{out}");
+
+    // off then on for one pod: it took part in the configuration, so a bare `on` is safe.
+    let one = &seqs[0];
+    let (code, out, err) = run(&["off", "--zk", hosts, "-t", "20", "-i", one, "web"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(out, "\n<web> -> 100% replies, 1 pod off\n");
+    let (_, out, _) = run(&["grep", "--zk", hosts, "-j", "-i", one, "web"]);
+    assert_eq!(
+        serde_json::from_str::<Value>(&out).unwrap()[format!("ag.web #{one}")]["process"],
+        "stopped"
+    );
+    let (code, out, err) = run(&["on", "--zk", hosts, "-t", "20", "-i", one, "web"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(out, "\n<web> -> 100% replies, 1 pod on\n");
+    let (code, out, err) = run(&["wait", "--zk", hosts, "-t", "60", "--pods", "2", "web"]);
+    assert_eq!(code, 0, "{out}{err}");
+
+    let (code, out, err) = run(&["reset", "--zk", hosts, "--force", "web"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "\n<web> -> 100% replies, 2 pods reset\n");
+    let (code, out, err) = run(&["wait", "--zk", hosts, "-t", "90", "--pods", "2", "web"]);
+    assert_eq!(code, 0, "{out}{err}");
+}
