@@ -461,3 +461,89 @@ fn bump_rolls_the_cluster_onto_a_new_rc_with_the_new_tag() {
     let image = rc.spec.unwrap().template.unwrap().spec.unwrap().containers[0].image.clone();
     assert_eq!(image.as_deref(), Some("example/web:2.0"));
 }
+
+/// The whole flow with real `ocho pod` agents run by the fake's process kubelet (one process per
+/// pod on its own 127.0.0.N, env from the RC template with the downward API resolved):
+/// deploy --wait → grep → scale --wait → bump → kill.
+#[test]
+fn end_to_end_with_real_agents_deploy_grep_scale_bump_kill() {
+    let kube = fake(Kubelet::Process);
+    let exe = support::ocho_bin();
+    kube.register_image("ocho:1.0", &exe);
+    kube.register_image("ocho:2.0", &exe);
+    let zk = tools_support::Zk::new("k8s_e2e");
+    // The agent binds its own pod address so pods can share the control port; `$(POD_IP)` is
+    // expanded by the kubelet from the variable deploy defines before the definition's env.
+    let web = "cluster: web\nimage: ocho:1.0\nports: [80]\nsettings: {greeting: hi}\n\
+               env: {OCHO_BIND: \"$(POD_IP)\"}\nargs: [pod, --, sleep, \"600\"]\n";
+    let dir = definitions(&[("web.yaml", web)]);
+    let zk_args = ["--zk", zk.hosts.as_str()];
+    let (code, out, err) = ocho(
+        &kube,
+        dir.path(),
+        &[
+            "deploy",
+            "web.yaml",
+            "-p",
+            "2",
+            "--wait",
+            "-t",
+            "120",
+            "--zk-public",
+            &zk.hosts,
+            zk_args[0],
+            zk_args[1],
+        ],
+    );
+    assert_eq!(code, 0, "deploy: {out}{err}\n{}", describe(&kube));
+    assert!(out.ends_with("100% success / spawned 2 pod(s)\n"), "{out}");
+
+    let (code, out, err) =
+        ocho(&kube, dir.path(), &["grep", "default.web", zk_args[0], zk_args[1], "-j"]);
+    assert_eq!(code, 0, "grep: {out}{err}");
+    let pods: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(pods.as_object().unwrap().len(), 2, "{out}");
+
+    let (code, out, err) = ocho(
+        &kube,
+        dir.path(),
+        &["scale", "default.web", "-f", "@3", "--wait", "-t", "120", zk_args[0], zk_args[1]],
+    );
+    assert_eq!(code, 0, "scale: {out}{err}\n{}", describe(&kube));
+
+    let (code, out, err) = ocho(
+        &kube,
+        dir.path(),
+        &["bump", "default.web", "-r", "2.0", "-t", "120", zk_args[0], zk_args[1]],
+    );
+    assert_eq!(code, 0, "bump: {out}{err}\n{}", describe(&kube));
+    assert!(out.ends_with("100% success (3 pods)\n"), "{out}");
+    let rcs = kube.rcs("default");
+    assert_eq!(rcs.len(), 1);
+    let image =
+        rcs[0].spec.clone().unwrap().template.unwrap().spec.unwrap().containers[0].image.clone();
+    assert_eq!(image.as_deref(), Some("ocho:2.0"));
+
+    let (code, out, err) =
+        ocho(&kube, dir.path(), &["kill", "default.web", "--force", "-j", zk_args[0], zk_args[1]]);
+    assert_eq!(code, 0, "kill: {out}{err}");
+    let reply: Value = serde_json::from_str(&out).unwrap();
+    // Registrations of the pods bump removed may linger until their ZooKeeper sessions expire;
+    // the three live pods at least were killed gracefully, and only the live RC was deleted.
+    assert_eq!(reply["default.web"]["ok"], true, "{out}");
+    assert!(reply["default.web"]["graceful"].as_array().unwrap().len() >= 3, "{out}");
+    assert_eq!(reply["default.web"]["deleted"].as_array().unwrap().len(), 1, "{out}");
+    kube.wait_until(WAIT, |s| s.rcs("default").is_empty() && s.pods("default").is_empty()).unwrap();
+}
+
+fn describe(kube: &FakeKube) -> String {
+    kube.pods("default")
+        .iter()
+        .map(|p| {
+            let name = p.metadata.name.clone().unwrap_or_default();
+            let logs = kube.with_state(|s| s.log_lines("default", &name, "web").join("\n"));
+            format!("--- {name} ({}):\n{logs}", phase(p))
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}

@@ -151,20 +151,25 @@ fn kill(
             pod.key()
         ));
     }
+    // RCs already gone (registrations outlive their pods until the ZooKeeper session expires)
+    // count as done but are not reported as deleted.
+    let mut done = Vec::new();
     for app in apps {
         match kube.delete_rc(&app, Propagation::Background) {
-            Ok(_) => outcome.deleted.push(app),
+            Ok(existed) => {
+                if existed {
+                    outcome.deleted.push(app.clone());
+                }
+                done.push(app);
+            }
             Err(e) => {
                 outcome.failed = true;
                 outcome.problems.push(chain(&e));
             }
         }
     }
-    outcome.down = pods
-        .iter()
-        .filter(|p| outcome.deleted.contains(&p.field("application")))
-        .map(|p| p.seq)
-        .collect();
+    outcome.down =
+        pods.iter().filter(|p| done.contains(&p.field("application"))).map(|p| p.seq).collect();
     Ok(outcome)
 }
 
