@@ -123,7 +123,11 @@ fn agents_loop(kubeconfig: &Path, hosts: &str, net: u8, stop: &AtomicBool) {
             let app = label(&pod.metadata, "ochopod.io/application").to_string();
             let ns = label(&pod.metadata, "ochopod.io/namespace").to_string();
             let cluster = label(&pod.metadata, "ochopod.io/cluster").to_string();
+            let image = pod.spec.as_ref().and_then(|s| s.containers[0].image.clone());
+            // A release that "does not start": its pods never register.
+            let broken = image.is_some_and(|i| i.ends_with(":broken"));
             if app.is_empty()
+                || broken
                 || phase(&pod) != "Running"
                 || pod.metadata.deletion_timestamp.is_some()
             {
@@ -496,6 +500,8 @@ fn end_to_end_with_real_agents_deploy_grep_scale_bump_kill() {
         ],
     );
     assert_eq!(code, 0, "deploy: {out}{err}\n{}", describe(&kube));
+    assert!(out.contains("web.yaml: 2/2 pod(s) registered\n"), "{out}");
+    assert!(out.contains("web.yaml: ready (2 pods running, leader default.web #"), "{out}");
     assert!(out.ends_with("100% success / spawned 2 pod(s)\n"), "{out}");
 
     let (code, out, err) =
@@ -546,4 +552,28 @@ fn describe(kube: &FakeKube) -> String {
         })
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+#[test]
+fn bump_strict_rolls_back_when_the_new_pods_never_come_up() {
+    let kube = fake(Kubelet::Status);
+    let agents = Agents::start(&kube, "k8s_bump_strict", 66);
+    let dir = definitions(&[("web.yaml", WEB)]);
+    let old = deployed(&kube, dir.path(), "web.yaml", "2");
+    registered(&kube, &agents, "default.web", 2);
+    let (code, out, err) = ocho(
+        &kube,
+        dir.path(),
+        &["bump", "default.web", "-r", "broken", "--strict", "-t", "5", "--zk", &agents.hosts],
+    );
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains("0 of 1 pod(s) registered and configured after 5s"), "{err}");
+    assert_eq!(out, "0% success (0 pods)\n");
+    kube.wait_until(WAIT, |s| {
+        let rcs = s.rcs("default");
+        rcs.len() == 1
+            && rcs[0].metadata.name.as_deref() == Some(old.as_str())
+            && replicas(rcs[0]) == 2
+    })
+    .unwrap();
 }

@@ -240,7 +240,9 @@ fn wait(kube: &Kube, args: &Args, items: &mut [Item]) -> Result<()> {
         let cluster = workload::qualified(rc).unwrap_or_default();
         let want = item.replicas as usize;
         let (file, quiet) = (item.file.clone(), args.json);
-        let (pods, ok) = workload::wait_for(
+        // First the pods of this RC, registered and in the cluster's snapshot; then the `wait`
+        // tool's own readiness (every pod's process running, a settled leader).
+        let (pods, mut ok) = workload::wait_for(
             &zk,
             &cluster,
             deadline,
@@ -252,6 +254,21 @@ fn wait(kube: &Kube, args: &Args, items: &mut [Item]) -> Result<()> {
             },
             |pods, configured| workload::settled(pods, configured, &app, want),
         )?;
+        if ok && want > 0 {
+            let target = super::wait::Target {
+                globs: vec![super::Glob(cluster.clone())],
+                min_pods: want,
+                pod_timeout: std::time::Duration::from_secs(5),
+                parallel: workload::PARALLEL,
+            };
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let statuses = super::wait::until_ready(&zk, &target, left, &mut |status| {
+                if !quiet {
+                    println!("{file}: {}", status.state);
+                }
+            })?;
+            ok = statuses.iter().all(|s| s.ready);
+        }
         item.up = pods.iter().filter(|p| p.field("application") == app).map(|p| p.seq).collect();
         if !ok {
             let mut reason = format!(
