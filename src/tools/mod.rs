@@ -377,32 +377,53 @@ pub fn lookup(zk: &Session, globs: &[Glob], indices: Option<&BTreeSet<u64>>) -> 
     let mut clusters = zk.children(ROOT)?.unwrap_or_default();
     clusters.retain(|c| globs.iter().any(|g| g.matches(c)));
     clusters.sort();
+    let mut nodes = Vec::new();
     for cluster in &clusters {
         let dir = format!("{ROOT}/{cluster}/pods");
         for znode in zk.children(&dir)?.unwrap_or_default() {
-            let path = format!("{dir}/{znode}");
-            let Some(data) = zk.get(&path)? else { continue };
-            match parse_registration(&data) {
-                Ok((seq, registration)) => {
-                    if indices.is_some_and(|set| !set.contains(&seq)) {
-                        continue;
-                    }
-                    let uuid = znode.split('.').next().unwrap_or_default().to_string();
-                    found.pods.push(Pod {
-                        cluster: cluster.clone(),
-                        seq,
-                        uuid,
-                        znode,
-                        registration,
-                    });
-                }
-                Err(reason) => found.skipped.push(format!("{path}: {reason}")),
+            nodes.push((cluster, format!("{dir}/{znode}"), znode));
+        }
+    }
+    let data = get_all(zk, nodes.iter().map(|(_, path, _)| path.as_str()))?;
+    for ((cluster, path, znode), data) in nodes.into_iter().zip(data) {
+        // `None`: the pod vanished since the listing.
+        let Some(data) = data else { continue };
+        match parse_registration(&data) {
+            Ok((seq, _)) if indices.is_some_and(|set| !set.contains(&seq)) => {}
+            Ok((seq, registration)) => {
+                let uuid = znode.split('.').next().unwrap_or_default().to_string();
+                let cluster = cluster.clone();
+                found.pods.push(Pod { cluster, seq, uuid, znode, registration });
             }
+            Err(reason) => found.skipped.push(format!("{path}: {reason}")),
         }
     }
     found.pods.sort_by(|a, b| (&a.cluster, a.seq, &a.znode).cmp(&(&b.cluster, b.seq, &b.znode)));
     found.clusters = clusters;
     Ok(found)
+}
+
+/// Reads many nodes with one round trip's latency: every request is sent before the first
+/// reply is awaited (the client sends in call order). `None` for a node that is gone.
+fn get_all<'a>(zk: &Session, paths: impl Iterator<Item = &'a str>) -> Result<Vec<Option<Vec<u8>>>> {
+    let pending: Vec<_> = paths.map(|p| (p, zk.client().get_data(p))).collect();
+    zk.block_on(async {
+        let mut out = Vec::with_capacity(pending.len());
+        for (path, reply) in pending {
+            out.push(match reply.await {
+                Ok((data, _)) => Some(data),
+                Err(zookeeper_client::Error::NoNode) => None,
+                Err(source) => {
+                    return Err(Error::Zk {
+                        hosts: zk.hosts().to_string(),
+                        what: format!("read {path}"),
+                        source,
+                    });
+                }
+            });
+        }
+        Ok(out)
+    })
 }
 
 fn parse_registration(data: &[u8]) -> std::result::Result<(u64, Map<String, Value>), String> {
