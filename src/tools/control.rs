@@ -97,3 +97,16 @@ pub fn report(
     }
     code
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_client_waits_longer_than_the_pod() {
+        let common = Common::new("zk", 1.0, 2.5, 4, None, &[], false).expect("valid options");
+        let (path, client) = control_path("off", &common);
+        assert_eq!(path, "/control/off/3");
+        assert_eq!(client, Duration::from_secs_f64(4.75));
+    }
+}

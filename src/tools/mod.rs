@@ -30,10 +30,10 @@ use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
 use crate::http::Request;
+use crate::ochopod::glob;
 use crate::zk::Session;
 
-/// Where Ochopod pods register (spec ochopod §1.1).
-pub const ROOT: &str = "/ochopod/clusters";
+pub use crate::ochopod::paths::ROOT;
 
 /// Largest reply body read from a pod (`/log` is at most about 32 KiB on Python pods).
 const MAX_REPLY: usize = 4 * 1024 * 1024;
@@ -230,78 +230,10 @@ impl Glob {
     }
 
     pub fn matches(&self, name: &str) -> bool {
-        let pattern: Vec<char> = self.0.chars().collect();
-        let text: Vec<char> = name.chars().collect();
-        if fnmatch(&pattern, &text) {
-            return true;
-        }
-        // A bare name: try it as the cluster part under any namespace.
-        !self.0.contains('.')
-            && name
-                .char_indices()
-                .filter(|(_, c)| *c == '.')
-                .any(|(i, _)| fnmatch(&pattern, &name[i + 1..].chars().collect::<Vec<_>>()))
-    }
-}
-
-/// Python's `fnmatch.fnmatchcase`: `*`, `?`, `[set]`, `[!set]`; a `[` without `]` is literal.
-fn fnmatch(p: &[char], t: &[char]) -> bool {
-    let (mut pi, mut ti) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while ti < t.len() {
-        let step = match p.get(pi) {
-            Some('*') => {
-                star = Some((pi, ti));
-                pi += 1;
-                continue;
-            }
-            Some('?') => Some(1),
-            Some('[') => match class(&p[pi..], t[ti]) {
-                Some((len, true)) => Some(len),
-                Some((_, false)) => None,
-                None => (t[ti] == '[').then_some(1),
-            },
-            Some(c) => (*c == t[ti]).then_some(1),
-            None => None,
-        };
-        match (step, star) {
-            (Some(len), _) => {
-                pi += len;
-                ti += 1;
-            }
-            (None, Some((sp, st))) => {
-                pi = sp + 1;
-                ti = st + 1;
-                star = Some((sp, st + 1));
-            }
-            (None, None) => return false,
-        }
-    }
-    p[pi..].iter().all(|c| *c == '*')
-}
-
-/// Matches `c` against the class at the start of `p` (`[…]`); returns the class length and the
-/// verdict, or `None` when there is no closing `]`.
-fn class(p: &[char], c: char) -> Option<(usize, bool)> {
-    let mut i = 1;
-    let negate = matches!(p.get(1), Some('!'));
-    if negate {
-        i += 1;
-    }
-    let start = i;
-    let mut hit = false;
-    loop {
-        let ch = *p.get(i)?;
-        if ch == ']' && i > start {
-            return Some((i + 1, hit != negate));
-        }
-        if p.get(i + 1) == Some(&'-') && p.get(i + 2).is_some_and(|e| *e != ']') {
-            hit |= ch <= c && c <= p[i + 2];
-            i += 3;
-        } else {
-            hit |= ch == c;
-            i += 1;
-        }
+        // A bare name is also tried as the cluster part under any namespace (`*.<name>`).
+        glob::matches(&self.0, name)
+            || (!self.0.contains('.')
+                && name.match_indices('.').any(|(i, _)| glob::matches(&self.0, &name[i + 1..])))
     }
 }
 

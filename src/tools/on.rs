@@ -103,3 +103,41 @@ pub fn run(args: Args) -> Result<ExitCode> {
     });
     Ok(control::report(&common, &globs, &found.pods, &answers, "on", &found.skipped))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{Map, json};
+
+    #[test]
+    fn a_bare_on_goes_only_to_pods_known_to_be_configured() {
+        let pod = Pod {
+            cluster: "a.b".into(),
+            seq: 1,
+            uuid: "u1".into(),
+            znode: "u1.0000000001".into(),
+            registration: Map::new(),
+        };
+        let info = |v: Value| Answer::Json { status: 200, body: v };
+        let none = HashSet::new();
+        let known: HashSet<String> = ["u1".to_string()].into();
+        assert_eq!(unsafe_reason(&pod, &info(json!({"process": "running"})), &none), None);
+        assert_eq!(unsafe_reason(&pod, &info(json!({"process": "stopped"})), &known), None);
+        let configured = json!({"process": "stopped", "configured": true});
+        assert_eq!(unsafe_reason(&pod, &info(configured), &none), None);
+        assert!(
+            unsafe_reason(&pod, &info(json!({"process": "stopped"})), &none)
+                .unwrap()
+                .starts_with("never configured")
+        );
+        assert_eq!(
+            unsafe_reason(&pod, &info(json!({"process": "dead"})), &known).as_deref(),
+            Some("pod is dead")
+        );
+        assert!(
+            unsafe_reason(&pod, &Answer::Failed("timed out".into()), &known)
+                .unwrap()
+                .contains("timed out")
+        );
+    }
+}
