@@ -634,6 +634,21 @@ mod tests {
     }
 
     #[test]
+    fn every_tool_is_registered_for_the_portal() {
+        let tools =
+            ["grep", "info", "log", "ls", "port", "poll", "on", "off", "reset", "ping", "wait"];
+        for tool in tools {
+            assert!(crate::cli::is_tool(tool), "{tool}");
+            match crate::cli::parse_words(&[tool, "--help"]) {
+                crate::cli::Parsed::Print { text, code: 0 } => {
+                    assert!(text.contains("JSON (-j)"), "{tool} --help documents -j: {text}");
+                }
+                _ => panic!("{tool} --help"),
+            }
+        }
+    }
+
+    #[test]
     fn fan_out_keeps_order_and_bounds_threads() {
         let items: Vec<usize> = (0..100).collect();
         let out = fan_out(&items, 7, |i| i * 2);

@@ -7,7 +7,7 @@ use super::{control, tool_args};
 use crate::error::Result;
 
 tool_args! {
-    /// reset pods: re-register them in zookeeper, process untouched
+    /// re-register pods in zookeeper; their process is untouched
     #[argh(
         subcommand,
         name = "reset",

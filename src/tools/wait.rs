@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::zk::Session;
 
 tool_args! {
-    /// wait until clusters are registered, configured and running
+    /// block until clusters are registered, configured and running
     #[argh(
         subcommand,
         name = "wait",
