@@ -31,6 +31,9 @@ pub struct Args {
     /// deadline must end the whole process group)
     #[argh(switch)]
     pub helper: bool,
+    /// also print the names (never the values) of the environment variables the tool sees
+    #[argh(switch)]
+    pub env: bool,
     /// exit with this code after printing (default 0)
     #[argh(option, default = "0")]
     pub exit: u8,
@@ -49,7 +52,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
         if args.json {
             let files: Vec<_> =
                 files.iter().map(|(n, b)| serde_json::json!({"name": n, "bytes": b})).collect();
-            let text = serde_json::json!({"args": args.words, "files": files});
+            let mut text = serde_json::json!({"args": args.words, "files": files});
+            if args.env {
+                text["env"] = serde_json::json!(env_names());
+            }
             writeln!(out, "{text}").map_err(werr)?;
         } else {
             for (i, word) in args.words.iter().enumerate() {
@@ -57,6 +63,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
             }
             for (name, bytes) in &files {
                 writeln!(out, "file: {name} ({bytes} bytes)").map_err(werr)?;
+            }
+            if args.env {
+                for name in env_names() {
+                    writeln!(out, "env: {name}").map_err(werr)?;
+                }
             }
         }
         if args.stderr {
@@ -86,6 +97,14 @@ pub fn run(args: Args) -> Result<ExitCode> {
         std::thread::sleep(sleep);
     }
     Ok(ExitCode::from(args.exit))
+}
+
+/// Names of the environment's variables, sorted.
+fn env_names() -> Vec<String> {
+    let mut names: Vec<String> =
+        std::env::vars_os().map(|(k, _)| k.to_string_lossy().into_owned()).collect();
+    names.sort();
+    names
 }
 
 /// Names and sizes of the working directory's entries, sorted.
