@@ -3,6 +3,8 @@
 //! concurrency limit answers 503 without disturbing requests in flight, credentials, streaming,
 //! and nothing (temporary directory, zombie) is left behind. Also under `ocho init`.
 
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
+
 mod support;
 
 use std::time::Duration;
