@@ -352,3 +352,49 @@ fn under_init_the_portal_is_ready_with_zookeeper_and_runs_tools() {
     let status = init.expect_exit(DEADLINE);
     assert_eq!(status.code(), Some(0), "{}", init.tail());
 }
+
+/// The web terminal in headless Chromium: the page loads its own assets, runs `help` and shows
+/// the tool list, uploads a file that the tool then sees, and marks a failed run.
+#[test]
+fn the_web_terminal_runs_help_uploads_a_file_and_marks_failures_in_chromium() {
+    let chromium = "/usr/bin/chromium";
+    assert!(
+        std::path::Path::new(chromium).is_file(),
+        "{chromium} missing: install Debian package chromium (make deps)"
+    );
+    let portal = Portal::start(&[], &[]);
+    let profile = tempfile::tempdir().unwrap();
+    let url = format!(
+        "http://{}/?run=help&file=probe.txt:hello%20web&run=args%20--json%20probe.txt&run=args%20--exit%203%20boom",
+        portal.addr
+    );
+    let mut cmd = std::process::Command::new(chromium);
+    cmd.args([
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--virtual-time-budget=20000",
+        "--dump-dom",
+    ])
+    .arg(format!("--user-data-dir={}", profile.path().display()))
+    .arg(&url);
+    let mut browser = Proc::spawn("chromium", cmd);
+    browser.expect_exit(Duration::from_secs(120));
+    let dom = browser.lines().join("\n");
+    assert!(dom.contains("data-done=\"3\""), "the page did not finish its runs:\n{dom}");
+    assert!(dom.contains("args  print the arguments as received"), "help output missing:\n{dom}");
+    assert!(
+        dom.contains(r#"{"args":["probe.txt"],"files":[{"bytes":9,"name":"probe.txt"}]}"#),
+        "the upload did not reach the tool:\n{dom}"
+    );
+    assert!(dom.contains("class=\"entry failed\""), "failure not marked:\n{dom}");
+    assert!(dom.contains("FAILED · exit 3"), "{dom}");
+    // Only the portal was contacted: every asset is local.
+    portal.proc.wait_for_line("GET /static/app.js - 200", DEADLINE);
+    portal.proc.wait_for_line("POST /shell args 200 3", DEADLINE);
+}

@@ -261,6 +261,43 @@ pub fn peer_alive(local_port: u16, peer: std::net::SocketAddr) -> bool {
     !readable
 }
 
+/// Shuts down our TCP connection from `peer` on `local_port`, found among our own file
+/// descriptors; the client sees the end of a body delimited by the connection's close.
+pub fn close_connection(local_port: u16, peer: std::net::SocketAddr) {
+    use nix::sys::socket::{self, SockaddrLike, SockaddrStorage};
+    let Ok(fds) = std::fs::read_dir("/proc/self/fd") else { return };
+    for entry in fds.flatten() {
+        let Some(fd) = entry.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+            continue;
+        };
+        let is_socket = std::fs::read_link(entry.path())
+            .is_ok_and(|target| target.to_string_lossy().starts_with("socket:"));
+        if !is_socket {
+            continue;
+        }
+        let addr_of = |sa: SockaddrStorage| -> Option<std::net::SocketAddr> {
+            match sa.family()? {
+                socket::AddressFamily::Inet => {
+                    let v4 = sa.as_sockaddr_in()?;
+                    Some(std::net::SocketAddr::from((v4.ip(), v4.port())))
+                }
+                socket::AddressFamily::Inet6 => {
+                    let v6 = sa.as_sockaddr_in6()?;
+                    Some(std::net::SocketAddr::from((v6.ip(), v6.port())))
+                }
+                _ => None,
+            }
+        };
+        let remote = socket::getpeername::<SockaddrStorage>(fd).ok().and_then(addr_of);
+        let local = socket::getsockname::<SockaddrStorage>(fd).ok().and_then(addr_of);
+        if remote == Some(peer) && local.is_some_and(|l| l.port() == local_port) {
+            // shutdown, not close: the descriptor stays tiny_http's to close.
+            let _ = socket::shutdown(fd, socket::Shutdown::Both);
+            return;
+        }
+    }
+}
+
 /// State of the connection `local_port` ← `peer` in one `/proc/net/tcp` table.
 fn connection_state(table: &str, local_port: u16, peer: std::net::SocketAddr) -> Option<u8> {
     let want_ip = match peer.ip() {

@@ -368,16 +368,16 @@ fn shell(state: &Arc<State>, request: &Request, started: Instant) -> Response {
         started,
     };
     if request.header("Accept").is_some_and(|a| a.contains("application/x-ndjson")) {
-        // The stream takes over the connection (rouille's upgrade path) and writes flushed
-        // chunks itself; it counts and logs itself when it ends. tiny_http drops a
-        // Transfer-Encoding header set by a handler but copies the Upgrade value verbatim, so
-        // the framing header rides on it (a constant: no client text ever reaches it). Without
-        // it the client could not find the end of the body on a kept-alive connection.
+        // The stream takes over the connection (rouille's upgrade path) so that each line is
+        // flushed as it comes (tiny_http's chunked writer holds 8 KiB back); the body ends when
+        // the portal closes the connection (RFC 9112 §6.3: neither length nor chunking). It
+        // counts and logs itself when it ends. tiny_http labels any upgrade response
+        // `Connection: upgrade` with this `Upgrade` value; on a 200 clients ignore both.
         let mut response = Response::text("")
             .with_unique_header("Content-Type", "application/x-ndjson")
             .with_unique_header("Cache-Control", "no-cache")
             .with_unique_header("X-Content-Type-Options", "nosniff")
-            .with_unique_header("Upgrade", "ndjson\r\nTransfer-Encoding: chunked");
+            .with_unique_header("Upgrade", "ndjson");
         response.upgrade = Some(Box::new(run));
         return response;
     }
@@ -471,24 +471,18 @@ impl Run {
 }
 
 impl Upgrade for Run {
-    /// Streams NDJSON over the raw connection in flushed chunks: tiny_http's own chunked writer
-    /// buffers 8 KiB, which would hold lines back.
+    /// Streams NDJSON over the raw connection, one flushed line per event, then closes it.
     fn build(&mut self, mut socket: Box<dyn rouille::ReadWrite + Send>) {
-        let write_chunk = |socket: &mut Box<dyn rouille::ReadWrite + Send>, data: &[u8]| {
-            let head = format!("{:x}\r\n", data.len());
-            socket
-                .write_all(head.as_bytes())
-                .and_then(|()| socket.write_all(data))
-                .and_then(|()| socket.write_all(b"\r\n"))
-                .and_then(|()| socket.flush())
-                .is_ok()
+        let mut send = |socket: &mut Box<dyn rouille::ReadWrite + Send>,
+                        event: serde_json::Value| {
+            let mut text = event.to_string();
+            text.push('\n');
+            socket.write_all(text.as_bytes()).and_then(|()| socket.flush()).is_ok()
         };
         let result = self.execute(&mut |stream, line| {
             let text = String::from_utf8_lossy(line);
             let text = text.strip_suffix('\n').unwrap_or(&text);
-            let mut event = json!({"stream": stream.name(), "line": text}).to_string();
-            event.push('\n');
-            write_chunk(&mut socket, event.as_bytes())
+            send(&mut socket, json!({"stream": stream.name(), "line": text}))
         });
         let (last, code) = match result {
             Ok(run) => {
@@ -501,10 +495,11 @@ impl Upgrade for Run {
             }
             Err(message) => (json!({"exit": null, "error": message}), None),
         };
-        let mut text = last.to_string();
-        text.push('\n');
-        let _ = write_chunk(&mut socket, text.as_bytes());
-        let _ = socket.write_all(b"0\r\n\r\n").and_then(|()| socket.flush());
+        send(&mut socket, last);
+        drop(socket);
+        // The end of the body is the end of the connection, which tiny_http would keep open
+        // waiting for another request.
+        exec::close_connection(self.state.port, self.peer);
         self.finish(200, code);
     }
 }

@@ -195,13 +195,12 @@ pub struct Events {
 }
 
 impl Events {
-    /// Reads the head (checks 200 and NDJSON) and positions on the first chunk.
+    /// Reads the head (checks 200 and NDJSON); the body runs to the connection's end.
     pub fn new(conn: TcpStream) -> Events {
         let mut reader = BufReader::new(conn);
         let mut line = String::new();
         reader.read_line(&mut line).unwrap();
         assert!(line.starts_with("HTTP/1.1 200"), "{line}");
-        let mut chunked = false;
         loop {
             line.clear();
             reader.read_line(&mut line).unwrap();
@@ -209,25 +208,20 @@ impl Events {
                 break;
             }
             let lower = line.to_ascii_lowercase();
-            chunked |= lower.starts_with("transfer-encoding: chunked");
             if lower.starts_with("content-type:") {
                 assert!(lower.contains("application/x-ndjson"), "{line}");
             }
+            assert!(!lower.starts_with("content-length:"), "{line}");
         }
-        assert!(chunked, "stream is not chunked");
         Events { reader }
     }
 
     /// The next event, or `None` at the end of the stream.
     pub fn next(&mut self) -> Option<serde_json::Value> {
-        let mut size = String::new();
-        self.reader.read_line(&mut size).ok()?;
-        let size = usize::from_str_radix(size.trim(), 16).ok()?;
-        if size == 0 {
+        let mut line = String::new();
+        if self.reader.read_line(&mut line).ok()? == 0 {
             return None;
         }
-        let mut data = vec![0; size + 2];
-        self.reader.read_exact(&mut data).ok()?;
-        Some(serde_json::from_slice(&data[..size]).expect("one JSON object per chunk"))
+        Some(serde_json::from_str(&line).expect("one JSON object per line"))
     }
 }

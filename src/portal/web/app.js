@@ -1,7 +1,7 @@
 // The ocho web terminal: sends each line with POST /shell (X-Shell header, multipart uploads),
 // reads the NDJSON stream as it arrives, keeps a history, marks failures. Self-test hooks for
-// automated checks: ?file=NAME:TEXT attaches a generated file and every ?run=LINE is run in
-// order on load; when all are done, <body data-done="N"> holds how many ran.
+// automated checks: ?file=NAME:TEXT attaches a generated file to the next ?run=LINE, and every
+// run= is run in order on load; when all are done, <body data-done="N"> holds how many ran.
 "use strict";
 const log = document.getElementById("log");
 const input = document.getElementById("line");
@@ -46,11 +46,18 @@ async function run(line) {
   let ok = false;
   let summary = "";
   try {
-    const reply = await fetch("/shell", {
-      method: "POST",
-      headers: { "X-Shell": line, "Accept": "application/x-ndjson" },
-      body: hasFiles ? body : undefined,
-    });
+    // Header values are ASCII; other lines travel in the query string (without uploads).
+    const ascii = /^[\x20-\x7e]*$/.test(line);
+    if (!ascii && hasFiles) throw new Error("a line with uploads must be ASCII");
+    const reply = ascii
+      ? await fetch("/shell", {
+          method: "POST",
+          headers: { "X-Shell": line, "Accept": "application/x-ndjson" },
+          body: hasFiles ? body : undefined,
+        })
+      : await fetch("/shell?line=" + encodeURIComponent(line), {
+          headers: { "Accept": "application/x-ndjson" },
+        });
     const type = reply.headers.get("Content-Type") || "";
     if (type.startsWith("application/x-ndjson")) {
       const reader = reply.body.getReader();
@@ -130,15 +137,16 @@ document.addEventListener("drop", (e) => {
 });
 
 (async () => {
-  const params = new URLSearchParams(location.search);
-  for (const spec of params.getAll("file")) {
-    const colon = spec.indexOf(":");
-    addFiles([new File([spec.slice(colon + 1)], spec.slice(0, colon))]);
-  }
+  // Parameters in order: a file= attaches to the next run=.
   let count = 0;
-  for (const line of params.getAll("run")) {
-    await run(line);
-    count++;
+  for (const [key, value] of new URLSearchParams(location.search)) {
+    if (key === "file") {
+      const colon = value.indexOf(":");
+      addFiles([new File([value.slice(colon + 1)], value.slice(0, colon))]);
+    } else if (key === "run") {
+      await run(value);
+      count++;
+    }
   }
   document.body.dataset.done = String(count);
 })();
