@@ -473,8 +473,7 @@ impl Run {
 impl Upgrade for Run {
     /// Streams NDJSON over the raw connection, one flushed line per event, then closes it.
     fn build(&mut self, mut socket: Box<dyn rouille::ReadWrite + Send>) {
-        let mut send = |socket: &mut Box<dyn rouille::ReadWrite + Send>,
-                        event: serde_json::Value| {
+        let send = |socket: &mut Box<dyn rouille::ReadWrite + Send>, event: serde_json::Value| {
             let mut text = event.to_string();
             text.push('\n');
             socket.write_all(text.as_bytes()).and_then(|()| socket.flush()).is_ok()
