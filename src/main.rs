@@ -8,6 +8,7 @@ mod init;
 mod ochopod;
 mod pod;
 mod portal;
+mod remote;
 mod supervise;
 mod tools;
 mod zk;

@@ -6,6 +6,7 @@
 //! Pods that do not answer are never dropped: every [`Answer`] is kept next to its pod, counted
 //! in totals and named in the output (spec ochonetes §10.9).
 
+pub mod args;
 pub mod control;
 pub mod grep;
 pub mod info;
