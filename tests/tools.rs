@@ -516,3 +516,63 @@ fn every_tool_works_against_real_agents() {
     let (code, out, err) = run(&["wait", "--zk", hosts, "-t", "90", "--pods", "2", "web"]);
     assert_eq!(code, 0, "{out}{err}");
 }
+
+#[test]
+fn every_tool_answers_the_same_through_the_portal() {
+    let w = world("p", 10);
+    let portal = support::portal::Portal::start(&[], &[("OCHOPOD_ZK", &w.zk.hosts)]);
+    let payload = b"hello: portal\n";
+    let lines = [
+        "grep -t 1 web",
+        "grep -j -i 2,10 web",
+        "info -i 2 web",
+        "ls -t 1 p.*",
+        "log -n 2 -i 2 web",
+        "port 5432 -i 2,10 p.web",
+        "poll p.db",
+        "off -t 1 -i 2 web",
+        "on -t 1 -i 2 web",
+        "reset -i 2 web",
+        "ping hello.yml -t 1 -i 2 web",
+        "wait -t 20 p.db",
+        "grep nothing",
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("hello.yml"), payload).unwrap();
+    for line in lines {
+        let mut direct = support::ocho();
+        direct.args(line.split(' ')).args(["--zk", &w.zk.hosts]).current_dir(dir.path());
+        let direct = direct.output().unwrap();
+        let reply = if line.starts_with("ping") {
+            let body = [
+                &b"--B0undary\r\nContent-Disposition: form-data; name=\"hello.yml\"; filename=\"x\"\r\n\r\n"[..],
+                payload,
+                b"\r\n--B0undary--\r\n",
+            ]
+            .concat();
+            let content_type = "multipart/form-data; boundary=B0undary";
+            portal.request(
+                "POST",
+                "/shell",
+                &[("X-Shell", line), ("Content-Type", content_type)],
+                &body,
+            )
+        } else {
+            portal.shell(line, &[])
+        };
+        let reply = reply.json();
+        let stdout = String::from_utf8_lossy(&direct.stdout);
+        assert_eq!(reply["code"], direct.status.code().unwrap(), "{line}: {reply}");
+        assert_eq!(reply["out"], stdout.as_ref(), "{line}: {reply}");
+    }
+    let reply = portal.shell("grep -t 1 web", &[]).json();
+    assert_eq!(reply["ok"], false);
+    assert!(
+        reply["out"]
+            .as_str()
+            .unwrap()
+            .contains("p.web #3 (timed out), p.web #4 (connection refused)")
+    );
+    assert!(reply["err"].as_str().unwrap().contains("2 of 4 pods replied"), "{reply}");
+    drop(w.pods);
+}
