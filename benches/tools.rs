@@ -1,7 +1,7 @@
 //! `make bench`, issue 5: `grep` and `info` over 200 registered pods (in-process fake Ochopod
 //! pods on their own loopback addresses, registrations in a real ZooKeeper), all answering, and
 //! with 10% that accept connections and never answer (`-t 1`). Prints figures; asserts nothing
-//! about time. Through the portal: pending until the portal runs tools.
+//! about time. The same runs go directly and through `ocho portal` (one re-exec per request).
 #![allow(clippy::unwrap_used)]
 
 #[path = "../tests/support/mod.rs"]
@@ -91,6 +91,21 @@ fn main() {
         &["grep", "--zk", hosts, "--parallel", "8", "bench.ok"],
         0,
     );
-    println!("through the portal: pending (the portal does not run tools yet)");
+    let portal = support::portal::Portal::start(&[], &[("OCHOPOD_ZK", hosts)]);
+    let via = |label: &str, line: &str, ok: bool| {
+        let mut times = Vec::new();
+        for _ in 0..RUNS {
+            let t0 = Instant::now();
+            let reply = portal.shell(line, &[]).json();
+            times.push(t0.elapsed().as_secs_f64() * 1000.0);
+            assert_eq!(reply["ok"], ok, "{label}: {reply}");
+        }
+        let (p50, max) = median(times);
+        println!("{label:<44} p50 {p50:7.1} ms   max {max:7.1} ms   ({RUNS} runs)");
+    };
+    via(&format!("portal: grep, {PODS} pods, all answer"), "grep bench.ok", true);
+    via(&format!("portal: info, {PODS} pods, all answer"), "info bench.ok", true);
+    via(&format!("portal: grep, {PODS} pods, 10% hang, -t 1"), "grep -t 1 bench.mixed", false);
+    via(&format!("portal: info, {PODS} pods, 10% hang, -t 1"), "info -t 1 bench.mixed", false);
     drop(pods);
 }
