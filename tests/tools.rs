@@ -141,7 +141,7 @@ fn queries_print_the_original_layouts() {
     assert_eq!(code, 1);
     assert_eq!(
         out,
-        "\nq.web #2 ->\n\n- 2026-11-23 12:00:09,000 - INFO - line 69\n\
+        "\n<q.web> -> 50% replies (4 pods total) ->\n\nq.web #2 ->\n\n- 2026-11-23 12:00:09,000 - INFO - line 69\n\
          - 2026-11-23 12:00:10,000 - INFO - line 70\n\n\
          \nq.web #10 ->\n\n- 2026-11-23 12:00:09,000 - INFO - line 69\n\
          - 2026-11-23 12:00:10,000 - INFO - line 70\n\n\
@@ -251,7 +251,7 @@ fn off_reset_and_ping_need_force_or_indices_and_report_every_pod() {
     assert_eq!(code, 1, "{err}");
     assert_eq!(
         out,
-        "\n<c.web> -> 50% replies, 2 pods off\n\
+        "\n<c.web> -> 50% replies, 2 pods off (4 pods total)\n\
          \n2 pods did not answer: c.web #3 (timed out), c.web #4 (connection refused)\n"
     );
     let seen = follower.seen();
@@ -278,7 +278,10 @@ fn off_reset_and_ping_need_force_or_indices_and_report_every_pod() {
     assert!(err.contains("no pods matched nothing"), "{err}");
 
     let (code, out, _) = run(&["reset", "--zk", zk, "-i", "2", "c.web"]);
-    assert_eq!((code, out.as_str()), (0, "\n<c.web> -> 100% replies, 1 pod reset\n"));
+    assert_eq!(
+        (code, out.as_str()),
+        (0, "\n<c.web> -> 100% replies, 1 pod reset (1 pods total)\n")
+    );
     assert!(leader.seen().iter().any(|s| s.path == "/reset"));
     assert!(!follower.seen().iter().any(|s| s.path == "/reset"));
 
@@ -322,7 +325,7 @@ fn on_refuses_pods_that_were_never_configured() {
     assert_eq!(code, 1);
     assert_eq!(
         out,
-        "\n<web> -> 50% replies, 1 pod on\n\n1 pod did not answer: o.web #10 (refused: never \
+        "\n<web> -> 50% replies, 1 pod on (2 pods total)\n\n1 pod did not answer: o.web #10 (refused: never \
          configured: on without a payload would kill it (--unconfigured to send anyway))\n"
     );
     assert_eq!((sent(leader), sent(follower)), (1, 0));
@@ -498,7 +501,7 @@ fn every_tool_works_against_real_agents() {
     let one = &seqs[0];
     let (code, out, err) = run(&["off", "--zk", hosts, "-t", "20", "-i", one, "web"]);
     assert_eq!(code, 0, "{out}{err}");
-    assert_eq!(out, "\n<web> -> 100% replies, 1 pod off\n");
+    assert_eq!(out, "\n<web> -> 100% replies, 1 pod off (1 pods total)\n");
     let (_, out, _) = run(&["grep", "--zk", hosts, "-j", "-i", one, "web"]);
     assert_eq!(
         serde_json::from_str::<Value>(&out).unwrap()[format!("ag.web #{one}")]["process"],
@@ -506,13 +509,13 @@ fn every_tool_works_against_real_agents() {
     );
     let (code, out, err) = run(&["on", "--zk", hosts, "-t", "20", "-i", one, "web"]);
     assert_eq!(code, 0, "{out}{err}");
-    assert_eq!(out, "\n<web> -> 100% replies, 1 pod on\n");
+    assert_eq!(out, "\n<web> -> 100% replies, 1 pod on (1 pods total)\n");
     let (code, out, err) = run(&["wait", "--zk", hosts, "-t", "60", "--pods", "2", "web"]);
     assert_eq!(code, 0, "{out}{err}");
 
     let (code, out, err) = run(&["reset", "--zk", hosts, "--force", "web"]);
     assert_eq!(code, 0, "{err}");
-    assert_eq!(out, "\n<web> -> 100% replies, 2 pods reset\n");
+    assert_eq!(out, "\n<web> -> 100% replies, 2 pods reset (2 pods total)\n");
     let (code, out, err) = run(&["wait", "--zk", hosts, "-t", "90", "--pods", "2", "web"]);
     assert_eq!(code, 0, "{out}{err}");
 }

@@ -75,11 +75,12 @@ pub fn report(
             continue;
         }
         out += &format!(
-            "\n<{}> -> {}% replies, {} {} {done}\n",
+            "\n<{}> -> {}% replies, {} {} {done} ({} pods total)\n",
             glob.0,
             tally.percent(),
             tally.ok,
-            super::pods(tally.ok)
+            super::pods(tally.ok),
+            tally.total
         );
         output::failures(&mut out, &tally);
     }

@@ -22,7 +22,7 @@ tool_args! {
                 its cluster's snapshot (it took part in a configuration). Others are refused\n\
                 and counted as failures, unless --unconfigured.\n\
                 Needs --force unless -i picks pods. A glob matching no pod is a failure.\n\
-                Text: per glob `<GLOB> -> P% replies, N pods on`, then the pods that failed.\n\
+                Text: per glob `<GLOB> -> P% replies, N pods on (T pods total)`, then the pods that failed.\n\
                 JSON (-j): {{\"<glob>\": {{\"ok\": bool, \"on\": [seq, …], \"failed\": {{\"<pod>\": \"<reason>\"}}}}, …}}"
     )]
     pub struct Args {
