@@ -579,3 +579,30 @@ fn every_tool_answers_the_same_through_the_portal() {
     assert!(reply["err"].as_str().unwrap().contains("2 of 4 pods replied"), "{reply}");
     drop(w.pods);
 }
+
+#[test]
+fn bad_input_is_refused_before_anything_is_contacted() {
+    // Nothing listens on this ZooKeeper: every case must fail before trying it.
+    let zk = format!("127.0.0.1:{}", support::free_port());
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.yml");
+    std::fs::write(&bad, "a: [1, 2\n").unwrap();
+    let missing = dir.path().join("missing.yml");
+    let cases: &[(&[&str], i32, &str)] = &[
+        (&["off", "--force"], 2, "off needs at least one cluster glob"),
+        (&["grep", "-t", "0"], 2, "-t must be a positive number of seconds"),
+        (&["grep", "--parallel", "0"], 2, "--parallel must be at least 1"),
+        (&["port", "0"], 2, "port must be between 1 and 65535"),
+        (&["ping", bad.to_str().unwrap(), "--force", "web"], 2, "is neither JSON nor YAML"),
+        (&["ping", missing.to_str().unwrap(), "--force", "web"], 1, "open payload"),
+        (&["grep", "a/b"], 2, "not a cluster glob"),
+    ];
+    for (args, want, needle) in cases {
+        let mut full = args.to_vec();
+        full.extend(["--zk", &zk, "--zk-timeout", "30"]);
+        let (code, out, err) = run(&full);
+        assert_eq!(code, *want, "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert!(out.is_empty(), "{args:?}: {out}");
+    }
+}
