@@ -10,6 +10,7 @@ mod k8s;
 mod ochopod;
 mod pod;
 mod portal;
+mod remote;
 mod supervise;
 mod tools;
 mod zk;

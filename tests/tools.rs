@@ -141,7 +141,7 @@ fn queries_print_the_original_layouts() {
     assert_eq!(code, 1);
     assert_eq!(
         out,
-        "\nq.web #2 ->\n\n- 2026-11-23 12:00:09,000 - INFO - line 69\n\
+        "\n<q.web> -> 50% replies (4 pods total) ->\n\nq.web #2 ->\n\n- 2026-11-23 12:00:09,000 - INFO - line 69\n\
          - 2026-11-23 12:00:10,000 - INFO - line 70\n\n\
          \nq.web #10 ->\n\n- 2026-11-23 12:00:09,000 - INFO - line 69\n\
          - 2026-11-23 12:00:10,000 - INFO - line 70\n\n\
@@ -251,7 +251,7 @@ fn off_reset_and_ping_need_force_or_indices_and_report_every_pod() {
     assert_eq!(code, 1, "{err}");
     assert_eq!(
         out,
-        "\n<c.web> -> 50% replies, 2 pods off\n\
+        "\n<c.web> -> 50% replies, 2 pods off (4 pods total)\n\
          \n2 pods did not answer: c.web #3 (timed out), c.web #4 (connection refused)\n"
     );
     let seen = follower.seen();
@@ -278,7 +278,10 @@ fn off_reset_and_ping_need_force_or_indices_and_report_every_pod() {
     assert!(err.contains("no pods matched nothing"), "{err}");
 
     let (code, out, _) = run(&["reset", "--zk", zk, "-i", "2", "c.web"]);
-    assert_eq!((code, out.as_str()), (0, "\n<c.web> -> 100% replies, 1 pod reset\n"));
+    assert_eq!(
+        (code, out.as_str()),
+        (0, "\n<c.web> -> 100% replies, 1 pod reset (1 pods total)\n")
+    );
     assert!(leader.seen().iter().any(|s| s.path == "/reset"));
     assert!(!follower.seen().iter().any(|s| s.path == "/reset"));
 
@@ -322,7 +325,7 @@ fn on_refuses_pods_that_were_never_configured() {
     assert_eq!(code, 1);
     assert_eq!(
         out,
-        "\n<web> -> 50% replies, 1 pod on\n\n1 pod did not answer: o.web #10 (refused: never \
+        "\n<web> -> 50% replies, 1 pod on (2 pods total)\n\n1 pod did not answer: o.web #10 (refused: never \
          configured: on without a payload would kill it (--unconfigured to send anyway))\n"
     );
     assert_eq!((sent(leader), sent(follower)), (1, 0));
@@ -498,7 +501,7 @@ fn every_tool_works_against_real_agents() {
     let one = &seqs[0];
     let (code, out, err) = run(&["off", "--zk", hosts, "-t", "20", "-i", one, "web"]);
     assert_eq!(code, 0, "{out}{err}");
-    assert_eq!(out, "\n<web> -> 100% replies, 1 pod off\n");
+    assert_eq!(out, "\n<web> -> 100% replies, 1 pod off (1 pods total)\n");
     let (_, out, _) = run(&["grep", "--zk", hosts, "-j", "-i", one, "web"]);
     assert_eq!(
         serde_json::from_str::<Value>(&out).unwrap()[format!("ag.web #{one}")]["process"],
@@ -506,13 +509,100 @@ fn every_tool_works_against_real_agents() {
     );
     let (code, out, err) = run(&["on", "--zk", hosts, "-t", "20", "-i", one, "web"]);
     assert_eq!(code, 0, "{out}{err}");
-    assert_eq!(out, "\n<web> -> 100% replies, 1 pod on\n");
+    assert_eq!(out, "\n<web> -> 100% replies, 1 pod on (1 pods total)\n");
     let (code, out, err) = run(&["wait", "--zk", hosts, "-t", "60", "--pods", "2", "web"]);
     assert_eq!(code, 0, "{out}{err}");
 
     let (code, out, err) = run(&["reset", "--zk", hosts, "--force", "web"]);
     assert_eq!(code, 0, "{err}");
-    assert_eq!(out, "\n<web> -> 100% replies, 2 pods reset\n");
+    assert_eq!(out, "\n<web> -> 100% replies, 2 pods reset (2 pods total)\n");
     let (code, out, err) = run(&["wait", "--zk", hosts, "-t", "90", "--pods", "2", "web"]);
     assert_eq!(code, 0, "{out}{err}");
+}
+
+#[test]
+fn every_tool_answers_the_same_through_the_portal() {
+    let w = world("p", 10);
+    let portal = support::portal::Portal::start(&[], &[("OCHOPOD_ZK", &w.zk.hosts)]);
+    let payload = b"hello: portal\n";
+    let lines = [
+        "grep -t 1 web",
+        "grep -j -i 2,10 web",
+        "info -i 2 web",
+        "ls -t 1 p.*",
+        "log -n 2 -i 2 web",
+        "port 5432 -i 2,10 p.web",
+        "poll p.db",
+        "off -t 1 -i 2 web",
+        "on -t 1 -i 2 web",
+        "reset -i 2 web",
+        "ping hello.yml -t 1 -i 2 web",
+        "wait -t 20 p.db",
+        "grep nothing",
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("hello.yml"), payload).unwrap();
+    for line in lines {
+        let mut direct = support::ocho();
+        direct.args(line.split(' ')).args(["--zk", &w.zk.hosts]).current_dir(dir.path());
+        let direct = direct.output().unwrap();
+        let reply = if line.starts_with("ping") {
+            let body = [
+                &b"--B0undary\r\nContent-Disposition: form-data; name=\"hello.yml\"; filename=\"x\"\r\n\r\n"[..],
+                payload,
+                b"\r\n--B0undary--\r\n",
+            ]
+            .concat();
+            let content_type = "multipart/form-data; boundary=B0undary";
+            portal.request(
+                "POST",
+                "/shell",
+                &[("X-Shell", line), ("Content-Type", content_type)],
+                &body,
+            )
+        } else {
+            portal.shell(line, &[])
+        };
+        let reply = reply.json();
+        let stdout = String::from_utf8_lossy(&direct.stdout);
+        assert_eq!(reply["code"], direct.status.code().unwrap(), "{line}: {reply}");
+        assert_eq!(reply["out"], stdout.as_ref(), "{line}: {reply}");
+    }
+    let reply = portal.shell("grep -t 1 web", &[]).json();
+    assert_eq!(reply["ok"], false);
+    assert!(
+        reply["out"]
+            .as_str()
+            .unwrap()
+            .contains("p.web #3 (timed out), p.web #4 (connection refused)")
+    );
+    assert!(reply["err"].as_str().unwrap().contains("2 of 4 pods replied"), "{reply}");
+    drop(w.pods);
+}
+
+#[test]
+fn bad_input_is_refused_before_anything_is_contacted() {
+    // Nothing listens on this ZooKeeper: every case must fail before trying it.
+    let zk = format!("127.0.0.1:{}", support::free_port());
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.yml");
+    std::fs::write(&bad, "a: [1, 2\n").unwrap();
+    let missing = dir.path().join("missing.yml");
+    let cases: &[(&[&str], i32, &str)] = &[
+        (&["off", "--force"], 2, "off needs at least one cluster glob"),
+        (&["grep", "-t", "0"], 2, "-t must be a positive number of seconds"),
+        (&["grep", "--parallel", "0"], 2, "--parallel must be at least 1"),
+        (&["port", "0"], 2, "port must be between 1 and 65535"),
+        (&["ping", bad.to_str().unwrap(), "--force", "web"], 2, "is neither JSON nor YAML"),
+        (&["ping", missing.to_str().unwrap(), "--force", "web"], 1, "open payload"),
+        (&["grep", "a/b"], 2, "not a cluster glob"),
+    ];
+    for (args, want, needle) in cases {
+        let mut full = args.to_vec();
+        full.extend(["--zk", &zk, "--zk-timeout", "30"]);
+        let (code, out, err) = run(&full);
+        assert_eq!(code, *want, "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert!(out.is_empty(), "{args:?}: {out}");
+    }
 }

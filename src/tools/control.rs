@@ -75,11 +75,12 @@ pub fn report(
             continue;
         }
         out += &format!(
-            "\n<{}> -> {}% replies, {} {} {done}\n",
+            "\n<{}> -> {}% replies, {} {} {done} ({} pods total)\n",
             glob.0,
             tally.percent(),
             tally.ok,
-            super::pods(tally.ok)
+            super::pods(tally.ok),
+            tally.total
         );
         output::failures(&mut out, &tally);
     }
@@ -96,4 +97,17 @@ pub fn report(
         return ExitCode::from(1);
     }
     code
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_client_waits_longer_than_the_pod() {
+        let common = Common::new("zk", 1.0, 2.5, 4, None, &[], false).expect("valid options");
+        let (path, client) = control_path("off", &common);
+        assert_eq!(path, "/control/off/3");
+        assert_eq!(client, Duration::from_secs_f64(4.75));
+    }
 }

@@ -12,8 +12,9 @@ tool_args! {
     #[argh(
         subcommand,
         name = "log",
-        note = "Text: per pod `<ns.cluster #seq> ->`, an empty line, then the last lines each\n\
-                prefixed by `- `; then, per glob, the pods that did not answer.\n\
+        note = "Text: per glob `<GLOB> -> P% replies (T pods total) ->`, then per pod\n\
+                `<ns.cluster #seq> ->`, an empty line and the last lines each prefixed by `- `,\n\
+                then the pods that did not answer. Exit 1 unless --min-replies is met.\n\
                 JSON (-j): {{\"<ns.cluster #seq>\": [\"<line>\", …], …}} (lines without their\n\
                 newline); a pod that did not answer has {{\"error\": \"<reason>\"}} instead."
     )]
@@ -64,6 +65,12 @@ pub fn run(args: Args) -> Result<ExitCode> {
     } else {
         let mut out = String::new();
         for glob in &scan.globs {
+            let tally = scan.tally(glob);
+            if tally.total == 0 {
+                out += &output::no_pods(&glob.0);
+                continue;
+            }
+            out += &output::header(&glob.0, &tally);
             for (pod, answer) in scan.of(glob) {
                 let Some(all) = answer.ok().and_then(lines) else { continue };
                 out += &format!("\n{} ->\n\n", pod.key());
@@ -71,10 +78,6 @@ pub fn run(args: Args) -> Result<ExitCode> {
                     out += &format!("- {line}\n");
                 }
                 out += "\n";
-            }
-            let tally = scan.tally(glob);
-            if tally.total == 0 {
-                out += &output::no_pods(&glob.0);
             }
             output::failures(&mut out, &tally);
         }

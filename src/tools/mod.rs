@@ -1,18 +1,22 @@
 //! What the operator's tools share: the common options ([`Common`], declared on every tool by
-//! [`tool_args!`]), glob matching on `<namespace>.<cluster>` ([`Glob`]), the ZooKeeper lookup of
-//! registered pods ([`lookup`]), the bounded concurrent fan-out to pods ([`fan_out`], [`post`],
-//! [`scan`]) and the reply accounting every tool reports ([`Tally`], [`Threshold`]).
+//! [`tool_args!`]), `--min-replies` ([`Threshold`]) and glob matching on `<namespace>.<cluster>`
+//! ([`Glob`]). The ZooKeeper lookup of registered pods lives in [`lookup`](mod@lookup), the
+//! bounded concurrent fan-out to pods and the reply accounting in [`fire`]; both are re-exported
+//! here. Output formats are in [`output`]; one file per tool, named as its subcommand.
 //!
 //! Pods that do not answer are never dropped: every [`Answer`] is kept next to its pod, counted
 //! in totals and named in the output (spec ochonetes §10.9).
 
+pub mod args;
 pub mod bump;
 pub mod control;
 pub mod deploy;
-pub mod kill;
+pub mod fire;
 pub mod grep;
 pub mod info;
+pub mod kill;
 pub mod log;
+pub mod lookup;
 pub mod ls;
 pub mod off;
 pub mod on;
@@ -26,22 +30,17 @@ pub mod wait;
 pub mod workload;
 
 use std::collections::BTreeSet;
-use std::process::ExitCode;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::error::{Error, Result};
-use crate::http::Request;
+use crate::ochopod::glob;
 use crate::zk::Session;
 
-/// Where Ochopod pods register (spec ochopod §1.1).
-pub const ROOT: &str = "/ochopod/clusters";
-
-/// Largest reply body read from a pod (`/log` is at most about 32 KiB on Python pods).
-const MAX_REPLY: usize = 4 * 1024 * 1024;
+pub use crate::ochopod::paths::ROOT;
+pub use fire::{Answer, Tally, fan_out, finish, pods, post, scan};
+pub use lookup::{Lookup, Pod, lookup};
 
 /// Declares a tool's `Args` with its own fields followed by the options every tool shares, and
 /// `Args::common()` turning them into a [`Common`]. `timeout` is the default of `-t` and its doc.
@@ -235,122 +234,10 @@ impl Glob {
     }
 
     pub fn matches(&self, name: &str) -> bool {
-        let pattern: Vec<char> = self.0.chars().collect();
-        let text: Vec<char> = name.chars().collect();
-        if fnmatch(&pattern, &text) {
-            return true;
-        }
-        // A bare name: try it as the cluster part under any namespace.
-        !self.0.contains('.')
-            && name
-                .char_indices()
-                .filter(|(_, c)| *c == '.')
-                .any(|(i, _)| fnmatch(&pattern, &name[i + 1..].chars().collect::<Vec<_>>()))
-    }
-}
-
-/// Python's `fnmatch.fnmatchcase`: `*`, `?`, `[set]`, `[!set]`; a `[` without `]` is literal.
-fn fnmatch(p: &[char], t: &[char]) -> bool {
-    let (mut pi, mut ti) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while ti < t.len() {
-        let step = match p.get(pi) {
-            Some('*') => {
-                star = Some((pi, ti));
-                pi += 1;
-                continue;
-            }
-            Some('?') => Some(1),
-            Some('[') => match class(&p[pi..], t[ti]) {
-                Some((len, true)) => Some(len),
-                Some((_, false)) => None,
-                None => (t[ti] == '[').then_some(1),
-            },
-            Some(c) => (*c == t[ti]).then_some(1),
-            None => None,
-        };
-        match (step, star) {
-            (Some(len), _) => {
-                pi += len;
-                ti += 1;
-            }
-            (None, Some((sp, st))) => {
-                pi = sp + 1;
-                ti = st + 1;
-                star = Some((sp, st + 1));
-            }
-            (None, None) => return false,
-        }
-    }
-    p[pi..].iter().all(|c| *c == '*')
-}
-
-/// Matches `c` against the class at the start of `p` (`[…]`); returns the class length and the
-/// verdict, or `None` when there is no closing `]`.
-fn class(p: &[char], c: char) -> Option<(usize, bool)> {
-    let mut i = 1;
-    let negate = matches!(p.get(1), Some('!'));
-    if negate {
-        i += 1;
-    }
-    let start = i;
-    let mut hit = false;
-    loop {
-        let ch = *p.get(i)?;
-        if ch == ']' && i > start {
-            return Some((i + 1, hit != negate));
-        }
-        if p.get(i + 1) == Some(&'-') && p.get(i + 2).is_some_and(|e| *e != ']') {
-            hit |= ch <= c && c <= p[i + 2];
-            i += 3;
-        } else {
-            hit |= ch == c;
-            i += 1;
-        }
-    }
-}
-
-/// One registered pod, from its ZooKeeper registration (spec ochopod §1.3).
-#[derive(Debug, Clone)]
-pub struct Pod {
-    /// Qualified cluster name `<namespace>.<cluster>`, the znode under [`ROOT`].
-    pub cluster: String,
-    pub seq: u64,
-    /// The pod's identity: the registration node name before its first `.`.
-    pub uuid: String,
-    /// The registration node name.
-    pub znode: String,
-    pub registration: Map<String, Value>,
-}
-
-impl Pod {
-    /// `<namespace>.<cluster> #<seq>`, the key every tool prints.
-    pub fn key(&self) -> String {
-        format!("{} #{}", self.cluster, self.seq)
-    }
-
-    /// A registration field as text (`""` when absent; numbers are rendered).
-    pub fn field(&self, name: &str) -> String {
-        text(self.registration.get(name))
-    }
-
-    /// `ip:port` of the control port: `ports[port]`, where `port` is a string key.
-    pub fn control(&self) -> std::result::Result<String, String> {
-        let port = self.field("port");
-        let port = if port.is_empty() { "8080".to_string() } else { port };
-        let mapped = self
-            .registration
-            .get("ports")
-            .and_then(|p| p.get(&port))
-            .and_then(|v| v.as_u64().or_else(|| v.as_str().and_then(|s| s.parse().ok())))
-            .filter(|p| *p > 0 && *p <= u64::from(u16::MAX));
-        let ip = self.field("ip");
-        match mapped {
-            None => Err(format!("control port {port} not in its ports")),
-            Some(_) if ip.is_empty() => Err("no ip in its registration".into()),
-            Some(mapped) if ip.contains(':') => Ok(format!("[{ip}]:{mapped}")),
-            Some(mapped) => Ok(format!("{ip}:{mapped}")),
-        }
+        // A bare name is also tried as the cluster part under any namespace (`*.<name>`).
+        glob::matches(&self.0, name)
+            || (!self.0.contains('.')
+                && name.match_indices('.').any(|(i, _)| glob::matches(&self.0, &name[i + 1..])))
     }
 }
 
@@ -360,259 +247,6 @@ pub fn text(value: Option<&Value>) -> String {
         None | Some(Value::Null) => String::new(),
         Some(Value::String(s)) => s.clone(),
         Some(other) => other.to_string(),
-    }
-}
-
-/// What a ZooKeeper scan found.
-#[derive(Debug, Default)]
-pub struct Lookup {
-    /// Matched cluster names, sorted (stale clusters without pods included).
-    pub clusters: Vec<String>,
-    /// Matched pods sorted by cluster then numeric `seq`, after `-i`.
-    pub pods: Vec<Pod>,
-    /// Registration nodes that could not be read (empty, not JSON, no seq): `path: reason`.
-    pub skipped: Vec<String>,
-}
-
-/// Finds the pods of every cluster matching one of `globs`. A cluster without `pods`, a node
-/// vanishing mid-scan and an unreadable registration are tolerated (the last is reported in
-/// [`Lookup::skipped`]).
-pub fn lookup(zk: &Session, globs: &[Glob], indices: Option<&BTreeSet<u64>>) -> Result<Lookup> {
-    let mut found = Lookup::default();
-    let mut clusters = zk.children(ROOT)?.unwrap_or_default();
-    clusters.retain(|c| globs.iter().any(|g| g.matches(c)));
-    clusters.sort();
-    for cluster in &clusters {
-        let dir = format!("{ROOT}/{cluster}/pods");
-        for znode in zk.children(&dir)?.unwrap_or_default() {
-            let path = format!("{dir}/{znode}");
-            let Some(data) = zk.get(&path)? else { continue };
-            match parse_registration(&data) {
-                Ok((seq, registration)) => {
-                    if indices.is_some_and(|set| !set.contains(&seq)) {
-                        continue;
-                    }
-                    let uuid = znode.split('.').next().unwrap_or_default().to_string();
-                    found.pods.push(Pod {
-                        cluster: cluster.clone(),
-                        seq,
-                        uuid,
-                        znode,
-                        registration,
-                    });
-                }
-                Err(reason) => found.skipped.push(format!("{path}: {reason}")),
-            }
-        }
-    }
-    found.pods.sort_by(|a, b| (&a.cluster, a.seq, &a.znode).cmp(&(&b.cluster, b.seq, &b.znode)));
-    found.clusters = clusters;
-    Ok(found)
-}
-
-fn parse_registration(data: &[u8]) -> std::result::Result<(u64, Map<String, Value>), String> {
-    if data.iter().all(u8::is_ascii_whitespace) {
-        return Err("empty registration (pod still registering?)".into());
-    }
-    let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(data) else {
-        return Err("registration is not a JSON object".into());
-    };
-    let seq = map.get("seq").and_then(|s| s.as_u64().or_else(|| s.as_str()?.parse().ok()));
-    match seq {
-        Some(seq) => Ok((seq, map)),
-        None => Err("registration has no seq".into()),
-    }
-}
-
-/// A pod's answer to one request.
-#[derive(Debug, Clone)]
-pub enum Answer {
-    /// The pod replied with a JSON body (any status).
-    Json { status: u16, body: Value },
-    /// No usable reply: silence, a non-JSON body, or the pod cannot be addressed. The text says
-    /// why (`timed out`, `connection refused`, `HTTP 500, reply is not JSON`, …).
-    Failed(String),
-}
-
-impl Answer {
-    /// The body of a 200 reply.
-    pub fn ok(&self) -> Option<&Value> {
-        match self {
-            Answer::Json { status: 200, body } => Some(body),
-            _ => None,
-        }
-    }
-
-    /// Why this is not a 200 reply (`None` for a 200).
-    pub fn problem(&self) -> Option<String> {
-        match self {
-            Answer::Json { status: 200, .. } => None,
-            Answer::Json { status, .. } => Some(format!("HTTP {status}")),
-            Answer::Failed(why) => Some(why.clone()),
-        }
-    }
-}
-
-/// Runs `f` over `items` on at most `parallel` threads; results keep the order of `items`.
-pub fn fan_out<T: Sync, R: Send>(
-    items: &[T],
-    parallel: usize,
-    f: impl Fn(&T) -> R + Sync,
-) -> Vec<R> {
-    let next = AtomicUsize::new(0);
-    let slots: Vec<Mutex<Option<R>>> = items.iter().map(|_| Mutex::new(None)).collect();
-    let workers = parallel.clamp(1, items.len().max(1));
-    std::thread::scope(|scope| {
-        for _ in 0..workers {
-            scope.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(item) = items.get(i) else { break };
-                    let result = f(item);
-                    *slots[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(result);
-                }
-            });
-        }
-    });
-    slots
-        .into_iter()
-        .map(|s| {
-            s.into_inner()
-                .unwrap_or_else(|e| e.into_inner())
-                .expect("every slot is filled once the scope has joined its workers")
-        })
-        .collect()
-}
-
-/// `POST http://<ip>:<ports[port]><path>` with a JSON body (or none), parsed as JSON whatever
-/// the Content-Type.
-pub fn post(pod: &Pod, path: &str, body: &[u8], timeout: Duration) -> Answer {
-    let addr = match pod.control() {
-        Ok(addr) => addr,
-        Err(why) => return Answer::Failed(why),
-    };
-    match Request::post_json(&addr, path, body, timeout).send(MAX_REPLY) {
-        Ok(reply) => match reply.json() {
-            Some(body) => Answer::Json { status: reply.status, body },
-            None => Answer::Failed(format!("HTTP {}, reply is not JSON", reply.status)),
-        },
-        Err(err) if err.is_silence() => Answer::Failed(crate::error::chain(&err)),
-        Err(err) => Answer::Failed(format!("bad reply: {}", crate::error::chain(&err))),
-    }
-}
-
-/// The usual query: look the globs up, POST `path` to every pod concurrently.
-pub struct Scan {
-    pub globs: Vec<Glob>,
-    pub lookup: Lookup,
-    /// One per `lookup.pods`, same order.
-    pub answers: Vec<Answer>,
-}
-
-/// Looks `globs` up and posts `path` (no body) to every selected pod.
-pub fn scan(common: &Common, globs: Vec<Glob>, path: &str) -> Result<Scan> {
-    let zk = common.connect()?;
-    let lookup = lookup(&zk, &globs, common.indices.as_ref())?;
-    drop(zk);
-    let answers =
-        fan_out(&lookup.pods, common.parallel, |pod| post(pod, path, b"", common.timeout));
-    Ok(Scan { globs, lookup, answers })
-}
-
-impl Scan {
-    /// Pods of one glob with their answers.
-    pub fn of<'a>(&'a self, glob: &'a Glob) -> impl Iterator<Item = (&'a Pod, &'a Answer)> + 'a {
-        self.lookup.pods.iter().zip(&self.answers).filter(move |(p, _)| glob.matches(&p.cluster))
-    }
-
-    /// Accounting over one glob.
-    pub fn tally(&self, glob: &Glob) -> Tally {
-        Tally::of(self.of(glob))
-    }
-
-    /// Accounting over every selected pod (each counted once).
-    pub fn tally_all(&self) -> Tally {
-        Tally::of(self.lookup.pods.iter().zip(&self.answers))
-    }
-}
-
-/// Replies counted against pods selected.
-#[derive(Debug, Default, Clone)]
-pub struct Tally {
-    pub total: usize,
-    pub ok: usize,
-    /// `(pod key, reason)` of every pod without a 200 reply, in pod order.
-    pub failed: Vec<(String, String)>,
-}
-
-impl Tally {
-    pub fn of<'a>(pairs: impl Iterator<Item = (&'a Pod, &'a Answer)>) -> Tally {
-        let mut tally = Tally::default();
-        for (pod, answer) in pairs {
-            tally.add(pod, answer.problem());
-        }
-        tally
-    }
-
-    /// Counts one pod: `problem` is `None` when it succeeded.
-    pub fn add(&mut self, pod: &Pod, problem: Option<String>) {
-        self.total += 1;
-        match problem {
-            None => self.ok += 1,
-            Some(why) => self.failed.push((pod.key(), why)),
-        }
-    }
-
-    /// Integer percentage of successes, 0 when nothing was selected.
-    pub fn percent(&self) -> usize {
-        (self.ok * 100).checked_div(self.total).unwrap_or(0)
-    }
-
-    /// `N pods did not answer: key (reason), …`, or `None` when every pod answered.
-    pub fn failure_line(&self) -> Option<String> {
-        if self.failed.is_empty() {
-            return None;
-        }
-        let names: Vec<String> =
-            self.failed.iter().map(|(key, why)| format!("{key} ({why})")).collect();
-        Some(format!(
-            "{} {} did not answer: {}",
-            self.failed.len(),
-            pods(self.failed.len()),
-            names.join(", ")
-        ))
-    }
-
-    /// Failed pods as a JSON object `{key: reason}`.
-    pub fn failed_json(&self) -> Value {
-        Value::Object(
-            self.failed.iter().map(|(k, why)| (k.clone(), Value::String(why.clone()))).collect(),
-        )
-    }
-}
-
-/// "pod" or "pods".
-pub fn pods(n: usize) -> &'static str {
-    if n == 1 { "pod" } else { "pods" }
-}
-
-/// Ends a tool run: reports unreadable registrations and an unmet threshold on stderr and turns
-/// the tally into the exit code (0 when enough pods answered, 1 otherwise).
-pub fn finish(common: &Common, tally: &Tally, skipped: &[String]) -> ExitCode {
-    for what in skipped {
-        eprintln!("skipped registration {what}");
-    }
-    let needed = common.min_replies.needed(tally.total);
-    if tally.ok >= needed {
-        ExitCode::SUCCESS
-    } else {
-        eprintln!(
-            "{} of {} {} replied, {needed} needed (--min-replies)",
-            tally.ok,
-            tally.total,
-            pods(tally.total)
-        );
-        ExitCode::from(1)
     }
 }
 
@@ -660,36 +294,17 @@ mod tests {
     }
 
     #[test]
-    fn registrations_need_a_json_object_with_seq() {
-        assert!(parse_registration(b"").is_err());
-        assert!(parse_registration(b"[1]").is_err());
-        assert!(parse_registration(b"{\"ip\": \"1.2.3.4\"}").is_err());
-        assert_eq!(parse_registration(b"{\"seq\": 7}").unwrap().0, 7);
-    }
-
-    #[test]
-    fn the_control_address_comes_from_ports_by_the_string_port() {
-        let reg = |v: Value| Pod {
-            cluster: "a.b".into(),
-            seq: 1,
-            uuid: "u".into(),
-            znode: "u.0000000001".into(),
-            registration: v.as_object().cloned().unwrap(),
-        };
-        let pod =
-            reg(serde_json::json!({"ip": "10.0.0.1", "port": "8080", "ports": {"8080": 31000}}));
-        assert_eq!(pod.control().unwrap(), "10.0.0.1:31000");
-        assert_eq!(pod.key(), "a.b #1");
-        let pod =
-            reg(serde_json::json!({"ip": "10.0.0.1", "port": "9001", "ports": {"8080": 8080}}));
-        assert!(pod.control().unwrap_err().contains("9001"));
-    }
-
-    #[test]
-    fn fan_out_keeps_order_and_bounds_threads() {
-        let items: Vec<usize> = (0..100).collect();
-        let out = fan_out(&items, 7, |i| i * 2);
-        assert_eq!(out, items.iter().map(|i| i * 2).collect::<Vec<_>>());
-        assert!(fan_out(&Vec::<u8>::new(), 4, |_| ()).is_empty());
+    fn every_tool_is_registered_for_the_portal() {
+        let tools =
+            ["grep", "info", "log", "ls", "port", "poll", "on", "off", "reset", "ping", "wait"];
+        for tool in tools {
+            assert!(crate::cli::is_tool(tool), "{tool}");
+            match crate::cli::parse_words(&[tool, "--help"]) {
+                crate::cli::Parsed::Print { text, code: 0 } => {
+                    assert!(text.contains("JSON (-j)"), "{tool} --help documents -j: {text}");
+                }
+                _ => panic!("{tool} --help"),
+            }
+        }
     }
 }

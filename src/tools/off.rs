@@ -12,7 +12,7 @@ tool_args! {
         name = "off",
         note = "Posts /control/off/<t> (the pod's own timeout is -t; the client waits 1.25 t + 1 s).\n\
                 Needs --force unless -i picks pods. A glob matching no pod is a failure.\n\
-                Text: per glob `<GLOB> -> P% replies, N pods off`, then the pods that did not\n\
+                Text: per glob `<GLOB> -> P% replies, N pods off (T pods total)`, then the pods that did not\n\
                 answer (408: still queued on the pod; the stop goes on).\n\
                 JSON (-j): {{\"<glob>\": {{\"ok\": bool, \"off\": [seq, …], \"failed\": {{\"<pod>\": \"<reason>\"}}}}, …}}"
     )]

@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -22,7 +23,7 @@ tool_args! {
                 its cluster's snapshot (it took part in a configuration). Others are refused\n\
                 and counted as failures, unless --unconfigured.\n\
                 Needs --force unless -i picks pods. A glob matching no pod is a failure.\n\
-                Text: per glob `<GLOB> -> P% replies, N pods on`, then the pods that failed.\n\
+                Text: per glob `<GLOB> -> P% replies, N pods on (T pods total)`, then the pods that failed.\n\
                 JSON (-j): {{\"<glob>\": {{\"ok\": bool, \"on\": [seq, …], \"failed\": {{\"<pod>\": \"<reason>\"}}}}, …}}"
     )]
     pub struct Args {
@@ -84,8 +85,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 snapshots.insert(pod.cluster.clone(), snapshot(&zk, &pod.cluster)?);
             }
         }
+        // `/info` answers at once on a live pod; the long -t is for the `on` itself.
+        let check = common.timeout.min(Duration::from_secs(10));
         let infos = super::fan_out(&found.pods, common.parallel, |pod| {
-            super::post(pod, "/info", b"", common.timeout)
+            super::post(pod, "/info", b"", check)
         });
         found
             .pods
@@ -102,4 +105,42 @@ pub fn run(args: Args) -> Result<ExitCode> {
         None => super::post(pod, &path, b"", client),
     });
     Ok(control::report(&common, &globs, &found.pods, &answers, "on", &found.skipped))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{Map, json};
+
+    #[test]
+    fn a_bare_on_goes_only_to_pods_known_to_be_configured() {
+        let pod = Pod {
+            cluster: "a.b".into(),
+            seq: 1,
+            uuid: "u1".into(),
+            znode: "u1.0000000001".into(),
+            registration: Map::new(),
+        };
+        let info = |v: Value| Answer::Json { status: 200, body: v };
+        let none = HashSet::new();
+        let known: HashSet<String> = ["u1".to_string()].into();
+        assert_eq!(unsafe_reason(&pod, &info(json!({"process": "running"})), &none), None);
+        assert_eq!(unsafe_reason(&pod, &info(json!({"process": "stopped"})), &known), None);
+        let configured = json!({"process": "stopped", "configured": true});
+        assert_eq!(unsafe_reason(&pod, &info(configured), &none), None);
+        assert!(
+            unsafe_reason(&pod, &info(json!({"process": "stopped"})), &none)
+                .unwrap()
+                .starts_with("never configured")
+        );
+        assert_eq!(
+            unsafe_reason(&pod, &info(json!({"process": "dead"})), &known).as_deref(),
+            Some("pod is dead")
+        );
+        assert!(
+            unsafe_reason(&pod, &Answer::Failed("timed out".into()), &known)
+                .unwrap()
+                .contains("timed out")
+        );
+    }
 }

@@ -7,13 +7,13 @@ use super::{control, tool_args};
 use crate::error::Result;
 
 tool_args! {
-    /// reset pods: re-register them in zookeeper, process untouched
+    /// re-register pods in zookeeper; their process is untouched
     #[argh(
         subcommand,
         name = "reset",
         note = "Posts /reset (the pod answers at once). Needs --force unless -i picks pods.\n\
                 A glob matching no pod is a failure.\n\
-                Text: per glob `<GLOB> -> P% replies, N pods reset`, then the pods that did not answer.\n\
+                Text: per glob `<GLOB> -> P% replies, N pods reset (T pods total)`, then the pods that did not answer.\n\
                 JSON (-j): {{\"<glob>\": {{\"ok\": bool, \"reset\": [seq, …], \"failed\": {{\"<pod>\": \"<reason>\"}}}}, …}}"
     )]
     pub struct Args {

@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::zk::Session;
 
 tool_args! {
-    /// wait until clusters are registered, configured and running
+    /// block until clusters are registered, configured and running
     #[argh(
         subcommand,
         name = "wait",
@@ -215,4 +215,41 @@ pub fn run(args: Args) -> Result<ExitCode> {
         output::emit(&out);
     }
     Ok(if ready { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tools::Answer;
+
+    fn pod(seq: u64) -> Pod {
+        Pod {
+            cluster: "a.b".into(),
+            seq,
+            uuid: format!("u{seq}"),
+            znode: format!("u{seq}.{seq:010}"),
+            registration: Map::new(),
+        }
+    }
+
+    fn info(process: &str, state: &str) -> Answer {
+        Answer::Json { status: 200, body: json!({"process": process, "state": state}) }
+    }
+
+    #[test]
+    fn a_cluster_is_ready_when_configured_by_its_leader_and_running() {
+        let (p0, p1) = (pod(0), pod(1));
+        let (lead, follow) = (info("running", "leader"), info("running", "follower"));
+        let ready = judge("a.b", &[(&p0, &lead), (&p1, &follow)], 2);
+        assert!(ready.ready, "{ready:?}");
+        assert_eq!(ready.state, "ready (2 pods running, leader a.b #0)");
+
+        let configuring = info("stopped", "leader (configuring)");
+        let s = judge("a.b", &[(&p0, &configuring)], 2);
+        assert_eq!(s.state, "1/2 pods registered, 0/1 running, leader (configuring)");
+        let silent = Answer::Failed("timed out".into());
+        let s = judge("a.b", &[(&p0, &follow), (&p1, &silent)], 1);
+        assert_eq!(s.state, "no answer from a.b #1 (timed out), 1/2 running, no leader");
+        assert!(!s.ready);
+    }
 }
