@@ -116,7 +116,12 @@ pub(crate) struct Shared {
     procs: Mutex<HashMap<String, Proc>>,
     records: Mutex<Vec<Recorded>>,
     faults: Mutex<Vec<Fault>>,
+    /// Denied (verb, resource, namespace or any).
+    forbid: Mutex<Vec<(String, String, Option<String>)>>,
 }
+
+/// The user named in 403 messages (the portal's scoped service account).
+pub const FORBIDDEN_USER: &str = "system:serviceaccount:ocho:portal";
 
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -185,6 +190,7 @@ impl FakeKube {
             procs: Mutex::new(HashMap::new()),
             records: Mutex::new(Vec::new()),
             faults: Mutex::new(Vec::new()),
+            forbid: Mutex::new(Vec::new()),
         });
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -319,6 +325,17 @@ impl FakeKube {
             code,
             left: n,
         });
+    }
+
+    /// Denies `verb` (get, list, watch, create, update, patch, delete, deletecollection) on
+    /// `resource` (e.g. `pods`, `pods/log`, `replicationcontrollers/scale`) in `namespace`
+    /// (`None`: everywhere) with a 403 like RBAC's.
+    pub fn forbid(&self, verb: &str, resource: &str, namespace: Option<&str>) {
+        self.shared.forbid.lock().expect("forbid lock").push((
+            verb.to_string(),
+            resource.to_string(),
+            namespace.map(str::to_string),
+        ));
     }
 
     /// Watches from any resourceVersion up to now answer 410 Expired.
