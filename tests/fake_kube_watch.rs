@@ -161,19 +161,7 @@ async fn watches_end_on_timeout_and_are_freed_on_disconnect() {
     let stream = pods.watch(&WatchParams::default(), "0").await.unwrap();
     kube.wait_until(WAIT, |s| s.watch_count() == 1).unwrap();
     drop(stream);
-    // The server notices a gone client when it next writes; make events until it has.
-    let deadline = tokio::time::Instant::now() + WAIT;
-    let mut i = 0;
-    while kube.with_state(|s| s.watch_count()) != 0 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the watch was never freed"
-        );
-        let p: Pod = serde_json::from_value(json!({"metadata": {"name": format!("p{i}")},
-            "spec": {"containers": [{"name": "c", "image": "busybox:1"}]}}))
-        .unwrap();
-        pods.create(&PostParams::default(), &p).await.unwrap();
-        i += 1;
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    // hyper notices the closed connection without any event to write; the reconcile pass
+    // then drops the watcher.
+    kube.wait_until(WAIT, |s| s.watch_count() == 0).unwrap();
 }

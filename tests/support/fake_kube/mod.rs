@@ -410,6 +410,7 @@ fn reconcile_loop(shared: Arc<Shared>) {
             supervised: &supervised,
         };
         let (actions, seen) = shared.with(|s| {
+            s.prune_watches();
             controller::reconcile_rcs(s);
             controller::collect_garbage(s);
             let actions = kubelet::reconcile(s, &ctx, &mut memory);
