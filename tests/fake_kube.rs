@@ -17,11 +17,7 @@ use support::fake_kube::{FakeKube, FakeOpts, Kubelet, is_ready, phase};
 const WAIT: Duration = Duration::from_secs(20);
 
 fn start(kubelet: Kubelet) -> FakeKube {
-    FakeKube::start(FakeOpts {
-        kubelet,
-        ..Default::default()
-    })
-    .expect("start the fake API server")
+    FakeKube::start(FakeOpts { kubelet, ..Default::default() }).expect("start the fake API server")
 }
 
 fn rc(name: &str, app: &str, replicas: i32) -> ReplicationController {
@@ -77,12 +73,7 @@ fn selector_parsing_and_matching() {
     }
     let obj =
         json!({"metadata": {"name": "p"}, "spec": {"nodeName": "n"}, "status": {"replicas": 2}});
-    let f = &[
-        "metadata.name",
-        "spec.nodeName",
-        "status.replicas",
-        "status.phase",
-    ];
+    let f = &["metadata.name", "spec.nodeName", "status.replicas", "status.phase"];
     let sel = |s: &str| FieldSelector::parse(s, f).expect(s);
     assert!(sel("spec.nodeName=n,metadata.name!=q").matches_object(&obj));
     assert!(sel("status.replicas=2").matches_object(&obj));
@@ -100,51 +91,26 @@ async fn rc_create_sets_server_fields_and_controller_makes_owned_pods() {
     let rcs: Api<ReplicationController> = Api::default_namespaced(client.clone());
     let pods: Api<Pod> = Api::default_namespaced(client.clone());
 
-    let created = rcs
-        .create(&PostParams::default(), &rc("demo-rc", "demo", 2))
-        .await
-        .unwrap();
+    let created = rcs.create(&PostParams::default(), &rc("demo-rc", "demo", 2)).await.unwrap();
     let m = &created.metadata;
     assert_eq!(m.namespace.as_deref(), Some("default"));
     assert_eq!(m.uid.as_ref().map(String::len), Some(36));
     assert!(m.resource_version.as_ref().unwrap().parse::<u64>().is_ok());
     assert!(m.creation_timestamp.is_some());
     assert_eq!(m.generation, Some(1));
-    assert_eq!(
-        m.labels.as_ref().unwrap()["app"],
-        "demo",
-        "labels default to the template's"
-    );
+    assert_eq!(m.labels.as_ref().unwrap()["app"], "demo", "labels default to the template's");
     assert_eq!(created.status.as_ref().unwrap().replicas, 0);
-    let tspec = created
-        .spec
-        .as_ref()
-        .unwrap()
-        .template
-        .as_ref()
-        .unwrap()
-        .spec
-        .as_ref()
-        .unwrap();
+    let tspec = created.spec.as_ref().unwrap().template.as_ref().unwrap().spec.as_ref().unwrap();
     assert_eq!(tspec.restart_policy.as_deref(), Some("Always"));
     assert_eq!(tspec.termination_grace_period_seconds, Some(30));
     let c = &tspec.containers[0];
     assert_eq!(c.image_pull_policy.as_deref(), Some("IfNotPresent"));
-    assert_eq!(
-        c.ports.as_ref().unwrap()[0].protocol.as_deref(),
-        Some("TCP")
-    );
+    assert_eq!(c.ports.as_ref().unwrap()[0].protocol.as_deref(), Some("TCP"));
 
     let uid = m.uid.clone().unwrap();
     kube.wait_until(WAIT, |s| {
         s.pods("default").len() == 2
-            && s.rc("default", "demo-rc")
-                .unwrap()
-                .status
-                .as_ref()
-                .unwrap()
-                .replicas
-                == 2
+            && s.rc("default", "demo-rc").unwrap().status.as_ref().unwrap().replicas == 2
     })
     .unwrap();
     for p in kube.pods("default") {
@@ -152,77 +118,37 @@ async fn rc_create_sets_server_fields_and_controller_makes_owned_pods() {
         let name = p.metadata.name.clone().unwrap();
         let suffix = name.strip_prefix("demo-rc-").expect("generateName prefix");
         assert_eq!(suffix.len(), 5);
-        assert!(
-            suffix
-                .chars()
-                .all(|c| "bcdfghjklmnpqrstvwxz2456789".contains(c))
-        );
+        assert!(suffix.chars().all(|c| "bcdfghjklmnpqrstvwxz2456789".contains(c)));
         assert_eq!(phase(&p), "Pending");
-        assert_eq!(
-            p.status.as_ref().unwrap().qos_class.as_deref(),
-            Some("BestEffort")
-        );
+        assert_eq!(p.status.as_ref().unwrap().qos_class.as_deref(), Some("BestEffort"));
     }
 
     // Label and field selectors, on lists of both kinds.
-    rcs.create(&PostParams::default(), &rc("other-rc", "other", 1))
-        .await
-        .unwrap();
-    kube.wait_until(WAIT, |s| s.pods("default").len() == 3)
-        .unwrap();
-    let list = rcs
-        .list(&ListParams::default().labels("app=demo"))
-        .await
-        .unwrap();
-    let names: Vec<_> = list
-        .items
-        .iter()
-        .map(|r| r.metadata.name.clone().unwrap())
-        .collect();
+    rcs.create(&PostParams::default(), &rc("other-rc", "other", 1)).await.unwrap();
+    kube.wait_until(WAIT, |s| s.pods("default").len() == 3).unwrap();
+    let list = rcs.list(&ListParams::default().labels("app=demo")).await.unwrap();
+    let names: Vec<_> = list.items.iter().map(|r| r.metadata.name.clone().unwrap()).collect();
     assert_eq!(names, ["demo-rc"]);
     assert!(list.metadata.resource_version.is_some());
-    let list = pods
-        .list(&ListParams::default().labels("app in (demo,other)"))
-        .await
-        .unwrap();
+    let list = pods.list(&ListParams::default().labels("app in (demo,other)")).await.unwrap();
     assert_eq!(list.items.len(), 3);
-    let list = pods
-        .list(&ListParams::default().labels("app,app!=demo"))
-        .await
-        .unwrap();
+    let list = pods.list(&ListParams::default().labels("app,app!=demo")).await.unwrap();
     assert_eq!(list.items.len(), 1);
     let one = kube.pods("default")[0].metadata.name.clone().unwrap();
-    let list = pods
-        .list(&ListParams::default().fields(&format!("metadata.name={one}")))
-        .await
-        .unwrap();
+    let list =
+        pods.list(&ListParams::default().fields(&format!("metadata.name={one}"))).await.unwrap();
     assert_eq!(list.items.len(), 1);
-    let list = pods
-        .list(&ListParams::default().fields("status.phase=Running"))
-        .await
-        .unwrap();
+    let list = pods.list(&ListParams::default().fields("status.phase=Running")).await.unwrap();
     assert!(list.items.is_empty());
-    let err = api_err(
-        pods.list(&ListParams::default().fields("spec.foo=x"))
-            .await
-            .unwrap_err(),
-    );
+    let err = api_err(pods.list(&ListParams::default().fields("spec.foo=x")).await.unwrap_err());
     assert_eq!((err.code, err.reason.as_str()), (400, "BadRequest"));
     assert_eq!(err.message, "field label not supported: spec.foo");
-    let err = api_err(
-        pods.list(&ListParams::default().labels("a b"))
-            .await
-            .unwrap_err(),
-    );
+    let err = api_err(pods.list(&ListParams::default().labels("a b")).await.unwrap_err());
     assert_eq!((err.code, err.reason.as_str()), (400, "BadRequest"));
 
     // List items carry no kind/apiVersion, as on a real server.
     let raw: Value = client
-        .request(
-            http::Request::get("/api/v1/namespaces/default/pods")
-                .body(vec![])
-                .unwrap(),
-        )
+        .request(http::Request::get("/api/v1/namespaces/default/pods").body(vec![]).unwrap())
         .await
         .unwrap();
     assert_eq!(raw["kind"], "PodList");
@@ -248,19 +174,9 @@ async fn rc_create_sets_server_fields_and_controller_makes_owned_pods() {
         .await
         .unwrap();
     assert_eq!(p.metadata.generation, Some(2));
-    assert_ne!(
-        p.status.as_ref().unwrap().replicas,
-        42,
-        "status is ignored on the main resource"
-    );
+    assert_ne!(p.status.as_ref().unwrap().replicas, 42, "status is ignored on the main resource");
     kube.wait_until(WAIT, |s| {
-        s.rc("default", "demo-rc")
-            .unwrap()
-            .status
-            .as_ref()
-            .unwrap()
-            .observed_generation
-            == Some(2)
+        s.rc("default", "demo-rc").unwrap().status.as_ref().unwrap().observed_generation == Some(2)
             && s.pods("default").len() == 4
     })
     .unwrap();
@@ -277,31 +193,14 @@ async fn errors_have_real_status_bodies() {
     assert_eq!(err.message, "replicationcontrollers \"demo\" not found");
     assert_eq!(err.details.as_ref().unwrap().kind, "replicationcontrollers");
 
-    rcs.create(&PostParams::default(), &rc("demo", "demo", 0))
-        .await
-        .unwrap();
-    let err = api_err(
-        rcs.create(&PostParams::default(), &rc("demo", "demo", 0))
-            .await
-            .unwrap_err(),
-    );
+    rcs.create(&PostParams::default(), &rc("demo", "demo", 0)).await.unwrap();
+    let err =
+        api_err(rcs.create(&PostParams::default(), &rc("demo", "demo", 0)).await.unwrap_err());
     assert_eq!((err.code, err.reason.as_str()), (409, "AlreadyExists"));
-    assert_eq!(
-        err.message,
-        "replicationcontrollers \"demo\" already exists"
-    );
+    assert_eq!(err.message, "replicationcontrollers \"demo\" already exists");
 
     let mut bad = rc("demo2", "demo", 1);
-    bad.spec
-        .as_mut()
-        .unwrap()
-        .template
-        .as_mut()
-        .unwrap()
-        .spec
-        .as_mut()
-        .unwrap()
-        .containers[0]
+    bad.spec.as_mut().unwrap().template.as_mut().unwrap().spec.as_mut().unwrap().containers[0]
         .image = None;
     let err = api_err(rcs.create(&PostParams::default(), &bad).await.unwrap_err());
     assert_eq!((err.code, err.reason.as_str()), (422, "Invalid"));
@@ -318,18 +217,10 @@ async fn errors_have_real_status_bodies() {
     bad.spec.as_mut().unwrap().selector = Some([("app".into(), "nope".into())].into());
     let err = api_err(rcs.create(&PostParams::default(), &bad).await.unwrap_err());
     assert_eq!(err.code, 422);
-    assert!(
-        err.message
-            .contains("`selector` does not match template `labels`"),
-        "{}",
-        err.message
-    );
+    assert!(err.message.contains("`selector` does not match template `labels`"), "{}", err.message);
 
-    let err = api_err(
-        rcs.create(&PostParams::default(), &rc("Bad_Name", "demo", 1))
-            .await
-            .unwrap_err(),
-    );
+    let err =
+        api_err(rcs.create(&PostParams::default(), &rc("Bad_Name", "demo", 1)).await.unwrap_err());
     assert_eq!(err.code, 422);
     assert!(
         err.message
@@ -337,43 +228,23 @@ async fn errors_have_real_status_bodies() {
     );
 
     let long = "x".repeat(64);
-    let err = api_err(
-        rcs.create(&PostParams::default(), &rc("long", &long, 1))
-            .await
-            .unwrap_err(),
-    );
+    let err = api_err(rcs.create(&PostParams::default(), &rc("long", &long, 1)).await.unwrap_err());
     assert_eq!(err.code, 422);
-    assert!(
-        err.message.contains("must be no more than 63 characters"),
-        "{}",
-        err.message
-    );
+    assert!(err.message.contains("must be no more than 63 characters"), "{}", err.message);
 
     let nope: Api<ReplicationController> = Api::namespaced(client.clone(), "nope");
-    let err = api_err(
-        nope.create(&PostParams::default(), &rc("demo", "demo", 1))
-            .await
-            .unwrap_err(),
-    );
-    assert_eq!(
-        (err.code, err.message.as_str()),
-        (404, "namespaces \"nope\" not found")
-    );
+    let err =
+        api_err(nope.create(&PostParams::default(), &rc("demo", "demo", 1)).await.unwrap_err());
+    assert_eq!((err.code, err.message.as_str()), (404, "namespaces \"nope\" not found"));
 
     // Stale resourceVersion on PUT → 409 Conflict; none → unconditional.
     let mut cur = rcs.get("demo").await.unwrap();
     cur.metadata.resource_version = Some("1".into());
-    let err = api_err(
-        rcs.replace("demo", &PostParams::default(), &cur)
-            .await
-            .unwrap_err(),
-    );
+    let err = api_err(rcs.replace("demo", &PostParams::default(), &cur).await.unwrap_err());
     assert_eq!((err.code, err.reason.as_str()), (409, "Conflict"));
     assert!(err.message.contains("the object has been modified"));
     cur.metadata.resource_version = None;
-    rcs.replace("demo", &PostParams::default(), &cur)
-        .await
-        .unwrap();
+    rcs.replace("demo", &PostParams::default(), &cur).await.unwrap();
 
     // Server-side apply is refused loudly; JSON patch works.
     let err = api_err(
@@ -385,10 +256,7 @@ async fn errors_have_real_status_bodies() {
         .await
         .unwrap_err(),
     );
-    assert_eq!(
-        (err.code, err.reason.as_str()),
-        (415, "UnsupportedMediaType")
-    );
+    assert_eq!((err.code, err.reason.as_str()), (415, "UnsupportedMediaType"));
     let req = http::Request::patch("/api/v1/namespaces/default/replicationcontrollers/demo")
         .header("content-type", "application/json-patch+json")
         .body(br#"[{"op":"replace","path":"/spec/replicas","value":4}]"#.to_vec())
@@ -416,10 +284,7 @@ async fn errors_have_real_status_bodies() {
     assert_eq!((err.code, err.reason.as_str()), (405, "MethodNotAllowed"));
 
     // dryRun=All changes nothing.
-    let pp = PostParams {
-        dry_run: true,
-        ..Default::default()
-    };
+    let pp = PostParams { dry_run: true, ..Default::default() };
     rcs.create(&pp, &rc("dry", "dry", 1)).await.unwrap();
     assert!(kube.with_state(|s| s.rc("default", "dry").is_none()));
 
@@ -429,9 +294,7 @@ async fn errors_have_real_status_bodies() {
     let path = dir.path().join("kubeconfig");
     std::fs::write(&path, text.replace(kube.token(), "wrong-token")).unwrap();
     let kc = kube::config::Kubeconfig::read_from(&path).unwrap();
-    let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
-        .await
-        .unwrap();
+    let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await.unwrap();
     let bad: Api<Pod> = Api::default_namespaced(kube::Client::try_from(cfg).unwrap());
     let err = api_err(bad.list(&ListParams::default()).await.unwrap_err());
     assert_eq!(
@@ -445,18 +308,9 @@ async fn scale_subresource() {
     let kube = start(Kubelet::Status);
     let client = kube.client().await;
     let rcs: Api<ReplicationController> = Api::default_namespaced(client.clone());
-    let created = rcs
-        .create(&PostParams::default(), &rc("demo-rc", "demo", 1))
-        .await
-        .unwrap();
+    let created = rcs.create(&PostParams::default(), &rc("demo-rc", "demo", 1)).await.unwrap();
     kube.wait_until(WAIT, |s| {
-        s.rc("default", "demo-rc")
-            .unwrap()
-            .status
-            .as_ref()
-            .unwrap()
-            .ready_replicas
-            == Some(1)
+        s.rc("default", "demo-rc").unwrap().status.as_ref().unwrap().ready_replicas == Some(1)
     })
     .unwrap();
 
@@ -477,42 +331,23 @@ async fn scale_subresource() {
     assert_eq!(s.spec.unwrap().replicas, Some(3));
     kube.wait_until(WAIT, |s| {
         s.pods("default").iter().filter(|p| is_ready(p)).count() == 3
-            && s.rc("default", "demo-rc")
-                .unwrap()
-                .status
-                .as_ref()
-                .unwrap()
-                .ready_replicas
+            && s.rc("default", "demo-rc").unwrap().status.as_ref().unwrap().ready_replicas
                 == Some(3)
     })
     .unwrap();
-    assert_eq!(
-        rcs.get("demo-rc").await.unwrap().metadata.generation,
-        Some(2)
-    );
+    assert_eq!(rcs.get("demo-rc").await.unwrap().metadata.generation, Some(2));
 
     // PUT with the current resourceVersion works; a stale one conflicts.
     let mut s: Scale = rcs.get_scale("demo-rc").await.unwrap();
     s.spec.as_mut().unwrap().replicas = Some(1);
-    rcs.replace_scale("demo-rc", &PostParams::default(), &s)
-        .await
-        .unwrap();
-    let err = api_err(
-        rcs.replace_scale("demo-rc", &PostParams::default(), &s)
-            .await
-            .unwrap_err(),
-    );
+    rcs.replace_scale("demo-rc", &PostParams::default(), &s).await.unwrap();
+    let err = api_err(rcs.replace_scale("demo-rc", &PostParams::default(), &s).await.unwrap_err());
     assert_eq!((err.code, err.reason.as_str()), (409, "Conflict"));
-    kube.wait_until(WAIT, |s| s.pods("default").len() == 1)
-        .unwrap();
+    kube.wait_until(WAIT, |s| s.pods("default").len() == 1).unwrap();
 
     s.metadata.resource_version = None;
     s.spec.as_mut().unwrap().replicas = Some(-1);
-    let err = api_err(
-        rcs.replace_scale("demo-rc", &PostParams::default(), &s)
-            .await
-            .unwrap_err(),
-    );
+    let err = api_err(rcs.replace_scale("demo-rc", &PostParams::default(), &s).await.unwrap_err());
     assert_eq!(err.code, 422);
     assert!(
         err.message
@@ -524,11 +359,7 @@ async fn scale_subresource() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unscheduled_pod_logs_are_empty_and_plain_http_works() {
-    let kube = FakeKube::start(FakeOpts {
-        tls: false,
-        ..Default::default()
-    })
-    .unwrap();
+    let kube = FakeKube::start(FakeOpts { tls: false, ..Default::default() }).unwrap();
     assert!(kube.url().starts_with("http://"));
     let pods: Api<Pod> = Api::default_namespaced(kube.client().await);
     let pod: Pod = serde_json::from_value(json!({"metadata": {"name": "p"},
@@ -540,10 +371,7 @@ async fn unscheduled_pod_logs_are_empty_and_plain_http_works() {
     let mut p = pods.get("p").await.unwrap();
     p.status.as_mut().unwrap().phase = Some("Running".into());
     p.metadata.resource_version = None;
-    let after = pods
-        .replace_status("p", &PostParams::default(), &p)
-        .await
-        .unwrap();
+    let after = pods.replace_status("p", &PostParams::default(), &p).await.unwrap();
     assert_eq!(phase(&after), "Running");
 }
 
@@ -563,12 +391,5 @@ async fn forbidden_triples_answer_403() {
     let err = api_err(pods.logs("x", &LogParams::default()).await.unwrap_err());
     assert_eq!(err.code, 403);
     let other: Api<Pod> = Api::namespaced(client, "kube-system");
-    assert!(
-        other
-            .list(&ListParams::default())
-            .await
-            .unwrap()
-            .items
-            .is_empty()
-    );
+    assert!(other.list(&ListParams::default()).await.unwrap().items.is_empty());
 }

@@ -16,11 +16,7 @@ use support::fake_kube::{FakeKube, FakeOpts, Kubelet};
 const WAIT: Duration = Duration::from_secs(20);
 
 fn start(kubelet: Kubelet) -> FakeKube {
-    FakeKube::start(FakeOpts {
-        kubelet,
-        ..Default::default()
-    })
-    .expect("start the fake API server")
+    FakeKube::start(FakeOpts { kubelet, ..Default::default() }).expect("start the fake API server")
 }
 
 /// The next watch event, with a deadline.
@@ -45,12 +41,8 @@ async fn watch_streams_events_bookmarks_and_expiry() {
             "spec": {"containers": [{"name": "c", "image": "busybox:1"}]}}))
         .unwrap()
     };
-    pods.create(&PostParams::default(), &pod("first", "demo"))
-        .await
-        .unwrap();
-    pods.create(&PostParams::default(), &pod("unrelated", "other"))
-        .await
-        .unwrap();
+    pods.create(&PostParams::default(), &pod("first", "demo")).await.unwrap();
+    pods.create(&PostParams::default(), &pod("unrelated", "other")).await.unwrap();
 
     let wp = WatchParams::default().labels("app=demo");
     let mut stream = Box::pin(pods.watch(&wp, "0").await.unwrap());
@@ -66,12 +58,8 @@ async fn watch_streams_events_bookmarks_and_expiry() {
         other => panic!("expected BOOKMARK, got {other:?}"),
     };
 
-    pods.create(&PostParams::default(), &pod("second", "demo"))
-        .await
-        .unwrap();
-    pods.create(&PostParams::default(), &pod("ignored", "other"))
-        .await
-        .unwrap();
+    pods.create(&PostParams::default(), &pod("second", "demo")).await.unwrap();
+    pods.create(&PostParams::default(), &pod("ignored", "other")).await.unwrap();
     match next(&mut stream).await {
         WatchEvent::Added(p) => assert_eq!(p.metadata.name.as_deref(), Some("second")),
         other => panic!("expected ADDED second, got {other:?}"),
@@ -100,9 +88,7 @@ async fn watch_streams_events_bookmarks_and_expiry() {
         other => panic!("expected DELETED (selector transition), got {other:?}"),
     }
     // No kubelet: delete is immediate.
-    pods.delete("first", &DeleteParams::default())
-        .await
-        .unwrap();
+    pods.delete("first", &DeleteParams::default()).await.unwrap();
     let deleted_rv = match next(&mut stream).await {
         WatchEvent::Deleted(p) => p.metadata.resource_version.unwrap(),
         other => panic!("expected DELETED, got {other:?}"),
@@ -128,19 +114,10 @@ async fn watch_streams_events_bookmarks_and_expiry() {
         WatchEvent::Error(e) => assert_eq!((e.code, e.reason.as_str()), (410, "Expired")),
         other => panic!("expected ERROR 410, got {other:?}"),
     }
-    assert!(
-        tokio::time::timeout(WAIT, old.next())
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert!(tokio::time::timeout(WAIT, old.next()).await.unwrap().is_none());
 
     // The recorded watch request looks like kube's.
-    let w = kube
-        .requests()
-        .into_iter()
-        .find(|r| r.param("watch") == Some("true"))
-        .unwrap();
+    let w = kube.requests().into_iter().find(|r| r.param("watch") == Some("true")).unwrap();
     assert_eq!(w.path, "/api/v1/namespaces/default/pods");
     assert_eq!(w.param("labelSelector"), Some("app=demo"));
     assert_eq!(w.param("allowWatchBookmarks"), Some("true"));
@@ -150,11 +127,7 @@ async fn watch_streams_events_bookmarks_and_expiry() {
 async fn watches_end_on_timeout_and_are_freed_on_disconnect() {
     let kube = start(Kubelet::Off);
     let pods: Api<Pod> = Api::default_namespaced(kube.client().await);
-    let mut short = Box::pin(
-        pods.watch(&WatchParams::default().timeout(1), "0")
-            .await
-            .unwrap(),
-    );
+    let mut short = Box::pin(pods.watch(&WatchParams::default().timeout(1), "0").await.unwrap());
     let end = tokio::time::timeout(WAIT, async { while short.next().await.is_some() {} });
     end.await.expect("timeoutSeconds ends the watch");
 

@@ -1,2 +1,235 @@
-#![allow(dead_code)]
+//! Fixtures shared by the integration tests: [`Proc`] owns a child process (its `Drop` stops and
+//! reaps it, process group included), [`Proc::wait_for_line`] is the only readiness primitive
+//! (never a sleep), [`free_port`] and [`ZooKeeper`] (a real server from Debian's `zookeeper`
+//! package, run by `ocho init --no-portal`); [`fake_kube`] is the fake Kubernetes API server
+//! and kubelet (spec/kubernetes-fake.md).
+#![allow(dead_code, clippy::unwrap_used)]
+
 pub mod fake_kube;
+
+use std::io::{BufRead, BufReader, Read};
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill, killpg};
+use nix::unistd::Pid;
+
+/// Generous deadline for anything a loaded 2-core machine does "at once".
+pub const DEADLINE: Duration = Duration::from_secs(30);
+
+/// Path of the binary under test: `$OCHO_BIN` when set (benchmarks point it at the static
+/// release build that ships), else the one cargo built for this test.
+pub fn ocho_bin() -> String {
+    std::env::var("OCHO_BIN")
+        .ok()
+        .filter(|b| !b.is_empty())
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_ocho").into())
+}
+
+/// The binary under test, as a command.
+pub fn ocho() -> Command {
+    Command::new(ocho_bin())
+}
+
+/// A TCP port free on 127.0.0.1 at the time of the call.
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    listener.local_addr().expect("local address").port()
+}
+
+/// Fails (never skips) when ZooKeeper's jars are missing, with the install hint.
+pub fn require_zookeeper() {
+    for jar in ["/usr/share/java/zookeeper.jar", "/usr/share/java/slf4j-simple.jar"] {
+        assert!(
+            std::path::Path::new(jar).is_file(),
+            "{jar} missing: install Debian package zookeeper (make deps)"
+        );
+    }
+}
+
+#[derive(Default)]
+struct Output {
+    lines: Vec<String>,
+    closed: usize,
+}
+
+/// A child process owned by a test. Its stdout and stderr are collected line by line (merged,
+/// in arrival order). Dropping it sends SIGTERM to its process group, waits up to 10 s, then
+/// SIGKILLs the group and reaps the child.
+pub struct Proc {
+    pub name: String,
+    child: Child,
+    out: Arc<(Mutex<Output>, Condvar)>,
+    status: Option<ExitStatus>,
+}
+
+impl Proc {
+    /// Spawns `cmd` in a process group of its own with piped output.
+    pub fn spawn(name: &str, mut cmd: Command) -> Proc {
+        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0);
+        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {name}: {e}"));
+        let out = Arc::new((Mutex::new(Output::default()), Condvar::new()));
+        let streams: Vec<Box<dyn Read + Send>> = vec![
+            Box::new(child.stdout.take().expect("piped stdout")),
+            Box::new(child.stderr.take().expect("piped stderr")),
+        ];
+        for stream in streams {
+            let out = Arc::clone(&out);
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines() {
+                    let Ok(line) = line else { break };
+                    let (lock, cv) = &*out;
+                    lock.lock().unwrap().lines.push(line);
+                    cv.notify_all();
+                }
+                let (lock, cv) = &*out;
+                lock.lock().unwrap().closed += 1;
+                cv.notify_all();
+            });
+        }
+        Proc { name: name.to_string(), child, out, status: None }
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// Every line printed so far.
+    pub fn lines(&self) -> Vec<String> {
+        self.out.0.lock().unwrap().lines.clone()
+    }
+
+    /// The last lines, for failure messages.
+    pub fn tail(&self) -> String {
+        let lines = self.lines();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+
+    /// Waits until a line (any line so far, not only new ones) satisfies `pred`; returns it.
+    /// Panics with the output tail at the deadline or when the output closes first.
+    pub fn wait_for(&self, what: &str, deadline: Duration, pred: impl Fn(&str) -> bool) -> String {
+        self.wait_for_nth(what, 1, deadline, pred)
+    }
+
+    /// Waits until `n` lines satisfy `pred`; returns the n-th.
+    pub fn wait_for_nth(
+        &self,
+        what: &str,
+        n: usize,
+        deadline: Duration,
+        pred: impl Fn(&str) -> bool,
+    ) -> String {
+        let end = Instant::now() + deadline;
+        let (lock, cv) = &*self.out;
+        let mut out = lock.lock().unwrap();
+        loop {
+            if let Some(line) = out.lines.iter().filter(|l| pred(l)).nth(n - 1) {
+                return line.clone();
+            }
+            let now = Instant::now();
+            if now >= end || out.closed == 2 {
+                let tail = out.lines[out.lines.len().saturating_sub(40)..].join("\n");
+                panic!(
+                    "{}: {} waiting for {what}; output tail:\n{tail}",
+                    self.name,
+                    if now >= end { "deadline passed" } else { "output closed" }
+                );
+            }
+            out = cv.wait_timeout(out, end - now).unwrap().0;
+        }
+    }
+
+    /// Waits for a line containing `needle`.
+    pub fn wait_for_line(&self, needle: &str, deadline: Duration) -> String {
+        self.wait_for(needle, deadline, |l| l.contains(needle))
+    }
+
+    pub fn signal(&self, signal: Signal) {
+        kill(Pid::from_raw(self.pid()), signal).expect("signal the child");
+    }
+
+    /// Waits for the process to exit, up to `deadline`; `None` if it is still running.
+    pub fn wait_exit(&mut self, deadline: Duration) -> Option<ExitStatus> {
+        if self.status.is_some() {
+            return self.status;
+        }
+        let end = Instant::now() + deadline;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                self.status = Some(status);
+                return self.status;
+            }
+            if Instant::now() >= end {
+                return None;
+            }
+            // Exit polling (not readiness): the child's status is only observable this way
+            // without a reaper thread.
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Like [`Proc::wait_exit`] but panics with the output tail when it does not exit.
+    pub fn expect_exit(&mut self, deadline: Duration) -> ExitStatus {
+        match self.wait_exit(deadline) {
+            Some(status) => status,
+            None => {
+                panic!("{} did not exit in {deadline:?}; output tail:\n{}", self.name, self.tail())
+            }
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if self.status.is_some() {
+            let _ = killpg(Pid::from_raw(self.pid()), Signal::SIGKILL);
+            return;
+        }
+        let pgid = Pid::from_raw(self.pid());
+        let _ = killpg(pgid, Signal::SIGTERM);
+        if self.wait_exit(Duration::from_secs(10)).is_none() {
+            let _ = killpg(pgid, Signal::SIGKILL);
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        // Whatever the leader left in its group.
+        let _ = killpg(pgid, Signal::SIGKILL);
+    }
+}
+
+/// A real ZooKeeper for one test (or one test binary), on a free loopback port with its data in
+/// a temporary directory, supervised by `ocho init --no-portal`.
+pub struct ZooKeeper {
+    pub addr: String,
+    pub port: u16,
+    pub proc: Proc,
+    pub dir: tempfile::TempDir,
+}
+
+impl ZooKeeper {
+    pub fn start() -> ZooKeeper {
+        require_zookeeper();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = free_port();
+        let mut cmd = ocho();
+        cmd.args([
+            "init",
+            "--no-portal",
+            "--zk-bind",
+            "127.0.0.1",
+            "--zk-heap",
+            "128m",
+            "--grace",
+            "10",
+        ])
+        .arg("--zk-port")
+        .arg(port.to_string())
+        .arg("--zk-data")
+        .arg(dir.path().join("data"));
+        let proc = Proc::spawn("zookeeper", cmd);
+        proc.wait_for_line("zookeeper ready on", Duration::from_secs(60));
+        ZooKeeper { addr: format!("127.0.0.1:{port}"), port, proc, dir }
+    }
+}

@@ -56,10 +56,9 @@ pub fn handle(shared: &Shared, req: &Req) -> Res {
                                             "serverAddress": format!("127.0.0.1:{}", shared.port)}]})
         }),
         ["api", "v1"] => get_only(m, resources),
-        ["apis"] => get_only(
-            m,
-            || json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": []}),
-        ),
+        ["apis"] => {
+            get_only(m, || json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": []}))
+        }
         ["api", "v1", "namespaces"] => namespaces(shared, req),
         ["api", "v1", "namespaces", ns] => match m {
             "GET" => shared.with(|s| {
@@ -79,35 +78,18 @@ pub fn handle(shared: &Shared, req: &Req) -> Res {
             collection::<ReplicationController>(shared, Some(ns), req)
         }
         ["api", "v1", "namespaces", ns, "pods", name] => item::<Pod>(shared, ns, name, req),
-        [
-            "api",
-            "v1",
-            "namespaces",
-            ns,
-            "replicationcontrollers",
-            name,
-        ] => item::<ReplicationController>(shared, ns, name, req),
+        ["api", "v1", "namespaces", ns, "replicationcontrollers", name] => {
+            item::<ReplicationController>(shared, ns, name, req)
+        }
         ["api", "v1", "namespaces", ns, "pods", name, "status"] => {
             status::<Pod>(shared, ns, name, req)
         }
-        [
-            "api",
-            "v1",
-            "namespaces",
-            ns,
-            "replicationcontrollers",
-            name,
-            "status",
-        ] => status::<ReplicationController>(shared, ns, name, req),
-        [
-            "api",
-            "v1",
-            "namespaces",
-            ns,
-            "replicationcontrollers",
-            name,
-            "scale",
-        ] => scale(shared, ns, name, req),
+        ["api", "v1", "namespaces", ns, "replicationcontrollers", name, "status"] => {
+            status::<ReplicationController>(shared, ns, name, req)
+        }
+        ["api", "v1", "namespaces", ns, "replicationcontrollers", name, "scale"] => {
+            scale(shared, ns, name, req)
+        }
         ["api", "v1", "namespaces", ns, "pods", name, "log"] => match m {
             "GET" => shared.with(|s| match pod_log(s, ns, name, &req.query)? {
                 LogReply::Text(t) => Ok(Reply::Text(t)),
@@ -139,16 +121,7 @@ fn version() -> Value {
 }
 
 fn resources() -> Value {
-    let all = [
-        "create",
-        "delete",
-        "deletecollection",
-        "get",
-        "list",
-        "patch",
-        "update",
-        "watch",
-    ];
+    let all = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"];
     let sub = ["get", "patch", "update"];
     json!({"kind": "APIResourceList", "groupVersion": "v1", "resources": [
         {"name": "namespaces", "singularName": "namespace", "namespaced": false, "kind": "Namespace",
@@ -241,20 +214,11 @@ fn collection<T: Obj>(shared: &Shared, ns: Option<&str>, req: &Req) -> Res {
     match req.method.as_str() {
         "GET" => {
             let (labels, fields) = selectors::<T>(req)?;
-            let watch = req
-                .query
-                .get("watch")
-                .is_some_and(|w| w == "true" || w == "1");
+            let watch = req.query.get("watch").is_some_and(|w| w == "true" || w == "1");
             if !watch {
-                return Ok(Reply::Json(
-                    200,
-                    shared.with(|s| s.list::<T>(ns, &labels, &fields)),
-                ));
+                return Ok(Reply::Json(200, shared.with(|s| s.list::<T>(ns, &labels, &fields))));
             }
-            let initial = req
-                .query
-                .get("sendInitialEvents")
-                .is_some_and(|v| v == "true");
+            let initial = req.query.get("sendInitialEvents").is_some_and(|v| v == "true");
             let from = match req.query.get("resourceVersion").map(String::as_str) {
                 None | Some("") | Some("0") => None,
                 Some(_) if initial => None,
@@ -276,18 +240,10 @@ fn collection<T: Obj>(shared: &Shared, ns: Option<&str>, req: &Req) -> Res {
                     labels,
                     fields,
                     from,
-                    bookmarks: req
-                        .query
-                        .get("allowWatchBookmarks")
-                        .is_some_and(|b| b == "true"),
+                    bookmarks: req.query.get("allowWatchBookmarks").is_some_and(|b| b == "true"),
                 })
             });
-            Ok(Reply::Stream {
-                content_type: "application/json",
-                first: Bytes::new(),
-                rx,
-                limit,
-            })
+            Ok(Reply::Stream { content_type: "application/json", first: Bytes::new(), rx, limit })
         }
         "POST" => {
             let Some(ns) = ns else {
@@ -327,11 +283,7 @@ fn delete_one<T: Obj>(
     name: &str,
     o: &DeleteOpts,
 ) -> Result<Value, ApiError> {
-    if T::KIND == "Pod" {
-        delete_pod(s, ns, name, o)
-    } else {
-        delete_rc(s, ns, name, o)
-    }
+    if T::KIND == "Pod" { delete_pod(s, ns, name, o) } else { delete_rc(s, ns, name, o) }
 }
 
 fn patch_kind(req: &Req) -> Result<PatchKind, ApiError> {
@@ -396,12 +348,7 @@ fn scale_of(rc: &ReplicationController) -> Scale {
         .spec
         .as_ref()
         .and_then(|s| s.selector.as_ref())
-        .map(|sel| {
-            sel.iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect::<Vec<_>>()
-                .join(",")
-        });
+        .map(|sel| sel.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","));
     Scale {
         metadata: ObjectMeta {
             name: m.name.clone(),
@@ -411,9 +358,7 @@ fn scale_of(rc: &ReplicationController) -> Scale {
             creation_timestamp: m.creation_timestamp.clone(),
             ..Default::default()
         },
-        spec: Some(ScaleSpec {
-            replicas: rc.spec.as_ref().and_then(|s| s.replicas),
-        }),
+        spec: Some(ScaleSpec { replicas: rc.spec.as_ref().and_then(|s| s.replicas) }),
         status: Some(ScaleStatus {
             replicas: rc.status.as_ref().map_or(0, |s| s.replicas),
             selector,
@@ -441,11 +386,7 @@ fn scale(shared: &Shared, ns: &str, name: &str, req: &Req) -> Res {
             }
             _ => return Err(ApiError::method_not_allowed()),
         };
-        if let Some(rv) = wanted
-            .metadata
-            .resource_version
-            .as_deref()
-            .filter(|r| !r.is_empty())
+        if let Some(rv) = wanted.metadata.resource_version.as_deref().filter(|r| !r.is_empty())
             && Some(rv) != rc.metadata.resource_version.as_deref()
         {
             return Err(ApiError::conflict("replicationcontrollers", name));
@@ -471,8 +412,7 @@ fn scale(shared: &Shared, ns: &str, name: &str, req: &Req) -> Res {
             set(&mut rc);
             rc
         } else {
-            s.modify::<ReplicationController>(ns, name, set)
-                .expect("looked up above")
+            s.modify::<ReplicationController>(ns, name, set).expect("looked up above")
         };
         Ok(Reply::Json(200, to_json(&scale_of(&rc))))
     })

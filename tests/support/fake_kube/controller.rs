@@ -19,10 +19,7 @@ pub fn is_ready(pod: &Pod) -> bool {
 }
 
 pub fn phase(pod: &Pod) -> &str {
-    pod.status
-        .as_ref()
-        .and_then(|s| s.phase.as_deref())
-        .unwrap_or("")
+    pod.status.as_ref().and_then(|s| s.phase.as_deref()).unwrap_or("")
 }
 
 fn controller_uid(pod: &Pod) -> Option<&str> {
@@ -62,10 +59,7 @@ pub fn reconcile_rcs(state: &mut State) {
             if owner.is_none() && matching && pod.metadata.deletion_timestamp.is_none() {
                 let r = owner_ref(&rc);
                 state.modify::<Pod>(&ns, &pname, |p| {
-                    p.metadata
-                        .owner_references
-                        .get_or_insert_with(Vec::new)
-                        .push(r)
+                    p.metadata.owner_references.get_or_insert_with(Vec::new).push(r)
                 });
             } else if owner.as_deref() == Some(uid.as_str()) && !matching {
                 state.modify::<Pod>(&ns, &pname, |p| drop_owner(&mut p.metadata, &uid));
@@ -182,22 +176,14 @@ fn drop_owner(meta: &mut ObjectMeta, uid: &str) {
 }
 
 fn refs_to(pod: &Pod, uid: &str) -> bool {
-    pod.metadata
-        .owner_references
-        .iter()
-        .flatten()
-        .any(|r| r.uid == uid)
+    pod.metadata.owner_references.iter().flatten().any(|r| r.uid == uid)
 }
 
 /// One pass of the garbage collector: the orphan and foreground finalizers of RCs being
 /// deleted, and dependents whose RC owners have all vanished (background propagation).
 pub fn collect_garbage(state: &mut State) {
-    let deleting: Vec<ReplicationController> = state
-        .rcs
-        .values()
-        .filter(|r| r.metadata.deletion_timestamp.is_some())
-        .cloned()
-        .collect();
+    let deleting: Vec<ReplicationController> =
+        state.rcs.values().filter(|r| r.metadata.deletion_timestamp.is_some()).cloned().collect();
     for rc in deleting {
         let (ns, name) = key_of(&rc);
         let uid = rc.metadata.uid.clone().unwrap_or_default();
@@ -229,11 +215,7 @@ pub fn collect_garbage(state: &mut State) {
         }
     }
 
-    let live: HashSet<String> = state
-        .rcs
-        .values()
-        .filter_map(|r| r.metadata.uid.clone())
-        .collect();
+    let live: HashSet<String> = state.rcs.values().filter_map(|r| r.metadata.uid.clone()).collect();
     let dangling: Vec<Key> = state
         .pods
         .iter()

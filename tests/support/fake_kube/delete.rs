@@ -41,9 +41,7 @@ impl DeleteOpts {
             grace: v["gracePeriodSeconds"].as_i64(),
             uid: s(&v["preconditions"]["uid"]),
             resource_version: s(&v["preconditions"]["resourceVersion"]),
-            dry_run: v["dryRun"]
-                .as_array()
-                .is_some_and(|a| a.iter().any(|x| x == "All")),
+            dry_run: v["dryRun"].as_array().is_some_and(|a| a.iter().any(|x| x == "All")),
         };
         if let Some(p) = q.get("propagationPolicy") {
             o.propagation = Some(p.clone());
@@ -140,9 +138,7 @@ pub fn delete_rc(
         return Ok(success("replicationcontrollers", name, &uid));
     }
     let mark = |r: &mut ReplicationController| {
-        r.metadata
-            .deletion_timestamp
-            .get_or_insert_with(|| Time(Timestamp::now()));
+        r.metadata.deletion_timestamp.get_or_insert_with(|| Time(Timestamp::now()));
         r.metadata.deletion_grace_period_seconds = Some(0);
         r.metadata.finalizers = Some(finalizers.clone());
     };
@@ -151,9 +147,7 @@ pub fn delete_rc(
         mark(&mut rc);
         return Ok(to_json(&rc));
     }
-    let rc = state
-        .modify::<ReplicationController>(ns, name, mark)
-        .expect("looked up above");
+    let rc = state.modify::<ReplicationController>(ns, name, mark).expect("looked up above");
     Ok(to_json(&rc))
 }
 
@@ -168,15 +162,8 @@ pub fn delete_pod(
     let pod = state.get::<Pod>(ns, name)?.clone();
     check_preconditions(&pod.metadata, o, "pods", name)?;
     let spec = pod.spec.clone().unwrap_or_default();
-    let grace = o
-        .grace
-        .unwrap_or(spec.termination_grace_period_seconds.unwrap_or(30))
-        .max(0);
-    let phase = pod
-        .status
-        .as_ref()
-        .and_then(|s| s.phase.clone())
-        .unwrap_or_default();
+    let grace = o.grace.unwrap_or(spec.termination_grace_period_seconds.unwrap_or(30)).max(0);
+    let phase = pod.status.as_ref().and_then(|s| s.phase.clone()).unwrap_or_default();
     let immediate =
         grace == 0 || spec.node_name.is_none() || phase == "Succeeded" || phase == "Failed";
     if immediate {
@@ -187,11 +174,7 @@ pub fn delete_pod(
         return Ok(to_json(&gone));
     }
     let deadline = Timestamp::now() + SignedDuration::from_secs(grace);
-    let shorter = pod
-        .metadata
-        .deletion_timestamp
-        .as_ref()
-        .is_none_or(|t| deadline < t.0);
+    let shorter = pod.metadata.deletion_timestamp.as_ref().is_none_or(|t| deadline < t.0);
     if !shorter {
         return Ok(to_json(&pod));
     }
@@ -204,8 +187,6 @@ pub fn delete_pod(
         mark(&mut pod);
         return Ok(to_json(&pod));
     }
-    let pod = state
-        .modify::<Pod>(ns, name, mark)
-        .expect("looked up above");
+    let pod = state.modify::<Pod>(ns, name, mark).expect("looked up above");
     Ok(to_json(&pod))
 }

@@ -78,12 +78,8 @@ async fn respond(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
         .filter(|(k, _)| !k.is_empty())
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect();
-    let header = |name: &str| {
-        req.headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string)
-    };
+    let header =
+        |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
     let content_type = header("content-type");
     let auth = header("authorization");
     let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
@@ -123,12 +119,7 @@ async fn respond(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
     match api::handle(shared, &req) {
         Ok(Reply::Json(code, v)) => full(code, "application/json", v.to_string()),
         Ok(Reply::Text(t)) => full(200, "text/plain", t),
-        Ok(Reply::Stream {
-            content_type,
-            first,
-            rx,
-            limit,
-        }) => {
+        Ok(Reply::Stream { content_type, first, rx, limit }) => {
             let deadline = tokio::time::Instant::now() + limit;
             let first = (!first.is_empty()).then_some(first);
             let stream =
@@ -170,9 +161,7 @@ fn attributes(
     query: &[(String, String)],
 ) -> Option<(String, String, Option<String>, Option<String>)> {
     let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-    let watch = query
-        .iter()
-        .any(|(k, v)| k == "watch" && (v == "true" || v == "1"));
+    let watch = query.iter().any(|(k, v)| k == "watch" && (v == "true" || v == "1"));
     let (ns, rest) = match segs.as_slice() {
         ["api", "v1", "namespaces", ns, rest @ ..] if !rest.is_empty() => {
             (Some(ns.to_string()), rest)
@@ -208,14 +197,9 @@ fn forbidden(
     query: &[(String, String)],
 ) -> Option<ApiError> {
     let (verb, resource, ns, name) = attributes(method, path, query)?;
-    let denied = shared
-        .forbid
-        .lock()
-        .expect("forbid lock")
-        .iter()
-        .any(|(v, r, n)| {
-            *v == verb && *r == resource && n.as_ref().is_none_or(|n| Some(n) == ns.as_ref())
-        });
+    let denied = shared.forbid.lock().expect("forbid lock").iter().any(|(v, r, n)| {
+        *v == verb && *r == resource && n.as_ref().is_none_or(|n| Some(n) == ns.as_ref())
+    });
     if !denied {
         return None;
     }

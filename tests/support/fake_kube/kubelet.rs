@@ -84,10 +84,7 @@ pub fn reconcile(state: &mut State, ctx: &Ctx, mem: &mut Memory) -> Vec<Action> 
                 }
                 Some(true) => {}
                 None => {
-                    let since = *mem
-                        .deleting_since
-                        .entry(uid.clone())
-                        .or_insert_with(Instant::now);
+                    let since = *mem.deleting_since.entry(uid.clone()).or_insert_with(Instant::now);
                     if since.elapsed() >= ctx.confirm_delay {
                         confirm_delete(state, &ns, &name, &uid);
                     }
@@ -95,11 +92,7 @@ pub fn reconcile(state: &mut State, ctx: &Ctx, mem: &mut Memory) -> Vec<Action> 
             }
             continue;
         }
-        let started = pod
-            .status
-            .as_ref()
-            .and_then(|s| s.pod_ip.as_ref())
-            .is_some();
+        let started = pod.status.as_ref().and_then(|s| s.pod_ip.as_ref()).is_some();
         match ctx.mode {
             Kubelet::Status if !started => {
                 let Some(ip) = allocate_ip(state, &uid) else {
@@ -151,10 +144,7 @@ pub fn reconcile(state: &mut State, ctx: &Ctx, mem: &mut Memory) -> Vec<Action> 
 /// What a real kubelet sends once the containers are gone: DELETE with grace 0 and a uid
 /// precondition. Done in-process (not recorded as a request).
 pub fn confirm_delete(state: &mut State, ns: &str, name: &str, uid: &str) {
-    if state
-        .pod(ns, name)
-        .is_some_and(|p| p.metadata.uid.as_deref() == Some(uid))
-    {
+    if state.pod(ns, name).is_some_and(|p| p.metadata.uid.as_deref() == Some(uid)) {
         state.remove::<Pod>(ns, name);
     }
 }
@@ -210,10 +200,7 @@ pub fn container_status(pod: &Pod, name: &str, image: &str) -> ContainerStatus {
         name: name.into(),
         image: image.into(),
         image_id: String::new(),
-        container_id: Some(format!(
-            "fake://{}/{name}",
-            pod.metadata.uid.as_deref().unwrap_or("")
-        )),
+        container_id: Some(format!("fake://{}/{name}", pod.metadata.uid.as_deref().unwrap_or(""))),
         ..Default::default()
     }
 }
@@ -232,9 +219,7 @@ fn running_status(pod: &Pod, ip: &str) -> PodStatus {
                 started: Some(true),
                 restart_count: 0,
                 state: Some(ContainerState {
-                    running: Some(ContainerStateRunning {
-                        started_at: Some(now_time()),
-                    }),
+                    running: Some(ContainerStateRunning { started_at: Some(now_time()) }),
                     ..Default::default()
                 }),
                 ..container_status(pod, &c.name, c.image.as_deref().unwrap_or(""))
@@ -280,15 +265,9 @@ fn canned_logs(state: &mut State, pod: &Pod) {
     let name = pod.metadata.name.clone().unwrap_or_default();
     let now = Timestamp::now();
     for c in pod.spec.iter().flat_map(|s| s.containers.iter()) {
-        let buf = state
-            .logs
-            .entry((ns.clone(), name.clone(), c.name.clone()))
-            .or_default();
+        let buf = state.logs.entry((ns.clone(), name.clone(), c.name.clone())).or_default();
         for i in 1..=10 {
-            buf.push(
-                now,
-                format!("fake log line {i} from {ns}/{name}/{}", c.name),
-            );
+            buf.push(now, format!("fake log line {i} from {ns}/{name}/{}", c.name));
         }
     }
 }

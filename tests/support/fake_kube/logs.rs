@@ -41,11 +41,7 @@ impl LogBuf {
 }
 
 fn render(ts: Timestamp, line: &str, stamps: bool) -> String {
-    if stamps {
-        format!("{} {line}\n", nanos_stamp(ts))
-    } else {
-        format!("{line}\n")
-    }
+    if stamps { format!("{} {line}\n", nanos_stamp(ts)) } else { format!("{line}\n") }
 }
 
 pub enum LogReply {
@@ -59,9 +55,7 @@ pub fn pod_log(
     name: &str,
     q: &BTreeMap<String, String>,
 ) -> Result<LogReply, ApiError> {
-    let pod = state
-        .pod(ns, name)
-        .ok_or_else(|| ApiError::not_found("pods", name))?;
+    let pod = state.pod(ns, name).ok_or_else(|| ApiError::not_found("pods", name))?;
     let spec = pod.spec.clone().unwrap_or_default();
     let names: Vec<String> = spec.containers.iter().map(|c| c.name.clone()).collect();
     let container = match q.get("container").filter(|c| !c.is_empty()) {
@@ -108,14 +102,9 @@ pub fn pod_log(
     if spec.node_name.is_none() {
         return Ok(LogReply::Text(String::new()));
     }
-    let buf = state
-        .logs
-        .entry((ns.to_string(), name.to_string(), container))
-        .or_default();
-    let mut lines: Vec<(Timestamp, &str)> = buf
-        .lines()
-        .filter(|(t, _)| since.is_none_or(|s| *t >= s))
-        .collect();
+    let buf = state.logs.entry((ns.to_string(), name.to_string(), container)).or_default();
+    let mut lines: Vec<(Timestamp, &str)> =
+        buf.lines().filter(|(t, _)| since.is_none_or(|s| *t >= s)).collect();
     if let Some(n) = tail {
         let n = n.max(0) as usize;
         if lines.len() > n {

@@ -77,11 +77,7 @@ pub struct Recorded {
 
 impl Recorded {
     pub fn param(&self, key: &str) -> Option<&str> {
-        self.query
-            .iter()
-            .rev()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
+        self.query.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
     }
 
     pub fn json(&self) -> Option<serde_json::Value> {
@@ -170,11 +166,7 @@ impl FakeKube {
         let addr = listener.local_addr()?;
         let dir = tempfile::Builder::new().prefix("fake-kube-").tempdir()?;
         let kubeconfig = dir.path().join("kubeconfig");
-        let tls = if opts.tls {
-            Some(tls::Tls::generate()?)
-        } else {
-            None
-        };
+        let tls = if opts.tls { Some(tls::Tls::generate()?) } else { None };
         let ca_pem = tls.as_ref().map(|t| t.ca_pem.clone());
         tls::write_kubeconfig(&kubeconfig, addr, ca_pem.as_deref(), &opts.token)?;
         let shared = Arc::new(Shared {
@@ -192,15 +184,12 @@ impl FakeKube {
             faults: Mutex::new(Vec::new()),
             forbid: Mutex::new(Vec::new()),
         });
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         let (tx, rx) = tokio::sync::oneshot::channel();
         let server_shared = shared.clone();
         let server_config = tls.map(|t| t.server);
-        let server = std::thread::Builder::new()
-            .name("fake-kube-http".into())
-            .spawn(move || {
+        let server =
+            std::thread::Builder::new().name("fake-kube-http".into()).spawn(move || {
                 runtime.block_on(http::serve(listener, server_config, server_shared, rx))
             })?;
         let loop_shared = shared.clone();
@@ -224,11 +213,7 @@ impl FakeKube {
 
     /// `https://127.0.0.1:PORT` (or `http://` without TLS).
     pub fn url(&self) -> String {
-        let scheme = if self.ca_pem.is_some() {
-            "https"
-        } else {
-            "http"
-        };
+        let scheme = if self.ca_pem.is_some() { "https" } else { "http" };
         format!("{scheme}://{}", self.addr)
     }
 
@@ -285,12 +270,7 @@ impl FakeKube {
             }
             // Log lines do not bump the resourceVersion, so also re-check now and then.
             let wait = (deadline - now).min(Duration::from_millis(100));
-            s = self
-                .shared
-                .changed
-                .wait_timeout(s, wait)
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
+            s = self.shared.changed.wait_timeout(s, wait).unwrap_or_else(|p| p.into_inner()).0;
         }
     }
 
@@ -363,11 +343,7 @@ fn describe(s: &State) -> String {
                 p.metadata.namespace.as_deref().unwrap_or(""),
                 p.metadata.name.as_deref().unwrap_or(""),
                 phase(p),
-                if p.metadata.deletion_timestamp.is_some() {
-                    " Terminating"
-                } else {
-                    ""
-                }
+                if p.metadata.deletion_timestamp.is_some() { " Terminating" } else { "" }
             )
         })
         .collect();
@@ -383,12 +359,7 @@ fn describe(s: &State) -> String {
             )
         })
         .collect();
-    format!(
-        "rv {}; pods: [{}]; rcs: [{}]",
-        s.rv(),
-        pods.join(", "),
-        rcs.join(", ")
-    )
+    format!("rv {}; pods: [{}]; rcs: [{}]", s.rv(), pods.join(", "), rcs.join(", "))
 }
 
 /// The controllers' thread: a pass after every change (and every 100 ms for timed work).
@@ -444,14 +415,7 @@ fn run_action(shared: &Arc<Shared>, action: kubelet::Action) {
                 .name(format!("fake-kubelet-{}", key.1))
                 .spawn(move || process::supervise(s, key, u, rx))
                 .ok();
-            procs.insert(
-                uid,
-                Proc {
-                    ctl: tx,
-                    stopping: false,
-                    thread,
-                },
-            );
+            procs.insert(uid, Proc { ctl: tx, stopping: false, thread });
         }
         kubelet::Action::Stop(uid, grace) => {
             if let Some(p) = procs.get_mut(&uid).filter(|p| !p.stopping) {
@@ -476,14 +440,8 @@ impl Drop for FakeKube {
             let _ = t.join();
         }
         // Kill every process at once (no grace) and wait for each supervisor to reap its own.
-        let procs: Vec<Proc> = self
-            .shared
-            .procs
-            .lock()
-            .expect("procs lock")
-            .drain()
-            .map(|(_, p)| p)
-            .collect();
+        let procs: Vec<Proc> =
+            self.shared.procs.lock().expect("procs lock").drain().map(|(_, p)| p).collect();
         for p in &procs {
             let _ = p.ctl.send(process::Ctl::Stop(0));
         }

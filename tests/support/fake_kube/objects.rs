@@ -133,11 +133,8 @@ impl Obj for ReplicationController {
     fn prepare_create(&mut self) {
         let spec = self.spec.get_or_insert_with(Default::default);
         spec.replicas.get_or_insert(1);
-        let template_labels = spec
-            .template
-            .as_ref()
-            .and_then(|t| t.metadata.as_ref())
-            .and_then(|m| m.labels.clone());
+        let template_labels =
+            spec.template.as_ref().and_then(|t| t.metadata.as_ref()).and_then(|m| m.labels.clone());
         if spec.selector.as_ref().is_none_or(BTreeMap::is_empty) {
             spec.selector = template_labels.clone();
         }
@@ -147,10 +144,7 @@ impl Obj for ReplicationController {
         if let Some(ps) = spec.template.as_mut().and_then(|t| t.spec.as_mut()) {
             default_pod_spec(ps);
         }
-        self.status = Some(ReplicationControllerStatus {
-            replicas: 0,
-            ..Default::default()
-        });
+        self.status = Some(ReplicationControllerStatus { replicas: 0, ..Default::default() });
     }
 
     fn validate(&self) -> Vec<Cause> {
@@ -171,11 +165,7 @@ impl Obj for ReplicationController {
             causes.push(Cause::required("spec.template"));
             return causes;
         };
-        let labels = template
-            .metadata
-            .as_ref()
-            .and_then(|m| m.labels.clone())
-            .unwrap_or_default();
+        let labels = template.metadata.as_ref().and_then(|m| m.labels.clone()).unwrap_or_default();
         validate_labels(&labels, "spec.template.metadata.labels", &mut causes);
         let selector = spec.selector.clone().unwrap_or_default();
         if selector.is_empty() {
@@ -225,8 +215,7 @@ fn default_pod_spec(spec: &mut PodSpec) {
     spec.restart_policy.get_or_insert_with(|| "Always".into());
     spec.termination_grace_period_seconds.get_or_insert(30);
     spec.dns_policy.get_or_insert_with(|| "ClusterFirst".into());
-    spec.scheduler_name
-        .get_or_insert_with(|| "default-scheduler".into());
+    spec.scheduler_name.get_or_insert_with(|| "default-scheduler".into());
     spec.security_context.get_or_insert_with(Default::default);
     for c in spec.containers.iter_mut() {
         default_container(c);
@@ -234,10 +223,8 @@ fn default_pod_spec(spec: &mut PodSpec) {
 }
 
 fn default_container(c: &mut Container) {
-    c.termination_message_path
-        .get_or_insert_with(|| "/dev/termination-log".into());
-    c.termination_message_policy
-        .get_or_insert_with(|| "File".into());
+    c.termination_message_path.get_or_insert_with(|| "/dev/termination-log".into());
+    c.termination_message_policy.get_or_insert_with(|| "File".into());
     let image = c.image.clone().unwrap_or_default();
     let last = image.rsplit('/').next().unwrap_or("");
     let latest = !last.contains(':') || last.ends_with(":latest");
@@ -258,19 +245,13 @@ fn validate_meta(
     if !is_dns1123_subdomain(&name) {
         causes.push(Cause::invalid("metadata.name", &json!(name), SUBDOMAIN_MSG));
     }
-    validate_labels(
-        &meta.labels.clone().unwrap_or_default(),
-        "metadata.labels",
-        causes,
-    );
+    validate_labels(&meta.labels.clone().unwrap_or_default(), "metadata.labels", causes);
 }
 
 fn validate_labels(labels: &BTreeMap<String, String>, field: &str, causes: &mut Vec<Cause>) {
     for (k, v) in labels {
         let name = k.rsplit('/').next().unwrap_or("");
-        let prefix_ok = k
-            .rsplit_once('/')
-            .is_none_or(|(p, _)| is_dns1123_subdomain(p));
+        let prefix_ok = k.rsplit_once('/').is_none_or(|(p, _)| is_dns1123_subdomain(p));
         if name.is_empty() || !is_label_value(name) || !prefix_ok {
             causes.push(Cause::invalid(
                 field,
@@ -279,11 +260,7 @@ fn validate_labels(labels: &BTreeMap<String, String>, field: &str, causes: &mut 
             ));
         }
         if v.len() > 63 {
-            causes.push(Cause::invalid(
-                field,
-                &json!(v),
-                "must be no more than 63 characters",
-            ));
+            causes.push(Cause::invalid(field, &json!(v), "must be no more than 63 characters"));
         } else if !is_label_value(v) {
             causes.push(Cause::invalid(field, &json!(v), LABEL_VALUE_MSG));
         }
@@ -300,11 +277,7 @@ fn validate_pod_spec(spec: &PodSpec, at: &str, causes: &mut Vec<Cause>) {
         if c.name.is_empty() {
             causes.push(Cause::required(format!("{f}.name")));
         } else if !is_dns1123_label(&c.name) {
-            causes.push(Cause::invalid(
-                format!("{f}.name"),
-                &json!(c.name),
-                LABEL_MSG,
-            ));
+            causes.push(Cause::invalid(format!("{f}.name"), &json!(c.name), LABEL_MSG));
         } else if !seen.insert(c.name.clone()) {
             causes.push(Cause::with(
                 format!("{f}.name"),

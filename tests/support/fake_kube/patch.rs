@@ -52,16 +52,10 @@ pub fn merge(target: &mut Value, patch: &Value) {
 }
 
 fn json_patch(target: &mut Value, ops: &Value) -> Result<(), String> {
-    let ops = ops
-        .as_array()
-        .ok_or("json patch must be an array of operations")?;
+    let ops = ops.as_array().ok_or("json patch must be an array of operations")?;
     for op in ops {
-        let name = op["op"]
-            .as_str()
-            .ok_or("json patch operation without \"op\"")?;
-        let path = op["path"]
-            .as_str()
-            .ok_or("json patch operation without \"path\"")?;
+        let name = op["op"].as_str().ok_or("json patch operation without \"op\"")?;
+        let path = op["path"].as_str().ok_or("json patch operation without \"path\"")?;
         match name {
             "add" => add(target, path, value_of(op)?)?,
             "remove" => {
@@ -72,9 +66,7 @@ fn json_patch(target: &mut Value, ops: &Value) -> Result<(), String> {
                 add(target, path, value_of(op)?)?;
             }
             "move" | "copy" => {
-                let from = op["from"]
-                    .as_str()
-                    .ok_or("json patch move/copy without \"from\"")?;
+                let from = op["from"].as_str().ok_or("json patch move/copy without \"from\"")?;
                 let v = if name == "move" {
                     remove(target, from)?
                 } else {
@@ -97,19 +89,13 @@ fn json_patch(target: &mut Value, ops: &Value) -> Result<(), String> {
 }
 
 fn value_of(op: &Value) -> Result<Value, String> {
-    op.get("value")
-        .cloned()
-        .ok_or_else(|| "json patch operation without \"value\"".to_string())
+    op.get("value").cloned().ok_or_else(|| "json patch operation without \"value\"".to_string())
 }
 
 fn split(path: &str) -> Result<(String, String), String> {
-    let (parent, last) = path
-        .rsplit_once('/')
-        .ok_or_else(|| format!("invalid json pointer {path:?}"))?;
-    Ok((
-        parent.to_string(),
-        last.replace("~1", "/").replace("~0", "~"),
-    ))
+    let (parent, last) =
+        path.rsplit_once('/').ok_or_else(|| format!("invalid json pointer {path:?}"))?;
+    Ok((parent.to_string(), last.replace("~1", "/").replace("~0", "~")))
 }
 
 fn add(target: &mut Value, path: &str, v: Value) -> Result<(), String> {
@@ -127,20 +113,15 @@ fn add(target: &mut Value, path: &str, v: Value) -> Result<(), String> {
             let i = if last == "-" {
                 a.len()
             } else {
-                last.parse::<usize>()
-                    .map_err(|_| format!("invalid index {last:?}"))?
+                last.parse::<usize>().map_err(|_| format!("invalid index {last:?}"))?
             };
             if i > a.len() {
-                return Err(format!(
-                    "add operation does not apply: index {i} out of bounds"
-                ));
+                return Err(format!("add operation does not apply: index {i} out of bounds"));
             }
             a.insert(i, v);
             Ok(())
         }
-        _ => Err(format!(
-            "add operation does not apply: doc is missing path: {path:?}"
-        )),
+        _ => Err(format!("add operation does not apply: doc is missing path: {path:?}")),
     }
 }
 
@@ -151,11 +132,7 @@ fn remove(target: &mut Value, path: &str) -> Result<Value, String> {
         Some(Value::Object(m)) => m.remove(&last).ok_or_else(missing),
         Some(Value::Array(a)) => {
             let i = last.parse::<usize>().map_err(|_| missing())?;
-            if i < a.len() {
-                Ok(a.remove(i))
-            } else {
-                Err(missing())
-            }
+            if i < a.len() { Ok(a.remove(i)) } else { Err(missing()) }
         }
         _ => Err(missing()),
     }

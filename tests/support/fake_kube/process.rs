@@ -56,15 +56,9 @@ pub fn supervise(shared: Arc<Shared>, key: Key, uid: String, ctl: Receiver<Ctl>)
         finish(&shared, &key, &uid);
         return;
     };
-    let workdir = tempfile::Builder::new()
-        .prefix(&format!("fake-pod-{name}-"))
-        .tempdir()
-        .ok();
+    let workdir = tempfile::Builder::new().prefix(&format!("fake-pod-{name}-")).tempdir().ok();
     let spec = pod.spec.clone().unwrap_or_default();
-    let policy = spec
-        .restart_policy
-        .clone()
-        .unwrap_or_else(|| "Always".into());
+    let policy = spec.restart_policy.clone().unwrap_or_else(|| "Always".into());
     let mut runs: Vec<Run> = spec
         .containers
         .iter()
@@ -116,8 +110,7 @@ pub fn supervise(shared: Arc<Shared>, key: Key, uid: String, ctl: Receiver<Ctl>)
                 run.last = Some(terminated(&pod, &run.container, code, run.started.clone()));
                 shared.with(|s| {
                     if let Some(buf) =
-                        s.logs
-                            .get_mut(&(ns.clone(), name.clone(), run.container.name.clone()))
+                        s.logs.get_mut(&(ns.clone(), name.clone(), run.container.name.clone()))
                     {
                         buf.close();
                     }
@@ -160,10 +153,7 @@ fn finish(shared: &Shared, key: &Key, uid: &str) {
     shared.with(|s| {
         confirm_delete(s, &key.0, &key.1, uid);
         s.ip_held.remove(uid);
-        if s.pods
-            .values()
-            .all(|p| p.metadata.uid.as_deref() != Some(uid))
-        {
+        if s.pods.values().all(|p| p.metadata.uid.as_deref() != Some(uid)) {
             s.ips.retain(|_, u| u != uid);
         }
     });
@@ -191,11 +181,8 @@ fn terminate(runs: &mut [Run], grace: i64) {
 
 fn probe_port(c: &Container) -> Option<u16> {
     let probe = c.readiness_probe.as_ref()?;
-    let port = probe
-        .tcp_socket
-        .as_ref()
-        .map(|t| &t.port)
-        .or(probe.http_get.as_ref().map(|h| &h.port))?;
+    let port =
+        probe.tcp_socket.as_ref().map(|t| &t.port).or(probe.http_get.as_ref().map(|h| &h.port))?;
     match port {
         IntOrString::Int(n) => u16::try_from(*n).ok(),
         IntOrString::String(name) => c
@@ -208,10 +195,7 @@ fn probe_port(c: &Container) -> Option<u16> {
 }
 
 fn pod_ip(shared: &Shared, key: &Key) -> Option<String> {
-    shared.with(|s| {
-        s.pod(&key.0, &key.1)
-            .and_then(|p| p.status.as_ref()?.pod_ip.clone())
-    })
+    shared.with(|s| s.pod(&key.0, &key.1).and_then(|p| p.status.as_ref()?.pod_ip.clone()))
 }
 
 fn terminated(
@@ -246,26 +230,18 @@ fn write_status(shared: &Shared, key: &Key, uid: &str, runs: &[Run]) {
             .iter()
             .map(|r| {
                 let waiting = |reason: &str, message: Option<String>| ContainerState {
-                    waiting: Some(ContainerStateWaiting {
-                        reason: Some(reason.into()),
-                        message,
-                    }),
+                    waiting: Some(ContainerStateWaiting { reason: Some(reason.into()), message }),
                     ..Default::default()
                 };
                 let state = if r.child.is_some() {
                     ContainerState {
-                        running: Some(ContainerStateRunning {
-                            started_at: r.started.clone(),
-                        }),
+                        running: Some(ContainerStateRunning { started_at: r.started.clone() }),
                         ..Default::default()
                     }
                 } else if let Some((reason, message)) = &r.stuck {
                     waiting(reason, Some(message.clone()))
                 } else if r.done {
-                    ContainerState {
-                        terminated: r.last.clone(),
-                        ..Default::default()
-                    }
+                    ContainerState { terminated: r.last.clone(), ..Default::default() }
                 } else {
                     waiting("CrashLoopBackOff", None)
                 };
@@ -274,10 +250,11 @@ fn write_status(shared: &Shared, key: &Key, uid: &str, runs: &[Run]) {
                     started: Some(r.child.is_some()),
                     restart_count: r.restarts,
                     state: Some(state),
-                    last_state: r.last.clone().filter(|_| !r.done).map(|t| ContainerState {
-                        terminated: Some(t),
-                        ..Default::default()
-                    }),
+                    last_state: r
+                        .last
+                        .clone()
+                        .filter(|_| !r.done)
+                        .map(|t| ContainerState { terminated: Some(t), ..Default::default() }),
                     ..container_status(
                         &pod,
                         &r.container.name,
@@ -288,9 +265,7 @@ fn write_status(shared: &Shared, key: &Key, uid: &str, runs: &[Run]) {
             .collect();
         let ever = runs.iter().any(|r| r.started.is_some());
         let phase = if runs.iter().all(|r| r.done) {
-            let ok = runs
-                .iter()
-                .all(|r| r.last.as_ref().is_some_and(|t| t.exit_code == 0));
+            let ok = runs.iter().all(|r| r.last.as_ref().is_some_and(|t| t.exit_code == 0));
             if ok { "Succeeded" } else { "Failed" }
         } else if ever {
             "Running"
@@ -320,31 +295,19 @@ fn spawn(
         pod.metadata.name.clone().unwrap_or_default(),
     );
     // Resolve against the stored pod: the address was written after `pod` was read.
-    let current = shared
-        .with(|s| s.pod(&key.0, &key.1).cloned())
-        .unwrap_or_else(|| pod.clone());
+    let current = shared.with(|s| s.pod(&key.0, &key.1).cloned()).unwrap_or_else(|| pod.clone());
     let image = c.image.clone().unwrap_or_default();
-    let exe = shared
-        .images
-        .lock()
-        .expect("images lock")
-        .get(&image)
-        .cloned()
-        .ok_or_else(|| {
-            (
-                "ErrImagePull".to_string(),
-                format!("image {image:?} is not registered"),
-            )
-        })?;
+    let exe = shared.images.lock().expect("images lock").get(&image).cloned().ok_or_else(|| {
+        ("ErrImagePull".to_string(), format!("image {image:?} is not registered"))
+    })?;
     let env = environment(shared, &current, c)?;
     let expand = |s: &String| expand_vars(s, &env);
     let command: Vec<String> = c.command.iter().flatten().map(expand).collect();
     let args: Vec<String> = c.args.iter().flatten().map(expand).collect();
     let (program, rest) = match command.split_first() {
-        Some((p, rest)) => (
-            PathBuf::from(p),
-            rest.iter().chain(args.iter()).cloned().collect::<Vec<_>>(),
-        ),
+        Some((p, rest)) => {
+            (PathBuf::from(p), rest.iter().chain(args.iter()).cloned().collect::<Vec<_>>())
+        }
         None => (exe, args),
     };
     let mut cmd = Command::new(&program);
@@ -371,10 +334,7 @@ fn spawn(
         });
     }
     let mut child = cmd.spawn().map_err(|e| {
-        (
-            "RunContainerError".to_string(),
-            format!("exec {}: {e}", program.display()),
-        )
+        ("RunContainerError".to_string(), format!("exec {}: {e}", program.display()))
     })?;
     let log_key = (key.0.clone(), key.1.clone(), c.name.clone());
     if let Some(out) = child.stdout.take() {
@@ -396,14 +356,10 @@ fn pump(shared: Arc<Shared>, key: (String, String, String), pipe: impl Read + Se
             match reader.by_ref().take(64 * 1024).read_until(b'\n', &mut buf) {
                 Ok(0) | Err(_) => break,
                 Ok(_) => {
-                    let line = String::from_utf8_lossy(&buf)
-                        .trim_end_matches(['\n', '\r'])
-                        .to_string();
+                    let line =
+                        String::from_utf8_lossy(&buf).trim_end_matches(['\n', '\r']).to_string();
                     shared.with(|s| {
-                        s.logs
-                            .entry(key.clone())
-                            .or_default()
-                            .push(Timestamp::now(), line)
+                        s.logs.entry(key.clone()).or_default().push(Timestamp::now(), line)
                     });
                     shared.changed.notify_all();
                 }
@@ -422,16 +378,10 @@ fn environment(
     if let Ok(path) = std::env::var("PATH") {
         env.insert("PATH".to_string(), path);
     }
-    env.insert(
-        "HOSTNAME".into(),
-        pod.metadata.name.clone().unwrap_or_default(),
-    );
+    env.insert("HOSTNAME".into(), pod.metadata.name.clone().unwrap_or_default());
     env.insert("KUBERNETES_SERVICE_HOST".into(), HOST_IP.into());
     env.insert("KUBERNETES_SERVICE_PORT".into(), shared.port.to_string());
-    env.insert(
-        "KUBECONFIG".into(),
-        shared.kubeconfig.to_string_lossy().into_owned(),
-    );
+    env.insert("KUBECONFIG".into(), shared.kubeconfig.to_string_lossy().into_owned());
     for e in c.env.iter().flatten() {
         let value = match (&e.value, &e.value_from) {
             (_, Some(from)) => match &from.field_ref {
@@ -439,10 +389,7 @@ fn environment(
                 None => {
                     return Err((
                         "CreateContainerConfigError".into(),
-                        format!(
-                            "env {}: only fieldRef is supported by the fake kubelet",
-                            e.name
-                        ),
+                        format!("env {}: only fieldRef is supported by the fake kubelet", e.name),
                     ));
                 }
             },
@@ -471,21 +418,13 @@ fn field_value(pod: &Pod, path: &str) -> String {
         "spec.nodeName" => spec.node_name.unwrap_or_else(|| NODE.into()),
         "spec.serviceAccountName" => spec.service_account_name.unwrap_or_default(),
         "status.podIP" => status.pod_ip.unwrap_or_default(),
-        "status.podIPs" => status
-            .pod_ips
-            .iter()
-            .flatten()
-            .map(|i| i.ip.clone())
-            .collect::<Vec<_>>()
-            .join(","),
+        "status.podIPs" => {
+            status.pod_ips.iter().flatten().map(|i| i.ip.clone()).collect::<Vec<_>>().join(",")
+        }
         "status.hostIP" => status.host_ip.unwrap_or_default(),
-        "status.hostIPs" => status
-            .host_ips
-            .iter()
-            .flatten()
-            .map(|i| i.ip.clone())
-            .collect::<Vec<_>>()
-            .join(","),
+        "status.hostIPs" => {
+            status.host_ips.iter().flatten().map(|i| i.ip.clone()).collect::<Vec<_>>().join(",")
+        }
         p if p.starts_with("metadata.labels['") => keyed("metadata.labels['", &m.labels),
         p if p.starts_with("metadata.annotations['") => {
             keyed("metadata.annotations['", &m.annotations)

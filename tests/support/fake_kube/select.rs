@@ -32,11 +32,7 @@ impl LabelSelector {
 
     /// Equality selector for a map, as an RC's `spec.selector` is used.
     pub fn from_map(map: &std::collections::BTreeMap<String, String>) -> LabelSelector {
-        LabelSelector(
-            map.iter()
-                .map(|(k, v)| Req::Eq(k.clone(), v.clone()))
-                .collect(),
-        )
+        LabelSelector(map.iter().map(|(k, v)| Req::Eq(k.clone(), v.clone())).collect())
     }
 
     pub fn is_empty(&self) -> bool {
@@ -80,15 +76,11 @@ fn split_terms(text: &str) -> Result<Vec<&str>, String> {
             _ => {}
         }
         if !(0..=1).contains(&depth) {
-            return Err(format!(
-                "unable to parse requirement: unbalanced parentheses in {text:?}"
-            ));
+            return Err(format!("unable to parse requirement: unbalanced parentheses in {text:?}"));
         }
     }
     if depth != 0 {
-        return Err(format!(
-            "unable to parse requirement: unbalanced parentheses in {text:?}"
-        ));
+        return Err(format!("unable to parse requirement: unbalanced parentheses in {text:?}"));
     }
     out.push(&text[start..]);
     Ok(out)
@@ -113,9 +105,7 @@ fn parse_term(term: &str) -> Result<Req, String> {
             return Ok(if ne { Req::Ne(k, v) } else { Req::Eq(k, v) });
         }
     }
-    let key_end = term
-        .find(|c: char| c.is_whitespace() || c == '(')
-        .unwrap_or(term.len());
+    let key_end = term.find(|c: char| c.is_whitespace() || c == '(').unwrap_or(term.len());
     let key = &term[..key_end];
     let rest = term[key_end..].trim();
     check_key(key)?;
@@ -145,11 +135,7 @@ fn parse_term(term: &str) -> Result<Req, String> {
         check_value(v)?;
     }
     let key = key.to_string();
-    Ok(if notin {
-        Req::NotIn(key, values)
-    } else {
-        Req::In(key, values)
-    })
+    Ok(if notin { Req::NotIn(key, values) } else { Req::In(key, values) })
 }
 
 /// `[prefix/]name`, name a qualified name of at most 63 characters.
@@ -157,9 +143,7 @@ fn check_key(key: &str) -> Result<(), String> {
     let name = match key.rsplit_once('/') {
         Some((prefix, name)) => {
             if !is_dns1123_subdomain(prefix) {
-                return Err(format!(
-                    "unable to parse requirement: invalid label key {key:?}"
-                ));
+                return Err(format!("unable to parse requirement: invalid label key {key:?}"));
             }
             name
         }
@@ -192,8 +176,7 @@ pub fn is_label_value(v: &str) -> bool {
     b.len() <= 63
         && b[0].is_ascii_alphanumeric()
         && b[b.len() - 1].is_ascii_alphanumeric()
-        && b.iter()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
+        && b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
 }
 
 /// RFC 1123 label: lowercase alphanumerics and `-`, alphanumeric at both ends, ≤ 63.
@@ -203,8 +186,7 @@ pub fn is_dns1123_label(v: &str) -> bool {
         && b.len() <= 63
         && b[0].is_ascii_alphanumeric()
         && b[b.len() - 1].is_ascii_alphanumeric()
-        && b.iter()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
 }
 
 /// RFC 1123 subdomain: dot-separated labels, ≤ 253.
@@ -228,9 +210,7 @@ impl FieldSelector {
             } else if let Some((f, v)) = term.split_once('=') {
                 (f, true, v)
             } else {
-                return Err(format!(
-                    "invalid selector: '{term}'; can't understand '{term}'"
-                ));
+                return Err(format!("invalid selector: '{term}'; can't understand '{term}'"));
             };
             let field = field.trim();
             if !supported.contains(&field) {

@@ -46,11 +46,7 @@ impl Cause {
         reason: &'static str,
         message: impl Into<String>,
     ) -> Cause {
-        Cause {
-            field: field.into(),
-            reason,
-            message: message.into(),
-        }
+        Cause { field: field.into(), reason, message: message.into() }
     }
 }
 
@@ -109,15 +105,10 @@ impl ApiError {
 
     /// 422 with `details.kind` the Kind (not the plural), as the real server spells it.
     pub fn invalid(kind: &str, group: Option<&str>, name: &str, causes: Vec<Cause>) -> ApiError {
-        let texts: Vec<String> = causes
-            .iter()
-            .map(|c| format!("{}: {}", c.field, c.message))
-            .collect();
-        let joined = if texts.len() == 1 {
-            texts[0].clone()
-        } else {
-            format!("[{}]", texts.join(", "))
-        };
+        let texts: Vec<String> =
+            causes.iter().map(|c| format!("{}: {}", c.field, c.message)).collect();
+        let joined =
+            if texts.len() == 1 { texts[0].clone() } else { format!("[{}]", texts.join(", ")) };
         let qualified = match group {
             Some(g) => format!("{kind}.{g}"),
             None => kind.to_string(),
@@ -226,14 +217,7 @@ pub fn uuid_v4() -> String {
     bytes[6] = (bytes[6] & 0x0f) | 0x40;
     bytes[8] = (bytes[8] & 0x3f) | 0x80;
     let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    )
+    format!("{}-{}-{}-{}-{}", &hex[0..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..32])
 }
 
 /// `generateName` completion: 5 characters from the apiserver's alphabet (no vowels).

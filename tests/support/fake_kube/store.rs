@@ -133,19 +133,11 @@ impl State {
     }
 
     pub fn pods(&self, ns: &str) -> Vec<&Pod> {
-        self.pods
-            .iter()
-            .filter(|((n, _), _)| n == ns)
-            .map(|(_, p)| p)
-            .collect()
+        self.pods.iter().filter(|((n, _), _)| n == ns).map(|(_, p)| p).collect()
     }
 
     pub fn rcs(&self, ns: &str) -> Vec<&ReplicationController> {
-        self.rcs
-            .iter()
-            .filter(|((n, _), _)| n == ns)
-            .map(|(_, r)| r)
-            .collect()
+        self.rcs.iter().filter(|((n, _), _)| n == ns).map(|(_, r)| r).collect()
     }
 
     pub fn pod(&self, ns: &str, name: &str) -> Option<&Pod> {
@@ -295,8 +287,7 @@ impl State {
         }
         let rv = self.next_rv();
         obj.metadata_mut().resource_version = Some(rv.to_string());
-        self.created
-            .insert(obj.metadata().uid.clone().expect("set above"), rv);
+        self.created.insert(obj.metadata().uid.clone().expect("set above"), rv);
         T::table_mut(self).insert(key, obj.clone());
         self.emit("ADDED", None, &obj);
         Ok(obj)
@@ -363,9 +354,7 @@ impl State {
         name: &str,
         f: impl FnOnce(&mut T),
     ) -> Option<T> {
-        let old = T::table(self)
-            .get(&(ns.to_string(), name.to_string()))?
-            .clone();
+        let old = T::table(self).get(&(ns.to_string(), name.to_string()))?.clone();
         let mut new = old.clone();
         f(&mut new);
         Some(self.commit(&old, new))
@@ -464,8 +453,7 @@ impl State {
                     &format!("too old resource version: {from} ({})", self.floor),
                     None,
                 );
-                let _ =
-                    w.tx.send(line(json!({"type": "ERROR", "object": status.body})));
+                let _ = w.tx.send(line(json!({"type": "ERROR", "object": status.body})));
                 return rx; // the sender drops here: the stream ends after the ERROR event
             }
             Some(from) => {
@@ -513,10 +501,7 @@ pub(crate) fn to_json<T: Serialize>(obj: &T) -> Value {
 
 pub(crate) fn key_of<T: Obj>(obj: &T) -> Key {
     let m = obj.metadata();
-    (
-        m.namespace.clone().unwrap_or_default(),
-        m.name.clone().unwrap_or_default(),
-    )
+    (m.namespace.clone().unwrap_or_default(), m.name.clone().unwrap_or_default())
 }
 
 fn line(v: Value) -> Bytes {

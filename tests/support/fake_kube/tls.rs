@@ -24,9 +24,7 @@ impl Tls {
         let ca_key = KeyPair::generate().map_err(other)?;
         let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(other)?;
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params
-            .distinguished_name
-            .push(DnType::CommonName, "fake-kube-ca");
+        ca_params.distinguished_name.push(DnType::CommonName, "fake-kube-ca");
         ca_params.key_usages = vec![
             KeyUsagePurpose::KeyCertSign,
             KeyUsagePurpose::CrlSign,
@@ -37,12 +35,8 @@ impl Tls {
         let leaf_key = KeyPair::generate().map_err(other)?;
         let mut leaf_params =
             CertificateParams::new(vec!["localhost".to_string()]).map_err(other)?;
-        leaf_params
-            .subject_alt_names
-            .push(SanType::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST)));
-        leaf_params
-            .distinguished_name
-            .push(DnType::CommonName, "kube-apiserver");
+        leaf_params.subject_alt_names.push(SanType::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST)));
+        leaf_params.distinguished_name.push(DnType::CommonName, "kube-apiserver");
         let leaf = leaf_params.signed_by(&leaf_key, &ca).map_err(other)?;
 
         let chain: Vec<CertificateDer<'static>> = vec![leaf.der().clone(), ca.der().clone()];
@@ -56,10 +50,7 @@ impl Tls {
             .map_err(other)?;
         // kube's connector speaks HTTP/1.1 only; say so in ALPN like a real server would accept.
         server.alpn_protocols = vec![b"http/1.1".to_vec()];
-        Ok(Tls {
-            ca_pem: ca.pem(),
-            server: Arc::new(server),
-        })
+        Ok(Tls { ca_pem: ca.pem(), server: Arc::new(server) })
     }
 }
 

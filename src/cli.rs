@@ -1,0 +1,183 @@
+//! The command line: the single list of modes ([`Mode`]), busybox-style dispatch by link name
+//! (`ocho-<mode>`), `ocho help [MODE]` and `ocho --version`. Parsing never exits the process; it
+//! returns what to print and the exit code, so the portal can validate a tool line in-process.
+
+use std::process::ExitCode;
+
+use argh::{ArgsInfo, FromArgs, SubCommands};
+
+use crate::error::Result;
+use crate::{init, portal, zk};
+
+/// Top-level command line: one mode and its arguments.
+#[derive(FromArgs)]
+/// One static binary: ZooKeeper supervisor, portal, Ochopod agent and the tools.
+struct Cli {
+    #[argh(subcommand)]
+    mode: Mode,
+}
+
+/// Every mode of `ocho`. Tools are the modes the portal may run for a client ([`is_tool`]).
+#[derive(FromArgs, ArgsInfo)]
+#[argh(subcommand)]
+pub enum Mode {
+    Init(init::Args),
+    Portal(portal::Args),
+    ZkStatus(zk::status::Args),
+}
+
+/// Modes that are not tools: processes of the proxy itself, or the operator's client.
+#[allow(dead_code)] // read by the portal (issue 3)
+const NOT_TOOLS: &[&str] = &["init", "portal", "pod", "cli", "zk-status"];
+
+/// What `parse` decided: run a mode, or print a text (help, version, usage error) and exit.
+pub enum Parsed {
+    Run(Mode),
+    Print { text: String, code: u8 },
+}
+
+/// Runs one parsed mode.
+pub fn dispatch(mode: Mode) -> Result<ExitCode> {
+    match mode {
+        Mode::Init(args) => init::run(args),
+        Mode::Portal(args) => portal::run(args),
+        Mode::ZkStatus(args) => zk::status::run(args),
+    }
+}
+
+/// Parses the process's argv, honouring `ocho-<mode>` link names (busybox style).
+pub fn parse(argv: &[String]) -> Parsed {
+    let prog = argv.first().map(|p| p.rsplit('/').next().unwrap_or(p)).unwrap_or("ocho");
+    let mut words: Vec<&str> = argv.iter().skip(1).map(String::as_str).collect();
+    if let Some(mode) = prog.strip_prefix("ocho-") {
+        words.insert(0, mode);
+    }
+    parse_words(&words)
+}
+
+/// Names and one-line descriptions of every mode, in declaration order.
+pub fn modes() -> impl Iterator<Item = (&'static str, &'static str)> {
+    <Mode as SubCommands>::COMMANDS.iter().map(|c| (c.name, c.description))
+}
+
+/// True when `name` is a tool the portal may run on behalf of a client.
+#[allow(dead_code)] // read by the portal (issue 3)
+pub fn is_tool(name: &str) -> bool {
+    !NOT_TOOLS.contains(&name) && modes().any(|(m, _)| m == name)
+}
+
+/// Parses `ocho` arguments (without the program name).
+pub fn parse_words(words: &[&str]) -> Parsed {
+    let Some(&first) = words.first() else {
+        return Parsed::Print {
+            text: format!("usage: ocho <mode> [args…]\n\n{}", listing()),
+            code: 2,
+        };
+    };
+    match first {
+        "--version" | "-V" | "version" => {
+            Parsed::Print { text: format!("ocho {}\n", env!("CARGO_PKG_VERSION")), code: 0 }
+        }
+        "help" | "--help" | "-h" => match words.get(1) {
+            Some(mode) => parse_words(&[mode, "--help"]),
+            None => Parsed::Print { text: listing(), code: 0 },
+        },
+        mode if !modes().any(|(m, _)| m == mode) => Parsed::Print {
+            text: format!(
+                "ocho: unknown mode '{mode}'\navailable modes: {}\nrun 'ocho help' for a line on each\n",
+                modes().map(|(m, _)| m).collect::<Vec<_>>().join(", ")
+            ),
+            code: 2,
+        },
+        mode => match Cli::from_args(&["ocho"], words) {
+            Ok(cli) => Parsed::Run(cli.mode),
+            Err(exit) if exit.status.is_ok() => Parsed::Print { text: exit.output + "\n", code: 0 },
+            Err(exit) => Parsed::Print {
+                text: format!(
+                    "ocho {mode}: {}\nrun 'ocho {mode} --help' for more information\n",
+                    exit.output.trim_end()
+                ),
+                code: 2,
+            },
+        },
+    }
+}
+
+/// `ocho help`: every mode with its one-line description.
+fn listing() -> String {
+    let width = modes().map(|(m, _)| m.len()).max().unwrap_or(0);
+    let mut text = String::from("modes:\n");
+    for (name, description) in modes() {
+        text.push_str(&format!("  {name:width$}  {description}\n"));
+    }
+    text.push_str("\n'ocho help MODE' or 'ocho MODE --help' for details\n");
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn printed(words: &[&str]) -> (String, u8) {
+        match parse_words(words) {
+            Parsed::Print { text, code } => (text, code),
+            Parsed::Run(_) => panic!("{words:?} parsed as a mode to run"),
+        }
+    }
+
+    #[test]
+    fn help_lists_every_mode_once() {
+        let (text, code) = printed(&["help"]);
+        assert_eq!(code, 0);
+        for (mode, description) in modes() {
+            assert_eq!(text.matches(&format!("  {mode} ")).count(), 1, "{mode} in {text}");
+            assert!(!description.is_empty(), "{mode} has no description");
+        }
+    }
+
+    #[test]
+    fn help_mode_equals_mode_dash_dash_help() {
+        assert_eq!(printed(&["help", "init"]), printed(&["init", "--help"]));
+        assert!(printed(&["help", "init"]).0.contains("--grace"));
+    }
+
+    #[test]
+    fn unknown_mode_lists_the_available_ones_and_exits_2() {
+        let (text, code) = printed(&["frobnicate"]);
+        assert_eq!(code, 2);
+        assert!(text.contains("unknown mode 'frobnicate'"), "{text}");
+        assert!(text.contains("init, portal"), "{text}");
+    }
+
+    #[test]
+    fn usage_errors_exit_2_and_name_the_mode() {
+        let (text, code) = printed(&["init", "--no-such-flag"]);
+        assert_eq!(code, 2);
+        assert!(text.starts_with("ocho init: "), "{text}");
+    }
+
+    #[test]
+    fn link_name_selects_the_mode() {
+        let argv = ["/usr/local/bin/ocho-init".to_string(), "--help".to_string()];
+        match parse(&argv) {
+            Parsed::Print { text, code } => {
+                assert_eq!(code, 0);
+                assert!(text.contains("--zk-data"), "{text}");
+            }
+            Parsed::Run(_) => panic!("--help should print"),
+        }
+    }
+
+    #[test]
+    fn version_and_no_arguments() {
+        assert_eq!(printed(&["--version"]), (format!("ocho {}\n", env!("CARGO_PKG_VERSION")), 0));
+        assert_eq!(printed(&[]).1, 2);
+    }
+
+    #[test]
+    fn only_client_facing_modes_are_tools() {
+        assert!(!is_tool("init"));
+        assert!(!is_tool("portal"));
+        assert!(!is_tool("no-such-tool"));
+    }
+}

@@ -1,0 +1,82 @@
+//! The crate's one error type. Variants name the subsystem and carry the noun they failed on; the
+//! wrapped error is `#[source]`, never formatted into the message as well. `main` prints the whole
+//! `source()` chain joined with `": "`.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong in any mode of `ocho`.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Bad command line or input that the user must fix; exit code 2.
+    #[error("{0}")]
+    Usage(String),
+    /// A request that could not be carried out, with the reason in words; exit code 1.
+    #[error("{0}")]
+    Failed(String),
+    /// A file or socket operation failed.
+    #[error("{what} {path}")]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A system call failed.
+    #[error("{what}")]
+    Sys {
+        what: &'static str,
+        #[source]
+        source: nix::Error,
+    },
+    /// A program could not be started.
+    #[error("cannot execute {what}")]
+    Spawn {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A ZooKeeper operation failed.
+    #[allow(dead_code)] // constructed by the tools and the agent
+    #[error("zookeeper {hosts}: {what}")]
+    Zk {
+        hosts: String,
+        what: String,
+        #[source]
+        source: zookeeper_client::Error,
+    },
+}
+
+/// The crate's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// Exit code of a process that ends with this error: 2 for usage errors, 1 otherwise.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Usage(_) => 2,
+            Error::Spawn { source, .. } => crate::supervise::child::exec_failure_code(source),
+            _ => 1,
+        }
+    }
+
+    /// Shorthand for an [`Error::Io`] without a meaningful path.
+    pub fn io(what: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io { what, path: path.into(), source }
+    }
+}
+
+/// Renders an error with its whole `source()` chain, `outer: inner: innermost`.
+pub fn chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut cur = err.source();
+    while let Some(source) = cur {
+        let s = source.to_string();
+        // Some wrapped errors repeat their source in their own message; don't print it twice.
+        if !text.ends_with(&s) {
+            text.push_str(": ");
+            text.push_str(&s);
+        }
+        cur = source.source();
+    }
+    text
+}

@@ -1,0 +1,523 @@
+//! `ocho init`: PID 1 of the proxy image. Thin on purpose: it blocks signals, supervises two
+//! children (the ZooKeeper JVM and `ocho portal`), forwards signals, reaps every orphan, restarts
+//! crashed children with backoff, and shuts down in order (portal first, it drains requests;
+//! then ZooKeeper) within a grace period. Nothing else runs in this process, because a
+//! `waitpid(-1)` reaper steals the statuses of any other waiter (platform notes §4.3).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{IpAddr, SocketAddr};
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Command, ExitCode, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use argh::{ArgsInfo, FromArgs};
+use nix::sys::signal::{Signal, kill, killpg};
+use nix::sys::wait::WaitStatus;
+use nix::unistd::Pid;
+
+use crate::error::{Error, Result};
+use crate::supervise::{child, reap, signals};
+use crate::zk::{config, probe, server};
+
+/// PID 1 of the proxy: supervise ZooKeeper and the portal
+#[derive(FromArgs, ArgsInfo)]
+#[argh(subcommand, name = "init")]
+pub struct Args {
+    /// data directory of ZooKeeper, also holds the generated zoo.cfg (env OCHO_ZK_DATA;
+    /// default /var/lib/zookeeper)
+    #[argh(option, default = "env_or(\"OCHO_ZK_DATA\", \"/var/lib/zookeeper\")")]
+    pub zk_data: String,
+    /// client port of ZooKeeper (env OCHO_ZK_PORT; default 2181)
+    #[argh(option, default = "env_or(\"OCHO_ZK_PORT\", \"2181\")")]
+    pub zk_port: String,
+    /// address ZooKeeper listens on, clientPortAddress (env OCHO_ZK_BIND; default 0.0.0.0)
+    #[argh(option, default = "env_or(\"OCHO_ZK_BIND\", \"0.0.0.0\")")]
+    pub zk_bind: String,
+    /// maximum JVM heap of ZooKeeper, as for -Xmx (env OCHO_ZK_HEAP; default 256m)
+    #[argh(option, default = "env_or(\"OCHO_ZK_HEAP\", \"256m\")")]
+    pub zk_heap: String,
+    /// jars of ZooKeeper: a ':'-separated classpath, or an upstream distribution directory whose
+    /// lib/*.jar are used (env OCHO_ZK_CLASSPATH; default Debian's /usr/share/java jars)
+    #[argh(option, default = "env_or(\"OCHO_ZK_CLASSPATH\", server::DEBIAN_CLASSPATH)")]
+    pub zk_classpath: String,
+    /// java executable (env OCHO_JAVA; default $JAVA_HOME/bin/java, else java on PATH)
+    #[argh(option, default = "env_or(\"OCHO_JAVA\", \"\")")]
+    pub java: String,
+    /// address the portal listens on (env OCHO_PORTAL_BIND; default 0.0.0.0:9000)
+    #[argh(option, default = "env_or(\"OCHO_PORTAL_BIND\", \"0.0.0.0:9000\")")]
+    pub portal_bind: String,
+    /// seconds allowed for the whole shutdown before what is left gets SIGKILL
+    /// (env OCHO_GRACE; default 20, under Kubernetes' 30 s)
+    #[argh(option, default = "env_or(\"OCHO_GRACE\", \"20\")")]
+    pub grace: String,
+    /// do not run ZooKeeper; the portal uses --zk (env OCHO_NO_ZK=1)
+    #[argh(switch)]
+    pub no_zk: bool,
+    /// external ZooKeeper hosts for the portal's tools, host:port,… (with --no-zk; env OCHO_ZK)
+    #[argh(option, default = "env_or(\"OCHO_ZK\", \"\")")]
+    pub zk: String,
+    /// do not run the portal: supervise ZooKeeper alone (env OCHO_NO_PORTAL=1)
+    #[argh(switch)]
+    pub no_portal: bool,
+}
+
+fn env_or(var: &str, default: &str) -> String {
+    std::env::var(var).ok().filter(|v| !v.is_empty()).unwrap_or_else(|| default.to_string())
+}
+
+fn env_flag(var: &str) -> bool {
+    matches!(std::env::var(var).as_deref(), Ok("1" | "true" | "yes"))
+}
+
+/// Restart delays: 1 s doubling up to 30 s, times a jitter factor in [0.9, 1.1).
+pub fn backoff(failures: u32, unit: f64) -> Duration {
+    let base = 2f64.powi(failures.min(5) as i32).min(MAX_BACKOFF.as_secs_f64());
+    Duration::from_secs_f64(
+        (base * (0.9 + 0.2 * unit.clamp(0.0, 1.0))).min(MAX_BACKOFF.as_secs_f64()),
+    )
+}
+
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// A child that ran this long before exiting starts its backoff from 1 s again.
+const STABLE: Duration = Duration::from_secs(60);
+
+/// A uniform-ish number in [0, 1) without a random-number crate: std's randomly keyed hasher.
+fn random_unit() -> f64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(Instant::now().elapsed().as_nanos());
+    (h.finish() >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// Validated settings.
+struct Settings {
+    zk: Option<(config::ServerConfig, server::Jvm)>,
+    zk_hosts: String,
+    portal_bind: Option<SocketAddr>,
+    grace: Duration,
+}
+
+fn settings(args: &Args) -> Result<Settings> {
+    let grace: f64 =
+        args.grace.parse().ok().filter(|g: &f64| g.is_finite() && *g > 0.0).ok_or_else(|| {
+            Error::Usage(format!("invalid --grace '{}': expected seconds > 0", args.grace))
+        })?;
+    let portal_bind = if args.no_portal || env_flag("OCHO_NO_PORTAL") {
+        None
+    } else {
+        Some(args.portal_bind.parse().map_err(|_| {
+            Error::Usage(format!(
+                "invalid --portal-bind '{}': expected HOST:PORT",
+                args.portal_bind
+            ))
+        })?)
+    };
+    let no_zk = args.no_zk || env_flag("OCHO_NO_ZK");
+    if no_zk {
+        if args.zk.trim().is_empty() {
+            return Err(Error::Usage(
+                "--no-zk needs --zk HOSTS (the external ZooKeeper ensemble)".into(),
+            ));
+        }
+        return Ok(Settings {
+            zk: None,
+            zk_hosts: args.zk.trim().to_string(),
+            portal_bind,
+            grace: Duration::from_secs_f64(grace),
+        });
+    }
+    if !args.zk.is_empty() {
+        return Err(Error::Usage("--zk names an external ZooKeeper: use it with --no-zk".into()));
+    }
+    let port: u16 = args.zk_port.parse().ok().filter(|p| *p != 0).ok_or_else(|| {
+        Error::Usage(format!("invalid --zk-port '{}': expected 1-65535", args.zk_port))
+    })?;
+    let bind: IpAddr = args.zk_bind.parse().map_err(|_| {
+        Error::Usage(format!("invalid --zk-bind '{}': expected an IP address", args.zk_bind))
+    })?;
+    config::check_heap(&args.zk_heap)?;
+    let jvm = server::Jvm {
+        java: server::find_java(Some(&args.java))?,
+        classpath: server::resolve_classpath(&args.zk_classpath)?,
+        heap: args.zk_heap.clone(),
+    };
+    let cfg = config::ServerConfig { data_dir: PathBuf::from(&args.zk_data), bind, port };
+    Ok(Settings {
+        zk_hosts: config::client_addr(bind, port),
+        zk: Some((cfg, jvm)),
+        portal_bind,
+        grace: Duration::from_secs_f64(grace),
+    })
+}
+
+/// One supervised child.
+struct Service {
+    name: &'static str,
+    command: Box<dyn Fn() -> Command>,
+    pid: Option<Pid>,
+    started: Instant,
+    failures: u32,
+    restart_at: Option<Instant>,
+}
+
+/// Shutdown progress.
+struct Stopping {
+    deadline: Instant,
+    portal_deadline: Instant,
+    /// Children already sent SIGTERM.
+    termed: Vec<&'static str>,
+    /// Children that needed SIGKILL: a non-empty list makes the exit code 1.
+    killed: Vec<&'static str>,
+}
+
+/// Runs init until a requested stop completes.
+pub fn run(args: Args) -> Result<ExitCode> {
+    // Before any thread exists: every thread inherits the mask (platform notes §4.1).
+    signals::block_all()?;
+    let mut sigs = signals::Signals::open()?;
+    let me = nix::unistd::getpid();
+    if me.as_raw() != 1 {
+        nix::sys::prctl::set_child_subreaper(true)
+            .map_err(|source| Error::Sys { what: "become child subreaper", source })?;
+        eprintln!(
+            "init: not PID 1 (pid {me}): registered as child subreaper, orphans are reaped here"
+        );
+    }
+    let settings = settings(&args)?;
+    let grace = settings.grace;
+    let zk_generation = Arc::new(AtomicU64::new(0));
+    let mut services = Vec::new();
+    if let Some((cfg, jvm)) = settings.zk.clone() {
+        let zoo_cfg = config::write(&cfg)?;
+        eprintln!(
+            "init: zookeeper config {} (data in {})",
+            zoo_cfg.display(),
+            cfg.data_dir.display()
+        );
+        let data_dir = cfg.data_dir.clone();
+        services.push(Service {
+            name: "zookeeper",
+            command: Box::new(move || {
+                let mut cmd = server::command(&jvm, &zoo_cfg);
+                cmd.current_dir(&data_dir);
+                cmd
+            }),
+            pid: None,
+            started: Instant::now(),
+            failures: 0,
+            restart_at: None,
+        });
+    }
+    if let Some(bind) = settings.portal_bind {
+        let hosts = settings.zk_hosts.clone();
+        services.push(Service {
+            name: "portal",
+            command: Box::new(move || {
+                let mut cmd = Command::new("/proc/self/exe");
+                cmd.arg0("ocho")
+                    .arg("portal")
+                    .arg("--bind")
+                    .arg(bind.to_string())
+                    .env("OCHOPOD_ZK", &hosts);
+                cmd
+            }),
+            pid: None,
+            started: Instant::now(),
+            failures: 0,
+            restart_at: None,
+        });
+    }
+    if services.is_empty() {
+        return Err(Error::Usage("nothing to supervise: both --no-zk and --no-portal".into()));
+    }
+    for svc in &mut services {
+        start(svc, &settings.zk_hosts, &zk_generation)?;
+    }
+
+    let mut stopping: Option<Stopping> = None;
+    loop {
+        let now = Instant::now();
+        let mut wake = now + Duration::from_secs(1);
+        for svc in &services {
+            if let Some(at) = svc.restart_at {
+                wake = wake.min(at);
+            }
+        }
+        if let Some(stop) = &stopping {
+            wake = wake.min(stop.deadline).min(stop.portal_deadline.max(now));
+        }
+        for signal in sigs.wait(wake.saturating_duration_since(now))? {
+            match signal {
+                Signal::SIGCHLD => {}
+                Signal::SIGTERM | Signal::SIGINT | Signal::SIGQUIT if stopping.is_none() => {
+                    eprintln!(
+                        "init: {} received: stopping the portal, then zookeeper (grace {:.1}s)",
+                        signal.as_str(),
+                        grace.as_secs_f64()
+                    );
+                    let now = Instant::now();
+                    stopping = Some(Stopping {
+                        deadline: now + grace,
+                        portal_deadline: now + grace.mul_f64(0.75),
+                        termed: Vec::new(),
+                        killed: Vec::new(),
+                    });
+                    for svc in &mut services {
+                        svc.restart_at = None;
+                    }
+                }
+                Signal::SIGHUP | Signal::SIGUSR1 | Signal::SIGUSR2 => {
+                    let target =
+                        services.iter().find(|s| s.name == "zookeeper").or(services.first());
+                    if let Some(Service { pid: Some(pid), name, .. }) = target {
+                        eprintln!("init: forwarding {} to {name}", signal.as_str());
+                        let _ = kill(*pid, signal);
+                    }
+                }
+                // Job-control and window signals mean nothing to a supervisor without a terminal.
+                _ => {}
+            }
+        }
+        for (pid, status) in reap::reap_all() {
+            if let Some(svc) = services.iter_mut().find(|s| s.pid == Some(pid)) {
+                svc.pid = None;
+                ended(svc, &status, stopping.is_some());
+            }
+            // Anything else is an orphan re-parented to us: reaping it is all there is to do.
+        }
+        if let Some(stop) = &mut stopping {
+            if advance_stop(stop, &services) {
+                return Ok(finish(stop, grace));
+            }
+        } else {
+            let now = Instant::now();
+            for svc in &mut services {
+                if svc.restart_at.is_some_and(|at| at <= now) {
+                    svc.restart_at = None;
+                    if let Err(err) = start(svc, &settings.zk_hosts, &zk_generation) {
+                        eprintln!("init: {}", crate::error::chain(&err));
+                        schedule_restart(svc, None);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Drives the ordered stop; true once every child is gone.
+fn advance_stop(stop: &mut Stopping, services: &[Service]) -> bool {
+    let now = Instant::now();
+    let portal = services.iter().find(|s| s.name == "portal" && s.pid.is_some());
+    let zk = services.iter().find(|s| s.name == "zookeeper" && s.pid.is_some());
+    match (portal, zk) {
+        (None, None) => return true,
+        (Some(p), _) => {
+            if now >= stop.portal_deadline {
+                force(stop, p);
+            } else if !stop.termed.contains(&p.name) {
+                stop.termed.push(p.name);
+                signal_service(p, Signal::SIGTERM);
+            }
+        }
+        (None, Some(z)) => {
+            if now >= stop.deadline {
+                force(stop, z);
+            } else if !stop.termed.contains(&z.name) {
+                stop.termed.push(z.name);
+                signal_service(z, Signal::SIGTERM);
+            }
+        }
+    }
+    false
+}
+
+fn force(stop: &mut Stopping, svc: &Service) {
+    if !stop.killed.contains(&svc.name) {
+        eprintln!("init: {} still running at its deadline: SIGKILL", svc.name);
+        stop.killed.push(svc.name);
+    }
+    if let Some(pid) = svc.pid {
+        let _ = killpg(pid, Signal::SIGKILL);
+        let _ = kill(pid, Signal::SIGKILL);
+    }
+}
+
+fn signal_service(svc: &Service, signal: Signal) {
+    if let Some(pid) = svc.pid {
+        let _ = kill(pid, signal);
+    }
+}
+
+/// Exit code after a requested stop: 0 when every child ended within the grace.
+fn finish(stop: &Stopping, grace: Duration) -> ExitCode {
+    if stop.killed.is_empty() {
+        eprintln!("init: stopped cleanly");
+        ExitCode::SUCCESS
+    } else {
+        eprintln!(
+            "init: grace of {:.1}s ran out: killed {}",
+            grace.as_secs_f64(),
+            stop.killed.join(" and ")
+        );
+        ExitCode::from(1)
+    }
+}
+
+fn ended(svc: &mut Service, status: &WaitStatus, stopping: bool) {
+    let ran = svc.started.elapsed();
+    if stopping {
+        eprintln!(
+            "init: {} exited with {} after {:.1}s",
+            svc.name,
+            reap::describe(status),
+            ran.as_secs_f64()
+        );
+        return;
+    }
+    schedule_restart(svc, Some((status, ran)));
+}
+
+fn schedule_restart(svc: &mut Service, exit: Option<(&WaitStatus, Duration)>) {
+    if exit.is_some_and(|(_, ran)| ran >= STABLE) {
+        svc.failures = 0;
+    }
+    let delay = backoff(svc.failures, random_unit());
+    svc.failures = svc.failures.saturating_add(1);
+    svc.restart_at = Some(Instant::now() + delay);
+    match exit {
+        Some((status, ran)) => eprintln!(
+            "init: {} exited unexpectedly with {} after {:.1}s; restarting in {:.1}s",
+            svc.name,
+            reap::describe(status),
+            ran.as_secs_f64(),
+            delay.as_secs_f64()
+        ),
+        None => {
+            eprintln!("init: {} failed to start; retrying in {:.1}s", svc.name, delay.as_secs_f64())
+        }
+    }
+}
+
+/// Starts one child with its output prefixed by its name, and for ZooKeeper a readiness probe.
+fn start(svc: &mut Service, zk_hosts: &str, generation: &Arc<AtomicU64>) -> Result<()> {
+    let mut cmd = (svc.command)();
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let opts =
+        child::Opts { own_group: true, die_with_parent: nix::unistd::getpid().as_raw() != 1 };
+    let mut proc = child::spawn(&mut cmd, svc.name, opts)?;
+    let pid = Pid::from_raw(proc.id() as i32);
+    svc.pid = Some(pid);
+    svc.started = Instant::now();
+    eprintln!("init: started {} (pid {pid})", svc.name);
+    if let Some(out) = proc.stdout.take() {
+        relay(svc.name, out);
+    }
+    if let Some(err) = proc.stderr.take() {
+        relay(svc.name, err);
+    }
+    // The reaper owns the status: dropping `Child` neither waits nor kills.
+    drop(proc);
+    if svc.name == "zookeeper" {
+        let mine = generation.fetch_add(1, Ordering::SeqCst) + 1;
+        let generation = Arc::clone(generation);
+        let addr = zk_hosts.to_string();
+        std::thread::spawn(move || announce_ready(&addr, mine, &generation));
+    }
+    Ok(())
+}
+
+/// Probes `srvr` until ZooKeeper serves, then says so once; gives up when a newer ZooKeeper
+/// process was started (the generation moved on).
+fn announce_ready(addr: &str, mine: u64, generation: &AtomicU64) {
+    while generation.load(Ordering::SeqCst) == mine {
+        if let Ok(probe::Probe::Serving(_)) = probe::srvr(addr, Duration::from_millis(500)) {
+            eprintln!("init: zookeeper ready on {addr}");
+            return;
+        }
+        // Polling interval of the readiness probe (each probe is also a line in the JVM log).
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Copies a child's output to our stderr line by line, prefixed with `name: `. Lines are capped
+/// so a child cannot make us buffer without bound.
+fn relay(name: &'static str, stream: impl Read + Send + 'static) {
+    std::thread::spawn(move || {
+        let mut reader = BufReader::new(stream);
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            match (&mut reader).take(16 * 1024).read_until(b'\n', &mut line) {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {
+                    if line.last() != Some(&b'\n') {
+                        line.push(b'\n');
+                    }
+                    let mut err = std::io::stderr().lock();
+                    let _ = err.write_all(name.as_bytes());
+                    let _ = err.write_all(b": ");
+                    let _ = err.write_all(&line);
+                }
+            }
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_from_one_second_up_to_thirty() {
+        let mid: Vec<f64> = (0..8).map(|n| backoff(n, 0.5).as_secs_f64()).collect();
+        assert_eq!(mid, [1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0, 30.0]);
+    }
+
+    #[test]
+    fn jitter_stays_within_ten_percent_and_under_the_cap() {
+        for n in 0..10 {
+            let low = backoff(n, 0.0).as_secs_f64();
+            let high = backoff(n, 1.0).as_secs_f64();
+            let base = 2f64.powi(n.min(5) as i32).min(30.0);
+            assert!((low - base * 0.9).abs() < 1e-9, "{n}: {low}");
+            assert!(high <= (base * 1.1).min(30.0) + 1e-9, "{n}: {high}");
+        }
+        let u = random_unit();
+        assert!((0.0..1.0).contains(&u));
+    }
+
+    fn args(words: &[&str]) -> Args {
+        match crate::cli::parse_words(&[&["init"], words].concat()) {
+            crate::cli::Parsed::Run(crate::cli::Mode::Init(a)) => a,
+            _ => panic!("not init args"),
+        }
+    }
+
+    #[test]
+    fn bad_flags_are_usage_errors() {
+        for words in [
+            &["--grace", "-1"][..],
+            &["--grace", "soon"],
+            &["--zk-port", "0", "--java", "/bin/true", "--zk-classpath", "/bin/sh"],
+            &["--zk-bind", "localhost", "--java", "/bin/true", "--zk-classpath", "/bin/sh"],
+            &["--portal-bind", "9000"],
+            &["--no-zk"],
+            &["--zk", "h:1"],
+            &["--zk-heap", "lots", "--java", "/bin/true", "--zk-classpath", "/bin/sh"],
+        ] {
+            let err = settings(&args(words)).err().unwrap_or_else(|| panic!("{words:?} accepted"));
+            assert!(matches!(err, Error::Usage(_)), "{words:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn an_external_ensemble_replaces_the_local_zookeeper() {
+        let s = settings(&args(&["--no-zk", "--zk", "zk-0:2181,zk-1:2181"])).unwrap();
+        assert!(s.zk.is_none());
+        assert_eq!(s.zk_hosts, "zk-0:2181,zk-1:2181");
+        assert_eq!(s.grace, Duration::from_secs(20));
+    }
+}

@@ -1,0 +1,71 @@
+//! Reaping. A supervisor that is PID 1 (or a subreaper) inherits every orphan of its tree and
+//! must `waitpid(-1)` them all; it is the only waiter in its process (platform notes §4.3).
+
+use nix::errno::Errno;
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::Pid;
+
+/// Reaps every child that has ended, without blocking.
+pub fn reap_all() -> Vec<(Pid, WaitStatus)> {
+    let mut ended = Vec::new();
+    loop {
+        match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) | Err(Errno::ECHILD) => break,
+            Ok(status) => {
+                if let Some(pid) = status.pid() {
+                    ended.push((pid, status));
+                }
+            }
+            Err(Errno::EINTR) => continue,
+            Err(_) => break,
+        }
+    }
+    ended
+}
+
+/// The exit code a shell would report for a status: the code itself, or 128 + signal number.
+#[allow(dead_code)] // used by the agent (issue 4)
+pub fn exit_code(status: &WaitStatus) -> u8 {
+    match *status {
+        WaitStatus::Exited(_, code) => code as u8,
+        WaitStatus::Signaled(_, signal, _) => 128u8.wrapping_add(signal as u8),
+        _ => 1,
+    }
+}
+
+/// Human wording of a status for logs: `exit status 3`, `signal SIGKILL`.
+pub fn describe(status: &WaitStatus) -> String {
+    match *status {
+        WaitStatus::Exited(_, code) => format!("exit status {code}"),
+        WaitStatus::Signaled(_, signal, core) => {
+            format!("signal {}{}", signal.as_str(), if core { " (core dumped)" } else { "" })
+        }
+        other => format!("{other:?}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nix::sys::signal::Signal;
+
+    #[test]
+    fn exit_codes_follow_the_shell_convention() {
+        let pid = Pid::from_raw(42);
+        for code in [0, 1, 2, 32, 64, 127, 254, 255] {
+            assert_eq!(exit_code(&WaitStatus::Exited(pid, code)), code as u8);
+        }
+        assert_eq!(exit_code(&WaitStatus::Signaled(pid, Signal::SIGTERM, false)), 143);
+        assert_eq!(exit_code(&WaitStatus::Signaled(pid, Signal::SIGKILL, false)), 137);
+        assert_eq!(exit_code(&WaitStatus::Signaled(pid, Signal::SIGINT, false)), 130);
+        assert_eq!(exit_code(&WaitStatus::Signaled(pid, Signal::SIGHUP, false)), 129);
+        assert_eq!(exit_code(&WaitStatus::Signaled(pid, Signal::SIGUSR1, false)), 138);
+    }
+
+    #[test]
+    fn statuses_read_as_words() {
+        let pid = Pid::from_raw(42);
+        assert_eq!(describe(&WaitStatus::Exited(pid, 3)), "exit status 3");
+        assert_eq!(describe(&WaitStatus::Signaled(pid, Signal::SIGKILL, false)), "signal SIGKILL");
+    }
+}

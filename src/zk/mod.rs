@@ -1,0 +1,140 @@
+//! ZooKeeper: the server `ocho init` runs ([`config`], [`server`], [`probe`], [`status`]) and a
+//! synchronous client facade ([`Session`]) over `zookeeper-client`. Async stays sealed in here:
+//! callers get blocking methods driven by a private current-thread runtime.
+
+pub mod config;
+pub mod probe;
+pub mod server;
+pub mod status;
+
+use std::future::Future;
+use std::time::Duration;
+
+use zookeeper_client as zkc;
+
+use crate::error::{Error, Result};
+
+/// Default hosts of the tools: `$OCHOPOD_ZK`, else the proxy's own ZooKeeper on loopback.
+#[allow(dead_code)] // used by the tools (issue 5)
+pub fn default_hosts() -> String {
+    std::env::var("OCHOPOD_ZK")
+        .ok()
+        .filter(|h| !h.trim().is_empty())
+        .unwrap_or_else(|| "127.0.0.1:2181".into())
+}
+
+/// One ZooKeeper session with blocking methods.
+#[allow(dead_code)] // used by the tools and the agent (issues 4, 5)
+pub struct Session {
+    rt: tokio::runtime::Runtime,
+    client: zkc::Client,
+    hosts: String,
+}
+
+#[allow(dead_code)]
+impl Session {
+    /// Connects to `hosts` (`host[:port],…`; 2181 when a port is missing), failing after
+    /// `timeout` when no server answers.
+    pub fn connect(hosts: &str, timeout: Duration) -> Result<Self> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|source| Error::io("start the zookeeper client runtime", "", source))?;
+        let hosts = hosts.trim().to_string();
+        let connect = zkc::Client::connector()
+            .with_session_timeout(timeout.max(Duration::from_secs(4)))
+            .with_connection_timeout(timeout)
+            .with_readonly(false)
+            .connect(&hosts);
+        let client = match rt.block_on(async { tokio::time::timeout(timeout, connect).await }) {
+            Ok(Ok(client)) => client,
+            Ok(Err(source)) => {
+                return Err(Error::Zk { hosts, what: "connect".into(), source });
+            }
+            Err(_) => {
+                return Err(Error::Failed(format!(
+                    "zookeeper {hosts}: no answer within {:.1}s (is it running? check --zk or $OCHOPOD_ZK)",
+                    timeout.as_secs_f64()
+                )));
+            }
+        };
+        Ok(Session { rt, client, hosts })
+    }
+
+    /// The hosts this session was opened with.
+    pub fn hosts(&self) -> &str {
+        &self.hosts
+    }
+
+    /// The async client, for callers that need watches or multi-ops.
+    pub fn client(&self) -> &zkc::Client {
+        &self.client
+    }
+
+    /// Runs a future on this session's runtime.
+    pub fn block_on<F: Future>(&self, future: F) -> F::Output {
+        self.rt.block_on(future)
+    }
+
+    fn err(&self, what: &str, path: &str, source: zkc::Error) -> Error {
+        Error::Zk { hosts: self.hosts.clone(), what: format!("{what} {path}"), source }
+    }
+
+    /// Children of `path`, or `None` when the node does not exist.
+    pub fn children(&self, path: &str) -> Result<Option<Vec<String>>> {
+        match self.rt.block_on(self.client.list_children(path)) {
+            Ok(children) => Ok(Some(children)),
+            Err(zkc::Error::NoNode) => Ok(None),
+            Err(source) => Err(self.err("list", path, source)),
+        }
+    }
+
+    /// Data of `path`, or `None` when the node does not exist.
+    pub fn get(&self, path: &str) -> Result<Option<Vec<u8>>> {
+        match self.rt.block_on(self.client.get_data(path)) {
+            Ok((data, _)) => Ok(Some(data)),
+            Err(zkc::Error::NoNode) => Ok(None),
+            Err(source) => Err(self.err("read", path, source)),
+        }
+    }
+
+    /// Creates every missing node of `path` (persistent, empty, open ACL).
+    pub fn mkdir(&self, path: &str) -> Result<()> {
+        let opts = zkc::CreateMode::Persistent.with_acls(zkc::Acls::anyone_all());
+        self.rt
+            .block_on(self.client.mkdir(path, &opts))
+            .map_err(|source| self.err("create", path, source))
+    }
+
+    /// Creates `path` with `data`; returns the created path (with the sequence for sequential
+    /// modes).
+    pub fn create(&self, path: &str, data: &[u8], mode: zkc::CreateMode) -> Result<String> {
+        let opts = mode.with_acls(zkc::Acls::anyone_all());
+        let (_, seq) = self
+            .rt
+            .block_on(self.client.create(path, data, &opts))
+            .map_err(|source| self.err("create", path, source))?;
+        Ok(match mode {
+            zkc::CreateMode::PersistentSequential | zkc::CreateMode::EphemeralSequential => {
+                format!("{path}{seq}")
+            }
+            _ => path.to_string(),
+        })
+    }
+
+    /// Replaces the data of `path`.
+    pub fn set(&self, path: &str, data: &[u8]) -> Result<()> {
+        self.rt
+            .block_on(self.client.set_data(path, data, None))
+            .map(|_| ())
+            .map_err(|source| self.err("write", path, source))
+    }
+
+    /// Deletes `path`; a missing node is not an error.
+    pub fn delete(&self, path: &str) -> Result<()> {
+        match self.rt.block_on(self.client.delete(path, None)) {
+            Ok(()) | Err(zkc::Error::NoNode) => Ok(()),
+            Err(source) => Err(self.err("delete", path, source)),
+        }
+    }
+}

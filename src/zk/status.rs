@@ -1,0 +1,39 @@
+//! `ocho zk-status`: an exec probe for images without a shell. Prints the `srvr` answer and
+//! exits 1 unless ZooKeeper is serving.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use argh::{ArgsInfo, FromArgs};
+
+use crate::error::{Error, Result};
+use crate::zk::probe::{self, Probe};
+
+/// print ZooKeeper's srvr answer; exit 1 unless it is serving
+#[derive(FromArgs, ArgsInfo)]
+#[argh(subcommand, name = "zk-status")]
+pub struct Args {
+    /// address of ZooKeeper as host:port (default 127.0.0.1:2181)
+    #[argh(option, default = "String::from(\"127.0.0.1:2181\")")]
+    pub zk: String,
+    /// seconds to wait for the answer (default 3)
+    #[argh(option, short = 't', default = "3")]
+    pub timeout: u64,
+}
+
+/// Runs the probe once.
+pub fn run(args: Args) -> Result<ExitCode> {
+    let addr = if args.zk.contains(':') { args.zk.clone() } else { format!("{}:2181", args.zk) };
+    match probe::srvr(&addr, Duration::from_secs(args.timeout.max(1))) {
+        Ok(Probe::Serving(answer)) => {
+            print!("{answer}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Ok(Probe::NotServing(answer)) => {
+            print!("{answer}");
+            eprintln!("ocho zk-status: zookeeper at {addr} is not serving");
+            Ok(ExitCode::from(1))
+        }
+        Err(source) => Err(Error::io("probe zookeeper at", addr, source)),
+    }
+}
