@@ -318,6 +318,20 @@ async fn process_kubelet_runs_pods_as_local_processes() {
     })
     .unwrap();
 
+    // A command path inside the image is mapped to a host executable.
+    kube.map_command("/image/bin/hello", "/bin/echo");
+    let mut mapped = sh_pod("mapped", "");
+    let c = &mut mapped.spec.as_mut().unwrap().containers[0];
+    c.command = Some(vec!["/image/bin/hello".into()]);
+    c.args = Some(vec!["hi from $(POD_NAME)".into()]);
+    c.env.as_mut().unwrap().truncate(2);
+    pods.create(&PostParams::default(), &mapped).await.unwrap();
+    kube.wait_until(WAIT, |s| {
+        s.log_lines("default", "mapped", "main").first().map(String::as_str)
+            == Some("hi from mapped")
+    })
+    .unwrap();
+
     // An unregistered image: ErrImagePull, Pending.
     let mut unknown = sh_pod("unknown", "true");
     unknown.spec.as_mut().unwrap().containers[0].image = Some("nope:1".into());

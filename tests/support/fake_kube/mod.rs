@@ -109,6 +109,8 @@ pub(crate) struct Shared {
     kubelet: Kubelet,
     confirm_delay: Duration,
     images: Mutex<HashMap<String, PathBuf>>,
+    /// A container `command[0]` (a path inside the image) → the host executable to run.
+    commands: Mutex<HashMap<String, PathBuf>>,
     procs: Mutex<HashMap<String, Proc>>,
     records: Mutex<Vec<Recorded>>,
     faults: Mutex<Vec<Fault>>,
@@ -179,6 +181,7 @@ impl FakeKube {
             kubelet: opts.kubelet,
             confirm_delay: opts.confirm_delay,
             images: Mutex::new(HashMap::new()),
+            commands: Mutex::new(HashMap::new()),
             procs: Mutex::new(HashMap::new()),
             records: Mutex::new(Vec::new()),
             faults: Mutex::new(Vec::new()),
@@ -249,6 +252,16 @@ impl FakeKube {
             .expect("images lock")
             .insert(image.to_string(), exe.as_ref().to_path_buf());
         self.shared.changed.notify_all();
+    }
+
+    /// Process mode: a container whose `command[0]` is `in_image` (e.g. `/usr/bin/ocho`) runs
+    /// `exe` instead, since the image's file system does not exist on the host.
+    pub fn map_command(&self, in_image: &str, exe: impl AsRef<Path>) {
+        self.shared
+            .commands
+            .lock()
+            .expect("commands lock")
+            .insert(in_image.to_string(), exe.as_ref().to_path_buf());
     }
 
     /// Waits until `cond` holds on the state, re-checking after every change. On timeout the

@@ -306,7 +306,9 @@ fn spawn(
     let args: Vec<String> = c.args.iter().flatten().map(expand).collect();
     let (program, rest) = match command.split_first() {
         Some((p, rest)) => {
-            (PathBuf::from(p), rest.iter().chain(args.iter()).cloned().collect::<Vec<_>>())
+            let mapped = shared.commands.lock().expect("commands lock").get(p).cloned();
+            let program = mapped.unwrap_or_else(|| PathBuf::from(p));
+            (program, rest.iter().chain(args.iter()).cloned().collect::<Vec<_>>())
         }
         None => (exe, args),
     };
