@@ -109,6 +109,9 @@ pub fn reconcile(state: &mut State, ctx: &Ctx, mem: &mut Memory) -> Vec<Action> 
                     .iter()
                     .find(|c| !ctx.images.contains_key(c.image.as_deref().unwrap_or("")));
                 if let Some(c) = missing {
+                    if waiting_reason(&pod) == Some("ErrImagePull") {
+                        continue; // already said so; fresh timestamps would only churn watches
+                    }
                     let status = waiting_status(
                         &pod,
                         "ErrImagePull",
@@ -227,6 +230,21 @@ fn running_status(pod: &Pod, ip: &str) -> PodStatus {
             .collect(),
     );
     status
+}
+
+/// The waiting reason of the pod's first container, if it is waiting.
+fn waiting_reason(pod: &Pod) -> Option<&str> {
+    pod.status
+        .as_ref()?
+        .container_statuses
+        .as_ref()?
+        .first()?
+        .state
+        .as_ref()?
+        .waiting
+        .as_ref()?
+        .reason
+        .as_deref()
 }
 
 /// Pending with every container waiting for `reason`.
