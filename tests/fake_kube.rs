@@ -264,6 +264,19 @@ async fn errors_have_real_status_bodies() {
     let patched: ReplicationController = client.request(req).await.unwrap();
     assert_eq!(patched.spec.unwrap().replicas, Some(4));
 
+    // Strategic merge patch merges containers by name: the image changes, ports and env stay.
+    let smp = json!({"spec": {"template": {"spec": {"containers": [{"name": "demo", "image": "example/demo:2.0"}]}}}});
+    let bumped = rcs.patch("demo", &PatchParams::default(), &Patch::Strategic(smp)).await.unwrap();
+    let c = &bumped.spec.unwrap().template.unwrap().spec.unwrap().containers[0];
+    assert_eq!(c.image.as_deref(), Some("example/demo:2.0"));
+    assert_eq!(c.ports.as_ref().unwrap()[0].container_port, 8080);
+    assert_eq!(c.env.as_ref().unwrap()[0].name, "POD_IP");
+    // A merge patch replaces the list, as RFC 7386 says (and then fails validation here).
+    let mp = json!({"spec": {"template": {"spec": {"containers": [{"name": "demo"}]}}}});
+    let err =
+        api_err(rcs.patch("demo", &PatchParams::default(), &Patch::Merge(mp)).await.unwrap_err());
+    assert_eq!(err.code, 422);
+
     // Unknown paths and verbs.
     let err = api_err(
         client
