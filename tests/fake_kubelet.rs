@@ -271,7 +271,9 @@ async fn process_kubelet_runs_pods_as_local_processes() {
     .unwrap();
     let pod = pods.get("web").await.unwrap();
     let ip = pod.status.as_ref().unwrap().pod_ip.clone().unwrap();
-    assert_eq!(ip, "127.0.0.2");
+    // Process-mode addresses are unique across the fakes of this test binary, so not always .2.
+    let n: u8 = ip.strip_prefix("127.0.0.").unwrap().parse().unwrap();
+    assert!(n >= 2, "{ip}");
     let cs = &pod.status.as_ref().unwrap().container_statuses.as_ref().unwrap()[0];
     assert!(cs.state.as_ref().unwrap().running.is_some());
 
@@ -369,7 +371,9 @@ async fn process_kubelet_rc_pods_get_distinct_addresses_and_die_with_the_fake() 
         .map(|p| p.status.as_ref().unwrap().pod_ip.clone().unwrap())
         .collect();
     ips.sort();
-    assert_eq!(ips, ["127.0.0.2", "127.0.0.3"]);
+    ips.dedup();
+    assert_eq!(ips.len(), 2, "distinct addresses: {ips:?}");
+    assert!(ips.iter().all(|ip| ip.starts_with("127.0.0.") && ip != "127.0.0.1"), "{ips:?}");
     let pids: Vec<i32> = kube.with_state(|s| {
         s.pods("default")
             .iter()
