@@ -151,6 +151,25 @@ async fn graceful_pod_deletion_needs_a_kubelet() {
         .unwrap();
     assert!(kube.with_state(|s| s.pod("default", &name).is_none()));
 
+    // A pod's spec is immutable but for images: 422.
+    let mut live = pods.get(&kube.pods("default")[0].metadata.name.clone().unwrap()).await.unwrap();
+    let live_name = live.metadata.name.clone().unwrap();
+    live.spec.as_mut().unwrap().restart_policy = Some("Never".into());
+    let err = api_err(pods.replace(&live_name, &PostParams::default(), &live).await.unwrap_err());
+    assert_eq!((err.code, err.reason.as_str()), (422, "Invalid"));
+
+    // Foreground without a kubelet: the pods stay Terminating, so the RC stays too.
+    let rcs: Api<ReplicationController> = Api::default_namespaced(client.clone());
+    rcs.delete("demo", &DeleteParams::foreground()).await.unwrap();
+    kube.wait_until(WAIT, |s| {
+        !s.pods("default").is_empty()
+            && s.pods("default").iter().all(|p| p.metadata.deletion_timestamp.is_some())
+    })
+    .unwrap();
+    let rc =
+        kube.with_state(|s| s.rc("default", "demo").cloned()).expect("the RC waits for its pods");
+    assert_eq!(rc.metadata.finalizers.unwrap(), ["foregroundDeletion"]);
+
     // With the status kubelet the delete is confirmed and the pod disappears.
     let kube = start(Kubelet::Status);
     let pods: Api<Pod> = Api::default_namespaced(kube.client().await);
