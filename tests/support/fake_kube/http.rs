@@ -106,6 +106,9 @@ async fn respond(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
     if let Some(code) = shared.take_fault(&method, &path) {
         return error(ApiError::injected(code));
     }
+    if let Some(e) = forbidden(shared, &method, &path, &pairs) {
+        return error(e);
+    }
     let req = Req {
         method,
         path,
@@ -149,4 +152,77 @@ fn full(code: u16, content_type: &str, body: String) -> Response<Body> {
 
 fn error(e: ApiError) -> Response<Body> {
     full(e.code, "application/json", e.body.to_string())
+}
+
+/// The (verb, resource, namespace, name) of a request, as RBAC sees it.
+fn attributes(
+    method: &str,
+    path: &str,
+    query: &[(String, String)],
+) -> Option<(String, String, Option<String>, Option<String>)> {
+    let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let watch = query.iter().any(|(k, v)| k == "watch" && (v == "true" || v == "1"));
+    let (ns, rest) = match segs.as_slice() {
+        ["api", "v1", "namespaces", ns, rest @ ..] if !rest.is_empty() => {
+            (Some(ns.to_string()), rest)
+        }
+        ["api", "v1", rest @ ..] if !rest.is_empty() => (None, rest),
+        _ => return None,
+    };
+    let (resource, name) = match rest {
+        [res] => (res.to_string(), None),
+        [res, name] => (res.to_string(), Some(name.to_string())),
+        [res, name, sub] => (format!("{res}/{sub}"), Some(name.to_string())),
+        _ => return None,
+    };
+    let verb = match (method, name.is_some()) {
+        ("GET", false) if watch => "watch",
+        ("GET", false) => "list",
+        ("GET", true) => "get",
+        ("POST", _) => "create",
+        ("PUT", _) => "update",
+        ("PATCH", _) => "patch",
+        ("DELETE", false) => "deletecollection",
+        ("DELETE", true) => "delete",
+        _ => return None,
+    };
+    Some((verb.to_string(), resource, ns, name))
+}
+
+/// 403 for a (verb, resource, namespace) the test denied with `FakeKube::forbid`.
+fn forbidden(
+    shared: &Shared,
+    method: &str,
+    path: &str,
+    query: &[(String, String)],
+) -> Option<ApiError> {
+    let (verb, resource, ns, name) = attributes(method, path, query)?;
+    let denied = shared.forbid.lock().expect("forbid lock").iter().any(|(v, r, n)| {
+        *v == verb && *r == resource && n.as_ref().is_none_or(|n| Some(n) == ns.as_ref())
+    });
+    if !denied {
+        return None;
+    }
+    let base = resource.split('/').next().unwrap_or("").to_string();
+    let subject = match &name {
+        Some(n) => format!("{base} \"{n}\""),
+        None => base.clone(),
+    };
+    let scope = match &ns {
+        Some(ns) => format!("in the namespace \"{ns}\""),
+        None => "at the cluster scope".to_string(),
+    };
+    let mut details = serde_json::json!({"kind": base});
+    if let Some(n) = name {
+        details["name"] = n.into();
+    }
+    Some(ApiError::new(
+        403,
+        "Forbidden",
+        &format!(
+            "{subject} is forbidden: User \"{}\" cannot {verb} resource \"{resource}\" in API group \"\" {scope}",
+            super::FORBIDDEN_USER
+        ),
+        Some(details),
+    ))
 }

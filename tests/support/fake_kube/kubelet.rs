@@ -95,7 +95,7 @@ pub fn reconcile(state: &mut State, ctx: &Ctx, mem: &mut Memory) -> Vec<Action> 
         let started = pod.status.as_ref().and_then(|s| s.pod_ip.as_ref()).is_some();
         match ctx.mode {
             Kubelet::Status if !started => {
-                let Some(ip) = allocate_ip(state, &uid) else {
+                let Some(ip) = allocate_ip(state, &uid, false) else {
                     continue;
                 };
                 let status = running_status(&pod, &ip);
@@ -109,6 +109,9 @@ pub fn reconcile(state: &mut State, ctx: &Ctx, mem: &mut Memory) -> Vec<Action> 
                     .iter()
                     .find(|c| !ctx.images.contains_key(c.image.as_deref().unwrap_or("")));
                 if let Some(c) = missing {
+                    if waiting_reason(&pod) == Some("ErrImagePull") {
+                        continue; // already said so; fresh timestamps would only churn watches
+                    }
                     let status = waiting_status(
                         &pod,
                         "ErrImagePull",
@@ -120,7 +123,7 @@ pub fn reconcile(state: &mut State, ctx: &Ctx, mem: &mut Memory) -> Vec<Action> 
                     state.modify::<Pod>(&ns, &name, |p| p.status = Some(status));
                     continue;
                 }
-                let Some(ip) = allocate_ip(state, &uid) else {
+                let Some(ip) = allocate_ip(state, &uid, true) else {
                     continue;
                 };
                 state.ip_held.insert(uid.clone());
@@ -149,14 +152,37 @@ pub fn confirm_delete(state: &mut State, ns: &str, name: &str, uid: &str) {
     }
 }
 
-/// The lowest free 127.0.0.N (N ≥ 2) for this pod, or the one it already has.
-pub fn allocate_ip(state: &mut State, uid: &str) -> Option<String> {
+/// Addresses held by live processes of every fake in this test binary: tests run in parallel,
+/// and two process-mode fakes must not start two servers on the same 127.0.0.N:port.
+static PROCESS_IPS: std::sync::Mutex<std::collections::BTreeSet<u8>> =
+    std::sync::Mutex::new(std::collections::BTreeSet::new());
+
+/// The lowest free 127.0.0.N (N ≥ 2) for this pod, or the one it already has. `process`: also
+/// free among the processes of other fakes in this test binary (then `release_process_ip`).
+pub fn allocate_ip(state: &mut State, uid: &str, process: bool) -> Option<String> {
     if let Some((n, _)) = state.ips.iter().find(|(_, u)| *u == uid) {
         return Some(format!("127.0.0.{n}"));
     }
-    let n = (2u8..=254).find(|n| !state.ips.contains_key(n))?;
+    let mut global = PROCESS_IPS.lock().unwrap_or_else(|p| p.into_inner());
+    let taken = |n: &u8| state.ips.contains_key(n) || (process && global.contains(n));
+    let n = (2u8..=254).find(|n| !taken(n))?;
+    if process {
+        global.insert(n);
+    }
     state.ips.insert(n, uid.to_string());
     Some(format!("127.0.0.{n}"))
+}
+
+/// Gives a process-mode address back once the pod's processes are gone.
+pub fn release_process_ip(state: &mut State, uid: &str) {
+    let mut global = PROCESS_IPS.lock().unwrap_or_else(|p| p.into_inner());
+    state.ips.retain(|n, u| {
+        let keep = u != uid;
+        if !keep {
+            global.remove(n);
+        }
+        keep
+    });
 }
 
 pub fn set_addresses(status: &mut PodStatus, ip: &str) {
@@ -227,6 +253,21 @@ fn running_status(pod: &Pod, ip: &str) -> PodStatus {
             .collect(),
     );
     status
+}
+
+/// The waiting reason of the pod's first container, if it is waiting.
+fn waiting_reason(pod: &Pod) -> Option<&str> {
+    pod.status
+        .as_ref()?
+        .container_statuses
+        .as_ref()?
+        .first()?
+        .state
+        .as_ref()?
+        .waiting
+        .as_ref()?
+        .reason
+        .as_deref()
 }
 
 /// Pending with every container waiting for `reason`.

@@ -109,10 +109,17 @@ pub(crate) struct Shared {
     kubelet: Kubelet,
     confirm_delay: Duration,
     images: Mutex<HashMap<String, PathBuf>>,
+    /// A container `command[0]` (a path inside the image) → the host executable to run.
+    commands: Mutex<HashMap<String, PathBuf>>,
     procs: Mutex<HashMap<String, Proc>>,
     records: Mutex<Vec<Recorded>>,
     faults: Mutex<Vec<Fault>>,
+    /// Denied (verb, resource, namespace or any).
+    forbid: Mutex<Vec<(String, String, Option<String>)>>,
 }
+
+/// The user named in 403 messages (the portal's scoped service account).
+pub const FORBIDDEN_USER: &str = "system:serviceaccount:ocho:portal";
 
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -174,9 +181,11 @@ impl FakeKube {
             kubelet: opts.kubelet,
             confirm_delay: opts.confirm_delay,
             images: Mutex::new(HashMap::new()),
+            commands: Mutex::new(HashMap::new()),
             procs: Mutex::new(HashMap::new()),
             records: Mutex::new(Vec::new()),
             faults: Mutex::new(Vec::new()),
+            forbid: Mutex::new(Vec::new()),
         });
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         let (tx, rx) = tokio::sync::oneshot::channel();
@@ -245,6 +254,16 @@ impl FakeKube {
         self.shared.changed.notify_all();
     }
 
+    /// Process mode: a container whose `command[0]` is `in_image` (e.g. `/usr/bin/ocho`) runs
+    /// `exe` instead, since the image's file system does not exist on the host.
+    pub fn map_command(&self, in_image: &str, exe: impl AsRef<Path>) {
+        self.shared
+            .commands
+            .lock()
+            .expect("commands lock")
+            .insert(in_image.to_string(), exe.as_ref().to_path_buf());
+    }
+
     /// Waits until `cond` holds on the state, re-checking after every change. On timeout the
     /// error describes the pods and RCs, for the test's failure message.
     pub fn wait_until(
@@ -299,6 +318,17 @@ impl FakeKube {
             code,
             left: n,
         });
+    }
+
+    /// Denies `verb` (get, list, watch, create, update, patch, delete, deletecollection) on
+    /// `resource` (e.g. `pods`, `pods/log`, `replicationcontrollers/scale`) in `namespace`
+    /// (`None`: everywhere) with a 403 like RBAC's.
+    pub fn forbid(&self, verb: &str, resource: &str, namespace: Option<&str>) {
+        self.shared.forbid.lock().expect("forbid lock").push((
+            verb.to_string(),
+            resource.to_string(),
+            namespace.map(str::to_string),
+        ));
     }
 
     /// Watches from any resourceVersion up to now answer 410 Expired.
@@ -364,6 +394,7 @@ fn reconcile_loop(shared: Arc<Shared>) {
             supervised: &supervised,
         };
         let (actions, seen) = shared.with(|s| {
+            s.prune_watches();
             controller::reconcile_rcs(s);
             controller::collect_garbage(s);
             let actions = kubelet::reconcile(s, &ctx, &mut memory);

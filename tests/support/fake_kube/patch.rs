@@ -1,5 +1,5 @@
-//! PATCH bodies: JSON merge patch (RFC 7386; also used for strategic merge, spec §2) and JSON
-//! patch (RFC 6902).
+//! PATCH bodies: JSON merge patch (RFC 7386), strategic merge patch for the lists pods and RCs
+//! use (merged by their patch merge keys, as the real server does), and JSON patch (RFC 6902).
 
 use serde_json::Value;
 
@@ -24,8 +24,12 @@ impl PatchKind {
 
 pub fn apply(kind: PatchKind, target: &mut Value, patch: &Value) -> Result<(), String> {
     match kind {
-        PatchKind::Merge | PatchKind::StrategicMerge => {
+        PatchKind::Merge => {
             merge(target, patch);
+            Ok(())
+        }
+        PatchKind::StrategicMerge => {
+            strategic(target, patch);
             Ok(())
         }
         PatchKind::Json => json_patch(target, patch),
@@ -47,6 +51,74 @@ pub fn merge(target: &mut Value, patch: &Value) {
             t.remove(k);
         } else {
             merge(t.entry(k.clone()).or_insert(Value::Null), v);
+        }
+    }
+}
+
+/// Lists the real server merges item by item, with their `patchMergeKey` (k8s.io/api core/v1
+/// struct tags); every other list is replaced, as in a merge patch.
+const MERGE_KEYS: &[(&str, &str)] = &[
+    ("containers", "name"),
+    ("initContainers", "name"),
+    ("ephemeralContainers", "name"),
+    ("env", "name"),
+    ("ports", "containerPort"),
+    ("volumeMounts", "mountPath"),
+    ("volumes", "name"),
+    ("imagePullSecrets", "name"),
+    ("hostAliases", "ip"),
+    ("conditions", "type"),
+    ("ownerReferences", "uid"),
+];
+
+/// Strategic merge patch: a merge patch whose keyed lists merge by key; an item with
+/// `"$patch": "delete"` removes its match; `"$patch": "replace"` in an object replaces it.
+pub fn strategic(target: &mut Value, patch: &Value) {
+    let Value::Object(p) = patch else {
+        *target = patch.clone();
+        return;
+    };
+    if p.get("$patch").and_then(Value::as_str) == Some("replace") {
+        let mut clean = patch.clone();
+        if let Some(m) = clean.as_object_mut() {
+            m.remove("$patch");
+        }
+        *target = clean;
+        return;
+    }
+    if !target.is_object() {
+        *target = Value::Object(Default::default());
+    }
+    let t = target.as_object_mut().expect("made an object above");
+    for (k, v) in p {
+        if k.starts_with('$') {
+            continue;
+        }
+        let key = MERGE_KEYS.iter().find(|(list, _)| list == k).map(|(_, key)| *key);
+        match (v, key, t.get_mut(k)) {
+            (Value::Null, _, _) => {
+                t.remove(k);
+            }
+            (Value::Array(items), Some(key), Some(Value::Array(current))) => {
+                for item in items {
+                    let id = item.get(key);
+                    let pos = id.and_then(|id| current.iter().position(|c| c.get(key) == Some(id)));
+                    let delete = item.get("$patch").and_then(Value::as_str) == Some("delete");
+                    match (pos, delete) {
+                        (Some(i), true) => {
+                            current.remove(i);
+                        }
+                        (None, true) => {}
+                        (Some(i), false) => strategic(&mut current[i], item),
+                        (None, false) => {
+                            let mut fresh = Value::Null;
+                            strategic(&mut fresh, item);
+                            current.push(fresh);
+                        }
+                    }
+                }
+            }
+            _ => strategic(t.entry(k.clone()).or_insert(Value::Null), v),
         }
     }
 }

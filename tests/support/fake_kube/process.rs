@@ -23,7 +23,9 @@ use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 
 use super::Shared;
-use super::kubelet::{HOST_IP, NODE, conditions, confirm_delete, container_status};
+use super::kubelet::{
+    HOST_IP, NODE, conditions, confirm_delete, container_status, release_process_ip,
+};
 use super::status::now_time;
 use super::store::Key;
 
@@ -153,9 +155,7 @@ fn finish(shared: &Shared, key: &Key, uid: &str) {
     shared.with(|s| {
         confirm_delete(s, &key.0, &key.1, uid);
         s.ip_held.remove(uid);
-        if s.pods.values().all(|p| p.metadata.uid.as_deref() != Some(uid)) {
-            s.ips.retain(|_, u| u != uid);
-        }
+        release_process_ip(s, uid);
     });
     shared.procs.lock().expect("procs lock").remove(uid);
     shared.changed.notify_all();
@@ -306,7 +306,9 @@ fn spawn(
     let args: Vec<String> = c.args.iter().flatten().map(expand).collect();
     let (program, rest) = match command.split_first() {
         Some((p, rest)) => {
-            (PathBuf::from(p), rest.iter().chain(args.iter()).cloned().collect::<Vec<_>>())
+            let mapped = shared.commands.lock().expect("commands lock").get(p).cloned();
+            let program = mapped.unwrap_or_else(|| PathBuf::from(p));
+            (program, rest.iter().chain(args.iter()).cloned().collect::<Vec<_>>())
         }
         None => (exe, args),
     };

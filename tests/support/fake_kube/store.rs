@@ -156,9 +156,14 @@ impl State {
             .unwrap_or_default()
     }
 
-    /// Open watch streams (closed ones are pruned on the next event).
+    /// Open watch streams.
     pub fn watch_count(&self) -> usize {
         self.watchers.iter().filter(|w| !w.tx.is_closed()).count()
+    }
+
+    /// Forgets watches whose client went away (also done on every event).
+    pub(crate) fn prune_watches(&mut self) {
+        self.watchers.retain(|w| !w.tx.is_closed());
     }
 
     pub(crate) fn add_namespace(&mut self, name: &str) {
@@ -390,6 +395,10 @@ impl State {
         let uid = obj.metadata().uid.clone().unwrap_or_default();
         self.created.remove(&uid);
         if T::KIND == Pod::KIND {
+            // As on a real server, the last state of a deleted pod carries the deletion marks.
+            let m = obj.metadata_mut();
+            m.deletion_timestamp.get_or_insert_with(now_time);
+            m.deletion_grace_period_seconds = Some(0);
             for (_, buf) in self
                 .logs
                 .range_mut((ns.to_string(), name.to_string(), String::new())..)
