@@ -357,35 +357,13 @@ fn under_init_the_portal_is_ready_with_zookeeper_and_runs_tools() {
 /// the tool list, uploads a file that the tool then sees, and marks a failed run.
 #[test]
 fn the_web_terminal_runs_help_uploads_a_file_and_marks_failures_in_chromium() {
-    let chromium = "/usr/bin/chromium";
-    assert!(
-        std::path::Path::new(chromium).is_file(),
-        "{chromium} missing: install Debian package chromium (make deps)"
-    );
+    support::chromium::require();
     let portal = Portal::start(&[], &[]);
-    let profile = tempfile::tempdir().unwrap();
     let url = format!(
         "http://{}/?run=help&file=probe.txt:hello%20web&run=args%20--json%20probe.txt&run=args%20--exit%203%20boom",
         portal.addr
     );
-    let mut cmd = std::process::Command::new(chromium);
-    cmd.args([
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--virtual-time-budget=20000",
-        "--dump-dom",
-    ])
-    .arg(format!("--user-data-dir={}", profile.path().display()))
-    .arg(&url);
-    let mut browser = Proc::spawn("chromium", cmd);
-    browser.expect_exit(Duration::from_secs(120));
-    let dom = browser.lines().join("\n");
+    let dom = support::chromium::render_when_done(&url, Duration::from_secs(120));
     assert!(dom.contains("data-done=\"3\""), "the page did not finish its runs:\n{dom}");
     assert!(dom.contains("args  print the arguments as received"), "help output missing:\n{dom}");
     assert!(
