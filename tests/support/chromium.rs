@@ -78,10 +78,9 @@ pub fn render_when_done(url: &str, deadline: Duration) -> String {
                 Ok(0) | Err(_) => return,
                 Ok(_) => {
                     msg.pop();
-                    if let Ok(value) = serde_json::from_slice(&msg) {
-                        if tx.send(value).is_err() {
-                            return;
-                        }
+                    let Ok(value) = serde_json::from_slice(&msg) else { continue };
+                    if tx.send(value).is_err() {
+                        return;
                     }
                 }
             }
