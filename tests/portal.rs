@@ -299,7 +299,11 @@ fn tools_and_metrics_and_one_log_line_per_request() {
         assert!(!names.contains(&mode), "{names:?}");
     }
     assert_eq!(portal.shell("args x", &[]).status, 200);
-    portal.proc.wait_for_line("POST /shell args 200 0 ", DEADLINE);
+    let line = portal.proc.wait_for_line("POST /shell args 200 0 ", DEADLINE);
+    assert!(
+        line.ends_with("ms 9B"),
+        "time, peer, method, path, tool, status, code, ms, bytes: {line}"
+    );
     portal.proc.wait_for_line("GET /tools - 200", DEADLINE);
     let ready = portal.request("GET", "/readyz", &[], b"");
     assert_eq!(ready.status, 503, "no OCHOPOD_ZK: not ready");

@@ -60,26 +60,49 @@ pub fn routes(state: &Arc<State>, request: &Request) -> Response {
             _ => error(404, "not found"),
         }
     };
-    log(request.remote_addr(), request.method(), &path, "-", response.status_code, None, started);
+    log(&Access {
+        peer: request.remote_addr(),
+        method: request.method(),
+        path: &path,
+        tool: "-",
+        status: response.status_code,
+        code: None,
+        bytes: None,
+        started,
+    });
     response
 }
 
-/// One access-log line on stderr: time, peer, method, path, tool, HTTP status, exit code, ms.
-/// Never the line's arguments nor any credential.
-pub fn log(
-    peer: &SocketAddr,
-    method: &str,
-    path: &str,
-    tool: &str,
-    status: u16,
-    code: Option<i32>,
-    started: Instant,
-) {
-    let code = code.map_or("-".to_string(), |c| c.to_string());
+/// What an access-log line says about a request.
+pub struct Access<'a> {
+    pub peer: &'a SocketAddr,
+    pub method: &'a str,
+    pub path: &'a str,
+    /// The tool word, `help`, or `-`.
+    pub tool: &'a str,
+    pub status: u16,
+    /// The tool's exit code, if one ran (or 2 for a refused line).
+    pub code: Option<i32>,
+    /// Bytes of tool output, if one ran.
+    pub bytes: Option<usize>,
+    pub started: Instant,
+}
+
+/// One access-log line on stderr: time, peer, method, path, tool, HTTP status, exit code, ms,
+/// output bytes. Never the line's arguments nor any credential.
+pub fn log(a: &Access) {
+    let dash = |v: Option<String>| v.unwrap_or_else(|| "-".into());
     eprintln!(
-        "{} {peer} {method} {path} {tool} {status} {code} {}ms",
+        "{} {} {} {} {} {} {} {}ms {}",
         utc_now(),
-        started.elapsed().as_millis()
+        a.peer,
+        a.method,
+        a.path,
+        a.tool,
+        a.status,
+        dash(a.code.map(|c| c.to_string())),
+        a.started.elapsed().as_millis(),
+        dash(a.bytes.map(|b| format!("{b}B"))),
     );
 }
 
@@ -274,7 +297,16 @@ fn shell(state: &Arc<State>, request: &Request, started: Instant) -> Response {
     let method = request.method().to_string();
     let done = |response: Response, tool: &str, code: Option<i32>| {
         state.metrics.observe(tool, response.status_code, started.elapsed());
-        log(&peer, &method, "/shell", tool, response.status_code, code, started);
+        log(&Access {
+            peer: &peer,
+            method: &method,
+            path: "/shell",
+            tool,
+            status: response.status_code,
+            code,
+            bytes: None,
+            started,
+        });
         response
     };
     let line = match method.as_str() {
@@ -282,6 +314,12 @@ fn shell(state: &Arc<State>, request: &Request, started: Instant) -> Response {
         "GET" => request.get_param("line"),
         _ => return done(method_not_allowed("GET, POST"), "-", None),
     };
+    // Browsers say where a request comes from; a page of another site must not run tools
+    // with the credentials a browser remembers for ours (GET needs no preflight).
+    if request.header("Sec-Fetch-Site").is_some_and(|s| s != "same-origin" && s != "none") {
+        state.metrics.reject("cross-site");
+        return done(error(403, "cross-site request refused"), "-", None);
+    }
     if let Some(denied) = deny(state, request, line.as_deref()) {
         return done(denied, "-", None);
     }
@@ -364,6 +402,7 @@ fn shell(state: &Arc<State>, request: &Request, started: Instant) -> Response {
         dir: Some(dir),
         limits,
         peer,
+        method: method.clone(),
         slot: Some(slot),
         started,
     };
@@ -391,6 +430,7 @@ struct Run {
     dir: Option<tempfile::TempDir>,
     limits: Limits,
     peer: SocketAddr,
+    method: String,
     slot: Option<Slot>,
     started: Instant,
 }
@@ -420,9 +460,18 @@ impl Run {
         result
     }
 
-    fn finish(&self, status: u16, code: Option<i32>) {
+    fn finish(&self, status: u16, code: Option<i32>, bytes: usize) {
         self.state.metrics.observe(&self.words[0], status, self.started.elapsed());
-        log(&self.peer, "POST", "/shell", &self.words[0], status, code, self.started);
+        log(&Access {
+            peer: &self.peer,
+            method: &self.method,
+            path: "/shell",
+            tool: &self.words[0],
+            status,
+            code,
+            bytes: Some(bytes),
+            started: self.started,
+        });
     }
 
     /// Runs the tool and answers with one JSON object.
@@ -439,7 +488,7 @@ impl Run {
             Ok(run) => run,
             Err(message) => {
                 let response = refused(500, &message);
-                self.finish(500, None);
+                self.finish(500, None, out.len() + err.len());
                 return response;
             }
         };
@@ -465,7 +514,7 @@ impl Run {
             "err": err,
             "killed": run.killed.map(exec::Killed::name),
         });
-        self.finish(status, Some(run.code));
+        self.finish(status, Some(run.code), out.len() + err.len());
         Response::json(&body).with_status_code(status)
     }
 }
@@ -478,7 +527,9 @@ impl Upgrade for Run {
             text.push('\n');
             socket.write_all(text.as_bytes()).and_then(|()| socket.flush()).is_ok()
         };
+        let mut bytes = 0;
         let result = self.execute(&mut |stream, line| {
+            bytes += line.len();
             let text = String::from_utf8_lossy(line);
             let text = text.strip_suffix('\n').unwrap_or(&text);
             send(&mut socket, json!({"stream": stream.name(), "line": text}))
@@ -499,7 +550,7 @@ impl Upgrade for Run {
         // The end of the body is the end of the connection, which tiny_http would keep open
         // waiting for another request.
         exec::close_connection(self.state.port, self.peer);
-        self.finish(200, code);
+        self.finish(200, code, bytes);
     }
 }
 

@@ -120,3 +120,19 @@ fn utc_time_is_iso_8601() {
     assert_eq!(now.len(), 20, "{now}");
     assert!(now.starts_with("20") && now.ends_with('Z'), "{now}");
 }
+
+#[test]
+fn cross_site_browser_requests_are_refused() {
+    let s = state(None);
+    let cross = post("help", &[("Sec-Fetch-Site", "cross-site")]);
+    assert_eq!(routes(&s, &cross).status_code, 403);
+    let get = Request::fake_http(
+        "GET",
+        "/shell?line=help",
+        vec![("Sec-Fetch-Site".into(), "same-site".into())],
+        vec![],
+    );
+    assert_eq!(routes(&s, &get).status_code, 403);
+    assert_eq!(routes(&s, &post("help", &[("Sec-Fetch-Site", "same-origin")])).status_code, 200);
+    assert_eq!(routes(&s, &post("help", &[("Sec-Fetch-Site", "none")])).status_code, 200);
+}
