@@ -380,3 +380,29 @@ fn the_web_terminal_runs_help_uploads_a_file_and_marks_failures_in_chromium() {
     portal.proc.wait_for_line("GET /static/app.js - 200", DEADLINE);
     portal.proc.wait_for_line("POST /shell args 200 3", DEADLINE);
 }
+
+/// SIGTERM gives requests in flight `--drain` seconds, then stops their tools: the client gets
+/// a 503 reply, the portal exits 0 in time for `ocho init`'s grace, nothing is left behind.
+#[test]
+fn sigterm_stops_tools_still_running_after_the_drain_period() {
+    let mut portal = Portal::start(&["--drain", "1"], &[]);
+    let mut conn = portal.open("POST", "/shell", &[("X-Shell", "args --sleep 600 --helper")], b"");
+    wait_until("the tool to start", || !portal.children().is_empty());
+    portal.proc.signal(Signal::SIGTERM);
+    let mut raw = Vec::new();
+    std::io::Read::read_to_end(&mut conn, &mut raw).unwrap();
+    let reply = support::portal::Reply::parse(&raw);
+    assert_eq!(reply.status, 503, "{}", reply.text());
+    assert_eq!(reply.json()["killed"], "shutdown");
+    let helper: i32 = reply.json()["out"]
+        .as_str()
+        .unwrap()
+        .trim()
+        .strip_prefix("helper pid ")
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(portal.proc.expect_exit(DEADLINE).code(), Some(0), "{}", portal.proc.tail());
+    wait_until("the helper to die", || !running(helper));
+    assert!(portal.leftovers().is_empty(), "{:?}", portal.leftovers());
+}

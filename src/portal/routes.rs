@@ -34,6 +34,8 @@ pub struct State {
     pub port: u16,
     /// Where request directories are made (the system temporary directory by default).
     pub tmp: PathBuf,
+    /// Set when the portal starts stopping: tools still running then are stopped.
+    pub stop_at: std::sync::OnceLock<Instant>,
 }
 
 /// Answers one request; logs it unless the answer is a stream (which logs when it ends).
@@ -442,14 +444,18 @@ impl Run {
     ) -> Result<exec::ToolRun, String> {
         let (port, peer) = (self.state.port, self.peer);
         let dir = self.dir.as_ref().expect("a run executes once");
-        let result = exec::run(
-            &self.words,
-            dir.path(),
-            &self.limits,
-            &|| exec::peer_alive(port, peer),
-            sink,
-        )
-        .map_err(|err| format!("portal: {}", crate::error::chain(&err)));
+        let stop_at = &self.state.stop_at;
+        let interrupt = || {
+            if stop_at.get().is_some_and(|t| Instant::now() >= *t) {
+                Some(exec::Killed::Shutdown)
+            } else if !exec::peer_alive(port, peer) {
+                Some(exec::Killed::Disconnect)
+            } else {
+                None
+            }
+        };
+        let result = exec::run(&self.words, dir.path(), &self.limits, &interrupt, sink)
+            .map_err(|err| format!("portal: {}", crate::error::chain(&err)));
         if let Some(dir) = self.dir.take() {
             let path = dir.path().to_path_buf();
             if let Err(err) = dir.close() {
@@ -504,6 +510,7 @@ impl Run {
             Some(exec::Killed::Deadline) => 408,
             // Nobody reads it; nginx's "client closed request" for the log and the metrics.
             Some(exec::Killed::Disconnect) => 499,
+            Some(exec::Killed::Shutdown) => 503,
             _ => 200,
         };
         let body = json!({

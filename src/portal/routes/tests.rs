@@ -11,6 +11,7 @@ fn state(token: Option<&str>) -> Arc<State> {
         metrics: Metrics::default(),
         port: 0,
         tmp: std::env::temp_dir(),
+        stop_at: Default::default(),
     })
 }
 
