@@ -6,6 +6,7 @@
 mod auth;
 mod exec;
 mod metrics;
+mod reply;
 mod routes;
 mod upload;
 mod web;

@@ -1,21 +1,20 @@
 //! The portal's routes, as a function of the shared [`State`] and one request (unit tested with
-//! `Request::fake_http`). `/shell` checks, in order: credentials (401/403), the concurrency
-//! limit (503), the line (400), uploads (400/413); only then does it run the tool (exec.rs) and
-//! reply with JSON, or stream NDJSON when the client asks for it.
+//! `Request::fake_http`). `/shell` checks, in order: where a browser request comes from and the
+//! credentials (401/403), the line (400), the concurrency limit (503), uploads (400/413); only
+//! then does it hand the run to `reply.rs` (JSON, or NDJSON when the client asks for it).
 
-use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use rouille::{Request, Response, Upgrade};
+use rouille::{Request, Response};
 use serde_json::json;
 
 use super::auth::{Token, Verdict};
-use super::exec::{self, Limits, Stream};
+use super::exec::Limits;
 use super::metrics::Metrics;
+use super::reply::{Run, Slot};
 use super::{upload, web, words};
 use crate::cli::{self, Parsed};
 
@@ -109,7 +108,7 @@ pub fn log(a: &Access) {
 }
 
 /// ISO 8601 UTC time of now, second precision.
-fn utc_now() -> String {
+pub(super) fn utc_now() -> String {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
@@ -141,7 +140,7 @@ fn method_not_allowed(allow: &str) -> Response {
 }
 
 /// The reply for a line refused before anything ran, in the `/shell` shape.
-fn refused(status: u16, message: &str) -> Response {
+pub(super) fn refused(status: u16, message: &str) -> Response {
     let mut err = message.to_string();
     if !err.ends_with('\n') {
         err.push('\n');
@@ -284,15 +283,6 @@ fn unknown(tool: &str) -> String {
     format!("unknown tool '{tool}'\navailable tools: {}\n", tools.join(", "))
 }
 
-/// Decrements the in-flight count when the run is over, however it ends.
-struct Slot(Arc<State>);
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        self.0.metrics.in_flight.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
 /// `GET /shell?line=…` and `POST /shell` (`X-Shell`, optional multipart uploads).
 fn shell(state: &Arc<State>, request: &Request, started: Instant) -> Response {
     let peer = *request.remote_addr();
@@ -354,8 +344,7 @@ fn shell(state: &Arc<State>, request: &Request, started: Instant) -> Response {
     }
     // Checked after validation so that help and typos never count against the limit; a refused
     // request touches nothing that the requests in flight use.
-    let in_flight = state.metrics.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
-    let slot = Slot(Arc::clone(state));
+    let (slot, in_flight) = Slot::take(state);
     if in_flight > state.max_concurrent {
         drop(slot);
         state.metrics.reject("busy");
@@ -423,142 +412,6 @@ fn shell(state: &Arc<State>, request: &Request, started: Instant) -> Response {
         return response;
     }
     run.reply()
-}
-
-/// A validated tool run waiting to happen.
-struct Run {
-    state: Arc<State>,
-    words: Vec<String>,
-    dir: Option<tempfile::TempDir>,
-    limits: Limits,
-    peer: SocketAddr,
-    method: String,
-    slot: Option<Slot>,
-    started: Instant,
-}
-
-impl Run {
-    fn execute(
-        &mut self,
-        sink: &mut dyn FnMut(Stream, &[u8]) -> bool,
-    ) -> Result<exec::ToolRun, String> {
-        let (port, peer) = (self.state.port, self.peer);
-        let dir = self.dir.as_ref().expect("a run executes once");
-        let stop_at = &self.state.stop_at;
-        let interrupt = || {
-            if stop_at.get().is_some_and(|t| Instant::now() >= *t) {
-                Some(exec::Killed::Shutdown)
-            } else if !exec::peer_alive(port, peer) {
-                Some(exec::Killed::Disconnect)
-            } else {
-                None
-            }
-        };
-        let result = exec::run(&self.words, dir.path(), &self.limits, &interrupt, sink)
-            .map_err(|err| format!("portal: {}", crate::error::chain(&err)));
-        if let Some(dir) = self.dir.take() {
-            let path = dir.path().to_path_buf();
-            if let Err(err) = dir.close() {
-                eprintln!("portal: cannot remove {}: {err}", path.display());
-            }
-        }
-        self.slot.take();
-        result
-    }
-
-    fn finish(&self, status: u16, code: Option<i32>, bytes: usize) {
-        self.state.metrics.observe(&self.words[0], status, self.started.elapsed());
-        log(&Access {
-            peer: &self.peer,
-            method: &self.method,
-            path: "/shell",
-            tool: &self.words[0],
-            status,
-            code,
-            bytes: Some(bytes),
-            started: self.started,
-        });
-    }
-
-    /// Runs the tool and answers with one JSON object.
-    fn reply(mut self) -> Response {
-        let (mut out, mut err) = (Vec::new(), Vec::new());
-        let result = self.execute(&mut |stream, line| {
-            match stream {
-                Stream::Out => out.extend_from_slice(line),
-                Stream::Err => err.extend_from_slice(line),
-            }
-            true
-        });
-        let run = match result {
-            Ok(run) => run,
-            Err(message) => {
-                let response = refused(500, &message);
-                self.finish(500, None, out.len() + err.len());
-                return response;
-            }
-        };
-        let mut err = String::from_utf8_lossy(&err).into_owned();
-        if let Some(killed) = run.killed {
-            if !err.is_empty() && !err.ends_with('\n') {
-                err.push('\n');
-            }
-            err.push_str(&killed.describe(&self.limits));
-            err.push('\n');
-        }
-        let status = match run.killed {
-            Some(exec::Killed::Deadline) => 408,
-            // Nobody reads it; nginx's "client closed request" for the log and the metrics.
-            Some(exec::Killed::Disconnect) => 499,
-            Some(exec::Killed::Shutdown) => 503,
-            _ => 200,
-        };
-        let body = json!({
-            "ok": run.code == 0 && run.killed.is_none(),
-            "code": run.code,
-            "ms": run.elapsed.as_millis() as u64,
-            "out": String::from_utf8_lossy(&out),
-            "err": err,
-            "killed": run.killed.map(exec::Killed::name),
-        });
-        self.finish(status, Some(run.code), out.len() + err.len());
-        Response::json(&body).with_status_code(status)
-    }
-}
-
-impl Upgrade for Run {
-    /// Streams NDJSON over the raw connection, one flushed line per event, then closes it.
-    fn build(&mut self, mut socket: Box<dyn rouille::ReadWrite + Send>) {
-        let send = |socket: &mut Box<dyn rouille::ReadWrite + Send>, event: serde_json::Value| {
-            let mut text = event.to_string();
-            text.push('\n');
-            socket.write_all(text.as_bytes()).and_then(|()| socket.flush()).is_ok()
-        };
-        let mut bytes = 0;
-        let result = self.execute(&mut |stream, line| {
-            bytes += line.len();
-            let text = String::from_utf8_lossy(line);
-            let text = text.strip_suffix('\n').unwrap_or(&text);
-            send(&mut socket, json!({"stream": stream.name(), "line": text}))
-        });
-        let (last, code) = match result {
-            Ok(run) => {
-                let mut last = json!({"exit": run.code, "ms": run.elapsed.as_millis() as u64});
-                if let Some(killed) = run.killed {
-                    last["killed"] = json!(killed.name());
-                    last["error"] = json!(killed.describe(&self.limits));
-                }
-                (last, Some(run.code))
-            }
-            Err(message) => (json!({"exit": null, "error": message}), None),
-        };
-        send(&mut socket, last);
-        drop(socket);
-        // The end of the body is the end of the connection, which tiny_http would keep open
-        // waiting for another request.
-        exec::close_connection(self.state.port, self.peer);
-        self.finish(200, code, bytes);
-    }
 }
 
 #[cfg(test)]
