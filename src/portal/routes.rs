@@ -364,8 +364,14 @@ fn shell(state: &Arc<State>, request: &Request, started: Instant) -> Response {
     {
         let declared =
             request.header("Content-Length").and_then(|l| l.trim().parse::<usize>().ok());
+        // A declared length bounds everything read, ignored form fields included (browsers,
+        // curl and `ocho cli` always declare it).
+        let Some(declared) = declared else {
+            let message = "portal: uploads need a Content-Length";
+            return done(refused(411, message), &tool, None);
+        };
         // Multipart framing adds a little; anything far past the cap is refused unread.
-        if declared.is_some_and(|len| len > state.max_upload + 64 * 1024) {
+        if declared > state.max_upload + 64 * 1024 {
             return done(
                 refused(413, &format!("portal: uploads larger than {} bytes", state.max_upload)),
                 &tool,
@@ -374,7 +380,7 @@ fn shell(state: &Arc<State>, request: &Request, started: Instant) -> Response {
         }
         match upload::save(request, dir.path(), state.max_upload) {
             Ok(_) => {}
-            Err(err @ upload::UploadError::TooLarge(_)) => {
+            Err(err @ (upload::UploadError::TooLarge(_) | upload::UploadError::TooMany)) => {
                 return done(refused(413, &format!("portal: {err}")), &tool, None);
             }
             Err(err @ upload::UploadError::Io { .. }) => {

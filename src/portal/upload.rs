@@ -19,6 +19,8 @@ pub enum UploadError {
     Duplicate(String),
     #[error("uploads larger than {0} bytes")]
     TooLarge(usize),
+    #[error("more than {MAX_FILES} uploaded files")]
+    TooMany,
     #[error("the body is not multipart/form-data")]
     NotMultipart,
     #[error("cannot save upload {name:?}")]
@@ -31,6 +33,9 @@ pub enum UploadError {
 
 /// Longest accepted name, the usual file-system limit.
 const MAX_NAME: usize = 255;
+
+/// Most files one request may upload (empty files cost nothing against the size cap).
+pub const MAX_FILES: usize = 1000;
 
 /// True for a plain base name: not empty, not hidden (which also refuses `.` and `..`), no path
 /// separator, no NUL or other control character, at most [`MAX_NAME`] bytes.
@@ -62,6 +67,9 @@ pub fn save(request: &Request, dir: &Path, max: usize) -> Result<Vec<String>, Up
         }
         if !names.insert(name.clone()) {
             return Err(UploadError::Duplicate(name));
+        }
+        if names.len() > MAX_FILES {
+            return Err(UploadError::TooMany);
         }
         let io_err = |source| UploadError::Io { name: name.clone(), source };
         // create_new: the directory is fresh, so an existing entry means something is wrong.
@@ -131,5 +139,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let err = save(&form(&[("a", "12345"), ("b", "123456")]), dir.path(), 10).unwrap_err();
         assert!(matches!(err, UploadError::TooLarge(10)), "{err}");
+
+        let names: Vec<String> = (0..=MAX_FILES).map(|i| format!("f{i}")).collect();
+        let parts: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), "")).collect();
+        let dir = tempfile::tempdir().unwrap();
+        let err = save(&form(&parts), dir.path(), 100).unwrap_err();
+        assert!(matches!(err, UploadError::TooMany), "{err}");
     }
 }

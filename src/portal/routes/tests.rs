@@ -137,3 +137,17 @@ fn cross_site_browser_requests_are_refused() {
     assert_eq!(routes(&s, &post("help", &[("Sec-Fetch-Site", "same-origin")])).status_code, 200);
     assert_eq!(routes(&s, &post("help", &[("Sec-Fetch-Site", "none")])).status_code, 200);
 }
+
+#[test]
+fn uploads_without_a_declared_length_are_refused() {
+    let request = Request::fake_http(
+        "POST",
+        "/shell",
+        vec![
+            ("X-Shell".into(), "args".into()),
+            ("Content-Type".into(), "multipart/form-data; boundary=x".into()),
+        ],
+        b"--x--\r\n".to_vec(),
+    );
+    assert_eq!(routes(&state(None), &request).status_code, 411);
+}
