@@ -115,7 +115,8 @@ mod tests {
         for good in ["a", "redis.yml", "a b", "x.y.z", "ü.yml"] {
             assert!(valid_name(good), "{good}");
         }
-        for bad in ["", ".", "..", ".hidden", "../x", "a/b", "/etc/passwd", "a\0b", "a\nb", "a\\b"]
+        for bad in
+            ["", ".", "..", ".hidden", "../x", "x..y", "a/b", "/etc/passwd", "a\0b", "a\nb", "a\\b"]
         {
             assert!(!valid_name(bad), "{bad:?}");
         }
