@@ -6,7 +6,7 @@ STATIC := target/$(TARGET)/release/$(BIN)
 export CC_x86_64_unknown_linux_musl ?= musl-gcc
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Debian packages the build, the tests and the image need.
-PACKAGES := musl-tools zookeeper openjdk-17-jdk-headless util-linux file curl unzip jq umoci runc
+PACKAGES := musl-tools zookeeper openjdk-17-jdk-headless util-linux file curl unzip jq umoci runc chromium
 
 IMAGE_DIR := target/image
 IMAGE     ?= ocho:latest

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use argh::{ArgsInfo, FromArgs, SubCommands};
 
 use crate::error::Result;
-use crate::{init, portal, zk};
+use crate::{init, portal, remote, tools, zk};
 
 /// Top-level command line: one mode and its arguments.
 #[derive(FromArgs)]
@@ -24,10 +24,11 @@ pub enum Mode {
     Init(init::Args),
     Portal(portal::Args),
     ZkStatus(zk::status::Args),
+    Remote(remote::Args),
+    Args(tools::args::Args),
 }
 
 /// Modes that are not tools: processes of the proxy itself, or the operator's client.
-#[allow(dead_code)] // read by the portal (issue 3)
 const NOT_TOOLS: &[&str] = &["init", "portal", "pod", "cli", "zk-status"];
 
 /// What `parse` decided: run a mode, or print a text (help, version, usage error) and exit.
@@ -42,6 +43,8 @@ pub fn dispatch(mode: Mode) -> Result<ExitCode> {
         Mode::Init(args) => init::run(args),
         Mode::Portal(args) => portal::run(args),
         Mode::ZkStatus(args) => zk::status::run(args),
+        Mode::Remote(args) => remote::run(args),
+        Mode::Args(args) => tools::args::run(args),
     }
 }
 
@@ -61,7 +64,6 @@ pub fn modes() -> impl Iterator<Item = (&'static str, &'static str)> {
 }
 
 /// True when `name` is a tool the portal may run on behalf of a client.
-#[allow(dead_code)] // read by the portal (issue 3)
 pub fn is_tool(name: &str) -> bool {
     !NOT_TOOLS.contains(&name) && modes().any(|(m, _)| m == name)
 }
@@ -179,5 +181,7 @@ mod tests {
         assert!(!is_tool("init"));
         assert!(!is_tool("portal"));
         assert!(!is_tool("no-such-tool"));
+        assert!(!is_tool("cli"));
+        assert!(is_tool("args"));
     }
 }

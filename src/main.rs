@@ -6,7 +6,9 @@ mod error;
 mod http;
 mod init;
 mod portal;
+mod remote;
 mod supervise;
+mod tools;
 mod zk;
 
 use std::process::ExitCode;
