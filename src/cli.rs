@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use argh::{ArgsInfo, FromArgs, SubCommands};
 
 use crate::error::Result;
-use crate::{init, portal, remote, tools, zk};
+use crate::{init, pod, portal, remote, tools, zk};
 
 /// Top-level command line: one mode and its arguments.
 #[derive(FromArgs)]
@@ -18,20 +18,35 @@ struct Cli {
 }
 
 /// Every mode of `ocho`. Tools are the modes the portal may run for a client ([`is_tool`]).
+// Parsed once per process; boxing would only complicate argh's derive.
+#[allow(clippy::large_enum_variant)]
 #[derive(FromArgs, ArgsInfo)]
 #[argh(subcommand)]
 pub enum Mode {
     Init(init::Args),
     Portal(portal::Args),
+    Pod(pod::Args),
     ZkStatus(zk::status::Args),
     Remote(remote::Args),
     Args(tools::args::Args),
+    Grep(tools::grep::Args),
+    Info(tools::info::Args),
+    Log(tools::log::Args),
+    Ls(tools::ls::Args),
+    Port(tools::port::Args),
+    Poll(tools::poll::Args),
+    On(tools::on::Args),
+    Off(tools::off::Args),
+    Reset(tools::reset::Args),
+    Ping(tools::ping::Args),
+    Wait(tools::wait::Args),
 }
 
 /// Modes that are not tools: processes of the proxy itself, or the operator's client.
 const NOT_TOOLS: &[&str] = &["init", "portal", "pod", "cli", "zk-status"];
 
 /// What `parse` decided: run a mode, or print a text (help, version, usage error) and exit.
+#[allow(clippy::large_enum_variant)]
 pub enum Parsed {
     Run(Mode),
     Print { text: String, code: u8 },
@@ -42,9 +57,21 @@ pub fn dispatch(mode: Mode) -> Result<ExitCode> {
     match mode {
         Mode::Init(args) => init::run(args),
         Mode::Portal(args) => portal::run(args),
+        Mode::Pod(args) => pod::run(args),
         Mode::ZkStatus(args) => zk::status::run(args),
         Mode::Remote(args) => remote::run(args),
         Mode::Args(args) => tools::args::run(args),
+        Mode::Grep(args) => tools::grep::run(args),
+        Mode::Info(args) => tools::info::run(args),
+        Mode::Log(args) => tools::log::run(args),
+        Mode::Ls(args) => tools::ls::run(args),
+        Mode::Port(args) => tools::port::run(args),
+        Mode::Poll(args) => tools::poll::run(args),
+        Mode::On(args) => tools::on::run(args),
+        Mode::Off(args) => tools::off::run(args),
+        Mode::Reset(args) => tools::reset::run(args),
+        Mode::Ping(args) => tools::ping::run(args),
+        Mode::Wait(args) => tools::wait::run(args),
     }
 }
 

@@ -85,7 +85,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 const STABLE: Duration = Duration::from_secs(60);
 
 /// A uniform-ish number in [0, 1) without a random-number crate: std's randomly keyed hasher.
-fn random_unit() -> f64 {
+pub fn random_unit() -> f64 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u128(Instant::now().elapsed().as_nanos());

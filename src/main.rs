@@ -5,6 +5,8 @@ mod cli;
 mod error;
 mod http;
 mod init;
+mod ochopod;
+mod pod;
 mod portal;
 mod remote;
 mod supervise;

@@ -1,0 +1,601 @@
+//! `ocho pod [options] -- CMD [ARGS…]`: the Ochopod agent, wire-compatible with Python Ochopod
+//! pods (`shared/spec/ochopod.md`). PID 1 (or subreaper) of the workload container. Threads:
+//! the main thread blocks signals, reaps every child ([`reaper`]) and handles SIGTERM; the
+//! lifecycle actor ([`lifecycle`]) owns the workload; the control port ([`server`], rouille)
+//! queues verbs to it; the coordinator ([`coordinator`], async, one ZooKeeper session at a time)
+//! registers the pod, elects a leader and configures the cluster ([`leader`]).
+
+mod coordinator;
+mod hooks;
+mod leader;
+mod lifecycle;
+mod log;
+mod md5;
+mod reaper;
+mod server;
+mod template;
+
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::mpsc::{Receiver, channel};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use argh::{ArgsInfo, FromArgs};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use serde_json::{Map, Value, json};
+
+use crate::error::{Error, Result};
+use crate::ochopod::{INFO_KEYS, paths, process, state};
+use crate::supervise::signals;
+
+/// run CMD as an Ochopod pod: register in ZooKeeper, serve the control port, elect a leader
+#[derive(FromArgs, ArgsInfo)]
+#[argh(subcommand, name = "pod")]
+pub struct Args {
+    /// zookeeper hosts, host[:port],… (env ochopod_zk)
+    #[argh(option)]
+    pub zk: Option<String>,
+    /// cluster name (env ochopod_cluster; default the task name)
+    #[argh(option)]
+    pub cluster: Option<String>,
+    /// namespace (env ochopod_namespace; default "default")
+    #[argh(option)]
+    pub namespace: Option<String>,
+    /// application (workload) name (env ochopod_application)
+    #[argh(option)]
+    pub application: Option<String>,
+    /// control port shared by every pod of the cluster (env ochopod_port; default 8080)
+    #[argh(option)]
+    pub port: Option<String>,
+    /// address the control port listens on (env OCHO_BIND; default 0.0.0.0)
+    #[argh(option)]
+    pub bind: Option<String>,
+    /// address other pods reach this pod at (env POD_IP; default the first non-loopback address)
+    #[argh(option)]
+    pub ip: Option<String>,
+    /// container ports to register, comma-separated PORT or PORT:MAPPED (env ochopod_ports);
+    /// the control port is always added
+    #[argh(option)]
+    pub ports: Option<String>,
+    /// pod name (env POD_NAME, else HOSTNAME)
+    #[argh(option)]
+    pub task: Option<String>,
+    /// node name (env NODE_NAME)
+    #[argh(option)]
+    pub node: Option<String>,
+    /// debug flag registered ("true" or "false") for the tools (env ochopod_debug; default true)
+    #[argh(option)]
+    pub debug: Option<String>,
+    /// with "false" the workload stays stopped after its first configuration until an explicit
+    /// on (env ochopod_start; default true)
+    #[argh(option)]
+    pub start: Option<String>,
+    /// seconds between SIGTERM and SIGKILL when stopping the workload (default 20)
+    #[argh(option, default = "20.0")]
+    pub grace: f64,
+    /// timeout in seconds the leader puts in its control requests (default 60)
+    #[argh(option, default = "60")]
+    pub timeout: u64,
+    /// seconds the leader waits after a change before configuring (default 0)
+    #[argh(option, default = "0.0")]
+    pub damper: f64,
+    /// leader: send control requests one pod at a time
+    #[argh(switch)]
+    pub sequential: bool,
+    /// leader: send off to every pod before on
+    #[argh(switch)]
+    pub full_shutdown: bool,
+    /// leader: seconds between --probe runs (default 60)
+    #[argh(option, default = "60.0")]
+    pub probe_every: f64,
+    /// another cluster this one depends on: name, /namespace.name or a wildcard (repeatable)
+    #[argh(option)]
+    pub depends_on: Vec<String>,
+    /// restart the workload on every configuration, not only when dependencies change
+    #[argh(switch)]
+    pub strict: bool,
+    /// seconds between --sanity runs (default 60)
+    #[argh(option, default = "60.0")]
+    pub check_every: f64,
+    /// consecutive failed sanity checks before the workload is stopped (default 1)
+    #[argh(option, default = "1")]
+    pub checks: u32,
+    /// render template SRC into DEST before each start (repeatable)
+    #[argh(option)]
+    pub template: Vec<String>,
+    /// hook: gets the cluster JSON, prints KEY=VALUE overrides; non-zero refuses (406)
+    #[argh(option)]
+    pub configure: Option<String>,
+    /// hook: gets the cluster JSON at check; non-zero refuses (406)
+    #[argh(option)]
+    pub can_configure: Option<String>,
+    /// hook (leader): gets the cluster JSON, its first output line becomes the status
+    #[argh(option)]
+    pub probe: Option<String>,
+    /// hook: sanity check of the workload (env OCHO_PID), prints metrics JSON; non-zero fails
+    #[argh(option)]
+    pub sanity: Option<String>,
+    /// hook: answers /control/signal, gets the payload, prints the reply JSON
+    #[argh(option)]
+    pub signal: Option<String>,
+    /// seconds a hook may run before it is killed (default 60)
+    #[argh(option, default = "60.0")]
+    pub hook_timeout: f64,
+    /// the workload and its arguments (after --)
+    #[argh(positional, greedy)]
+    pub cmd: Vec<String>,
+}
+
+/// What every thread of the agent shares: the log, the published state (`/info`) and the
+/// requests between threads.
+pub struct Shared {
+    pub log: log::Log,
+    record: Map<String, Value>,
+    depends_on: Vec<String>,
+    status: Mutex<Status>,
+    dead: AtomicBool,
+    workload: AtomicI32,
+    shutting_down: AtomicBool,
+    pub reset: tokio::sync::Notify,
+    pub shutdown: tokio::sync::Notify,
+    coordinator_done: Mutex<Option<std::sync::mpsc::Sender<()>>>,
+}
+
+struct Status {
+    process: &'static str,
+    state: &'static str,
+    /// Absent until the pod leads once (spec §3.3).
+    status: Option<String>,
+    metrics: Value,
+}
+
+impl Shared {
+    fn is_dead(&self) -> bool {
+        self.dead.load(Ordering::SeqCst)
+    }
+    fn set_dead(&self) {
+        self.dead.store(true, Ordering::SeqCst);
+    }
+    fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::SeqCst)
+    }
+    fn set_workload(&self, pid: Option<i32>) {
+        self.workload.store(pid.unwrap_or(0), Ordering::SeqCst);
+    }
+    fn lock(&self) -> std::sync::MutexGuard<'_, Status> {
+        self.status.lock().unwrap_or_else(|e| e.into_inner())
+    }
+    fn set_process(&self, p: &'static str) {
+        let mut s = self.lock();
+        s.process = p;
+        if p != process::RUNNING && p != process::DEAD {
+            s.metrics = json!({});
+        }
+    }
+    fn set_metrics(&self, m: Value) {
+        self.lock().metrics = m;
+    }
+    /// Publishes the leader's `state`, and `status` when given.
+    fn set_leader(&self, st: &'static str, status: Option<String>) {
+        let mut s = self.lock();
+        s.state = st;
+        if let Some(status) = status {
+            s.status = Some(status);
+        }
+    }
+    /// Back to follower; `status` becomes `""` if the pod led. Returns whether it led.
+    fn stop_leading(&self) -> bool {
+        let mut s = self.lock();
+        let led = s.state != state::FOLLOWER;
+        s.state = state::FOLLOWER;
+        if s.status.is_some() {
+            s.status = Some(String::new());
+        }
+        led
+    }
+    fn request_reset(&self) {
+        self.reset.notify_one();
+    }
+    fn coordinator_done(&self) {
+        if let Some(tx) = self.coordinator_done.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            let _ = tx.send(());
+        }
+    }
+
+    /// The `/info` object: whitelisted registration keys plus the live state.
+    fn info(&self) -> Value {
+        let mut info = Map::new();
+        for key in INFO_KEYS {
+            if let Some(v) = self.record.get(*key) {
+                info.insert(key.to_string(), v.clone());
+            }
+        }
+        let s = self.lock();
+        info.insert("process".into(), json!(s.process));
+        info.insert("state".into(), json!(s.state));
+        if let Some(status) = &s.status {
+            info.insert("status".into(), json!(status));
+        }
+        info.insert("metrics".into(), s.metrics.clone());
+        info.insert("dependencies".into(), json!(self.depends_on));
+        Value::Object(info)
+    }
+}
+
+/// 32 random lower-case hex characters (kazoo's lock prefix, `uuid4().hex`).
+fn random_hex32() -> String {
+    random_bytes().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A random UUID version 4 in canonical form.
+fn random_uuid() -> String {
+    let mut b = random_bytes();
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..])
+}
+
+fn random_bytes() -> [u8; 16] {
+    use std::io::Read;
+    let mut b = [0u8; 16];
+    let read = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut b));
+    if read.is_err() {
+        // No /dev in the container: std's randomly keyed hasher still differs per process.
+        use std::hash::{BuildHasher, Hasher};
+        for (i, chunk) in b.chunks_mut(8).enumerate() {
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_usize(i);
+            h.write_u32(std::process::id());
+            chunk.copy_from_slice(&h.finish().to_le_bytes());
+        }
+    }
+    b
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// The first non-loopback IPv4 address of the host.
+fn first_address() -> Option<String> {
+    let addrs = nix::ifaddrs::getifaddrs().ok()?;
+    for a in addrs {
+        let ip = a.address.as_ref().and_then(|s| s.as_sockaddr_in()).map(|s| s.ip());
+        if let Some(ip) = ip.filter(|ip| !ip.is_loopback()) {
+            return Some(ip.to_string());
+        }
+    }
+    None
+}
+
+/// Parses `--ports` (`2181,2888:32888`) into the registration's `ports`, adding the control port.
+fn parse_ports(text: &str, control: u16) -> Result<BTreeMap<String, u16>> {
+    let mut ports = BTreeMap::new();
+    for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let (c, m) = item.split_once(':').unwrap_or((item, item));
+        let c: u16 =
+            c.parse().map_err(|_| Error::Usage(format!("invalid port '{item}' in --ports")))?;
+        let m: u16 =
+            m.parse().map_err(|_| Error::Usage(format!("invalid port '{item}' in --ports")))?;
+        ports.insert(c.to_string(), m);
+    }
+    ports.entry(control.to_string()).or_insert(control);
+    Ok(ports)
+}
+
+/// The hints (registration record without `seq`, spec §1.3 and §2): defaults, then every
+/// `ochopod_<x>` variable as `<x>`, then the flags, then the binding's own keys.
+fn hints(args: &Args, vars: &[(String, String)]) -> Result<(Map<String, Value>, u16)> {
+    let mut h = Map::new();
+    for (k, v) in [
+        ("cluster", ""),
+        ("debug", "true"),
+        ("local", "false"),
+        ("namespace", "default"),
+        ("port", "8080"),
+        ("application", ""),
+        ("start", "true"),
+    ] {
+        h.insert(k.into(), json!(v));
+    }
+    for (k, v) in vars {
+        if let Some(key) = k.strip_prefix("ochopod_").filter(|k| !k.is_empty()) {
+            h.insert(key.into(), json!(v));
+        }
+    }
+    let flags = [
+        ("cluster", &args.cluster),
+        ("namespace", &args.namespace),
+        ("application", &args.application),
+        ("port", &args.port),
+        ("debug", &args.debug),
+        ("start", &args.start),
+        ("zk", &args.zk),
+    ];
+    for (k, v) in flags {
+        if let Some(v) = v {
+            h.insert(k.into(), json!(v));
+        }
+    }
+    let get = |h: &Map<String, Value>, k: &str| {
+        h.get(k).and_then(Value::as_str).unwrap_or("").to_string()
+    };
+    let var =
+        |name: &str| vars.iter().find(|(k, v)| k == name && !v.is_empty()).map(|(_, v)| v.clone());
+    let task = args
+        .task
+        .clone()
+        .or_else(|| var("POD_NAME"))
+        .or_else(|| var("HOSTNAME"))
+        .or_else(|| nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()))
+        .unwrap_or_default();
+    if get(&h, "cluster").is_empty() {
+        h.insert("cluster".into(), json!(task));
+    }
+    for key in ["cluster", "namespace"] {
+        let v = get(&h, key);
+        if v.is_empty() || v.contains('/') {
+            return Err(Error::Usage(format!(
+                "invalid {key} '{v}' (set --{key} or ochopod_{key})"
+            )));
+        }
+    }
+    if get(&h, "zk").trim().is_empty() {
+        return Err(Error::Usage("no zookeeper: set --zk or ochopod_zk (host:port,…)".into()));
+    }
+    let port: u16 = get(&h, "port").parse().ok().filter(|p| *p != 0).ok_or_else(|| {
+        Error::Usage(format!("invalid control port '{}' (--port, ochopod_port)", get(&h, "port")))
+    })?;
+    let ip = args
+        .ip
+        .clone()
+        .or_else(|| var("POD_IP"))
+        .or_else(first_address)
+        .ok_or_else(|| Error::Usage("no pod address: set --ip or POD_IP".into()))?;
+    let ports_text = args.ports.clone().or_else(|| var("ochopod_ports")).unwrap_or_default();
+    h.insert("ports".into(), json!(parse_ports(&ports_text, port)?));
+    h.insert("task".into(), json!(task));
+    h.insert("ip".into(), json!(ip));
+    if !h.contains_key("public") {
+        h.insert("public".into(), json!(ip));
+    }
+    let node = args.node.clone().or_else(|| var("NODE_NAME")).unwrap_or_default();
+    h.insert("node".into(), json!(node));
+    h.insert("fwk".into(), json!("ocho"));
+    h.remove("seq");
+    Ok((h, port))
+}
+
+fn seconds(what: &str, v: f64) -> Result<Duration> {
+    if v.is_finite() && v >= 0.0 {
+        Ok(Duration::from_secs_f64(v))
+    } else {
+        Err(Error::Usage(format!("invalid --{what} '{v}': expected seconds >= 0")))
+    }
+}
+
+/// Runs the agent until SIGTERM/SIGINT/SIGQUIT; exits with the workload's status.
+pub fn run(args: Args) -> Result<ExitCode> {
+    // Before any thread (tokio, async-io, rouille): threads inherit the mask (platform §4.1).
+    signals::block_all()?;
+    let mut sigs = signals::Signals::open()?;
+    if nix::unistd::getpid().as_raw() != 1 {
+        nix::sys::prctl::set_child_subreaper(true)
+            .map_err(|source| Error::Sys { what: "become child subreaper", source })?;
+    }
+    if args.cmd.is_empty() {
+        return Err(Error::Usage("no workload: ocho pod [options] -- CMD [ARGS…]".into()));
+    }
+    let vars: Vec<(String, String)> = std::env::vars().collect();
+    let (record, port) = hints(&args, &vars)?;
+    let templates =
+        args.template.iter().map(|t| template::parse_flag(t)).collect::<Result<Vec<_>>>()?;
+    let grace = seconds("grace", args.grace)?;
+    let damper = seconds("damper", args.damper)?;
+    let probe_every = seconds("probe-every", args.probe_every)?;
+    let check_every = seconds("check-every", args.check_every)?;
+    let hook_timeout = seconds("hook-timeout", args.hook_timeout)?;
+    let bind = args.bind.clone().or_else(|| env("OCHO_BIND")).unwrap_or_else(|| "0.0.0.0".into());
+    let settings: Value =
+        env("pod").and_then(|p| serde_json::from_str(&p).ok()).unwrap_or(json!({}));
+    let get = |k: &str| record.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+    let (namespace, cluster) = (get("namespace"), get("cluster"));
+    let name = paths::cluster_name(&namespace, &cluster);
+    let workload_env = vec![("ochopod".to_string(), Value::Object(record.clone()).to_string())];
+
+    let (done_tx, done_rx) = channel();
+    let shared = Arc::new(Shared {
+        log: log::Log::default(),
+        record: record.clone(),
+        depends_on: args.depends_on.clone(),
+        status: Mutex::new(Status {
+            process: process::STOPPED,
+            state: state::FOLLOWER,
+            status: None,
+            metrics: json!({}),
+        }),
+        dead: AtomicBool::new(false),
+        workload: AtomicI32::new(0),
+        shutting_down: AtomicBool::new(false),
+        reset: tokio::sync::Notify::new(),
+        shutdown: tokio::sync::Notify::new(),
+        coordinator_done: Mutex::new(Some(done_tx)),
+    });
+    let reaper = reaper::Reaper::default();
+    let uuid = random_uuid();
+    shared.log.info(format!("pod {uuid} of {name}, workload: {}", args.cmd.join(" ")));
+
+    let addr = format!("{bind}:{port}");
+    let (tx, rx) = channel();
+    let ctx = server::Ctx { shared: Arc::clone(&shared), lifecycle: Mutex::new(tx.clone()) };
+    let http = rouille::Server::new(&addr, move |req| server::routes(req, &ctx))
+        .map_err(|e| Error::Failed(format!("cannot listen on {addr}: {e}")))?;
+    shared.log.info(format!("listening on {}", http.server_addr()));
+    std::thread::spawn(move || http.run());
+
+    let life_cfg = lifecycle::Config {
+        cmd: args.cmd.clone(),
+        grace,
+        strict: args.strict,
+        start: get("start") == "true",
+        check_every,
+        checks: args.checks.max(1),
+        templates,
+        configure: args.configure.clone(),
+        can_configure: args.can_configure.clone(),
+        sanity: args.sanity.clone(),
+        signal: args.signal.clone(),
+        hook_timeout,
+        env: workload_env.clone(),
+        settings,
+    };
+    let life =
+        lifecycle::Lifecycle::new(life_cfg, Arc::clone(&shared), reaper.clone(), tx.clone(), rx);
+    std::thread::spawn(move || life.run());
+
+    let coord = coordinator::Coordinator {
+        hosts: get("zk"),
+        namespace,
+        name,
+        uuid,
+        record,
+        seq: None,
+        leader: coordinator::LeaderConfig {
+            round: leader::Round {
+                port: port.to_string(),
+                timeout: args.timeout,
+                sequential: args.sequential,
+                full_shutdown: args.full_shutdown,
+            },
+            damper,
+            probe_every,
+            depends_on: args.depends_on.clone(),
+            probe: args.probe.clone(),
+            hook_timeout,
+            env: workload_env,
+        },
+        shared: Arc::clone(&shared),
+        reaper: reaper.clone(),
+    };
+    std::thread::spawn(move || coord.run());
+
+    supervise(&mut sigs, &shared, &reaper, &tx, &done_rx)
+}
+
+/// The main thread: reap, forward signals, and stop in order on TERM/INT/QUIT (workload first,
+/// then the ZooKeeper session so our nodes vanish at once).
+fn supervise(
+    sigs: &mut signals::Signals,
+    shared: &Shared,
+    reaper: &reaper::Reaper,
+    lifecycle: &std::sync::mpsc::Sender<lifecycle::Msg>,
+    coordinator_done: &Receiver<()>,
+) -> Result<ExitCode> {
+    let mut stopping: Option<Receiver<u8>> = None;
+    loop {
+        for signal in sigs.wait(Duration::from_millis(500))? {
+            match signal {
+                Signal::SIGCHLD => {}
+                Signal::SIGTERM | Signal::SIGINT | Signal::SIGQUIT if stopping.is_none() => {
+                    shared.log.info(format!("{} received: stopping", signal.as_str()));
+                    shared.shutting_down.store(true, Ordering::SeqCst);
+                    let (tx, rx) = channel();
+                    let forwarded =
+                        if signal == Signal::SIGQUIT { Signal::SIGTERM } else { signal };
+                    if lifecycle
+                        .send(lifecycle::Msg::Shutdown { signal: forwarded, done: tx })
+                        .is_err()
+                    {
+                        return Ok(ExitCode::from(1));
+                    }
+                    stopping = Some(rx);
+                }
+                Signal::SIGHUP | Signal::SIGUSR1 | Signal::SIGUSR2 | Signal::SIGWINCH => {
+                    let pid = shared.workload.load(Ordering::SeqCst);
+                    if pid > 0 {
+                        let _ = kill(Pid::from_raw(pid), signal);
+                    }
+                }
+                _ => {}
+            }
+        }
+        reaper.reap();
+        if let Some(Ok(code)) = stopping.as_ref().map(Receiver::try_recv) {
+            shared.shutdown.notify_one();
+            // The coordinator closes its session; don't wait on a ZooKeeper that is gone.
+            let _ = coordinator_done.recv_timeout(Duration::from_secs(3));
+            shared.log.info(format!("exiting with {code}"));
+            return Ok(ExitCode::from(code));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(words: &[&str]) -> Args {
+        match crate::cli::parse_words(&[&["pod"], words].concat()) {
+            crate::cli::Parsed::Run(crate::cli::Mode::Pod(a)) => a,
+            _ => panic!("not pod args: {words:?}"),
+        }
+    }
+
+    fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn hints_follow_the_spec_keys() {
+        let a = args(&["--ip", "10.1.2.3", "--", "sleep", "1"]);
+        let v = vars(&[
+            ("ochopod_cluster", "zk"),
+            ("ochopod_zk", "zk-0:2181"),
+            ("ochopod_ports", "2181,2888,3888"),
+            ("ochopod_extra", "x"),
+            ("ochopod_application", "ochopod.default.zk-2026"),
+            ("POD_NAME", "zk-abc"),
+            ("NODE_NAME", "node-1"),
+        ]);
+        let (h, port) = hints(&a, &v).unwrap();
+        assert_eq!(port, 8080);
+        assert_eq!(h["cluster"], "zk");
+        assert_eq!(h["namespace"], "default");
+        assert_eq!(h["port"], "8080");
+        assert_eq!(h["ports"], json!({"2181": 2181, "2888": 2888, "3888": 3888, "8080": 8080}));
+        assert_eq!(h["task"], "zk-abc");
+        assert_eq!(h["node"], "node-1");
+        assert_eq!(h["ip"], "10.1.2.3");
+        assert_eq!(h["public"], "10.1.2.3");
+        assert_eq!(h["extra"], "x");
+        assert_eq!(h["debug"], "true");
+        assert_eq!(h["start"], "true");
+        assert_eq!(h["local"], "false");
+        assert!(!h.contains_key("seq"));
+    }
+
+    #[test]
+    fn bad_identity_is_a_usage_error() {
+        let a = args(&["--ip", "1.2.3.4", "--", "x"]);
+        for v in [
+            vars(&[("ochopod_cluster", "c")]),
+            vars(&[("ochopod_cluster", "c"), ("ochopod_zk", "h"), ("ochopod_port", "nope")]),
+            vars(&[("ochopod_cluster", "c"), ("ochopod_zk", "h"), ("ochopod_ports", "80,x")]),
+        ] {
+            assert!(matches!(hints(&a, &v), Err(Error::Usage(_))), "{v:?}");
+        }
+    }
+
+    #[test]
+    fn uuids_are_version_4() {
+        let u = random_uuid();
+        assert_eq!(u.len(), 36);
+        assert_eq!(&u[14..15], "4");
+        assert_ne!(u, random_uuid());
+        assert_eq!(random_hex32().len(), 32);
+    }
+}
