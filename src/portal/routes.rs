@@ -44,8 +44,12 @@ pub fn routes(state: &Arc<State>, request: &Request) -> Response {
     if path == "/shell" {
         return shell(state, request, started);
     }
+    // The kubelet's probes carry no credentials: liveness and readiness answer without a token
+    // and tell nothing but "up" and "ZooKeeper serves".
     let response = if path == "/healthz" {
         Response::json(&json!({"ok": true}))
+    } else if path == "/readyz" && request.method() == "GET" {
+        readyz()
     } else if let Some(denied) = deny(state, request, None) {
         denied
     } else {
@@ -173,17 +177,23 @@ fn deny(state: &State, request: &Request, line: Option<&str>) -> Option<Response
 /// `GET /readyz`: 200 when the ZooKeeper in `$OCHOPOD_ZK` answers `srvr` as serving.
 fn readyz() -> Response {
     let hosts = std::env::var("OCHOPOD_ZK").unwrap_or_default();
-    let Some(first) = hosts.split(',').map(str::trim).find(|h| !h.is_empty()) else {
-        return error(503, "OCHOPOD_ZK is not set");
-    };
-    let first = first.split('/').next().unwrap_or(first);
-    match crate::zk::probe::srvr(first, Duration::from_secs(2)) {
-        Ok(crate::zk::probe::Probe::Serving(_)) => {
-            Response::json(&json!({"ok": true, "zk": first}))
+    // `host:port,host:port/chroot`: the chroot belongs to the last host only.
+    let hosts = hosts.split('/').next().unwrap_or_default();
+    let mut why = String::from("OCHOPOD_ZK is not set");
+    // Ready when any member of the ensemble serves: that is all a client session needs.
+    for host in hosts.split(',').map(str::trim).filter(|h| !h.is_empty()) {
+        let addr = if host.contains(':') { host.to_string() } else { format!("{host}:2181") };
+        match crate::zk::probe::srvr(&addr, Duration::from_secs(2)) {
+            Ok(crate::zk::probe::Probe::Serving(_)) => {
+                return Response::json(&json!({"ok": true, "zk": addr}));
+            }
+            Ok(crate::zk::probe::Probe::NotServing(_)) => {
+                why = format!("zookeeper {addr} is not serving yet")
+            }
+            Err(err) => why = format!("zookeeper {addr}: {err}"),
         }
-        Ok(crate::zk::probe::Probe::NotServing(_)) => error(503, "zookeeper is not serving yet"),
-        Err(err) => error(503, &format!("zookeeper {first}: {err}")),
     }
+    error(503, &why)
 }
 
 /// `GET /tools`: every tool with its description, positionals and options, from the same argh
