@@ -5,7 +5,8 @@
 # image's non-root user, with the data volume bind-mounted and /tmp as tmpfs, in the host's
 # network namespace on free ports. Checks: ocho is PID 1 inside, not root; ZooKeeper becomes
 # ready and serves clients; the portal answers /healthz; `runc kill TERM` ends the container
-# cleanly (exit 0) within the grace; the data volume holds ZooKeeper's data. Needs root (runc).
+# cleanly (exit 0) within the grace; the data volume holds ZooKeeper's data; /readyz and a tool
+# through the portal with `ocho cli` inside the container. Needs root (runc).
 set -eu
 img=$1
 fail() { echo "image-test: FAILED: $*" >&2; [ -f "${log:-/dev/null}" ] && tail -n 30 "$log" >&2; exit 1; }
@@ -68,13 +69,12 @@ grep -q "^Uid:[[:space:]]*10001[[:space:]]" "/proc/$pid/status" || fail "ocho ru
 
 "$work/bundle/rootfs/ocho" zk-status --zk "127.0.0.1:$zk_port" | grep -q "Mode: standalone" || fail "zk-status"
 curl -fsS "http://127.0.0.1:$portal_port/healthz" | grep -q '"ok"' || fail "portal /healthz"
-if curl -fsS -o /dev/null "http://127.0.0.1:$portal_port/readyz" 2>/dev/null; then
-    echo "image-test: portal /readyz ok"
-fi
-if runc exec "$id" /ocho cli --help >/dev/null 2>&1; then
-    out=$(runc exec "$id" /ocho cli "127.0.0.1:$portal_port" help 2>&1) || fail "ocho cli through the portal: $out"
-    echo "image-test: ocho cli through the portal ok"
-fi
+curl -fsS "http://127.0.0.1:$portal_port/readyz" | grep -q '"ok":true' || fail "portal /readyz"
+# A tool through the portal, with the client inside the container (no shell: the argv as is).
+out=$(runc exec "$id" /ocho cli "127.0.0.1:$portal_port" ls 2>&1) || fail "ocho cli ls through the portal: $out"
+out=$(runc exec "$id" /ocho cli "127.0.0.1:$portal_port" args 'a b' '$(id)' 2>&1) || fail "ocho cli args: $out"
+printf '%s\n' "$out" | grep -qxF 'arg 2: $(id)' || fail "metacharacters did not arrive literally: $out"
+echo "image-test: /readyz and ocho cli through the portal ok"
 touch "$work/bundle/rootfs/probe" 2>/dev/null && rm -f "$work/bundle/rootfs/probe"
 runc exec "$id" /ocho zk-status --zk "127.0.0.1:$zk_port" >/dev/null || fail "runc exec"
 if runc exec "$id" /ocho init --help >/dev/null 2>&1 && runc exec "$id" sh -c true 2>/dev/null; then

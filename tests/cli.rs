@@ -12,6 +12,31 @@ use std::time::Instant;
 use support::portal::Portal;
 use support::{DEADLINE, free_port, ocho};
 
+/// A child whose stdio the test set up itself; `Drop` kills and reaps it.
+struct Owned(std::process::Child);
+
+impl Owned {
+    /// Waits for the exit, up to the deadline (then panics; `Drop` kills).
+    fn wait_exit(&mut self) -> std::process::ExitStatus {
+        let end = Instant::now() + DEADLINE;
+        loop {
+            if let Some(status) = self.0.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < end, "child did not exit in {DEADLINE:?}");
+            // Exit polling: no readiness involved.
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Owned {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 struct Ran {
     code: Option<i32>,
     out: String,
@@ -21,7 +46,12 @@ struct Ran {
 /// Runs `ocho cli <args>` with `env` and `stdin`, killing it at the deadline.
 fn cli(args: &[&str], env: &[(&str, &str)], stdin: &str) -> Ran {
     let mut cmd = ocho();
-    cmd.arg("cli").args(args).env_remove("OCHOPOD_PROXY").env_remove("OCHOPOD_TOKEN");
+    let home = tempfile::tempdir().unwrap();
+    cmd.arg("cli")
+        .args(args)
+        .env_remove("OCHOPOD_PROXY")
+        .env_remove("OCHOPOD_TOKEN")
+        .env("HOME", home.path());
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -149,4 +179,57 @@ fn clear_messages_for_no_proxy_unreachable_refused_and_non_json() {
     server.join().unwrap();
     assert_eq!(ran.code, Some(1));
     assert!(ran.err.contains("HTTP 502, not JSON"), "{}", ran.err);
+}
+
+/// On a terminal (a pty here) the REPL edits lines: ↑ recalls the last line, Backspace
+/// deletes, Ctrl-D leaves; history lands in ~/.ocho_cli_history.
+#[test]
+fn the_repl_on_a_terminal_edits_lines_and_recalls_history_with_the_arrow_keys() {
+    use std::os::fd::AsFd;
+    let portal = Portal::start(&[], &[]);
+    let home = tempfile::tempdir().unwrap();
+    let pty = nix::pty::openpty(None, None).unwrap();
+    let slave = |_: ()| Stdio::from(pty.slave.as_fd().try_clone_to_owned().unwrap());
+    let mut cmd = ocho();
+    cmd.args(["cli", &portal.addr])
+        .env("HOME", home.path())
+        .env_remove("OCHOPOD_PROXY")
+        .env_remove("OCHOPOD_TOKEN")
+        .stdin(slave(()))
+        .stdout(slave(()))
+        .stderr(slave(()));
+    let mut child = Owned(cmd.spawn().unwrap());
+    drop(pty.slave);
+    let screen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let mut master = std::fs::File::from(pty.master);
+    let mut reader = master.try_clone().unwrap();
+    let copy = std::sync::Arc::clone(&screen);
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        // EIO once the last slave descriptor closes: the end.
+        while let Ok(n @ 1..) = reader.read(&mut buf) {
+            copy.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+    let wait_screen = |what: &str, n: usize| {
+        let end = Instant::now() + DEADLINE;
+        while screen.lock().unwrap().matches(what).count() < n {
+            assert!(
+                Instant::now() < end,
+                "no {what:?} x{n} on the screen:\n{}",
+                screen.lock().unwrap()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    };
+    wait_screen(" > ", 1);
+    master.write_all(b"args onx\x7fe\r").unwrap();
+    wait_screen("arg 1: one", 1);
+    master.write_all(b"\x1b[A\r").unwrap();
+    wait_screen("arg 1: one", 2);
+    master.write_all(b"\x04").unwrap();
+    let status = child.wait_exit();
+    assert_eq!(status.code(), Some(0), "{}", screen.lock().unwrap());
+    let saved = std::fs::read_to_string(home.path().join(".ocho_cli_history")).unwrap();
+    assert_eq!(saved, "args one\n");
 }

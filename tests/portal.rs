@@ -307,7 +307,11 @@ fn tools_and_metrics_and_one_log_line_per_request() {
         assert!(!names.contains(&mode), "{names:?}");
     }
     assert_eq!(portal.shell("args x", &[]).status, 200);
-    portal.proc.wait_for_line("POST /shell args 200 0 ", DEADLINE);
+    let line = portal.proc.wait_for_line("POST /shell args 200 0 ", DEADLINE);
+    assert!(
+        line.ends_with("ms 9B"),
+        "time, peer, method, path, tool, status, code, ms, bytes: {line}"
+    );
     portal.proc.wait_for_line("GET /tools - 200", DEADLINE);
     let ready = portal.request("GET", "/readyz", &[], b"");
     assert_eq!(ready.status, 503, "no OCHOPOD_ZK: not ready");
@@ -365,35 +369,13 @@ fn under_init_the_portal_is_ready_with_zookeeper_and_runs_tools() {
 /// the tool list, uploads a file that the tool then sees, and marks a failed run.
 #[test]
 fn the_web_terminal_runs_help_uploads_a_file_and_marks_failures_in_chromium() {
-    let chromium = "/usr/bin/chromium";
-    assert!(
-        std::path::Path::new(chromium).is_file(),
-        "{chromium} missing: install Debian package chromium (make deps)"
-    );
+    support::chromium::require();
     let portal = Portal::start(&[], &[]);
-    let profile = tempfile::tempdir().unwrap();
     let url = format!(
         "http://{}/?run=help&file=probe.txt:hello%20web&run=args%20--json%20probe.txt&run=args%20--exit%203%20boom",
         portal.addr
     );
-    let mut cmd = std::process::Command::new(chromium);
-    cmd.args([
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--virtual-time-budget=20000",
-        "--dump-dom",
-    ])
-    .arg(format!("--user-data-dir={}", profile.path().display()))
-    .arg(&url);
-    let mut browser = Proc::spawn("chromium", cmd);
-    browser.expect_exit(Duration::from_secs(120));
-    let dom = browser.lines().join("\n");
+    let dom = support::chromium::render_when_done(&url, Duration::from_secs(120));
     assert!(dom.contains("data-done=\"3\""), "the page did not finish its runs:\n{dom}");
     // The column width depends on the longest tool name (other branches add tools).
     assert!(dom.contains("print the arguments as received"), "help output missing:\n{dom}");
@@ -406,4 +388,30 @@ fn the_web_terminal_runs_help_uploads_a_file_and_marks_failures_in_chromium() {
     // Only the portal was contacted: every asset is local.
     portal.proc.wait_for_line("GET /static/app.js - 200", DEADLINE);
     portal.proc.wait_for_line("POST /shell args 200 3", DEADLINE);
+}
+
+/// SIGTERM gives requests in flight `--drain` seconds, then stops their tools: the client gets
+/// a 503 reply, the portal exits 0 in time for `ocho init`'s grace, nothing is left behind.
+#[test]
+fn sigterm_stops_tools_still_running_after_the_drain_period() {
+    let mut portal = Portal::start(&["--drain", "1"], &[]);
+    let mut conn = portal.open("POST", "/shell", &[("X-Shell", "args --sleep 600 --helper")], b"");
+    wait_until("the tool to start", || !portal.children().is_empty());
+    portal.proc.signal(Signal::SIGTERM);
+    let mut raw = Vec::new();
+    std::io::Read::read_to_end(&mut conn, &mut raw).unwrap();
+    let reply = support::portal::Reply::parse(&raw);
+    assert_eq!(reply.status, 503, "{}", reply.text());
+    assert_eq!(reply.json()["killed"], "shutdown");
+    let helper: i32 = reply.json()["out"]
+        .as_str()
+        .unwrap()
+        .trim()
+        .strip_prefix("helper pid ")
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(portal.proc.expect_exit(DEADLINE).code(), Some(0), "{}", portal.proc.tail());
+    wait_until("the helper to die", || !running(helper));
+    assert!(portal.leftovers().is_empty(), "{:?}", portal.leftovers());
 }

@@ -1,5 +1,5 @@
 //! Portal authentication. With a token configured (`--token-file` or `OCHO_TOKEN`), every route
-//! but `/healthz` needs one of: `Authorization: Bearer <token>`; `Authorization: Basic` whose
+//! but the kubelet's probes `/healthz` and `/readyz` needs one of: `Authorization: Bearer <token>`; `Authorization: Basic` whose
 //! password is the token (what a browser sends after its login prompt, for the web terminal);
 //! or Ochothon's `X-Signature: sha1=<hex HMAC-SHA1 of the X-Shell line keyed with the token>`
 //! (spec §9.1). Every comparison is constant-time (ring's HMAC verification). The token is never

@@ -44,7 +44,7 @@ pub const KILL_GRACE: Duration = Duration::from_secs(3);
 /// A line longer than this is passed on in pieces (a single line cannot hold memory hostage).
 const MAX_LINE: u64 = 64 * 1024;
 
-/// How often the "is the client still there" probe runs.
+/// How often `interrupt` (client still there? portal stopping?) is polled.
 const PROBE_EVERY: Duration = Duration::from_millis(250);
 
 /// Per-request limits.
@@ -78,6 +78,8 @@ pub enum Killed {
     Deadline,
     Output,
     Disconnect,
+    /// The portal is stopping and the drain period is over.
+    Shutdown,
 }
 
 impl Killed {
@@ -91,6 +93,7 @@ impl Killed {
                 format!("portal: output over {} bytes, tool killed", limits.max_output)
             }
             Killed::Disconnect => "portal: client disconnected, tool killed".into(),
+            Killed::Shutdown => "portal: shutting down, tool stopped".into(),
         }
     }
 
@@ -100,6 +103,7 @@ impl Killed {
             Killed::Deadline => "deadline",
             Killed::Output => "output",
             Killed::Disconnect => "disconnect",
+            Killed::Shutdown => "shutdown",
         }
     }
 }
@@ -119,13 +123,14 @@ pub fn status_code(status: ExitStatus) -> i32 {
 }
 
 /// Runs `ocho <argv…>` in `dir`. Each output line (with its newline) goes to `sink`, which
-/// returns false when it can no longer deliver (the client is gone). `client_alive` is polled a
-/// few times a second for the same reason while the tool is silent.
+/// returns false when it can no longer deliver (the client is gone). `interrupt` is polled a few
+/// times a second, also while the tool is silent: a reason to end the tool (the client left,
+/// the portal is shutting down) or `None`.
 pub fn run(
     argv: &[String],
     dir: &Path,
     limits: &Limits,
-    client_alive: &dyn Fn() -> bool,
+    interrupt: &dyn Fn() -> Option<Killed>,
     sink: &mut dyn FnMut(Stream, &[u8]) -> bool,
 ) -> Result<ToolRun> {
     let mut cmd = Command::new("/proc/self/exe");
@@ -231,8 +236,8 @@ pub fn run(
         }
         if now >= next_probe {
             next_probe = now + PROBE_EVERY;
-            if killed.is_none() && !client_alive() {
-                stop(Killed::Disconnect, &mut killed, &mut term_sent);
+            if let Some(why) = interrupt().filter(|_| killed.is_none()) {
+                stop(why, &mut killed, &mut term_sent);
             }
         }
         if term_sent.is_some_and(|t| now >= t + KILL_GRACE) {

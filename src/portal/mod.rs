@@ -6,6 +6,7 @@
 mod auth;
 mod exec;
 mod metrics;
+mod reply;
 mod routes;
 mod upload;
 mod web;
@@ -49,6 +50,10 @@ pub struct Args {
     /// file holding the token clients must present (default: env OCHO_TOKEN; neither: open)
     #[argh(option)]
     pub token_file: Option<PathBuf>,
+    /// seconds requests in flight may go on after SIGTERM before their tools are stopped
+    /// (default 10; under `ocho init`'s share of its grace)
+    #[argh(option, default = "10.0")]
+    pub drain: f64,
 }
 
 /// Serves until SIGTERM, SIGINT or SIGQUIT, then finishes the requests in flight and exits 0.
@@ -62,6 +67,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
             routes::MAX_TIMEOUT_SECS
         )));
     }
+    let drain = Duration::try_from_secs_f64(args.drain)
+        .map_err(|_| Error::Usage(format!("--drain {}: not a duration", args.drain)))?;
     let token = auth::Token::load(args.token_file.as_deref())?;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let max_concurrent = args.max_concurrent.unwrap_or(2 * cores + 2).max(1);
@@ -77,6 +84,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         metrics: metrics::Metrics::default(),
         port: 0,
         tmp: std::env::temp_dir(),
+        stop_at: std::sync::OnceLock::new(),
     };
     // The port is known once bound; the state is built before, so bind first, then fill it in
     // through a cell the handler reads.
@@ -121,7 +129,12 @@ pub fn run(args: Args) -> Result<ExitCode> {
     while !stop.load(Ordering::SeqCst) {
         server.poll_timeout(Duration::from_millis(100));
     }
-    eprintln!("stopping: draining requests in flight");
+    eprintln!(
+        "stopping: draining requests in flight (tools still running in {drain:?} are stopped)"
+    );
+    if let Some(state) = shared.get() {
+        let _ = state.stop_at.set(std::time::Instant::now() + drain);
+    }
     server.poll_timeout(Duration::from_millis(0));
     server.join();
     eprintln!("stopped");

@@ -1,21 +1,20 @@
 //! The portal's routes, as a function of the shared [`State`] and one request (unit tested with
-//! `Request::fake_http`). `/shell` checks, in order: credentials (401/403), the concurrency
-//! limit (503), the line (400), uploads (400/413); only then does it run the tool (exec.rs) and
-//! reply with JSON, or stream NDJSON when the client asks for it.
+//! `Request::fake_http`). `/shell` checks, in order: where a browser request comes from and the
+//! credentials (401/403), the line (400), the concurrency limit (503), uploads (400/413); only
+//! then does it hand the run to `reply.rs` (JSON, or NDJSON when the client asks for it).
 
-use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use rouille::{Request, Response, Upgrade};
+use rouille::{Request, Response};
 use serde_json::json;
 
 use super::auth::{Token, Verdict};
-use super::exec::{self, Limits, Stream};
+use super::exec::Limits;
 use super::metrics::Metrics;
+use super::reply::{Run, Slot};
 use super::{upload, web, words};
 use crate::cli::{self, Parsed};
 
@@ -34,6 +33,8 @@ pub struct State {
     pub port: u16,
     /// Where request directories are made (the system temporary directory by default).
     pub tmp: PathBuf,
+    /// Set when the portal starts stopping: tools still running then are stopped.
+    pub stop_at: std::sync::OnceLock<Instant>,
 }
 
 /// Answers one request; logs it unless the answer is a stream (which logs when it ends).
@@ -43,8 +44,12 @@ pub fn routes(state: &Arc<State>, request: &Request) -> Response {
     if path == "/shell" {
         return shell(state, request, started);
     }
+    // The kubelet's probes carry no credentials: liveness and readiness answer without a token
+    // and tell nothing but "up" and "ZooKeeper serves".
     let response = if path == "/healthz" {
         Response::json(&json!({"ok": true}))
+    } else if path == "/readyz" && request.method() == "GET" {
+        readyz()
     } else if let Some(denied) = deny(state, request, None) {
         denied
     } else {
@@ -60,31 +65,54 @@ pub fn routes(state: &Arc<State>, request: &Request) -> Response {
             _ => error(404, "not found"),
         }
     };
-    log(request.remote_addr(), request.method(), &path, "-", response.status_code, None, started);
+    log(&Access {
+        peer: request.remote_addr(),
+        method: request.method(),
+        path: &path,
+        tool: "-",
+        status: response.status_code,
+        code: None,
+        bytes: None,
+        started,
+    });
     response
 }
 
-/// One access-log line on stderr: time, peer, method, path, tool, HTTP status, exit code, ms.
-/// Never the line's arguments nor any credential.
-pub fn log(
-    peer: &SocketAddr,
-    method: &str,
-    path: &str,
-    tool: &str,
-    status: u16,
-    code: Option<i32>,
-    started: Instant,
-) {
-    let code = code.map_or("-".to_string(), |c| c.to_string());
+/// What an access-log line says about a request.
+pub struct Access<'a> {
+    pub peer: &'a SocketAddr,
+    pub method: &'a str,
+    pub path: &'a str,
+    /// The tool word, `help`, or `-`.
+    pub tool: &'a str,
+    pub status: u16,
+    /// The tool's exit code, if one ran (or 2 for a refused line).
+    pub code: Option<i32>,
+    /// Bytes of tool output, if one ran.
+    pub bytes: Option<usize>,
+    pub started: Instant,
+}
+
+/// One access-log line on stderr: time, peer, method, path, tool, HTTP status, exit code, ms,
+/// output bytes. Never the line's arguments nor any credential.
+pub fn log(a: &Access) {
+    let dash = |v: Option<String>| v.unwrap_or_else(|| "-".into());
     eprintln!(
-        "{} {peer} {method} {path} {tool} {status} {code} {}ms",
+        "{} {} {} {} {} {} {} {}ms {}",
         utc_now(),
-        started.elapsed().as_millis()
+        a.peer,
+        a.method,
+        a.path,
+        a.tool,
+        a.status,
+        dash(a.code.map(|c| c.to_string())),
+        a.started.elapsed().as_millis(),
+        dash(a.bytes.map(|b| format!("{b}B"))),
     );
 }
 
 /// ISO 8601 UTC time of now, second precision.
-fn utc_now() -> String {
+pub(super) fn utc_now() -> String {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
@@ -116,7 +144,7 @@ fn method_not_allowed(allow: &str) -> Response {
 }
 
 /// The reply for a line refused before anything ran, in the `/shell` shape.
-fn refused(status: u16, message: &str) -> Response {
+pub(super) fn refused(status: u16, message: &str) -> Response {
     let mut err = message.to_string();
     if !err.ends_with('\n') {
         err.push('\n');
@@ -149,17 +177,23 @@ fn deny(state: &State, request: &Request, line: Option<&str>) -> Option<Response
 /// `GET /readyz`: 200 when the ZooKeeper in `$OCHOPOD_ZK` answers `srvr` as serving.
 fn readyz() -> Response {
     let hosts = std::env::var("OCHOPOD_ZK").unwrap_or_default();
-    let Some(first) = hosts.split(',').map(str::trim).find(|h| !h.is_empty()) else {
-        return error(503, "OCHOPOD_ZK is not set");
-    };
-    let first = first.split('/').next().unwrap_or(first);
-    match crate::zk::probe::srvr(first, Duration::from_secs(2)) {
-        Ok(crate::zk::probe::Probe::Serving(_)) => {
-            Response::json(&json!({"ok": true, "zk": first}))
+    // `host:port,host:port/chroot`: the chroot belongs to the last host only.
+    let hosts = hosts.split('/').next().unwrap_or_default();
+    let mut why = String::from("OCHOPOD_ZK is not set");
+    // Ready when any member of the ensemble serves: that is all a client session needs.
+    for host in hosts.split(',').map(str::trim).filter(|h| !h.is_empty()) {
+        let addr = if host.contains(':') { host.to_string() } else { format!("{host}:2181") };
+        match crate::zk::probe::srvr(&addr, Duration::from_secs(2)) {
+            Ok(crate::zk::probe::Probe::Serving(_)) => {
+                return Response::json(&json!({"ok": true, "zk": addr}));
+            }
+            Ok(crate::zk::probe::Probe::NotServing(_)) => {
+                why = format!("zookeeper {addr} is not serving yet")
+            }
+            Err(err) => why = format!("zookeeper {addr}: {err}"),
         }
-        Ok(crate::zk::probe::Probe::NotServing(_)) => error(503, "zookeeper is not serving yet"),
-        Err(err) => error(503, &format!("zookeeper {first}: {err}")),
     }
+    error(503, &why)
 }
 
 /// `GET /tools`: every tool with its description, positionals and options, from the same argh
@@ -259,22 +293,22 @@ fn unknown(tool: &str) -> String {
     format!("unknown tool '{tool}'\navailable tools: {}\n", tools.join(", "))
 }
 
-/// Decrements the in-flight count when the run is over, however it ends.
-struct Slot(Arc<State>);
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        self.0.metrics.in_flight.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
 /// `GET /shell?line=…` and `POST /shell` (`X-Shell`, optional multipart uploads).
 fn shell(state: &Arc<State>, request: &Request, started: Instant) -> Response {
     let peer = *request.remote_addr();
     let method = request.method().to_string();
     let done = |response: Response, tool: &str, code: Option<i32>| {
         state.metrics.observe(tool, response.status_code, started.elapsed());
-        log(&peer, &method, "/shell", tool, response.status_code, code, started);
+        log(&Access {
+            peer: &peer,
+            method: &method,
+            path: "/shell",
+            tool,
+            status: response.status_code,
+            code,
+            bytes: None,
+            started,
+        });
         response
     };
     let line = match method.as_str() {
@@ -282,6 +316,12 @@ fn shell(state: &Arc<State>, request: &Request, started: Instant) -> Response {
         "GET" => request.get_param("line"),
         _ => return done(method_not_allowed("GET, POST"), "-", None),
     };
+    // Browsers say where a request comes from; a page of another site must not run tools
+    // with the credentials a browser remembers for ours (GET needs no preflight).
+    if request.header("Sec-Fetch-Site").is_some_and(|s| s != "same-origin" && s != "none") {
+        state.metrics.reject("cross-site");
+        return done(error(403, "cross-site request refused"), "-", None);
+    }
     if let Some(denied) = deny(state, request, line.as_deref()) {
         return done(denied, "-", None);
     }
@@ -314,8 +354,7 @@ fn shell(state: &Arc<State>, request: &Request, started: Instant) -> Response {
     }
     // Checked after validation so that help and typos never count against the limit; a refused
     // request touches nothing that the requests in flight use.
-    let in_flight = state.metrics.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
-    let slot = Slot(Arc::clone(state));
+    let (slot, in_flight) = Slot::take(state);
     if in_flight > state.max_concurrent {
         drop(slot);
         state.metrics.reject("busy");
@@ -335,8 +374,14 @@ fn shell(state: &Arc<State>, request: &Request, started: Instant) -> Response {
     {
         let declared =
             request.header("Content-Length").and_then(|l| l.trim().parse::<usize>().ok());
+        // A declared length bounds everything read, ignored form fields included (browsers,
+        // curl and `ocho cli` always declare it).
+        let Some(declared) = declared else {
+            let message = "portal: uploads need a Content-Length";
+            return done(refused(411, message), &tool, None);
+        };
         // Multipart framing adds a little; anything far past the cap is refused unread.
-        if declared.is_some_and(|len| len > state.max_upload + 64 * 1024) {
+        if declared > state.max_upload + 64 * 1024 {
             return done(
                 refused(413, &format!("portal: uploads larger than {} bytes", state.max_upload)),
                 &tool,
@@ -345,7 +390,7 @@ fn shell(state: &Arc<State>, request: &Request, started: Instant) -> Response {
         }
         match upload::save(request, dir.path(), state.max_upload) {
             Ok(_) => {}
-            Err(err @ upload::UploadError::TooLarge(_)) => {
+            Err(err @ (upload::UploadError::TooLarge(_) | upload::UploadError::TooMany)) => {
                 return done(refused(413, &format!("portal: {err}")), &tool, None);
             }
             Err(err @ upload::UploadError::Io { .. }) => {
@@ -364,6 +409,7 @@ fn shell(state: &Arc<State>, request: &Request, started: Instant) -> Response {
         dir: Some(dir),
         limits,
         peer,
+        method: method.clone(),
         slot: Some(slot),
         started,
     };
@@ -382,125 +428,6 @@ fn shell(state: &Arc<State>, request: &Request, started: Instant) -> Response {
         return response;
     }
     run.reply()
-}
-
-/// A validated tool run waiting to happen.
-struct Run {
-    state: Arc<State>,
-    words: Vec<String>,
-    dir: Option<tempfile::TempDir>,
-    limits: Limits,
-    peer: SocketAddr,
-    slot: Option<Slot>,
-    started: Instant,
-}
-
-impl Run {
-    fn execute(
-        &mut self,
-        sink: &mut dyn FnMut(Stream, &[u8]) -> bool,
-    ) -> Result<exec::ToolRun, String> {
-        let (port, peer) = (self.state.port, self.peer);
-        let dir = self.dir.as_ref().expect("a run executes once");
-        let result = exec::run(
-            &self.words,
-            dir.path(),
-            &self.limits,
-            &|| exec::peer_alive(port, peer),
-            sink,
-        )
-        .map_err(|err| format!("portal: {}", crate::error::chain(&err)));
-        if let Some(dir) = self.dir.take() {
-            let path = dir.path().to_path_buf();
-            if let Err(err) = dir.close() {
-                eprintln!("portal: cannot remove {}: {err}", path.display());
-            }
-        }
-        self.slot.take();
-        result
-    }
-
-    fn finish(&self, status: u16, code: Option<i32>) {
-        self.state.metrics.observe(&self.words[0], status, self.started.elapsed());
-        log(&self.peer, "POST", "/shell", &self.words[0], status, code, self.started);
-    }
-
-    /// Runs the tool and answers with one JSON object.
-    fn reply(mut self) -> Response {
-        let (mut out, mut err) = (Vec::new(), Vec::new());
-        let result = self.execute(&mut |stream, line| {
-            match stream {
-                Stream::Out => out.extend_from_slice(line),
-                Stream::Err => err.extend_from_slice(line),
-            }
-            true
-        });
-        let run = match result {
-            Ok(run) => run,
-            Err(message) => {
-                let response = refused(500, &message);
-                self.finish(500, None);
-                return response;
-            }
-        };
-        let mut err = String::from_utf8_lossy(&err).into_owned();
-        if let Some(killed) = run.killed {
-            if !err.is_empty() && !err.ends_with('\n') {
-                err.push('\n');
-            }
-            err.push_str(&killed.describe(&self.limits));
-            err.push('\n');
-        }
-        let status = match run.killed {
-            Some(exec::Killed::Deadline) => 408,
-            // Nobody reads it; nginx's "client closed request" for the log and the metrics.
-            Some(exec::Killed::Disconnect) => 499,
-            _ => 200,
-        };
-        let body = json!({
-            "ok": run.code == 0 && run.killed.is_none(),
-            "code": run.code,
-            "ms": run.elapsed.as_millis() as u64,
-            "out": String::from_utf8_lossy(&out),
-            "err": err,
-            "killed": run.killed.map(exec::Killed::name),
-        });
-        self.finish(status, Some(run.code));
-        Response::json(&body).with_status_code(status)
-    }
-}
-
-impl Upgrade for Run {
-    /// Streams NDJSON over the raw connection, one flushed line per event, then closes it.
-    fn build(&mut self, mut socket: Box<dyn rouille::ReadWrite + Send>) {
-        let send = |socket: &mut Box<dyn rouille::ReadWrite + Send>, event: serde_json::Value| {
-            let mut text = event.to_string();
-            text.push('\n');
-            socket.write_all(text.as_bytes()).and_then(|()| socket.flush()).is_ok()
-        };
-        let result = self.execute(&mut |stream, line| {
-            let text = String::from_utf8_lossy(line);
-            let text = text.strip_suffix('\n').unwrap_or(&text);
-            send(&mut socket, json!({"stream": stream.name(), "line": text}))
-        });
-        let (last, code) = match result {
-            Ok(run) => {
-                let mut last = json!({"exit": run.code, "ms": run.elapsed.as_millis() as u64});
-                if let Some(killed) = run.killed {
-                    last["killed"] = json!(killed.name());
-                    last["error"] = json!(killed.describe(&self.limits));
-                }
-                (last, Some(run.code))
-            }
-            Err(message) => (json!({"exit": null, "error": message}), None),
-        };
-        send(&mut socket, last);
-        drop(socket);
-        // The end of the body is the end of the connection, which tiny_http would keep open
-        // waiting for another request.
-        exec::close_connection(self.state.port, self.peer);
-        self.finish(200, code);
-    }
 }
 
 #[cfg(test)]

@@ -19,6 +19,8 @@ pub enum UploadError {
     Duplicate(String),
     #[error("uploads larger than {0} bytes")]
     TooLarge(usize),
+    #[error("more than {MAX_FILES} uploaded files")]
+    TooMany,
     #[error("the body is not multipart/form-data")]
     NotMultipart,
     #[error("cannot save upload {name:?}")]
@@ -32,12 +34,16 @@ pub enum UploadError {
 /// Longest accepted name, the usual file-system limit.
 const MAX_NAME: usize = 255;
 
-/// True for a plain base name: not empty, not hidden (which also refuses `.` and `..`), no path
-/// separator, no NUL or other control character, at most [`MAX_NAME`] bytes.
+/// Most files one request may upload (empty files cost nothing against the size cap).
+pub const MAX_FILES: usize = 1000;
+
+/// True for a plain base name: not empty, not hidden, no `..` anywhere, no path separator, no
+/// NUL or other control character, at most [`MAX_NAME`] bytes.
 pub fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= MAX_NAME
         && !name.starts_with('.')
+        && !name.contains("..")
         && !name.chars().any(|c| c == '/' || c == '\\' || c.is_control())
 }
 
@@ -62,6 +68,9 @@ pub fn save(request: &Request, dir: &Path, max: usize) -> Result<Vec<String>, Up
         }
         if !names.insert(name.clone()) {
             return Err(UploadError::Duplicate(name));
+        }
+        if names.len() > MAX_FILES {
+            return Err(UploadError::TooMany);
         }
         let io_err = |source| UploadError::Io { name: name.clone(), source };
         // create_new: the directory is fresh, so an existing entry means something is wrong.
@@ -103,10 +112,11 @@ mod tests {
 
     #[test]
     fn names_are_plain_base_names() {
-        for good in ["a", "redis.yml", "a b", "x..y", "ü.yml"] {
+        for good in ["a", "redis.yml", "a b", "x.y.z", "ü.yml"] {
             assert!(valid_name(good), "{good}");
         }
-        for bad in ["", ".", "..", ".hidden", "../x", "a/b", "/etc/passwd", "a\0b", "a\nb", "a\\b"]
+        for bad in
+            ["", ".", "..", ".hidden", "../x", "x..y", "a/b", "/etc/passwd", "a\0b", "a\nb", "a\\b"]
         {
             assert!(!valid_name(bad), "{bad:?}");
         }
@@ -131,5 +141,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let err = save(&form(&[("a", "12345"), ("b", "123456")]), dir.path(), 10).unwrap_err();
         assert!(matches!(err, UploadError::TooLarge(10)), "{err}");
+
+        let names: Vec<String> = (0..=MAX_FILES).map(|i| format!("f{i}")).collect();
+        let parts: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), "")).collect();
+        let dir = tempfile::tempdir().unwrap();
+        let err = save(&form(&parts), dir.path(), 100).unwrap_err();
+        assert!(matches!(err, UploadError::TooMany), "{err}");
     }
 }

@@ -13,6 +13,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+pub mod chromium;
 pub mod portal;
 
 use nix::sys::signal::{Signal, kill, killpg};

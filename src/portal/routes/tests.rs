@@ -11,6 +11,7 @@ fn state(token: Option<&str>) -> Arc<State> {
         metrics: Metrics::default(),
         port: 0,
         tmp: std::env::temp_dir(),
+        stop_at: Default::default(),
     })
 }
 
@@ -79,12 +80,15 @@ fn credentials_are_checked_before_anything_else() {
     assert_eq!(routes(&s, &post("help", &[])).status_code, 401);
     assert_eq!(routes(&s, &post("help", &[("Authorization", "Bearer nope")])).status_code, 403);
     assert_eq!(routes(&s, &post("help", &[("Authorization", "Bearer secret")])).status_code, 200);
-    for path in ["/", "/tools", "/metrics", "/readyz"] {
+    for path in ["/", "/tools", "/metrics"] {
         let get = Request::fake_http("GET", path, vec![], vec![]);
         assert_eq!(routes(&s, &get).status_code, 401, "{path}");
     }
     let health = Request::fake_http("GET", "/healthz", vec![], vec![]);
     assert_eq!(routes(&s, &health).status_code, 200);
+    // Probes carry no token: readiness answers (503 here, no ZooKeeper), never 401.
+    let ready = Request::fake_http("GET", "/readyz", vec![], vec![]);
+    assert_ne!(routes(&s, &ready).status_code, 401);
 }
 
 #[test]
@@ -121,4 +125,34 @@ fn utc_time_is_iso_8601() {
     let now = utc_now();
     assert_eq!(now.len(), 20, "{now}");
     assert!(now.starts_with("20") && now.ends_with('Z'), "{now}");
+}
+
+#[test]
+fn cross_site_browser_requests_are_refused() {
+    let s = state(None);
+    let cross = post("help", &[("Sec-Fetch-Site", "cross-site")]);
+    assert_eq!(routes(&s, &cross).status_code, 403);
+    let get = Request::fake_http(
+        "GET",
+        "/shell?line=help",
+        vec![("Sec-Fetch-Site".into(), "same-site".into())],
+        vec![],
+    );
+    assert_eq!(routes(&s, &get).status_code, 403);
+    assert_eq!(routes(&s, &post("help", &[("Sec-Fetch-Site", "same-origin")])).status_code, 200);
+    assert_eq!(routes(&s, &post("help", &[("Sec-Fetch-Site", "none")])).status_code, 200);
+}
+
+#[test]
+fn uploads_without_a_declared_length_are_refused() {
+    let request = Request::fake_http(
+        "POST",
+        "/shell",
+        vec![
+            ("X-Shell".into(), "args".into()),
+            ("Content-Type".into(), "multipart/form-data; boundary=x".into()),
+        ],
+        b"--x--\r\n".to_vec(),
+    );
+    assert_eq!(routes(&state(None), &request).status_code, 411);
 }

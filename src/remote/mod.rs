@@ -2,10 +2,12 @@
 //! over plain HTTP with our own client (no curl, no shell, spec §10.2), uploads the local files a
 //! line names (under their base names), prints the NDJSON stream as it arrives and exits with
 //! the tool's exit code. Without a tool line it runs a REPL (`exit` or Ctrl-D to leave,
-//! `history`, `!!`, `!N`).
+//! `history`, `!!`, `!N`, a line editor with ↑/↓ history on a terminal: editor.rs).
+
+mod editor;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, IsTerminal, Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -318,29 +320,20 @@ pub fn run(args: Args) -> Result<ExitCode> {
 
 /// The interactive loop.
 fn repl(portal: &Portal) -> Result<ExitCode> {
-    let interactive = std::io::stdin().is_terminal();
-    if interactive {
+    let mut editor = editor::Editor::new();
+    if editor.interactive() {
         eprintln!("ocho cli → {} ('help' for the tools, 'exit' or Ctrl-D to leave)", portal.addr);
         if portal.token.is_none() {
             eprintln!("note: $OCHOPOD_TOKEN is not set");
         }
     }
-    let mut history: Vec<String> = Vec::new();
-    let stdin = std::io::stdin();
-    let mut input = stdin.lock();
+    let prompt = if editor.interactive() { format!("{} > ", portal.addr) } else { String::new() };
     let mut last = 0u8;
     loop {
-        if interactive {
-            eprint!("{} > ", portal.addr);
-        }
-        let mut line = String::new();
-        if input.read_line(&mut line).map_err(|e| Error::io("read", "stdin", e))? == 0 {
-            if interactive {
-                eprintln!();
-            }
-            return Ok(ExitCode::from(last));
-        }
-        let mut line = line.trim().to_string();
+        let line = match editor.read_line(&prompt).map_err(|e| Error::io("read", "stdin", e))? {
+            editor::Input::Eof => return Ok(ExitCode::from(last)),
+            editor::Input::Line(line) => line.trim().to_string(),
+        };
         if line.is_empty() {
             continue;
         }
@@ -348,29 +341,33 @@ fn repl(portal: &Portal) -> Result<ExitCode> {
             return Ok(ExitCode::from(last));
         }
         if line == "history" {
-            for (i, old) in history.iter().enumerate() {
+            for (i, old) in editor.history().iter().enumerate() {
                 println!("{:4}  {old}", i + 1);
             }
             continue;
         }
-        if let Some(which) = line.strip_prefix('!') {
-            let recalled = if which == "!" {
-                history.last()
-            } else {
-                which.parse::<usize>().ok().and_then(|n| history.get(n.wrapping_sub(1)))
-            };
-            match recalled {
-                Some(old) => {
-                    line = old.clone();
-                    eprintln!("{line}");
-                }
-                None => {
-                    eprintln!("no such history entry: {line}");
-                    continue;
+        let line = match line.strip_prefix('!') {
+            Some(which) => {
+                let history = editor.history();
+                let recalled = if which == "!" {
+                    history.last()
+                } else {
+                    which.parse::<usize>().ok().and_then(|n| history.get(n.wrapping_sub(1)))
+                };
+                match recalled {
+                    Some(old) => {
+                        eprintln!("{old}");
+                        old.clone()
+                    }
+                    None => {
+                        eprintln!("no such history entry: {line}");
+                        continue;
+                    }
                 }
             }
-        }
-        history.push(line.clone());
+            None => line,
+        };
+        editor.add(&line);
         let words = match words::split(&line) {
             Ok(words) => words,
             Err(err) => {
