@@ -18,7 +18,7 @@ use crate::k8s::objects::{self, Target};
 use crate::k8s::ops::Propagation;
 use crate::k8s::{Access, Kube, is_code};
 
-/// spawn a replication controller for each container definition
+/// spawn one replication controller per container YAML file
 #[derive(FromArgs, ArgsInfo, Debug)]
 #[argh(
     subcommand,
