@@ -577,3 +577,24 @@ fn bump_strict_rolls_back_when_the_new_pods_never_come_up() {
     })
     .unwrap();
 }
+
+/// A registered pod that does not answer is not dropped: it is named, and still removed through
+/// Kubernetes with the rest of its RC (spec ochonetes §10.9).
+#[test]
+fn kill_names_silent_pods_and_still_removes_them() {
+    let kube = fake(Kubelet::Status);
+    let zk = tools_support::Zk::new("k8s_kill_silent");
+    let dir = definitions(&[("web.yaml", WEB)]);
+    let app = deployed(&kube, dir.path(), "web.yaml", "1");
+    kube.wait_until(WAIT, |s| s.pods("default").iter().any(|p| phase(p) == "Running")).unwrap();
+    let task = kube.pods("default")[0].metadata.name.clone().unwrap();
+    let silent = FakePod::absent("127.0.67.2");
+    zk.register("default.web", 7, &silent.addr, json!({"application": app, "task": task}));
+    let (code, out, err) =
+        ocho(&kube, dir.path(), &["kill", "default.web", "--force", "-t", "5", "--zk", &zk.hosts]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(out, "100% success / killed 1 pod(s)\n");
+    assert!(err.contains("default.web: default.web #7: no graceful kill ("), "{err}");
+    assert!(err.contains("; deleted through kubernetes"), "{err}");
+    kube.wait_until(WAIT, |s| s.rcs("default").is_empty() && s.pods("default").is_empty()).unwrap();
+}
