@@ -111,10 +111,12 @@ pub fn run(args: Args) -> Result<ExitCode> {
         .unwrap_or_else(|| format!("{PROXY_SERVICE}.{k8s_ns}.svc:2181"));
 
     let mut items = Vec::new();
+    // A file named twice (`deploy a.yml *.yml`) is deployed once.
+    let mut seen = std::collections::BTreeSet::new();
     for pattern in &args.files {
         match expand(Path::new("."), pattern) {
             Ok(files) => {
-                for file in files {
+                for file in files.into_iter().filter(|f| seen.insert(f.clone())) {
                     items.push(build(&args, &overrides, &file, &k8s_ns, &zk));
                 }
             }
@@ -385,45 +387,9 @@ pub fn expand(base: &Path, pattern: &str) -> std::result::Result<Vec<PathBuf>, S
     Ok(found)
 }
 
-/// Shell-style match of a whole name: `*`, `?`, `[abc]`, `[a-z]`, `[!abc]`; a `[` without its
-/// `]` is literal.
+/// Shell-style match of a whole file name (the agent's and tools' own matcher).
 pub fn fnmatch(pattern: &str, name: &str) -> bool {
-    let p: Vec<char> = pattern.chars().collect();
-    let n: Vec<char> = name.chars().collect();
-    matches(&p, &n)
-}
-
-fn matches(p: &[char], n: &[char]) -> bool {
-    match p.first() {
-        None => n.is_empty(),
-        Some('*') => (0..=n.len()).any(|i| matches(&p[1..], &n[i..])),
-        Some('?') => !n.is_empty() && matches(&p[1..], &n[1..]),
-        Some('[') => match p.iter().skip(2).position(|&c| c == ']').map(|i| i + 2) {
-            Some(end) if !n.is_empty() => {
-                let set = &p[1..end];
-                let (negate, set) = match set.first() {
-                    Some('!') => (true, &set[1..]),
-                    _ => (false, set),
-                };
-                let c = n[0];
-                let mut hit = false;
-                let mut i = 0;
-                while i < set.len() {
-                    if i + 2 < set.len() && set[i + 1] == '-' {
-                        hit |= set[i] <= c && c <= set[i + 2];
-                        i += 3;
-                    } else {
-                        hit |= set[i] == c;
-                        i += 1;
-                    }
-                }
-                hit != negate && matches(&p[end + 1..], &n[1..])
-            }
-            Some(_) => false,
-            None => n.first() == Some(&'[') && matches(&p[1..], &n[1..]),
-        },
-        Some(&c) => n.first() == Some(&c) && matches(&p[1..], &n[1..]),
-    }
+    crate::ochopod::glob::matches(pattern, name)
 }
 
 #[cfg(test)]
