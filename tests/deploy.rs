@@ -185,3 +185,27 @@ fn no_file_is_a_usage_error() {
     let out = deploy(dir.path(), &dir.path().join("missing"), &[]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn context_picks_a_kubeconfig_context_and_its_namespace() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.yaml"), "cluster: a\nimage: x\n").unwrap();
+    let cfg = kubeconfig(dir.path(), "http://127.0.0.1:1");
+    let mut text = std::fs::read_to_string(&cfg).unwrap();
+    text.push_str(
+        "- name: other\n  context:\n    cluster: test\n    user: test\n    namespace: two\n",
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let out = deploy(dir.path(), &cfg, &["a.yaml", "--dry-run", "--context", "other"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text_of(&out.stdout).contains("namespace: two\n"));
+    assert!(text_of(&out.stdout).contains("value: ocho-proxy.two.svc:2181"));
+
+    let out = deploy(dir.path(), &cfg, &["a.yaml", "--context", "nope"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text_of(&out.stderr).contains("context nope"), "{}", text_of(&out.stderr));
+}
+
+fn text_of(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}

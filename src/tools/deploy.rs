@@ -98,7 +98,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
         Access { context: args.context.clone(), k8s_namespace: args.k8s_namespace.clone() };
 
     // Building a client reads the configuration only; nothing is sent before `create`.
-    let kube = Kube::connect(&access);
+    // A dry run needs no configuration, unless a --context was asked for by name.
+    let kube = match Kube::connect(&access) {
+        Err(e) if args.context.is_some() => return Err(e),
+        other => other,
+    };
     let k8s_ns = match &kube {
         Ok(k) => k.namespace().to_string(),
         Err(_) if args.dry_run => args.k8s_namespace.clone().unwrap_or_else(|| "default".into()),
