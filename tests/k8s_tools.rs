@@ -242,6 +242,12 @@ fn api_errors_name_the_object_and_keep_the_server_message() {
     assert!(err.contains(": 403 Forbidden: "), "{err}");
     assert_eq!(kube.rcs("default").len(), 1);
 
+    kube.fail_next("POST", "/api/v1/namespaces/default/replicationcontrollers", 422, 1);
+    let (code, _, err) = ocho(&kube, dir.path(), &["deploy", "web.yaml"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("web.yaml: kubernetes: create replicationcontroller default/"), "{err}");
+    assert!(err.contains(": 422 Invalid: "), "{err}");
+
     let (code, _, err) =
         ocho(&kube, dir.path(), &["deploy", "web.yaml", "--k8s-namespace", "nope"]);
     assert_eq!(code, 1);
