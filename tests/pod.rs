@@ -1,0 +1,253 @@
+//! `ocho pod` against a real ZooKeeper (one per test binary, a namespace per test): the
+//! registration record, the control port, the lifecycle verbs, election and failover.
+
+#[path = "support/pod.rs"]
+mod fixture;
+mod support;
+
+use std::time::Duration;
+
+use fixture::{Zk, eventually, pod, post, request, shared_zookeeper, spawn_pod};
+use nix::sys::signal::Signal;
+use serde_json::{Value, json};
+use support::{DEADLINE, free_port};
+
+/// A workload that says when it starts and then waits.
+const SLEEPER: &[&str] = &["/bin/sh", "-c", "echo workload started $$; exec sleep 1000"];
+
+#[test]
+fn registration_matches_the_spec_key_by_key() {
+    let zk_addr = shared_zookeeper();
+    let port = free_port();
+    let mut c = support::ocho();
+    c.env("ochopod_zk", zk_addr)
+        .env("ochopod_namespace", "reg.ns")
+        .env("ochopod_cluster", "zookeeper")
+        .env("ochopod_application", "ochopod.reg.ns.zookeeper-2026-11-23-12-00-00")
+        .env("ochopod_ports", "2181,2888,3888")
+        .env("ochopod_flavour", "vanilla")
+        .env("POD_NAME", "zookeeper-x1b2c")
+        .env("NODE_NAME", "node-7")
+        .env("pod", r#"{"a": 1}"#)
+        .args(["pod", "--ip", "127.0.0.2", "--bind", "127.0.0.2", "--port", &port.to_string()])
+        .args(["--", "/bin/sh", "-c", "echo settings=$pod; echo hints=$ochopod; exec sleep 1000"]);
+    let agent = support::Proc::spawn("pod", c);
+    agent.wait_for_line("registered as", DEADLINE);
+
+    let zk = Zk::connect(zk_addr);
+    let regs = zk.registrations("reg.ns.zookeeper");
+    assert_eq!(regs.len(), 1, "{regs:?}");
+    let (node, record) = &regs[0];
+    let (uuid, suffix) = node.split_once('.').unwrap();
+    assert_eq!(uuid.len(), 36);
+    assert_eq!(suffix.len(), 10);
+    let expected = json!({
+        "application": "ochopod.reg.ns.zookeeper-2026-11-23-12-00-00",
+        "cluster": "zookeeper",
+        "namespace": "reg.ns",
+        "debug": "true",
+        "local": "false",
+        "port": port.to_string(),
+        "start": "true",
+        "task": "zookeeper-x1b2c",
+        "ip": "127.0.0.2",
+        "public": "127.0.0.2",
+        "node": "node-7",
+        "fwk": "ocho",
+        "zk": zk_addr,
+        "ports": {"2181": 2181, "2888": 2888, "3888": 3888, port.to_string(): port},
+        "flavour": "vanilla",
+        "seq": suffix.parse::<i64>().unwrap(),
+    });
+    assert_eq!(record, &expected);
+    assert!(zk.get("/ochopod/clusters/reg.ns.zookeeper/hash").is_some());
+
+    // Alone in its cluster, it leads and configures itself; the workload sees `pod` unchanged.
+    agent.wait_for("settings", DEADLINE, |l| l == r#"settings={"a": 1}"#);
+    let hints = agent.wait_for("hints", DEADLINE, |l| l.starts_with("hints="));
+    let hints: Value = serde_json::from_str(hints.trim_start_matches("hints=")).unwrap();
+    assert_eq!(hints["cluster"], "zookeeper");
+    assert!(hints.get("seq").is_none());
+    let snapshot = eventually("snapshot", DEADLINE, || {
+        let s: Value =
+            serde_json::from_slice(&zk.get("/ochopod/clusters/reg.ns.zookeeper/snapshot")?).ok()?;
+        s.get(uuid).is_some().then_some(s)
+    });
+    assert_eq!(snapshot[uuid], expected);
+    let hash = zk.get("/ochopod/clusters/reg.ns.zookeeper/hash").unwrap();
+    assert_eq!(hash.len(), 47, "{}", String::from_utf8_lossy(&hash));
+    let locks = zk.children("/ochopod/clusters/reg.ns.zookeeper/coordinator");
+    assert_eq!(locks.len(), 1);
+    assert!(locks[0].len() == 32 + 8 + 10 && locks[0][32..].starts_with("__lock__"), "{locks:?}");
+
+    let addr = format!("127.0.0.2:{port}");
+    let (code, ctype, info) = post(&addr, "/info", None);
+    assert_eq!((code, ctype.as_str()), (200, "application/json"));
+    for key in ["application", "ip", "node", "port", "ports", "public", "task"] {
+        assert_eq!(info[key], expected[key], "{key}");
+    }
+    assert_eq!(info["process"], "running");
+    assert_eq!(info["state"], "leader");
+    assert!(info["status"].is_string());
+    assert_eq!(info["dependencies"], json!([]));
+
+    let (code, _, log) = post(&addr, "/log", None);
+    assert_eq!(code, 200);
+    let lines = log.as_array().unwrap();
+    assert!(lines.iter().all(|l| l.as_str().unwrap().ends_with('\n')));
+    assert!(lines.iter().any(|l| l.as_str().unwrap().contains(" - INFO - registered as")));
+
+    assert_eq!(request("GET", &addr, "/info", None).0, 405);
+    assert_eq!(post(&addr, "/nope", None).0, 404);
+    assert_eq!(post(&addr, "/control/shutdown", None).0, 400);
+    assert_eq!(post(&addr, "/control/signal/5", None), (200, "application/json".into(), json!({})));
+}
+
+#[test]
+fn off_on_kill_then_410() {
+    let zk = shared_zookeeper();
+    let port = free_port();
+    let addr = format!("127.0.0.3:{port}");
+    let agent = pod(zk, "verbs", "web", "127.0.0.3", port, &[], SLEEPER);
+    agent.wait_for("the workload", DEADLINE, |l| l.starts_with("workload started"));
+
+    assert_eq!(post(&addr, "/control/off/30", None).0, 200);
+    assert_eq!(post(&addr, "/info", None).2["process"], "stopped");
+    // After off, a payload-less on re-runs the remembered command.
+    assert_eq!(post(&addr, "/control/on/30", None).0, 200);
+    agent.wait_for_nth("second start", 2, DEADLINE, |l| l.starts_with("workload started"));
+    assert_eq!(post(&addr, "/info", None).2["process"], "running");
+    // ok and check are leader verbs: without a payload they fail as in Ochopod.
+    assert_eq!(post(&addr, "/control/ok/5", None).0, 500);
+    assert_eq!(post(&addr, "/control/check/5", None).0, 406);
+
+    assert_eq!(post(&addr, "/control/kill/30", None).0, 200);
+    assert_eq!(post(&addr, "/info", None).2["process"], "dead");
+    for verb in ["on", "off", "check", "kill"] {
+        assert_eq!(post(&addr, &format!("/control/{verb}/5"), None).0, 410, "{verb}");
+    }
+    // Dead pods stay registered and keep answering /info and /reset.
+    assert_eq!(post(&addr, "/reset", None), (200, "application/json".into(), json!({})));
+}
+
+#[test]
+fn a_workload_exiting_0_makes_the_pod_dead_and_non_zero_restarts_it() {
+    let zk = shared_zookeeper();
+    let (port, dir) = (free_port(), tempfile::tempdir().unwrap());
+    let marker = dir.path().join("ran");
+    // First run fails (exit 3), the restart succeeds (exit 0): dead.
+    let script = format!(
+        "if [ -e {m} ]; then echo second run; exit 0; fi; touch {m}; echo first run; exit 3",
+        m = marker.display()
+    );
+    let addr = format!("127.0.0.4:{port}");
+    let agent = pod(zk, "exits", "job", "127.0.0.4", port, &[], &["/bin/sh", "-c", &script]);
+    agent.wait_for_line("exited with exit status 3", DEADLINE);
+    agent.wait_for_line("second run", DEADLINE);
+    agent.wait_for_line("dead: the workload is done", DEADLINE);
+    assert_eq!(post(&addr, "/info", None).2["process"], "dead");
+    assert_eq!(post(&addr, "/control/on/5", None).0, 410);
+}
+
+#[test]
+fn on_without_payload_to_a_never_configured_pod_is_refused_and_kills_it() {
+    // No ZooKeeper answers: the pod is never configured, but its control port works.
+    let port = free_port();
+    let addr = format!("127.0.0.5:{port}");
+    let nowhere = format!("127.0.0.1:{}", free_port());
+    let agent = spawn_pod(&nowhere, "lonely", "web", "127.0.0.5", port, &[], SLEEPER);
+    agent.wait_for_line("listening on", DEADLINE);
+    assert_eq!(post(&addr, "/info", None).2["process"], "stopped");
+    assert_eq!(post(&addr, "/control/on/5", None).0, 406);
+    eventually("dead", DEADLINE, || {
+        (post(&addr, "/info", None).2["process"] == "dead").then_some(())
+    });
+    assert_eq!(post(&addr, "/control/on/5", None).0, 410);
+    assert!(!agent.lines().iter().any(|l| l.starts_with("workload started")));
+}
+
+#[test]
+fn sigterm_stops_the_workload_and_exits_with_its_status() {
+    let zk = shared_zookeeper();
+    let port = free_port();
+    let mut agent = pod(zk, "term", "web", "127.0.0.6", port, &[], SLEEPER);
+    agent.wait_for("the workload", DEADLINE, |l| l.starts_with("workload started"));
+    agent.signal(Signal::SIGTERM);
+    let status = agent.expect_exit(DEADLINE);
+    // sh exec'd sleep, which dies of the forwarded SIGTERM: 128 + 15.
+    assert_eq!(status.code(), Some(143), "{}", agent.tail());
+    // The session was closed: the registration is gone at once, not after the session timeout.
+    let z = Zk::connect(zk);
+    assert!(z.registrations("term.web").is_empty());
+}
+
+fn info(ip: &str, port: u16) -> Value {
+    post(&format!("{ip}:{port}"), "/info", None).2
+}
+
+fn starts(p: &support::Proc) -> usize {
+    p.lines().iter().filter(|l| l.starts_with("workload started")).count()
+}
+
+#[test]
+fn the_leader_configures_everyone_and_failover_keeps_workloads_running() {
+    let zk_addr = shared_zookeeper();
+    let port = free_port();
+    let ips = ["127.0.0.10", "127.0.0.11", "127.0.0.12"];
+    let mut pods: Vec<Option<support::Proc>> =
+        ips.iter().map(|ip| Some(pod(zk_addr, "elect", "web", ip, port, &[], SLEEPER))).collect();
+    for p in pods.iter().flatten() {
+        p.wait_for("the workload", DEADLINE, |l| l.starts_with("workload started"));
+    }
+    let zk = Zk::connect(zk_addr);
+    let snapshot_size = |zk: &Zk| -> Option<usize> {
+        let s: Value =
+            serde_json::from_slice(&zk.get("/ochopod/clusters/elect.web/snapshot")?).ok()?;
+        Some(s.as_object()?.len())
+    };
+    eventually("a snapshot of 3", DEADLINE, || (snapshot_size(&zk) == Some(3)).then_some(()));
+    let leaders: Vec<usize> = (0..3).filter(|&i| info(ips[i], port)["state"] == "leader").collect();
+    assert_eq!(leaders.len(), 1, "exactly one leader");
+    let leader = leaders[0];
+
+    // A follower leaves: the leader reconfigures the other two without restarting them.
+    let follower = (0..3).find(|&i| i != leader).unwrap();
+    pods[follower].as_ref().unwrap().signal(Signal::SIGTERM);
+    pods[follower].as_mut().unwrap().expect_exit(DEADLINE);
+    pods[follower] = None;
+    pods[leader].as_ref().unwrap().wait_for_line("configured 2 pods", DEADLINE);
+    eventually("a snapshot of 2", DEADLINE, || (snapshot_size(&zk) == Some(2)).then_some(()));
+
+    // The leader dies hard: after its session expires, the survivor leads and reconfigures.
+    pods[leader].as_ref().unwrap().signal(Signal::SIGKILL);
+    pods[leader].as_mut().unwrap().expect_exit(DEADLINE);
+    pods[leader] = None;
+    let survivor = (0..3).find(|&i| pods[i].is_some()).unwrap();
+    let p = pods[survivor].as_ref().unwrap();
+    p.wait_for_line("leader of elect.web", Duration::from_secs(60));
+    p.wait_for_line("configured 1 pods", DEADLINE);
+    assert_eq!(info(ips[survivor], port)["state"], "leader");
+    assert_eq!(starts(p), 1, "the survivor's workload was never restarted:\n{}", p.tail());
+    assert_eq!(info(ips[survivor], port)["process"], "running");
+}
+
+#[test]
+fn reset_re_registers_with_the_same_uuid_and_seq() {
+    let zk_addr = shared_zookeeper();
+    let port = free_port();
+    let a = pod(zk_addr, "reset", "web", "127.0.0.7", port, &[], SLEEPER);
+    a.wait_for("the workload", DEADLINE, |l| l.starts_with("workload started"));
+    let zk = Zk::connect(zk_addr);
+    let before = zk.registrations("reset.web");
+    assert_eq!(before.len(), 1);
+    assert_eq!(post(&format!("127.0.0.7:{port}"), "/reset", None).0, 200);
+    a.wait_for_nth("second registration", 2, DEADLINE, |l| l.contains("registered as"));
+    let after = eventually("one registration", DEADLINE, || {
+        let r = zk.registrations("reset.web");
+        (r.len() == 1 && r[0].0 != before[0].0).then_some(r)
+    });
+    let uuid = |n: &str| n.split('.').next().unwrap().to_string();
+    assert_eq!(uuid(&after[0].0), uuid(&before[0].0));
+    assert_eq!(after[0].1["seq"], before[0].1["seq"]);
+    assert_eq!(starts(&a), 1, "the workload is untouched by a reset");
+}
