@@ -194,8 +194,10 @@ fn the_leader_configures_everyone_and_failover_keeps_workloads_running() {
     let zk_addr = shared_zookeeper();
     let port = free_port();
     let ips = ["127.0.0.10", "127.0.0.11", "127.0.0.12"];
-    let mut pods: Vec<Option<support::Proc>> =
-        ips.iter().map(|ip| Some(pod(zk_addr, "elect", "web", ip, port, &[], SLEEPER))).collect();
+    let mut pods: Vec<Option<support::Proc>> = ips
+        .iter()
+        .map(|ip| Some(pod(zk_addr, "elect", "web", ip, port, &["--sequential"], SLEEPER)))
+        .collect();
     for p in pods.iter().flatten() {
         p.wait_for("the workload", DEADLINE, |l| l.starts_with("workload started"));
     }
@@ -250,4 +252,73 @@ fn reset_re_registers_with_the_same_uuid_and_seq() {
     assert_eq!(uuid(&after[0].0), uuid(&before[0].0));
     assert_eq!(after[0].1["seq"], before[0].1["seq"]);
     assert_eq!(starts(&a), 1, "the workload is untouched by a reset");
+}
+
+/// Writes an executable `#!/bin/sh` script.
+fn script(dir: &std::path::Path, name: &str, body: &str) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join(name);
+    std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path.display().to_string()
+}
+
+#[test]
+fn hooks_configure_probe_check_and_answer_signals() {
+    let zk = shared_zookeeper();
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let seen = dir.path().join("configure-input.json");
+    let configure = script(
+        dir.path(),
+        "configure",
+        &format!(
+            "cat > {}; echo '# overrides'; echo GREETING=hello; echo SIZE_SEEN=$(echo \"$OCHO_INPUT\" | grep -c size)",
+            seen.display()
+        ),
+    );
+    let can_configure = script(dir.path(), "can-configure", "grep -q '\"size\":1' || exit 3");
+    let probe = script(dir.path(), "probe", "echo all good; echo ignored");
+    let sanity = script(dir.path(), "sanity", "echo \"{\\\"pid\\\": $OCHO_PID}\"");
+    let signal = script(dir.path(), "signal", "echo \"{\\\"bytes\\\": $(wc -c)}\"");
+    let addr = format!("127.0.0.8:{port}");
+    let agent = pod(
+        zk,
+        "hooks",
+        "web",
+        "127.0.0.8",
+        port,
+        &[
+            "--configure",
+            &configure,
+            "--can-configure",
+            &can_configure,
+            "--probe",
+            &probe,
+            "--sanity",
+            &sanity,
+            "--signal",
+            &signal,
+            "--check-every",
+            "1",
+        ],
+        &["/bin/sh", "-c", "echo workload started with $GREETING $SIZE_SEEN; exec sleep 1000"],
+    );
+    agent.wait_for("the workload", DEADLINE, |l| l == "workload started with hello 1");
+    let input: Value = serde_json::from_str(&std::fs::read_to_string(&seen).unwrap()).unwrap();
+    assert_eq!((input["size"].clone(), input["index"].clone()), (json!(1), json!(0)));
+    assert!(input["key"].is_string() && input["pods"].is_object() && input["seq"].is_i64());
+
+    let info = eventually("probe status and metrics", DEADLINE, || {
+        let i = post(&addr, "/info", None).2;
+        (i["status"] == "all good" && i["metrics"]["pid"].is_i64()).then_some(i)
+    });
+    assert_eq!(info["state"], "leader");
+    // The signal hook gets the request's JSON as it came and answers with its own.
+    let (code, _, body) = post(&addr, "/control/signal/10", Some("{\"a\": 1}"));
+    assert_eq!((code, body), (200, json!({"bytes": 7})));
+    // check refuses what --can-configure refuses (here: a cluster of 2).
+    let me = info["ip"].clone();
+    let payload = json!({"pods": {"k": {"seq": 1, "ip": me}, "j": {"seq": 2}}, "dependencies": {}, "key": "k"});
+    assert_eq!(post(&addr, "/control/check/10", Some(&payload.to_string())).0, 406);
 }
