@@ -1,5 +1,6 @@
 //! `ocho pod` against a real ZooKeeper (one per test binary, a namespace per test): the
 //! registration record, the control port, the lifecycle verbs, election and failover.
+#![allow(clippy::unwrap_used)]
 
 #[path = "support/pod.rs"]
 mod fixture;

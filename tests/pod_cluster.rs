@@ -1,5 +1,6 @@
 //! `ocho pod` in cluster scenarios: dependencies, a ZooKeeper restart, a hand-written Python
 //! registration led by a Rust leader, and templates forming a real 3-member ZooKeeper ensemble.
+#![allow(clippy::unwrap_used)]
 
 #[path = "support/pod.rs"]
 mod fixture;
