@@ -323,3 +323,44 @@ fn hooks_configure_probe_check_and_answer_signals() {
     let payload = json!({"pods": {"k": {"seq": 1, "ip": me}, "j": {"seq": 2}}, "dependencies": {}, "key": "k"});
     assert_eq!(post(&addr, "/control/check/10", Some(&payload.to_string())).0, 406);
 }
+
+/// Host pids of the children of `pid`.
+fn children_of(pid: i32) -> Vec<i32> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect()
+}
+
+#[test]
+fn as_pid_1_the_agent_restores_signals_reaps_orphans_and_passes_the_exit_status() {
+    let zk = shared_zookeeper();
+    let port = free_port();
+    let mut c = std::process::Command::new("unshare");
+    c.args(["--user", "--map-root-user", "--pid", "--fork", "--mount-proc", "--kill-child"])
+        .arg(env!("CARGO_BIN_EXE_ocho"))
+        .env("ochopod_zk", zk)
+        .env("ochopod_namespace", "pid1")
+        .env("ochopod_cluster", "web")
+        .args(["pod", "--ip", "127.0.0.9", "--bind", "127.0.0.9", "--port", &port.to_string()])
+        .args(["--", "/bin/sh", "-c"])
+        // An orphan (the backgrounded subshell's sleep) is re-parented to PID 1 and must be
+        // reaped there; the workload's child reports its own signal state.
+        .arg("(sleep 0.3 &); grep -E '^Sig(Blk|Ign)' /proc/self/status; echo workload started; exec sleep 1000");
+    let mut unshare = support::Proc::spawn("unshare", c);
+    unshare.wait_for("the workload", DEADLINE, |l| l.starts_with("workload started"));
+    for key in ["SigBlk", "SigIgn"] {
+        let line = unshare.wait_for(key, DEADLINE, |l| l.starts_with(key));
+        assert!(line.ends_with("0000000000000000"), "{line}\n{}", unshare.tail());
+    }
+    let inner =
+        eventually("the agent as pid 1", DEADLINE, || children_of(unshare.pid()).first().copied());
+    let status = std::fs::read_to_string(format!("/proc/{inner}/status")).unwrap();
+    assert!(status.lines().any(|l| l.starts_with("NSpid:") && l.ends_with("\t1")), "{status}");
+    // Only the workload remains: the orphan was reaped, no zombie is left.
+    eventually("the orphan reaped", DEADLINE, || (children_of(inner).len() == 1).then_some(()));
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(inner), Signal::SIGTERM).unwrap();
+    let exit = unshare.expect_exit(DEADLINE);
+    assert_eq!(exit.code(), Some(143), "{}", unshare.tail());
+}

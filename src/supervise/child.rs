@@ -32,10 +32,20 @@ pub fn spawn(cmd: &mut Command, what: &str, opts: Opts) -> Result<Child> {
     // (pthread_sigmask, signal, prctl); it allocates nothing and takes no lock.
     unsafe {
         cmd.pre_exec(move || {
+            // The raw system call, because libc's `signal()` refuses its internal real-time
+            // signals (32 and 33 in glibc), which an ancestor may have left ignored: measured
+            // under `unshare` in tests, where a workload inherited SigIgn bit 32. All-zero is
+            // SIG_DFL with no flags and an empty mask in every architecture's layout.
+            let dfl = [0u64; 4];
             for signo in 1..=libc::SIGRTMAX() {
                 if signo != libc::SIGKILL && signo != libc::SIGSTOP {
-                    // Invalid numbers (the libc-internal real-time signals) fail harmlessly.
-                    libc::signal(signo, libc::SIG_DFL);
+                    libc::syscall(
+                        libc::SYS_rt_sigaction,
+                        signo,
+                        dfl.as_ptr(),
+                        std::ptr::null_mut::<u64>(),
+                        8usize,
+                    );
                 }
             }
             mask.thread_set_mask().map_err(io::Error::from)?;
