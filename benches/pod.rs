@@ -4,7 +4,6 @@
 #![allow(clippy::unwrap_used)]
 
 #[path = "../tests/support/mod.rs"]
-#[allow(dead_code)]
 mod support;
 
 use std::io::{BufRead, BufReader};
