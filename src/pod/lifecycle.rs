@@ -55,7 +55,11 @@ pub struct Config {
 
 struct Workload {
     pid: i32,
+    started: Instant,
 }
+
+/// A workload that ran this long before failing starts its backoff from 1 s again.
+const STABLE: Duration = Duration::from_secs(60);
 
 /// The actor's state.
 pub struct Lifecycle {
@@ -336,7 +340,7 @@ impl Lifecycle {
             .map_err(|e| crate::error::chain(&e))?;
         let pid = child.id() as i32;
         drop(child);
-        self.workload = Some(Workload { pid });
+        self.workload = Some(Workload { pid, started: Instant::now() });
         self.spawned_before = true;
         self.shared.set_workload(Some(pid));
         self.shared.set_process(process::RUNNING);
@@ -347,8 +351,11 @@ impl Lifecycle {
     }
 
     fn exited(&mut self, pid: i32, status: WaitStatus) {
-        if self.workload.as_ref().map(|w| w.pid) != Some(pid) {
+        let Some(w) = self.workload.as_ref().filter(|w| w.pid == pid) else {
             return;
+        };
+        if w.started.elapsed() >= STABLE {
+            self.failures = 0;
         }
         self.workload = None;
         self.next_check = None;
