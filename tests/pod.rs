@@ -75,8 +75,12 @@ fn registration_matches_the_spec_key_by_key() {
         s.get(uuid).is_some().then_some(s)
     });
     assert_eq!(snapshot[uuid], expected);
-    let hash = zk.get("/ochopod/clusters/reg.ns.zookeeper/hash").unwrap();
-    assert_eq!(hash.len(), 47, "{}", String::from_utf8_lossy(&hash));
+    // The hash follows the snapshot: 16 hex pairs joined by ':'.
+    let hash = eventually("the hash", DEADLINE, || {
+        let h = zk.get("/ochopod/clusters/reg.ns.zookeeper/hash")?;
+        (!h.is_empty()).then_some(String::from_utf8(h).unwrap())
+    });
+    assert!(hash.len() == 47 && hash.split(':').all(|p| p.len() == 2), "{hash}");
     let locks = zk.children("/ochopod/clusters/reg.ns.zookeeper/coordinator");
     assert_eq!(locks.len(), 1);
     assert!(locks[0].len() == 32 + 8 + 10 && locks[0][32..].starts_with("__lock__"), "{locks:?}");
@@ -209,7 +213,10 @@ fn the_leader_configures_everyone_and_failover_keeps_workloads_running() {
         Some(s.as_object()?.len())
     };
     eventually("a snapshot of 3", DEADLINE, || (snapshot_size(&zk) == Some(3)).then_some(()));
-    let leaders: Vec<usize> = (0..3).filter(|&i| info(ips[i], port)["state"] == "leader").collect();
+    // "leader", or "leader (configuring)" while it finishes writing the hash.
+    let leaders: Vec<usize> = (0..3)
+        .filter(|&i| info(ips[i], port)["state"].as_str().unwrap().starts_with("leader"))
+        .collect();
     assert_eq!(leaders.len(), 1, "exactly one leader");
     let leader = leaders[0];
 

@@ -319,6 +319,9 @@ impl Coordinator {
                     .unwrap_or_else(|e| Err(format!("configuration panicked: {e}")));
                     match result {
                         Ok(live) => {
+                            // Published first, so that whoever sees the snapshot or the log
+                            // line also sees the final state.
+                            self.shared.set_leader(state::LEADER, Some(String::new()));
                             write(client, &snapshot, &json!(live)).await?;
                             client
                                 .set_data(&hash_path, digest.as_bytes(), None)
@@ -332,7 +335,6 @@ impl Coordinator {
                             pending = None;
                             remembered = Some(view.clone());
                             next_probe = Instant::now();
-                            self.shared.set_leader(state::LEADER, Some(String::new()));
                         }
                         Err(why) => {
                             let retry = self.leader.damper.max(TICK);
