@@ -371,3 +371,19 @@ fn as_pid_1_the_agent_restores_signals_reaps_orphans_and_passes_the_exit_status(
     let exit = unshare.expect_exit(DEADLINE);
     assert_eq!(exit.code(), Some(143), "{}", unshare.tail());
 }
+
+#[test]
+fn start_false_configures_without_starting_until_an_explicit_on() {
+    let zk = shared_zookeeper();
+    let port = free_port();
+    let addr = format!("127.0.0.13:{port}");
+    let extra = ["--start", "false", "--full-shutdown"];
+    let agent = pod(zk, "nostart", "web", "127.0.0.13", port, &extra, SLEEPER);
+    agent.wait_for_line("configured 1 pods", DEADLINE);
+    agent.wait_for_line("not starting (start is false)", DEADLINE);
+    assert_eq!(post(&addr, "/info", None).2["process"], "stopped");
+    // Configured once, a payload-less on (what the tools send) starts it.
+    assert_eq!(post(&addr, "/control/on/30", None).0, 200);
+    agent.wait_for("the workload", DEADLINE, |l| l.starts_with("workload started"));
+    assert_eq!(post(&addr, "/info", None).2["process"], "running");
+}

@@ -44,6 +44,22 @@ fn a_dependent_cluster_reconfigures_when_its_dependency_changes() {
         &["/bin/sh", "-c", &script],
     );
     web.wait_for("one db pod", DEADLINE, |l| l == "deps=127.0.0.30:5432");
+    // The same dependency by absolute wildcard, from another namespace.
+    let any_tpl = dir.path().join("any.tpl");
+    let any_out = dir.path().join("any.txt");
+    std::fs::write(&any_tpl, "{{dependency /dep.d* 5432}}").unwrap();
+    let any_template = format!("{}:{}", any_tpl.display(), any_out.display());
+    let any_script = format!("echo any=$(cat {}); exec sleep 1000", any_out.display());
+    let other = pod(
+        zk,
+        "other",
+        "web",
+        "127.0.0.33",
+        port,
+        &["--depends-on", "/dep.d*", "--template", &any_template],
+        &["/bin/sh", "-c", &any_script],
+    );
+    other.wait_for("one db pod", DEADLINE, |l| l == "any=127.0.0.30:5432");
     let info = post(&format!("127.0.0.31:{port}"), "/info", None).2;
     assert_eq!(info["dependencies"], serde_json::json!(["db"]));
 
@@ -52,6 +68,9 @@ fn a_dependent_cluster_reconfigures_when_its_dependency_changes() {
     let _db2 = pod(zk, "dep", "db", "127.0.0.32", port, &["--ports", "5432"], SLEEPER);
     web.wait_for("two db pods", Duration::from_secs(60), |l| {
         l == "deps=127.0.0.30:5432,127.0.0.32:5432"
+    });
+    other.wait_for("two db pods", Duration::from_secs(60), |l| {
+        l == "any=127.0.0.30:5432,127.0.0.32:5432"
     });
     assert_eq!(starts(&db1), 1, "db pods are not restarted by a membership change");
 }
