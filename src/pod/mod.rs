@@ -103,7 +103,8 @@ pub struct Args {
     /// consecutive failed sanity checks before the workload is stopped (default 1)
     #[argh(option, default = "1")]
     pub checks: u32,
-    /// render template SRC into DEST before each start (repeatable)
+    /// render a template before each start, given as SRC:DEST (repeatable; language in
+    /// README)
     #[argh(option)]
     pub template: Vec<String>,
     /// hook: gets the cluster JSON, prints KEY=VALUE overrides; non-zero refuses (406)
@@ -153,6 +154,31 @@ struct Status {
 }
 
 impl Shared {
+    /// Fresh state: `stopped`, `follower`, no `status`. `done` hears when the coordinator ended.
+    fn new(
+        record: Map<String, Value>,
+        depends_on: Vec<String>,
+        done: std::sync::mpsc::Sender<()>,
+    ) -> Self {
+        Shared {
+            log: log::Log::default(),
+            record,
+            depends_on,
+            status: Mutex::new(Status {
+                process: process::STOPPED,
+                state: state::FOLLOWER,
+                status: None,
+                metrics: json!({}),
+            }),
+            dead: AtomicBool::new(false),
+            workload: AtomicI32::new(0),
+            shutting_down: AtomicBool::new(false),
+            reset: tokio::sync::Notify::new(),
+            shutdown: tokio::sync::Notify::new(),
+            coordinator_done: Mutex::new(Some(done)),
+        }
+    }
+
     fn is_dead(&self) -> bool {
         self.dead.load(Ordering::SeqCst)
     }
@@ -267,23 +293,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let workload_env = vec![("ochopod".to_string(), Value::Object(record.clone()).to_string())];
 
     let (done_tx, done_rx) = channel();
-    let shared = Arc::new(Shared {
-        log: log::Log::default(),
-        record: record.clone(),
-        depends_on: args.depends_on.clone(),
-        status: Mutex::new(Status {
-            process: process::STOPPED,
-            state: state::FOLLOWER,
-            status: None,
-            metrics: json!({}),
-        }),
-        dead: AtomicBool::new(false),
-        workload: AtomicI32::new(0),
-        shutting_down: AtomicBool::new(false),
-        reset: tokio::sync::Notify::new(),
-        shutdown: tokio::sync::Notify::new(),
-        coordinator_done: Mutex::new(Some(done_tx)),
-    });
+    let shared = Arc::new(Shared::new(record.clone(), args.depends_on.clone(), done_tx));
     let reaper = reaper::Reaper::default();
     let uuid = identity::random_uuid();
     shared.log.info(format!("pod {uuid} of {name}, workload: {}", args.cmd.join(" ")));
