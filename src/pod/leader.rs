@@ -113,8 +113,11 @@ mod tests {
     use std::net::TcpListener;
     use std::sync::{Arc, Mutex};
 
-    /// A fake pod answering `code_for(verb)` and recording the verbs it got, with their keys.
-    fn fake(code_for: fn(&str) -> u16) -> (String, Arc<Mutex<Vec<(String, String)>>>) {
+    /// Verbs a fake pod received, with the payload's `key`.
+    type Seen = Arc<Mutex<Vec<(String, String)>>>;
+
+    /// A fake pod answering `code_for(verb)` and recording what it got.
+    fn fake(code_for: fn(&str) -> u16) -> (String, Seen) {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap().to_string();
         let seen = Arc::new(Mutex::new(Vec::new()));
