@@ -246,3 +246,52 @@ fn templates_render_a_working_three_member_zookeeper_ensemble() {
         assert!(p.lines().iter().any(|l| l.contains("configured as pod")), "{}", p.tail());
     }
 }
+
+#[test]
+fn a_rust_pod_defers_to_a_kazoo_lock_holder_and_is_led_like_a_python_leader_leads() {
+    let zk_addr = shared_zookeeper();
+    let port = free_port();
+    let zk = Zk::connect(zk_addr);
+    // A Python leader holds the lock: kazoo's contender node, created first.
+    let coord = "/ochopod/clusters/kz.web/coordinator";
+    zk.mkdir(coord);
+    let python_lock =
+        zk.create_ephemeral_seq(&format!("{coord}/0123456789abcdef0123456789abcdef__lock__"), b"");
+    let rust = pod(zk_addr, "kz", "web", "127.0.0.55", port, &[], SLEEPER);
+    let contenders = eventually("two contenders", DEADLINE, || {
+        let c = zk.children(coord);
+        (c.len() == 2).then_some(c)
+    });
+    let mine = contenders.iter().find(|c| !python_lock.ends_with(c.as_str())).unwrap();
+    assert_eq!(mine.len(), 32 + "__lock__".len() + 10, "{mine}");
+    assert!(mine[..32].chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+    let addr = format!("127.0.0.55:{port}");
+    assert_eq!(post(&addr, "/info", None).2["state"], "follower");
+
+    // The Python leader configures it: the payload with no Content-Type, timeout segment 60.
+    let (node, record) = zk.registrations("kz.web").pop().unwrap();
+    let uuid = node.split('.').next().unwrap();
+    let payload = serde_json::json!({"pods": {uuid: record}, "dependencies": {}, "key": uuid});
+    for verb in ["check", "on", "ok"] {
+        let (code, _, body) = raw_post(&addr, &format!("/control/{verb}/60"), &payload.to_string());
+        assert_eq!((code, body), (200, serde_json::json!({})), "{verb}");
+    }
+    rust.wait_for("the workload", DEADLINE, |l| l.starts_with("workload started"));
+
+    // The Python leader goes away: the Rust pod, next in line, takes over.
+    drop(zk);
+    rust.wait_for_line("leader of kz.web", Duration::from_secs(60));
+    rust.wait_for_line("configured 1 pods", DEADLINE);
+    assert_eq!(starts(&rust), 1, "same payload, no dependency change: not restarted");
+}
+
+/// A POST exactly as Python's `requests` sends the leader's JSON: no Content-Type.
+fn raw_post(addr: &str, path: &str, body: &str) -> (u16, String, Value) {
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(s, "POST {path} HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: python-requests/2.7.0\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}", body.len()).unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
+    let code = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (code, head.to_string(), serde_json::from_str(body).unwrap_or(Value::Null))
+}
