@@ -1,6 +1,7 @@
 //! `cargo bench --bench pod`: numbers for the Ochopod agent against a real ZooKeeper. Prints, never
 //! asserts: idle RSS of the agent, start → registered, and how long a 5-pod cluster takes to be
-//! configured after its last pod registered (damper 0).
+//! configured after its last pod registered (damper 0). `OCHO_BIN=path` runs another build of
+//! the agent (the static musl binary) under the same harness.
 #![allow(clippy::unwrap_used)]
 
 #[path = "../tests/support/mod.rs"]
@@ -20,7 +21,9 @@ struct Agent {
 
 impl Agent {
     fn start(zk: &str, ns: &str, ip: &str, port: u16) -> Agent {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ocho"))
+        // OCHO_BIN measures another build, e.g. the static musl binary of `make static`.
+        let bin = std::env::var("OCHO_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_ocho").into());
+        let mut child = Command::new(bin)
             .env("ochopod_zk", zk)
             .env("ochopod_namespace", ns)
             .env("ochopod_cluster", "bench")
