@@ -6,9 +6,12 @@ STATIC := target/$(TARGET)/release/$(BIN)
 export CC_x86_64_unknown_linux_musl ?= musl-gcc
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Debian packages the build, the tests and the image need.
-PACKAGES := musl-tools zookeeper openjdk-17-jdk-headless util-linux file curl
+PACKAGES := musl-tools zookeeper openjdk-17-jdk-headless util-linux file curl unzip jq umoci runc chromium
 
-.PHONY: deps build static check test bench run clean-run
+IMAGE_DIR := target/image
+IMAGE     ?= ocho:latest
+
+.PHONY: deps build static check test bench run clean-run rootfs image image-oci image-test
 
 deps:        ## system packages and the musl target (idempotent)
 	@missing=$$(for p in $(PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -34,12 +37,27 @@ check:       ## formatting and lints, warnings are errors
 test: deps   ## unit + integration tests against real ZooKeeper, processes and signals
 	cargo test --locked
 
-bench: deps build  ## the figures each issue asks for
-	cargo bench --locked
+bench: static  ## the figures each issue asks for, measured on the static binary
+	OCHO_BIN=$(CURDIR)/$(STATIC) cargo bench --locked
+
+rootfs: static  ## the image's root filesystem, from this machine's Debian packages (offline)
+	image/rootfs.sh $(STATIC) $(IMAGE_DIR)/rootfs
+
+image-oci: rootfs  ## OCI layout + archive without any container engine
+	image/oci.sh $(IMAGE_DIR)/rootfs $(IMAGE_DIR) $(IMAGE)
+
+image: rootfs  ## build with whichever of docker, podman or buildah works here
+	@if docker info >/dev/null 2>&1; then docker build -f image/Dockerfile -t $(IMAGE) $(IMAGE_DIR)/rootfs; \
+	elif command -v podman >/dev/null; then podman build -f image/Dockerfile -t $(IMAGE) $(IMAGE_DIR)/rootfs; \
+	elif command -v buildah >/dev/null; then buildah --storage-driver vfs bud -f image/Dockerfile -t $(IMAGE) $(IMAGE_DIR)/rootfs; \
+	else echo "no docker engine, podman or buildah here: 'make image-oci' writes $(IMAGE_DIR)/ocho.oci.tar"; exit 1; fi
+
+image-test: deps image-oci  ## run the image with runc as a real container (needs root)
+	image/test.sh $(IMAGE_DIR)
 
 run: deps build  ## a local proxy: ocho init as PID 1 of a private PID namespace, data in ./.run
 	mkdir -p .run/zk
-	unshare --pid --fork --mount-proc --kill-child \
+	unshare --user --map-root-user --pid --fork --mount-proc --kill-child \
 	    target/debug/$(BIN) init --zk-data $(CURDIR)/.run/zk --zk-bind 127.0.0.1 \
 	    --portal-bind 127.0.0.1:9000
 

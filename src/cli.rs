@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use argh::{ArgsInfo, FromArgs, SubCommands};
 
 use crate::error::Result;
-use crate::{init, pod, portal, zk};
+use crate::{init, pod, portal, remote, tools, zk};
 
 /// Top-level command line: one mode and its arguments.
 #[derive(FromArgs)]
@@ -27,10 +27,22 @@ pub enum Mode {
     Portal(portal::Args),
     Pod(pod::Args),
     ZkStatus(zk::status::Args),
+    Remote(remote::Args),
+    Args(tools::args::Args),
+    Grep(tools::grep::Args),
+    Info(tools::info::Args),
+    Log(tools::log::Args),
+    Ls(tools::ls::Args),
+    Port(tools::port::Args),
+    Poll(tools::poll::Args),
+    On(tools::on::Args),
+    Off(tools::off::Args),
+    Reset(tools::reset::Args),
+    Ping(tools::ping::Args),
+    Wait(tools::wait::Args),
 }
 
 /// Modes that are not tools: processes of the proxy itself, or the operator's client.
-#[allow(dead_code)] // read by the portal (issue 3)
 const NOT_TOOLS: &[&str] = &["init", "portal", "pod", "cli", "zk-status"];
 
 /// What `parse` decided: run a mode, or print a text (help, version, usage error) and exit.
@@ -47,6 +59,19 @@ pub fn dispatch(mode: Mode) -> Result<ExitCode> {
         Mode::Portal(args) => portal::run(args),
         Mode::Pod(args) => pod::run(args),
         Mode::ZkStatus(args) => zk::status::run(args),
+        Mode::Remote(args) => remote::run(args),
+        Mode::Args(args) => tools::args::run(args),
+        Mode::Grep(args) => tools::grep::run(args),
+        Mode::Info(args) => tools::info::run(args),
+        Mode::Log(args) => tools::log::run(args),
+        Mode::Ls(args) => tools::ls::run(args),
+        Mode::Port(args) => tools::port::run(args),
+        Mode::Poll(args) => tools::poll::run(args),
+        Mode::On(args) => tools::on::run(args),
+        Mode::Off(args) => tools::off::run(args),
+        Mode::Reset(args) => tools::reset::run(args),
+        Mode::Ping(args) => tools::ping::run(args),
+        Mode::Wait(args) => tools::wait::run(args),
     }
 }
 
@@ -66,7 +91,6 @@ pub fn modes() -> impl Iterator<Item = (&'static str, &'static str)> {
 }
 
 /// True when `name` is a tool the portal may run on behalf of a client.
-#[allow(dead_code)] // read by the portal (issue 3)
 pub fn is_tool(name: &str) -> bool {
     !NOT_TOOLS.contains(&name) && modes().any(|(m, _)| m == name)
 }
@@ -184,5 +208,7 @@ mod tests {
         assert!(!is_tool("init"));
         assert!(!is_tool("portal"));
         assert!(!is_tool("no-such-tool"));
+        assert!(!is_tool("cli"));
+        assert!(is_tool("args"));
     }
 }

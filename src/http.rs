@@ -12,6 +12,10 @@ use std::time::{Duration, Instant};
 /// Headers beyond this are a protocol error (a real peer sends a few hundred bytes).
 const MAX_HEAD: usize = 64 * 1024;
 
+/// A peer that does not accept a connection within this is down, whatever the request's
+/// deadline (long deadlines are for slow answers, such as a portal running a tool).
+const MAX_CONNECT: Duration = Duration::from_secs(10);
+
 /// Why a request failed. [`HttpError::is_silence`] tells "the peer did not answer" apart from
 /// "the peer answered badly".
 #[derive(Debug, thiserror::Error)]
@@ -70,7 +74,8 @@ impl Response {
     }
 }
 
-fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+/// First value of header `name` (case-insensitive) in lower-cased `headers`.
+pub fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
     let name = name.to_ascii_lowercase();
     headers.iter().find(|(k, _)| *k == name).map(|(_, v)| v.as_str())
 }
@@ -118,8 +123,8 @@ impl<'a> Request<'a> {
     pub fn open(&self) -> Result<(Head, Body), HttpError> {
         let deadline = Instant::now() + self.timeout;
         let target = resolve(self.addr)?;
-        let stream =
-            TcpStream::connect_timeout(&target, self.timeout).map_err(HttpError::from_io)?;
+        let stream = TcpStream::connect_timeout(&target, self.timeout.min(MAX_CONNECT))
+            .map_err(HttpError::from_io)?;
         let mut conn = Deadlined { stream, deadline };
         let mut head = format!(
             "{} {} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nUser-Agent: ocho/{}\r\n",

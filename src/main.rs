@@ -8,7 +8,9 @@ mod init;
 mod ochopod;
 mod pod;
 mod portal;
+mod remote;
 mod supervise;
+mod tools;
 mod zk;
 
 use std::process::ExitCode;

@@ -1,4 +1,5 @@
 //! `ocho init` as a supervisor: real ZooKeeper, real portal, real signals.
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] fns fail loudly by design
 
 mod support;
 
@@ -53,4 +54,43 @@ fn the_zookeeper_fixture_serves_clients() {
     let zk = ZooKeeper::start();
     let out = ocho().args(["zk-status", "--zk", &zk.addr]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn zookeeper_killed_with_sigkill_is_restarted_and_announced_ready_again() {
+    let zk = ZooKeeper::start();
+    let started = zk.proc.wait_for_line("init: started zookeeper (pid ", DEADLINE);
+    let pid: i32 = started.rsplit("(pid ").next().unwrap().trim_end_matches(')').parse().unwrap();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL).unwrap();
+    let line = zk.proc.wait_for_line("init: zookeeper exited unexpectedly", DEADLINE);
+    assert!(line.contains("signal SIGKILL") && line.contains("restarting in"), "{line}");
+    zk.proc
+        .wait_for_nth("the second start", 2, DEADLINE, |l| l.contains("init: started zookeeper"));
+    zk.proc.wait_for_nth("ready again", 2, Duration::from_secs(60), |l| {
+        l.contains(&format!("zookeeper ready on {}", zk.addr))
+    });
+    let out = ocho().args(["zk-status", "--zk", &zk.addr]).output().unwrap();
+    assert!(out.status.success());
+}
+
+#[test]
+fn no_zk_runs_only_the_portal_against_an_external_ensemble() {
+    let zk = ZooKeeper::start();
+    let portal = format!("127.0.0.1:{}", free_port());
+    let mut cmd = ocho();
+    cmd.args(["init", "--no-zk", "--zk", &zk.addr, "--portal-bind", &portal, "--grace", "10"]);
+    let mut init = Proc::spawn("init", cmd);
+    init.wait_for_line(&format!("portal: listening on {portal}"), DEADLINE);
+    // The portal child was told where the external ensemble is.
+    let line = init.wait_for_line("init: started portal (pid ", DEADLINE);
+    let pid: i32 = line.rsplit("(pid ").next().unwrap().trim_end_matches(')').parse().unwrap();
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+    let wanted = format!("OCHOPOD_ZK={}", zk.addr);
+    assert!(
+        environ.split(|b| *b == 0).any(|kv| kv == wanted.as_bytes()),
+        "portal env lacks {wanted}"
+    );
+    init.signal(Signal::SIGTERM);
+    assert_eq!(init.expect_exit(DEADLINE).code(), Some(0), "{}", init.tail());
+    assert!(!init.lines().iter().any(|l| l.contains("started zookeeper")), "{}", init.tail());
 }

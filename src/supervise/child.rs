@@ -29,15 +29,16 @@ pub fn spawn(cmd: &mut Command, what: &str, opts: Opts) -> Result<Child> {
     }
     let die_with_parent = opts.die_with_parent;
     // SAFETY: the closure runs between fork and exec and only makes async-signal-safe calls
-    // (pthread_sigmask, signal, prctl); it allocates nothing and takes no lock.
+    // (rt_sigaction, pthread_sigmask, prctl); it allocates nothing and takes no lock, and `dfl`
+    // outlives every call that reads it.
     unsafe {
         cmd.pre_exec(move || {
-            // The raw system call, because libc's `signal()` refuses its internal real-time
-            // signals (32 and 33 in glibc), which an ancestor may have left ignored: measured
-            // under `unshare` in tests, where a workload inherited SigIgn bit 32. All-zero is
-            // SIG_DFL with no flags and an empty mask in every architecture's layout.
+            // The raw system call, because libc's wrappers refuse signals 32-34 (their
+            // internal real-time signals) and an ignored one would otherwise leak through.
+            // An all-zero kernel `struct sigaction` is SIG_DFL with no flags and no mask on
+            // every architecture; 8 is the size of the kernel's sigset.
             let dfl = [0u64; 4];
-            for signo in 1..=libc::SIGRTMAX() {
+            for signo in 1..=64 {
                 if signo != libc::SIGKILL && signo != libc::SIGSTOP {
                     libc::syscall(
                         libc::SYS_rt_sigaction,

@@ -1,8 +1,11 @@
 //! Fixtures shared by the integration tests: [`Proc`] owns a child process (its `Drop` stops and
 //! reaps it, process group included), [`Proc::wait_for_line`] is the only readiness primitive
 //! (never a sleep), [`free_port`] and [`ZooKeeper`] (a real server from Debian's `zookeeper`
-//! package, run by `ocho init --no-portal`).
+//! package, run by `ocho init --no-portal`); [`fake_kube`] is the fake Kubernetes API server
+//! and kubelet (spec/kubernetes-fake.md).
 #![allow(dead_code, clippy::unwrap_used)]
+
+pub mod fake_kube;
 
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::process::CommandExt;
@@ -10,15 +13,27 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+pub mod chromium;
+pub mod portal;
+
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
 
 /// Generous deadline for anything a loaded 2-core machine does "at once".
 pub const DEADLINE: Duration = Duration::from_secs(30);
 
-/// The binary under test.
+/// Path of the binary under test: `$OCHO_BIN` when set (benchmarks point it at the static
+/// release build that ships), else the one cargo built for this test.
+pub fn ocho_bin() -> String {
+    std::env::var("OCHO_BIN")
+        .ok()
+        .filter(|b| !b.is_empty())
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_ocho").into())
+}
+
+/// The binary under test, as a command.
 pub fn ocho() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_ocho"))
+    Command::new(ocho_bin())
 }
 
 /// A TCP port free on 127.0.0.1 at the time of the call.

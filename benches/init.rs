@@ -1,0 +1,123 @@
+//! `make bench`, issue 2: size of the static binary, RSS of `ocho init` itself while ZooKeeper
+//! runs, exec → "zookeeper ready" against a bare JVM start measured in the same run, SIGTERM →
+//! exit, and ZooKeeper SIGKILLed → ready again. Prints figures; asserts nothing about time.
+#![allow(clippy::unwrap_used)]
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+use support::{Proc, free_port, ocho, ocho_bin};
+
+const RUNS: usize = 5;
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+fn rss_kib(pid: i32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// Polls `srvr` until ZooKeeper serves; returns the time since `t0`.
+fn until_serving(addr: &str, t0: Instant) -> Duration {
+    let end = t0 + Duration::from_secs(60);
+    loop {
+        let out = ocho().args(["zk-status", "--zk", addr, "-t", "1"]).output().unwrap();
+        if out.status.success() {
+            return t0.elapsed();
+        }
+        assert!(Instant::now() < end, "zookeeper at {addr} never served");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn init_cmd(dir: &std::path::Path, port: u16) -> Command {
+    let mut cmd = ocho();
+    cmd.args(["init", "--no-portal", "--zk-bind", "127.0.0.1", "--zk-heap", "256m"])
+        .args(["--zk-port", &port.to_string()])
+        .arg("--zk-data")
+        .arg(dir);
+    cmd
+}
+
+fn main() {
+    support::require_zookeeper();
+    let bin = ocho_bin();
+    let size = std::fs::metadata(&bin).unwrap().len();
+    println!("binary: {bin}");
+    println!("size: {:.2} MB ({size} bytes; target <= 10 MB)", size as f64 / 1e6);
+
+    // Baseline: the same JVM command line started directly, until `srvr` shows Mode:.
+    let mut jvm = Vec::new();
+    for _ in 0..RUNS {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let cfg = dir.path().join("zoo.cfg");
+        std::fs::write(
+            &cfg,
+            format!(
+                "tickTime=2000\ndataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\n\
+                 admin.enableServer=false\n4lw.commands.whitelist=srvr\n",
+                dir.path().display()
+            ),
+        )
+        .unwrap();
+        let mut cmd = Command::new("java");
+        cmd.args(["-Xmx256m", "-XX:+UseSerialGC", "-cp"])
+            .arg("/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar")
+            .arg("org.apache.zookeeper.server.quorum.QuorumPeerMain")
+            .arg(&cfg);
+        let t0 = Instant::now();
+        let _java = Proc::spawn("java", cmd);
+        jvm.push(until_serving(&format!("127.0.0.1:{port}"), t0).as_secs_f64() * 1e3);
+    }
+
+    let (mut ready, mut stop, mut again, mut rss) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..RUNS {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let t0 = Instant::now();
+        let mut init = Proc::spawn("init", init_cmd(dir.path(), port));
+        init.wait_for_line("zookeeper ready on", Duration::from_secs(60));
+        ready.push(t0.elapsed().as_secs_f64() * 1e3);
+        rss.push(rss_kib(init.pid()) as f64);
+
+        let started = init.wait_for_line("init: started zookeeper (pid ", Duration::from_secs(5));
+        let java: i32 =
+            started.rsplit("(pid ").next().unwrap().trim_end_matches(')').parse().unwrap();
+        let t1 = Instant::now();
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(java), Signal::SIGKILL).unwrap();
+        init.wait_for_nth("ready again", 2, Duration::from_secs(60), |l| {
+            l.contains("zookeeper ready on")
+        });
+        again.push(t1.elapsed().as_secs_f64() * 1e3);
+
+        let t2 = Instant::now();
+        init.signal(Signal::SIGTERM);
+        init.expect_exit(Duration::from_secs(30));
+        stop.push(t2.elapsed().as_secs_f64() * 1e3);
+    }
+    let (jvm, ready) = (median(jvm), median(ready));
+    println!("jvm alone, start -> srvr Mode: (baseline): {jvm:.0} ms (median of {RUNS})");
+    println!(
+        "ocho init exec -> 'zookeeper ready': {ready:.0} ms, {:+.0} ms vs baseline (target: baseline + <= 100 ms)",
+        ready - jvm
+    );
+    println!(
+        "RSS of ocho init while zookeeper runs: {:.1} MB (target <= 5 MB)",
+        median(rss) / 1024.0
+    );
+    println!("SIGTERM -> exit: {:.0} ms (target <= 1000 ms)", median(stop));
+    println!(
+        "zookeeper SIGKILLed -> ready again: {:.0} ms, includes the 1 s (+-10%) first backoff (target <= 2500 ms)",
+        median(again)
+    );
+}

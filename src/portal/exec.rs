@@ -1,0 +1,364 @@
+//! Running one tool for one request: re-exec `/proc/self/exe` (arg0 `ocho`) with the validated
+//! argv, in the request's temporary directory, stdin `/dev/null`, an allow-listed environment,
+//! in a process group of its own and with a clean signal mask (`supervise::child::spawn`).
+//! stdout and stderr are drained concurrently line by line (no pipe deadlock, spec §10.3) and
+//! capped; the deadline, the output cap and a vanished client each end the whole group with
+//! SIGTERM, then SIGKILL after a grace. The child is waited by pid, never with `waitpid(-1)`
+//! (platform notes §4.3). The temporary directory itself belongs to the caller.
+
+use std::io::{BufRead, BufReader, Read};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::Path;
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+
+use crate::error::{Error, Result};
+use crate::supervise::child;
+
+/// Environment variables a tool may see; everything else (the portal's token included) is
+/// dropped. ZooKeeper hosts, Kubernetes access, the proxy's namespace, and what any process
+/// needs to behave (PATH, locale, time zone).
+pub const ENV_ALLOWED: &[&str] = &[
+    "OCHOPOD_ZK",
+    "KUBECONFIG",
+    "KUBERNETES_SERVICE_HOST",
+    "KUBERNETES_SERVICE_PORT",
+    "KUBERNETES_SERVICE_PORT_HTTPS",
+    "OCHO_NAMESPACE",
+    "POD_NAMESPACE",
+    "PATH",
+    "HOME",
+    "LANG",
+    "LC_ALL",
+    "TZ",
+    "RUST_BACKTRACE",
+];
+
+/// Between SIGTERM and SIGKILL of a tool's process group.
+pub const KILL_GRACE: Duration = Duration::from_secs(3);
+
+/// A line longer than this is passed on in pieces (a single line cannot hold memory hostage).
+const MAX_LINE: u64 = 64 * 1024;
+
+/// How often `interrupt` (client still there? portal stopping?) is polled.
+const PROBE_EVERY: Duration = Duration::from_millis(250);
+
+/// Per-request limits.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    pub timeout: Duration,
+    /// stdout + stderr bytes; past it the tool is killed.
+    pub max_output: usize,
+}
+
+/// Which output stream a line came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stream {
+    Out,
+    Err,
+}
+
+impl Stream {
+    /// The name used in replies (`"out"`, `"err"`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Stream::Out => "out",
+            Stream::Err => "err",
+        }
+    }
+}
+
+/// Why the portal ended a tool.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Killed {
+    Deadline,
+    Output,
+    Disconnect,
+    /// The portal is stopping and the drain period is over.
+    Shutdown,
+}
+
+impl Killed {
+    /// The note appended to the tool's stderr in the reply.
+    pub fn describe(self, limits: &Limits) -> String {
+        match self {
+            Killed::Deadline => {
+                format!("portal: deadline of {}s passed, tool killed", limits.timeout.as_secs_f64())
+            }
+            Killed::Output => {
+                format!("portal: output over {} bytes, tool killed", limits.max_output)
+            }
+            Killed::Disconnect => "portal: client disconnected, tool killed".into(),
+            Killed::Shutdown => "portal: shutting down, tool stopped".into(),
+        }
+    }
+
+    /// Short name for replies and metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            Killed::Deadline => "deadline",
+            Killed::Output => "output",
+            Killed::Disconnect => "disconnect",
+            Killed::Shutdown => "shutdown",
+        }
+    }
+}
+
+/// How one run ended.
+#[derive(Debug)]
+pub struct ToolRun {
+    /// Exit code, or 128 + signal number.
+    pub code: i32,
+    pub elapsed: Duration,
+    pub killed: Option<Killed>,
+}
+
+/// Exit code of a status: the code, or 128 + n for a signal (the shell's convention).
+pub fn status_code(status: ExitStatus) -> i32 {
+    status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
+}
+
+/// Runs `ocho <argv…>` in `dir`. Each output line (with its newline) goes to `sink`, which
+/// returns false when it can no longer deliver (the client is gone). `interrupt` is polled a few
+/// times a second, also while the tool is silent: a reason to end the tool (the client left,
+/// the portal is shutting down) or `None`.
+pub fn run(
+    argv: &[String],
+    dir: &Path,
+    limits: &Limits,
+    interrupt: &dyn Fn() -> Option<Killed>,
+    sink: &mut dyn FnMut(Stream, &[u8]) -> bool,
+) -> Result<ToolRun> {
+    let mut cmd = Command::new("/proc/self/exe");
+    cmd.arg0("ocho")
+        .args(argv)
+        .current_dir(dir)
+        .env_clear()
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for name in ENV_ALLOWED {
+        if let Some(value) = std::env::var_os(name) {
+            cmd.env(name, value);
+        }
+    }
+    let started = Instant::now();
+    // die_with_parent: the request thread waits for this child, so the child outlives the
+    // thread only if the portal itself dies, and then it should die too.
+    let mut tool = child::spawn(
+        &mut cmd,
+        argv.first().map_or("tool", String::as_str),
+        child::Opts { own_group: true, die_with_parent: true },
+    )?;
+    let group = Pid::from_raw(tool.id() as i32);
+    let (tx, rx) = mpsc::channel::<(Stream, Option<Vec<u8>>)>();
+    let pipes: [(Stream, Box<dyn Read + Send>); 2] = [
+        (Stream::Out, Box::new(tool.stdout.take().expect("stdout is piped"))),
+        (Stream::Err, Box::new(tool.stderr.take().expect("stderr is piped"))),
+    ];
+    for (stream, pipe) in pipes {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            let mut reader = BufReader::new(pipe);
+            loop {
+                let mut line = Vec::new();
+                match (&mut reader).take(MAX_LINE).read_until(b'\n', &mut line) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {
+                        if tx.send((stream, Some(line))).is_err() {
+                            break;
+                        }
+                    }
+                }
+            }
+            let _ = tx.send((stream, None));
+        });
+    }
+    drop(tx);
+
+    let deadline = started + limits.timeout;
+    let mut open = 2;
+    let mut total = 0usize;
+    let mut status: Option<ExitStatus> = None;
+    let mut killed: Option<Killed> = None;
+    let mut term_sent: Option<Instant> = None;
+    let mut next_probe = started + PROBE_EVERY;
+    let mut nap = Duration::from_micros(200);
+    let stop = |why: Killed, killed: &mut Option<Killed>, term_sent: &mut Option<Instant>| {
+        if killed.is_none() {
+            *killed = Some(why);
+            *term_sent = Some(Instant::now());
+            let _ = killpg(group, Signal::SIGTERM);
+        }
+    };
+    loop {
+        if open > 0 {
+            match rx.recv_timeout(Duration::from_millis(50)) {
+                Ok((stream, Some(line))) => {
+                    total += line.len();
+                    if killed.is_none() {
+                        if total > limits.max_output {
+                            stop(Killed::Output, &mut killed, &mut term_sent);
+                        } else if !sink(stream, &line) {
+                            stop(Killed::Disconnect, &mut killed, &mut term_sent);
+                        }
+                    }
+                }
+                Ok((_, None)) => open -= 1,
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => open = 0,
+            }
+        } else if status.is_none() {
+            // Both pipes closed: the tool is exiting (or closed them and goes on running).
+            std::thread::sleep(nap);
+            nap = (nap * 2).min(Duration::from_millis(20));
+        }
+        if status.is_none() {
+            status = tool
+                .try_wait()
+                .map_err(|source| Error::io("wait for tool", "/proc/self/exe", source))?;
+            if status.is_some() {
+                // Whatever the tool left in its group (the group cannot be reused while it has
+                // members) would hold the pipes open: end it.
+                let _ = killpg(group, Signal::SIGKILL);
+            }
+        }
+        if status.is_some() && open == 0 {
+            break;
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            stop(Killed::Deadline, &mut killed, &mut term_sent);
+        }
+        if now >= next_probe {
+            next_probe = now + PROBE_EVERY;
+            if let Some(why) = interrupt().filter(|_| killed.is_none()) {
+                stop(why, &mut killed, &mut term_sent);
+            }
+        }
+        if term_sent.is_some_and(|t| now >= t + KILL_GRACE) {
+            let _ = killpg(group, Signal::SIGKILL);
+        }
+    }
+    let status = status.expect("the loop ends only after the tool was waited for");
+    Ok(ToolRun { code: status_code(status), elapsed: started.elapsed(), killed })
+}
+
+/// True while the TCP connection from `peer` to our `local_port` is open from the client's
+/// side. Reads `/proc/net/tcp{,6}`: once the client closes (or dies), our end moves to
+/// CLOSE_WAIT (or disappears after a reset). rouille does not hand the socket to handlers, and
+/// this is how a handler that is busy waiting for a tool notices a client that left. When the
+/// tables cannot be read, the client is assumed present.
+pub fn peer_alive(local_port: u16, peer: std::net::SocketAddr) -> bool {
+    let mut readable = false;
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let Ok(text) = std::fs::read_to_string(table) else { continue };
+        readable = true;
+        if let Some(state) = connection_state(&text, local_port, peer) {
+            // 01 ESTABLISHED; 08 CLOSE_WAIT, 09 LAST_ACK, 07 CLOSE, 0B CLOSING: client gone.
+            return !matches!(state, 0x07..=0x09 | 0x0B);
+        }
+    }
+    !readable
+}
+
+/// Shuts down our TCP connection from `peer` on `local_port`, found among our own file
+/// descriptors; the client sees the end of a body delimited by the connection's close.
+pub fn close_connection(local_port: u16, peer: std::net::SocketAddr) {
+    use nix::sys::socket::{self, SockaddrLike, SockaddrStorage};
+    let Ok(fds) = std::fs::read_dir("/proc/self/fd") else { return };
+    for entry in fds.flatten() {
+        let Some(fd) = entry.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+            continue;
+        };
+        let is_socket = std::fs::read_link(entry.path())
+            .is_ok_and(|target| target.to_string_lossy().starts_with("socket:"));
+        if !is_socket {
+            continue;
+        }
+        let addr_of = |sa: SockaddrStorage| -> Option<std::net::SocketAddr> {
+            match sa.family()? {
+                socket::AddressFamily::Inet => {
+                    let v4 = sa.as_sockaddr_in()?;
+                    Some(std::net::SocketAddr::from((v4.ip(), v4.port())))
+                }
+                socket::AddressFamily::Inet6 => {
+                    let v6 = sa.as_sockaddr_in6()?;
+                    Some(std::net::SocketAddr::from((v6.ip(), v6.port())))
+                }
+                _ => None,
+            }
+        };
+        let remote = socket::getpeername::<SockaddrStorage>(fd).ok().and_then(addr_of);
+        let local = socket::getsockname::<SockaddrStorage>(fd).ok().and_then(addr_of);
+        if remote == Some(peer) && local.is_some_and(|l| l.port() == local_port) {
+            // shutdown, not close: the descriptor stays tiny_http's to close.
+            let _ = socket::shutdown(fd, socket::Shutdown::Both);
+            return;
+        }
+    }
+}
+
+/// State of the connection `local_port` ← `peer` in one `/proc/net/tcp` table.
+fn connection_state(table: &str, local_port: u16, peer: std::net::SocketAddr) -> Option<u8> {
+    let want_ip = match peer.ip() {
+        // The kernel prints the address as a native-endian u32 of the network-order bytes.
+        std::net::IpAddr::V4(ip) => Some(format!("{:08X}", u32::from_ne_bytes(ip.octets()))),
+        std::net::IpAddr::V6(_) => None,
+    };
+    for line in table.lines().skip(1) {
+        let mut fields = line.split_whitespace().skip(1);
+        let (Some(local), Some(remote), Some(state)) =
+            (fields.next(), fields.next(), fields.next())
+        else {
+            continue;
+        };
+        let port_of =
+            |addr: &str| addr.rsplit_once(':').and_then(|(_, p)| u16::from_str_radix(p, 16).ok());
+        if port_of(local) != Some(local_port) || port_of(remote) != Some(peer.port()) {
+            continue;
+        }
+        let ip = remote.rsplit_once(':').map_or("", |(ip, _)| ip);
+        let ip_matches = match &want_ip {
+            Some(v4) => ip == v4 || ip.ends_with(&format!("FFFF0000{v4}")),
+            None => true,
+        };
+        if ip_matches {
+            return u8::from_str_radix(state, 16).ok();
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TABLE: &str = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 0100007F:2328 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1 0 100 0 0 10 0
+   1: 0100007F:2328 0100007F:D2F4 08 00000000:00000000 00:00000000 00000000     0        0 2 1 0 20 4 30 10 -1
+   2: 0100007F:2328 0100007F:D2F5 01 00000000:00000000 00:00000000 00000000     0        0 3 1 0 20 4 30 10 -1
+";
+
+    #[test]
+    fn connection_states_from_proc_net_tcp() {
+        let peer = |port| std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        assert_eq!(connection_state(TABLE, 9000, peer(0xD2F4)), Some(0x08));
+        assert_eq!(connection_state(TABLE, 9000, peer(0xD2F5)), Some(0x01));
+        assert_eq!(connection_state(TABLE, 9000, peer(0xD2F6)), None);
+        assert_eq!(connection_state(TABLE, 9001, peer(0xD2F5)), None);
+        let other = std::net::SocketAddr::from(([10, 0, 0, 1], 0xD2F5));
+        assert_eq!(connection_state(TABLE, 9000, other), None);
+    }
+
+    #[test]
+    fn exit_codes_follow_the_shell_convention() {
+        assert_eq!(status_code(ExitStatus::from_raw(3 << 8)), 3);
+        assert_eq!(status_code(ExitStatus::from_raw(9)), 137);
+        assert_eq!(status_code(ExitStatus::from_raw(15)), 143);
+    }
+}

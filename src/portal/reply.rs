@@ -1,0 +1,168 @@
+//! One validated tool run and its answer: a JSON object once the tool is done, or an NDJSON
+//! stream written over the raw connection as the tool produces output. Owns the request's
+//! temporary directory and concurrency slot until the run is over, and logs and counts it.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use rouille::{Response, Upgrade};
+use serde_json::json;
+
+use super::exec::{self, Limits, Stream};
+use super::routes::{Access, State, log, refused};
+
+/// Decrements the in-flight count when the run is over, however it ends.
+pub struct Slot(Arc<State>);
+
+impl Slot {
+    /// Counts one more run in flight; returns the slot and the count including it.
+    pub fn take(state: &Arc<State>) -> (Slot, usize) {
+        let n = state.metrics.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        (Slot(Arc::clone(state)), n)
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.metrics.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// A validated tool run waiting to happen.
+pub struct Run {
+    pub state: Arc<State>,
+    pub words: Vec<String>,
+    pub dir: Option<tempfile::TempDir>,
+    pub limits: Limits,
+    pub peer: SocketAddr,
+    pub method: String,
+    pub slot: Option<Slot>,
+    pub started: Instant,
+}
+
+impl Run {
+    fn execute(
+        &mut self,
+        sink: &mut dyn FnMut(Stream, &[u8]) -> bool,
+    ) -> Result<exec::ToolRun, String> {
+        let (port, peer) = (self.state.port, self.peer);
+        let dir = self.dir.as_ref().expect("a run executes once");
+        let stop_at = &self.state.stop_at;
+        let interrupt = || {
+            if stop_at.get().is_some_and(|t| Instant::now() >= *t) {
+                Some(exec::Killed::Shutdown)
+            } else if !exec::peer_alive(port, peer) {
+                Some(exec::Killed::Disconnect)
+            } else {
+                None
+            }
+        };
+        let result = exec::run(&self.words, dir.path(), &self.limits, &interrupt, sink)
+            .map_err(|err| format!("portal: {}", crate::error::chain(&err)));
+        if let Some(dir) = self.dir.take() {
+            let path = dir.path().to_path_buf();
+            if let Err(err) = dir.close() {
+                eprintln!("portal: cannot remove {}: {err}", path.display());
+            }
+        }
+        self.slot.take();
+        result
+    }
+
+    fn finish(&self, status: u16, code: Option<i32>, bytes: usize) {
+        self.state.metrics.observe(&self.words[0], status, self.started.elapsed());
+        log(&Access {
+            peer: &self.peer,
+            method: &self.method,
+            path: "/shell",
+            tool: &self.words[0],
+            status,
+            code,
+            bytes: Some(bytes),
+            started: self.started,
+        });
+    }
+
+    /// Runs the tool and answers with one JSON object.
+    pub fn reply(mut self) -> Response {
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let result = self.execute(&mut |stream, line| {
+            match stream {
+                Stream::Out => out.extend_from_slice(line),
+                Stream::Err => err.extend_from_slice(line),
+            }
+            true
+        });
+        let run = match result {
+            Ok(run) => run,
+            Err(message) => {
+                let response = refused(500, &message);
+                self.finish(500, None, out.len() + err.len());
+                return response;
+            }
+        };
+        let mut err = String::from_utf8_lossy(&err).into_owned();
+        if let Some(killed) = run.killed {
+            if !err.is_empty() && !err.ends_with('\n') {
+                err.push('\n');
+            }
+            err.push_str(&killed.describe(&self.limits));
+            err.push('\n');
+        }
+        let status = match run.killed {
+            Some(exec::Killed::Deadline) => 408,
+            // Nobody reads it; nginx's "client closed request" for the log and the metrics.
+            Some(exec::Killed::Disconnect) => 499,
+            Some(exec::Killed::Shutdown) => 503,
+            _ => 200,
+        };
+        let body = json!({
+            "ok": run.code == 0 && run.killed.is_none(),
+            "code": run.code,
+            "ms": run.elapsed.as_millis() as u64,
+            "out": String::from_utf8_lossy(&out),
+            "err": err,
+            "killed": run.killed.map(exec::Killed::name),
+        });
+        self.finish(status, Some(run.code), out.len() + err.len());
+        Response::json(&body).with_status_code(status)
+    }
+}
+
+impl Upgrade for Run {
+    /// Streams NDJSON over the raw connection, one flushed line per event, then closes it.
+    fn build(&mut self, mut socket: Box<dyn rouille::ReadWrite + Send>) {
+        let send = |socket: &mut Box<dyn rouille::ReadWrite + Send>, event: serde_json::Value| {
+            let mut text = event.to_string();
+            text.push('\n');
+            socket.write_all(text.as_bytes()).and_then(|()| socket.flush()).is_ok()
+        };
+        let mut bytes = 0;
+        let result = self.execute(&mut |stream, line| {
+            bytes += line.len();
+            let text = String::from_utf8_lossy(line);
+            let text = text.strip_suffix('\n').unwrap_or(&text);
+            send(&mut socket, json!({"stream": stream.name(), "line": text}))
+        });
+        let (last, code) = match result {
+            Ok(run) => {
+                let mut last = json!({"exit": run.code, "ms": run.elapsed.as_millis() as u64});
+                if let Some(killed) = run.killed {
+                    last["killed"] = json!(killed.name());
+                    last["error"] = json!(killed.describe(&self.limits));
+                }
+                (last, Some(run.code))
+            }
+            Err(message) => (json!({"exit": null, "error": message}), None),
+        };
+        send(&mut socket, last);
+        drop(socket);
+        // The end of the body is the end of the connection, which tiny_http would keep open
+        // waiting for another request.
+        exec::close_connection(self.state.port, self.peer);
+        self.finish(200, code, bytes);
+    }
+}

@@ -1,0 +1,434 @@
+//! The portal's routes, as a function of the shared [`State`] and one request (unit tested with
+//! `Request::fake_http`). `/shell` checks, in order: where a browser request comes from and the
+//! credentials (401/403), the line (400), the concurrency limit (503), uploads (400/413); only
+//! then does it hand the run to `reply.rs` (JSON, or NDJSON when the client asks for it).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rouille::{Request, Response};
+use serde_json::json;
+
+use super::auth::{Token, Verdict};
+use super::exec::Limits;
+use super::metrics::Metrics;
+use super::reply::{Run, Slot};
+use super::{upload, web, words};
+use crate::cli::{self, Parsed};
+
+/// Longest `X-Timeout` a client may ask for, in seconds.
+pub const MAX_TIMEOUT_SECS: f64 = 3600.0;
+
+/// Everything the routes share.
+pub struct State {
+    /// Default limits (`--timeout`, `--max-output`).
+    pub limits: Limits,
+    pub max_upload: usize,
+    pub max_concurrent: usize,
+    pub token: Option<Token>,
+    pub metrics: Metrics,
+    /// The port we listen on, to find a request's connection in `/proc/net/tcp`.
+    pub port: u16,
+    /// Where request directories are made (the system temporary directory by default).
+    pub tmp: PathBuf,
+    /// Set when the portal starts stopping: tools still running then are stopped.
+    pub stop_at: std::sync::OnceLock<Instant>,
+}
+
+/// Answers one request; logs it unless the answer is a stream (which logs when it ends).
+pub fn routes(state: &Arc<State>, request: &Request) -> Response {
+    let started = Instant::now();
+    let path = request.url();
+    if path == "/shell" {
+        return shell(state, request, started);
+    }
+    // The kubelet's probes carry no credentials: liveness and readiness answer without a token
+    // and tell nothing but "up" and "ZooKeeper serves".
+    let response = if path == "/healthz" {
+        Response::json(&json!({"ok": true}))
+    } else if path == "/readyz" && request.method() == "GET" {
+        readyz()
+    } else if let Some(denied) = deny(state, request, None) {
+        denied
+    } else {
+        match (request.method(), path.as_str()) {
+            ("GET", "/") => web::page("index.html"),
+            ("GET", p) if p.starts_with("/static/") => web::page(&p["/static/".len()..]),
+            ("GET", "/tools") => Response::json(&tools_json()),
+            ("GET", "/readyz") => readyz(),
+            ("GET", "/metrics") => Response::text(state.metrics.render())
+                .with_unique_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8"),
+            ("GET", "/healthz") => Response::json(&json!({"ok": true})),
+            (_, "/" | "/tools" | "/readyz" | "/metrics") => method_not_allowed("GET"),
+            _ => error(404, "not found"),
+        }
+    };
+    log(&Access {
+        peer: request.remote_addr(),
+        method: request.method(),
+        path: &path,
+        tool: "-",
+        status: response.status_code,
+        code: None,
+        bytes: None,
+        started,
+    });
+    response
+}
+
+/// What an access-log line says about a request.
+pub struct Access<'a> {
+    pub peer: &'a SocketAddr,
+    pub method: &'a str,
+    pub path: &'a str,
+    /// The tool word, `help`, or `-`.
+    pub tool: &'a str,
+    pub status: u16,
+    /// The tool's exit code, if one ran (or 2 for a refused line).
+    pub code: Option<i32>,
+    /// Bytes of tool output, if one ran.
+    pub bytes: Option<usize>,
+    pub started: Instant,
+}
+
+/// One access-log line on stderr: time, peer, method, path, tool, HTTP status, exit code, ms,
+/// output bytes. Never the line's arguments nor any credential.
+pub fn log(a: &Access) {
+    let dash = |v: Option<String>| v.unwrap_or_else(|| "-".into());
+    eprintln!(
+        "{} {} {} {} {} {} {} {}ms {}",
+        utc_now(),
+        a.peer,
+        a.method,
+        a.path,
+        a.tool,
+        a.status,
+        dash(a.code.map(|c| c.to_string())),
+        a.started.elapsed().as_millis(),
+        dash(a.bytes.map(|b| format!("{b}B"))),
+    );
+}
+
+/// ISO 8601 UTC time of now, second precision.
+pub(super) fn utc_now() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+fn error(status: u16, message: &str) -> Response {
+    Response::json(&json!({"ok": false, "error": message})).with_status_code(status)
+}
+
+fn method_not_allowed(allow: &str) -> Response {
+    error(405, "method not allowed").with_unique_header("Allow", allow.to_string())
+}
+
+/// The reply for a line refused before anything ran, in the `/shell` shape.
+pub(super) fn refused(status: u16, message: &str) -> Response {
+    let mut err = message.to_string();
+    if !err.ends_with('\n') {
+        err.push('\n');
+    }
+    Response::json(&json!({"ok": false, "code": 2, "ms": 0, "out": "", "err": err}))
+        .with_status_code(status)
+}
+
+/// 401/403 when a token is configured and the request's credentials do not match it.
+fn deny(state: &State, request: &Request, line: Option<&str>) -> Option<Response> {
+    let token = state.token.as_ref()?;
+    let verdict = token.check(request.header("Authorization"), request.header("X-Signature"), line);
+    match verdict {
+        Verdict::Allowed => None,
+        Verdict::Missing => {
+            state.metrics.reject("auth");
+            // The Basic challenge lets a browser prompt for the token (as the password).
+            Some(
+                error(401, "credentials required: Authorization: Bearer <token> or X-Signature")
+                    .with_unique_header("WWW-Authenticate", "Basic realm=\"ocho portal\""),
+            )
+        }
+        Verdict::Refused => {
+            state.metrics.reject("auth");
+            Some(error(403, "credentials refused"))
+        }
+    }
+}
+
+/// `GET /readyz`: 200 when the ZooKeeper in `$OCHOPOD_ZK` answers `srvr` as serving.
+fn readyz() -> Response {
+    let hosts = std::env::var("OCHOPOD_ZK").unwrap_or_default();
+    // `host:port,host:port/chroot`: the chroot belongs to the last host only.
+    let hosts = hosts.split('/').next().unwrap_or_default();
+    let mut why = String::from("OCHOPOD_ZK is not set");
+    // Ready when any member of the ensemble serves: that is all a client session needs.
+    for host in hosts.split(',').map(str::trim).filter(|h| !h.is_empty()) {
+        let addr = if host.contains(':') { host.to_string() } else { format!("{host}:2181") };
+        match crate::zk::probe::srvr(&addr, Duration::from_secs(2)) {
+            Ok(crate::zk::probe::Probe::Serving(_)) => {
+                return Response::json(&json!({"ok": true, "zk": addr}));
+            }
+            Ok(crate::zk::probe::Probe::NotServing(_)) => {
+                why = format!("zookeeper {addr} is not serving yet")
+            }
+            Err(err) => why = format!("zookeeper {addr}: {err}"),
+        }
+    }
+    error(503, &why)
+}
+
+/// `GET /tools`: every tool with its description, positionals and options, from the same argh
+/// definitions the tools parse with.
+pub fn tools_json() -> serde_json::Value {
+    use argh::ArgsInfo;
+    let info = <cli::Mode as ArgsInfo>::get_args_info();
+    let tools: Vec<_> = info
+        .commands
+        .iter()
+        .filter(|c| cli::is_tool(c.name))
+        .map(|c| {
+            let cmd = &c.command;
+            let options: Vec<_> = cmd
+                .flags
+                .iter()
+                .filter(|f| !f.hidden)
+                .map(|f| {
+                    let value = match f.kind {
+                        argh::FlagInfoKind::Switch => None,
+                        argh::FlagInfoKind::Option { arg_name } => Some(arg_name),
+                    };
+                    json!({"long": f.long, "short": f.short.map(String::from),
+                        "value": value, "help": f.description,
+                        "optionality": format!("{:?}", f.optionality).to_lowercase()})
+                })
+                .collect();
+            let positionals: Vec<_> = cmd
+                .positionals
+                .iter()
+                .filter(|p| !p.hidden)
+                .map(|p| {
+                    json!({"name": p.name, "help": p.description,
+                    "optionality": format!("{:?}", p.optionality).to_lowercase()})
+                })
+                .collect();
+            json!({"name": c.name, "description": cmd.description,
+                "positionals": positionals, "options": options})
+        })
+        .collect();
+    json!({"tools": tools})
+}
+
+/// The portal's `help`: the tools only (not the proxy's own modes).
+fn tools_listing() -> String {
+    let tools: Vec<_> = cli::modes().filter(|(m, _)| cli::is_tool(m)).collect();
+    let width = tools.iter().map(|(m, _)| m.len()).max().unwrap_or(0);
+    let mut text = String::from("tools:\n");
+    for (name, description) in tools {
+        text.push_str(&format!("  {name:width$}  {description}\n"));
+    }
+    text.push_str("\n'help TOOL' or 'TOOL --help' for details\n");
+    text
+}
+
+/// What a line asks for once validated.
+enum Line {
+    /// Answer with this text at once (help, version), exit code 0.
+    Text(String),
+    /// Run the tool with these words.
+    Run(Vec<String>),
+}
+
+/// Splits and validates a line without spawning anything: `Err` is the message for a 400.
+fn validate(line: &str) -> Result<Line, String> {
+    let words = words::split(line).map_err(|e| format!("portal: {e}"))?;
+    let Some(first) = words.first() else {
+        return Err("portal: empty line; try 'help'".into());
+    };
+    match first.as_str() {
+        "help" | "--help" | "-h" if words.len() == 1 => return Ok(Line::Text(tools_listing())),
+        "help" | "--help" | "-h" => {
+            if !cli::is_tool(&words[1]) {
+                return Err(unknown(&words[1]));
+            }
+            return match cli::parse_words(&[words[1].as_str(), "--help"]) {
+                Parsed::Print { text, .. } => Ok(Line::Text(text)),
+                Parsed::Run(_) => Err(format!("{} has no help", words[1])),
+            };
+        }
+        "version" | "--version" | "-V" => {
+            return Ok(Line::Text(format!("ocho {}\n", env!("CARGO_PKG_VERSION"))));
+        }
+        tool if !cli::is_tool(tool) => return Err(unknown(tool)),
+        _ => {}
+    }
+    let refs: Vec<&str> = words.iter().map(String::as_str).collect();
+    match cli::parse_words(&refs) {
+        Parsed::Run(_) => Ok(Line::Run(words)),
+        Parsed::Print { text, code: 0 } => Ok(Line::Text(text)),
+        Parsed::Print { text, .. } => Err(text),
+    }
+}
+
+fn unknown(tool: &str) -> String {
+    let tools: Vec<_> = cli::modes().map(|(m, _)| m).filter(|m| cli::is_tool(m)).collect();
+    format!("unknown tool '{tool}'\navailable tools: {}\n", tools.join(", "))
+}
+
+/// `GET /shell?line=…` and `POST /shell` (`X-Shell`, optional multipart uploads).
+fn shell(state: &Arc<State>, request: &Request, started: Instant) -> Response {
+    let peer = *request.remote_addr();
+    let method = request.method().to_string();
+    let done = |response: Response, tool: &str, code: Option<i32>| {
+        state.metrics.observe(tool, response.status_code, started.elapsed());
+        log(&Access {
+            peer: &peer,
+            method: &method,
+            path: "/shell",
+            tool,
+            status: response.status_code,
+            code,
+            bytes: None,
+            started,
+        });
+        response
+    };
+    let line = match method.as_str() {
+        "POST" => request.header("X-Shell").map(str::to_string),
+        "GET" => request.get_param("line"),
+        _ => return done(method_not_allowed("GET, POST"), "-", None),
+    };
+    // Browsers say where a request comes from; a page of another site must not run tools
+    // with the credentials a browser remembers for ours (GET needs no preflight).
+    if request.header("Sec-Fetch-Site").is_some_and(|s| s != "same-origin" && s != "none") {
+        state.metrics.reject("cross-site");
+        return done(error(403, "cross-site request refused"), "-", None);
+    }
+    if let Some(denied) = deny(state, request, line.as_deref()) {
+        return done(denied, "-", None);
+    }
+    let Some(line) = line else {
+        let what =
+            if method == "POST" { "X-Shell header missing" } else { "line parameter missing" };
+        return done(refused(400, &format!("portal: {what}")), "-", None);
+    };
+    let words = match validate(&line) {
+        Ok(Line::Run(words)) => words,
+        Ok(Line::Text(text)) => {
+            let reply = json!({"ok": true, "code": 0, "ms": 0, "out": text, "err": ""});
+            return done(Response::json(&reply), "help", Some(0));
+        }
+        Err(message) => return done(refused(400, &message), "-", Some(2)),
+    };
+    let tool = words[0].clone();
+    let mut limits = state.limits;
+    if let Some(value) = request.header("X-Timeout") {
+        match value.trim().parse::<f64>() {
+            Ok(secs) if secs > 0.0 && secs <= MAX_TIMEOUT_SECS => {
+                limits.timeout = Duration::from_secs_f64(secs)
+            }
+            _ => {
+                let message =
+                    format!("portal: X-Timeout must be seconds in (0, {MAX_TIMEOUT_SECS}]");
+                return done(refused(400, &message), &tool, None);
+            }
+        }
+    }
+    // Checked after validation so that help and typos never count against the limit; a refused
+    // request touches nothing that the requests in flight use.
+    let (slot, in_flight) = Slot::take(state);
+    if in_flight > state.max_concurrent {
+        drop(slot);
+        state.metrics.reject("busy");
+        let busy =
+            refused(503, &format!("portal: busy ({} tools running); retry", state.max_concurrent))
+                .with_unique_header("Retry-After", "1");
+        return done(busy, &tool, None);
+    }
+    let dir = match tempfile::Builder::new().prefix("ocho-portal-").tempdir_in(&state.tmp) {
+        Ok(dir) => dir,
+        Err(err) => {
+            return done(refused(500, &format!("portal: temporary directory: {err}")), &tool, None);
+        }
+    };
+    if method == "POST"
+        && request.header("Content-Type").is_some_and(|t| t.starts_with("multipart/"))
+    {
+        let declared =
+            request.header("Content-Length").and_then(|l| l.trim().parse::<usize>().ok());
+        // A declared length bounds everything read, ignored form fields included (browsers,
+        // curl and `ocho cli` always declare it).
+        let Some(declared) = declared else {
+            let message = "portal: uploads need a Content-Length";
+            return done(refused(411, message), &tool, None);
+        };
+        // Multipart framing adds a little; anything far past the cap is refused unread.
+        if declared > state.max_upload + 64 * 1024 {
+            return done(
+                refused(413, &format!("portal: uploads larger than {} bytes", state.max_upload)),
+                &tool,
+                None,
+            );
+        }
+        match upload::save(request, dir.path(), state.max_upload) {
+            Ok(_) => {}
+            Err(err @ (upload::UploadError::TooLarge(_) | upload::UploadError::TooMany)) => {
+                return done(refused(413, &format!("portal: {err}")), &tool, None);
+            }
+            Err(err @ upload::UploadError::Io { .. }) => {
+                return done(
+                    refused(500, &format!("portal: {}", crate::error::chain(&err))),
+                    &tool,
+                    None,
+                );
+            }
+            Err(err) => return done(refused(400, &format!("portal: {err}")), &tool, None),
+        }
+    }
+    let run = Run {
+        state: Arc::clone(state),
+        words,
+        dir: Some(dir),
+        limits,
+        peer,
+        method: method.clone(),
+        slot: Some(slot),
+        started,
+    };
+    if request.header("Accept").is_some_and(|a| a.contains("application/x-ndjson")) {
+        // The stream takes over the connection (rouille's upgrade path) so that each line is
+        // flushed as it comes (tiny_http's chunked writer holds 8 KiB back); the body ends when
+        // the portal closes the connection (RFC 9112 §6.3: neither length nor chunking). It
+        // counts and logs itself when it ends. tiny_http labels any upgrade response
+        // `Connection: upgrade` with this `Upgrade` value; on a 200 clients ignore both.
+        let mut response = Response::text("")
+            .with_unique_header("Content-Type", "application/x-ndjson")
+            .with_unique_header("Cache-Control", "no-cache")
+            .with_unique_header("X-Content-Type-Options", "nosniff")
+            .with_unique_header("Upgrade", "ndjson");
+        response.upgrade = Some(Box::new(run));
+        return response;
+    }
+    run.reply()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,279 @@
+//! The REPL's line editor: on a terminal, raw mode with ←/→, Home/End (also Ctrl-A/Ctrl-E),
+//! Backspace/Delete, Ctrl-U/Ctrl-K, ↑/↓ through the history, Ctrl-C to drop the line and
+//! Ctrl-D on an empty line to leave; the terminal's mode is restored before every tool runs.
+//! On a terminal, history persists in `~/.ocho_cli_history` (the last [`KEEP`] lines). Without
+//! a terminal (a pipe, a file) lines are read plainly and history stays in memory.
+
+use std::fs::OpenOptions;
+use std::io::{self, BufRead, IsTerminal, Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::PathBuf;
+
+use nix::sys::termios::{self, LocalFlags, SetArg, Termios};
+
+/// History lines kept in the file and in memory.
+pub const KEEP: usize = 500;
+
+/// What [`Editor::read_line`] got.
+pub enum Input {
+    Line(String),
+    Eof,
+}
+
+/// Line reader with history.
+pub struct Editor {
+    history: Vec<String>,
+    file: Option<PathBuf>,
+    tty: bool,
+}
+
+/// Puts stdin in raw mode until dropped.
+struct Raw(Termios);
+
+impl Raw {
+    fn enter() -> io::Result<Raw> {
+        let stdin = io::stdin();
+        let saved = termios::tcgetattr(&stdin).map_err(io::Error::from)?;
+        let mut raw = saved.clone();
+        // No line buffering, no echo, no signals from keys (Ctrl-C drops the line instead);
+        // output processing stays on so "\n" still returns the carriage.
+        raw.local_flags.remove(LocalFlags::ICANON | LocalFlags::ECHO | LocalFlags::ISIG);
+        raw.control_chars[termios::SpecialCharacterIndices::VMIN as usize] = 1;
+        raw.control_chars[termios::SpecialCharacterIndices::VTIME as usize] = 0;
+        termios::tcsetattr(&stdin, SetArg::TCSADRAIN, &raw).map_err(io::Error::from)?;
+        Ok(Raw(saved))
+    }
+}
+
+impl Drop for Raw {
+    fn drop(&mut self) {
+        let _ = termios::tcsetattr(io::stdin(), SetArg::TCSADRAIN, &self.0);
+    }
+}
+
+impl Editor {
+    /// An editor; on a terminal its history is loaded from (and appended to)
+    /// `~/.ocho_cli_history`, otherwise (a script on stdin) it is kept in memory only.
+    pub fn new() -> Editor {
+        let tty = io::stdin().is_terminal();
+        let file = std::env::var_os("HOME")
+            .filter(|_| tty)
+            .map(|h| PathBuf::from(h).join(".ocho_cli_history"));
+        let mut history: Vec<String> = file
+            .as_ref()
+            .and_then(|f| std::fs::read_to_string(f).ok())
+            .map(|text| text.lines().filter(|l| !l.is_empty()).map(String::from).collect())
+            .unwrap_or_default();
+        let excess = history.len().saturating_sub(KEEP);
+        history.drain(..excess);
+        Editor { history, file, tty }
+    }
+
+    /// True when reading from a terminal (prompts and the banner are shown then).
+    pub fn interactive(&self) -> bool {
+        self.tty
+    }
+
+    /// The history, oldest first.
+    pub fn history(&self) -> &[String] {
+        &self.history
+    }
+
+    /// Records a line run (in memory and in the history file, created private).
+    pub fn add(&mut self, line: &str) {
+        if self.history.last().is_some_and(|last| last == line) {
+            return;
+        }
+        self.history.push(line.to_string());
+        if let Some(path) = &self.file {
+            let file = OpenOptions::new().create(true).append(true).mode(0o600).open(path);
+            if let Ok(mut file) = file {
+                let _ = writeln!(file, "{line}");
+            }
+        }
+    }
+
+    /// Reads one line, showing `prompt` on a terminal.
+    pub fn read_line(&mut self, prompt: &str) -> io::Result<Input> {
+        if !self.tty {
+            let mut line = String::new();
+            return Ok(match io::stdin().lock().read_line(&mut line)? {
+                0 => Input::Eof,
+                _ => Input::Line(line.trim_end_matches(['\n', '\r']).to_string()),
+            });
+        }
+        let _raw = Raw::enter()?;
+        self.edit(prompt, &mut io::stdin().lock(), &mut io::stderr())
+    }
+
+    /// The editing loop over raw key bytes.
+    fn edit(&self, prompt: &str, keys: &mut impl Read, out: &mut impl Write) -> io::Result<Input> {
+        let mut line: Vec<char> = Vec::new();
+        let mut cursor = 0;
+        // Position in the history while browsing; `history.len()` is the line being typed.
+        let mut browse = self.history.len();
+        let mut typed: Vec<char> = Vec::new();
+        let redraw = |out: &mut dyn Write, line: &[char], cursor: usize| -> io::Result<()> {
+            let text: String = line.iter().collect();
+            write!(out, "\r{prompt}{text}\x1b[K")?;
+            if cursor < line.len() {
+                write!(out, "\x1b[{}D", line.len() - cursor)?;
+            }
+            out.flush()
+        };
+        redraw(out, &line, cursor)?;
+        loop {
+            let Some(byte) = next_byte(keys)? else {
+                return Ok(Input::Eof);
+            };
+            match byte {
+                b'\r' | b'\n' => {
+                    writeln!(out)?;
+                    return Ok(Input::Line(line.iter().collect()));
+                }
+                0x04 if line.is_empty() => {
+                    writeln!(out)?;
+                    return Ok(Input::Eof);
+                }
+                0x04 if cursor < line.len() => {
+                    line.remove(cursor);
+                }
+                0x03 => {
+                    writeln!(out, "^C")?;
+                    line.clear();
+                    cursor = 0;
+                    browse = self.history.len();
+                }
+                0x7f | 0x08 if cursor > 0 => {
+                    cursor -= 1;
+                    line.remove(cursor);
+                }
+                0x01 => cursor = 0,
+                0x05 => cursor = line.len(),
+                0x15 => {
+                    line.drain(..cursor);
+                    cursor = 0;
+                }
+                0x0b => line.truncate(cursor),
+                0x1b => {
+                    let (Some(b'[' | b'O'), Some(key)) = (next_byte(keys)?, next_byte(keys)?)
+                    else {
+                        continue;
+                    };
+                    match key {
+                        b'A' | b'B' => {
+                            let target = if key == b'A' {
+                                browse.checked_sub(1)
+                            } else {
+                                Some(browse + 1).filter(|b| *b <= self.history.len())
+                            };
+                            if let Some(target) = target {
+                                if browse == self.history.len() {
+                                    typed = line.clone();
+                                }
+                                browse = target;
+                                line = match self.history.get(browse) {
+                                    Some(old) => old.chars().collect(),
+                                    None => typed.clone(),
+                                };
+                                cursor = line.len();
+                            }
+                        }
+                        b'C' => cursor = (cursor + 1).min(line.len()),
+                        b'D' => cursor = cursor.saturating_sub(1),
+                        b'H' => cursor = 0,
+                        b'F' => cursor = line.len(),
+                        b'3' => {
+                            // Delete: ESC [ 3 ~
+                            let tilde = next_byte(keys)? == Some(b'~');
+                            if tilde && cursor < line.len() {
+                                line.remove(cursor);
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                b if b >= 0x20 && b != 0x7f => {
+                    if let Some(c) = utf8_char(b, keys)? {
+                        line.insert(cursor, c);
+                        cursor += 1;
+                    }
+                }
+                _ => {}
+            }
+            redraw(out, &line, cursor)?;
+        }
+    }
+}
+
+fn next_byte(keys: &mut impl Read) -> io::Result<Option<u8>> {
+    let mut byte = [0u8; 1];
+    loop {
+        match keys.read(&mut byte) {
+            Ok(0) => return Ok(None),
+            Ok(_) => return Ok(Some(byte[0])),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// The character that starts with `first`, reading its continuation bytes.
+fn utf8_char(first: u8, keys: &mut impl Read) -> io::Result<Option<char>> {
+    let len = match first {
+        0x00..=0x7f => 1,
+        0xc0..=0xdf => 2,
+        0xe0..=0xef => 3,
+        0xf0..=0xf7 => 4,
+        _ => return Ok(None),
+    };
+    let mut bytes = vec![first];
+    for _ in 1..len {
+        match next_byte(keys)? {
+            Some(b) => bytes.push(b),
+            None => return Ok(None),
+        }
+    }
+    Ok(std::str::from_utf8(&bytes).ok().and_then(|s| s.chars().next()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn edit(history: &[&str], keys: &str) -> Option<String> {
+        let editor = Editor {
+            history: history.iter().map(|s| s.to_string()).collect(),
+            file: None,
+            tty: true,
+        };
+        let mut out = Vec::new();
+        match editor.edit("> ", &mut keys.as_bytes(), &mut out).unwrap() {
+            Input::Line(line) => Some(line),
+            Input::Eof => None,
+        }
+    }
+
+    #[test]
+    fn editing_keys() {
+        assert_eq!(edit(&[], "args a\r").as_deref(), Some("args a"));
+        assert_eq!(edit(&[], "argx\x7fs\r").as_deref(), Some("args"));
+        assert_eq!(edit(&[], "rgs\x01a\x05!\r").as_deref(), Some("args!"));
+        assert_eq!(edit(&[], "ab\x1b[D\x1b[Dx\x1b[C\x1b[3~\r").as_deref(), Some("xa"));
+        assert_eq!(edit(&[], "junk\x15ok\r").as_deref(), Some("ok"));
+        assert_eq!(edit(&[], "okjunk\x1b[D\x1b[D\x1b[D\x1b[D\x0b\r").as_deref(), Some("ok"));
+        assert_eq!(edit(&[], "drop\x03kept\r").as_deref(), Some("kept"));
+        assert_eq!(edit(&[], "ü é\r").as_deref(), Some("ü é"));
+        assert_eq!(edit(&[], "\x04"), None);
+        assert_eq!(edit(&[], "a"), None, "end of input");
+    }
+
+    #[test]
+    fn arrows_walk_the_history_and_come_back_to_the_typed_line() {
+        let history = ["first", "second"];
+        assert_eq!(edit(&history, "\x1b[A\r").as_deref(), Some("second"));
+        assert_eq!(edit(&history, "\x1b[A\x1b[A\x1b[A\r").as_deref(), Some("first"));
+        assert_eq!(edit(&history, "new\x1b[A\x1b[B\r").as_deref(), Some("new"));
+        assert_eq!(edit(&history, "\x1b[A!\r").as_deref(), Some("second!"));
+    }
+}

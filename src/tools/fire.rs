@@ -1,0 +1,222 @@
+//! The HTTP side of the tools: a bounded pool ([`fan_out`]), one request to one pod ([`post`])
+//! kept as an [`Answer`] whatever happens, the usual query ([`scan`]) and the accounting every
+//! tool reports ([`Tally`], [`finish`]). Pods that do not answer are never dropped.
+
+use std::process::ExitCode;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::{Common, Glob, Lookup, Pod, lookup};
+use crate::error::Result;
+use crate::http::Request;
+
+/// Largest reply body read from a pod (`/log` is at most about 32 KiB on Python pods).
+const MAX_REPLY: usize = 4 * 1024 * 1024;
+
+/// A pod's answer to one request.
+#[derive(Debug, Clone)]
+pub enum Answer {
+    /// The pod replied with a JSON body (any status).
+    Json { status: u16, body: Value },
+    /// No usable reply: silence, a non-JSON body, or the pod cannot be addressed. The text says
+    /// why (`timed out`, `connection refused`, `HTTP 500, reply is not JSON`, …).
+    Failed(String),
+}
+
+impl Answer {
+    /// The body of a 200 reply.
+    pub fn ok(&self) -> Option<&Value> {
+        match self {
+            Answer::Json { status: 200, body } => Some(body),
+            _ => None,
+        }
+    }
+
+    /// Why this is not a 200 reply (`None` for a 200).
+    pub fn problem(&self) -> Option<String> {
+        match self {
+            Answer::Json { status: 200, .. } => None,
+            Answer::Json { status, .. } => Some(format!("HTTP {status}")),
+            Answer::Failed(why) => Some(why.clone()),
+        }
+    }
+}
+
+/// Runs `f` over `items` on at most `parallel` threads; results keep the order of `items`.
+pub fn fan_out<T: Sync, R: Send>(
+    items: &[T],
+    parallel: usize,
+    f: impl Fn(&T) -> R + Sync,
+) -> Vec<R> {
+    let next = AtomicUsize::new(0);
+    let slots: Vec<Mutex<Option<R>>> = items.iter().map(|_| Mutex::new(None)).collect();
+    let workers = parallel.clamp(1, items.len().max(1));
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(item) = items.get(i) else { break };
+                    let result = f(item);
+                    *slots[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(result);
+                }
+            });
+        }
+    });
+    slots
+        .into_iter()
+        .map(|s| {
+            s.into_inner()
+                .unwrap_or_else(|e| e.into_inner())
+                .expect("every slot is filled once the scope has joined its workers")
+        })
+        .collect()
+}
+
+/// `POST http://<ip>:<ports[port]><path>` with a JSON body (or none), parsed as JSON whatever
+/// the Content-Type.
+pub fn post(pod: &Pod, path: &str, body: &[u8], timeout: Duration) -> Answer {
+    let addr = match pod.control() {
+        Ok(addr) => addr,
+        Err(why) => return Answer::Failed(why),
+    };
+    match Request::post_json(&addr, path, body, timeout).send(MAX_REPLY) {
+        Ok(reply) => match reply.json() {
+            Some(body) => Answer::Json { status: reply.status, body },
+            None => Answer::Failed(format!("HTTP {}, reply is not JSON", reply.status)),
+        },
+        Err(err) if err.is_silence() => Answer::Failed(crate::error::chain(&err)),
+        Err(err) => Answer::Failed(format!("bad reply: {}", crate::error::chain(&err))),
+    }
+}
+
+/// The usual query: look the globs up, POST `path` to every pod concurrently.
+pub struct Scan {
+    pub globs: Vec<Glob>,
+    pub lookup: Lookup,
+    /// One per `lookup.pods`, same order.
+    pub answers: Vec<Answer>,
+}
+
+/// Looks `globs` up and posts `path` (no body) to every selected pod.
+pub fn scan(common: &Common, globs: Vec<Glob>, path: &str) -> Result<Scan> {
+    let zk = common.connect()?;
+    let lookup = lookup(&zk, &globs, common.indices.as_ref())?;
+    drop(zk);
+    let answers =
+        fan_out(&lookup.pods, common.parallel, |pod| post(pod, path, b"", common.timeout));
+    Ok(Scan { globs, lookup, answers })
+}
+
+impl Scan {
+    /// Pods of one glob with their answers.
+    pub fn of<'a>(&'a self, glob: &'a Glob) -> impl Iterator<Item = (&'a Pod, &'a Answer)> + 'a {
+        self.lookup.pods.iter().zip(&self.answers).filter(move |(p, _)| glob.matches(&p.cluster))
+    }
+
+    /// Accounting over one glob.
+    pub fn tally(&self, glob: &Glob) -> Tally {
+        Tally::of(self.of(glob))
+    }
+
+    /// Accounting over every selected pod (each counted once).
+    pub fn tally_all(&self) -> Tally {
+        Tally::of(self.lookup.pods.iter().zip(&self.answers))
+    }
+}
+
+/// Replies counted against pods selected.
+#[derive(Debug, Default, Clone)]
+pub struct Tally {
+    pub total: usize,
+    pub ok: usize,
+    /// `(pod key, reason)` of every pod without a 200 reply, in pod order.
+    pub failed: Vec<(String, String)>,
+}
+
+impl Tally {
+    pub fn of<'a>(pairs: impl Iterator<Item = (&'a Pod, &'a Answer)>) -> Tally {
+        let mut tally = Tally::default();
+        for (pod, answer) in pairs {
+            tally.add(pod, answer.problem());
+        }
+        tally
+    }
+
+    /// Counts one pod: `problem` is `None` when it succeeded.
+    pub fn add(&mut self, pod: &Pod, problem: Option<String>) {
+        self.total += 1;
+        match problem {
+            None => self.ok += 1,
+            Some(why) => self.failed.push((pod.key(), why)),
+        }
+    }
+
+    /// Integer percentage of successes, 0 when nothing was selected.
+    pub fn percent(&self) -> usize {
+        (self.ok * 100).checked_div(self.total).unwrap_or(0)
+    }
+
+    /// `N pods did not answer: key (reason), …`, or `None` when every pod answered.
+    pub fn failure_line(&self) -> Option<String> {
+        if self.failed.is_empty() {
+            return None;
+        }
+        let names: Vec<String> =
+            self.failed.iter().map(|(key, why)| format!("{key} ({why})")).collect();
+        Some(format!(
+            "{} {} did not answer: {}",
+            self.failed.len(),
+            pods(self.failed.len()),
+            names.join(", ")
+        ))
+    }
+
+    /// Failed pods as a JSON object `{key: reason}`.
+    pub fn failed_json(&self) -> Value {
+        Value::Object(
+            self.failed.iter().map(|(k, why)| (k.clone(), Value::String(why.clone()))).collect(),
+        )
+    }
+}
+
+/// "pod" or "pods".
+pub fn pods(n: usize) -> &'static str {
+    if n == 1 { "pod" } else { "pods" }
+}
+
+/// Ends a tool run: reports unreadable registrations and an unmet threshold on stderr and turns
+/// the tally into the exit code (0 when enough pods answered, 1 otherwise).
+pub fn finish(common: &Common, tally: &Tally, skipped: &[String]) -> ExitCode {
+    for what in skipped {
+        eprintln!("skipped registration {what}");
+    }
+    let needed = common.min_replies.needed(tally.total);
+    if tally.ok >= needed {
+        ExitCode::SUCCESS
+    } else {
+        eprintln!(
+            "{} of {} {} replied, {needed} needed (--min-replies)",
+            tally.ok,
+            tally.total,
+            pods(tally.total)
+        );
+        ExitCode::from(1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fan_out_keeps_order_and_bounds_threads() {
+        let items: Vec<usize> = (0..100).collect();
+        let out = fan_out(&items, 7, |i| i * 2);
+        assert_eq!(out, items.iter().map(|i| i * 2).collect::<Vec<_>>());
+        assert!(fan_out(&Vec::<u8>::new(), 4, |_| ()).is_empty());
+    }
+}

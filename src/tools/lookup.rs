@@ -1,0 +1,168 @@
+//! The ZooKeeper side of the tools: registered pods ([`Pod`]) of the clusters matching some
+//! globs ([`lookup`]), read with pipelined requests, sorted by cluster and numeric `seq`,
+//! tolerant of vanished nodes and unreadable registrations (spec ochopod §1.3, §6(a)).
+
+use std::collections::BTreeSet;
+
+use serde_json::{Map, Value};
+
+use super::{Glob, ROOT, text};
+use crate::error::{Error, Result};
+use crate::zk::Session;
+
+/// One registered pod, from its ZooKeeper registration (spec ochopod §1.3).
+#[derive(Debug, Clone)]
+pub struct Pod {
+    /// Qualified cluster name `<namespace>.<cluster>`, the znode under [`ROOT`].
+    pub cluster: String,
+    pub seq: u64,
+    /// The pod's identity: the registration node name before its first `.`.
+    pub uuid: String,
+    /// The registration node name.
+    pub znode: String,
+    pub registration: Map<String, Value>,
+}
+
+impl Pod {
+    /// `<namespace>.<cluster> #<seq>`, the key every tool prints.
+    pub fn key(&self) -> String {
+        format!("{} #{}", self.cluster, self.seq)
+    }
+
+    /// A registration field as text (`""` when absent; numbers are rendered).
+    pub fn field(&self, name: &str) -> String {
+        text(self.registration.get(name))
+    }
+
+    /// `ip:port` of the control port: `ports[port]`, where `port` is a string key.
+    pub fn control(&self) -> std::result::Result<String, String> {
+        let port = self.field("port");
+        let port = if port.is_empty() { "8080".to_string() } else { port };
+        let mapped = self
+            .registration
+            .get("ports")
+            .and_then(|p| p.get(&port))
+            .and_then(|v| v.as_u64().or_else(|| v.as_str().and_then(|s| s.parse().ok())))
+            .filter(|p| *p > 0 && *p <= u64::from(u16::MAX));
+        let ip = self.field("ip");
+        match mapped {
+            None => Err(format!("control port {port} not in its ports")),
+            Some(_) if ip.is_empty() => Err("no ip in its registration".into()),
+            Some(mapped) if ip.contains(':') => Ok(format!("[{ip}]:{mapped}")),
+            Some(mapped) => Ok(format!("{ip}:{mapped}")),
+        }
+    }
+}
+
+/// What a ZooKeeper scan found.
+#[derive(Debug, Default)]
+pub struct Lookup {
+    /// Matched cluster names, sorted (stale clusters without pods included).
+    pub clusters: Vec<String>,
+    /// Matched pods sorted by cluster then numeric `seq`, after `-i`.
+    pub pods: Vec<Pod>,
+    /// Registration nodes that could not be read (empty, not JSON, no seq): `path: reason`.
+    pub skipped: Vec<String>,
+}
+
+/// Finds the pods of every cluster matching one of `globs`. A cluster without `pods`, a node
+/// vanishing mid-scan and an unreadable registration are tolerated (the last is reported in
+/// [`Lookup::skipped`]).
+pub fn lookup(zk: &Session, globs: &[Glob], indices: Option<&BTreeSet<u64>>) -> Result<Lookup> {
+    let mut found = Lookup::default();
+    let mut clusters = zk.children(ROOT)?.unwrap_or_default();
+    clusters.retain(|c| globs.iter().any(|g| g.matches(c)));
+    clusters.sort();
+    let mut nodes = Vec::new();
+    for cluster in &clusters {
+        let dir = format!("{ROOT}/{cluster}/pods");
+        for znode in zk.children(&dir)?.unwrap_or_default() {
+            nodes.push((cluster, format!("{dir}/{znode}"), znode));
+        }
+    }
+    let data = get_all(zk, nodes.iter().map(|(_, path, _)| path.as_str()))?;
+    for ((cluster, path, znode), data) in nodes.into_iter().zip(data) {
+        // `None`: the pod vanished since the listing.
+        let Some(data) = data else { continue };
+        match parse_registration(&data) {
+            Ok((seq, _)) if indices.is_some_and(|set| !set.contains(&seq)) => {}
+            Ok((seq, registration)) => {
+                let uuid = znode.split('.').next().unwrap_or_default().to_string();
+                let cluster = cluster.clone();
+                found.pods.push(Pod { cluster, seq, uuid, znode, registration });
+            }
+            Err(reason) => found.skipped.push(format!("{path}: {reason}")),
+        }
+    }
+    found.pods.sort_by(|a, b| (&a.cluster, a.seq, &a.znode).cmp(&(&b.cluster, b.seq, &b.znode)));
+    found.clusters = clusters;
+    Ok(found)
+}
+
+/// Reads many nodes with one round trip's latency: every request is sent before the first
+/// reply is awaited (the client sends in call order). `None` for a node that is gone.
+fn get_all<'a>(zk: &Session, paths: impl Iterator<Item = &'a str>) -> Result<Vec<Option<Vec<u8>>>> {
+    let pending: Vec<_> = paths.map(|p| (p, zk.client().get_data(p))).collect();
+    zk.block_on(async {
+        let mut out = Vec::with_capacity(pending.len());
+        for (path, reply) in pending {
+            out.push(match reply.await {
+                Ok((data, _)) => Some(data),
+                Err(zookeeper_client::Error::NoNode) => None,
+                Err(source) => {
+                    return Err(Error::Zk {
+                        hosts: zk.hosts().to_string(),
+                        what: format!("read {path}"),
+                        source,
+                    });
+                }
+            });
+        }
+        Ok(out)
+    })
+}
+
+fn parse_registration(data: &[u8]) -> std::result::Result<(u64, Map<String, Value>), String> {
+    if data.iter().all(u8::is_ascii_whitespace) {
+        return Err("empty registration (pod still registering?)".into());
+    }
+    let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(data) else {
+        return Err("registration is not a JSON object".into());
+    };
+    let seq = map.get("seq").and_then(|s| s.as_u64().or_else(|| s.as_str()?.parse().ok()));
+    match seq {
+        Some(seq) => Ok((seq, map)),
+        None => Err("registration has no seq".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registrations_need_a_json_object_with_seq() {
+        assert!(parse_registration(b"").is_err());
+        assert!(parse_registration(b"[1]").is_err());
+        assert!(parse_registration(b"{\"ip\": \"1.2.3.4\"}").is_err());
+        assert_eq!(parse_registration(b"{\"seq\": 7}").unwrap().0, 7);
+    }
+
+    #[test]
+    fn the_control_address_comes_from_ports_by_the_string_port() {
+        let reg = |v: Value| Pod {
+            cluster: "a.b".into(),
+            seq: 1,
+            uuid: "u".into(),
+            znode: "u.0000000001".into(),
+            registration: v.as_object().cloned().unwrap(),
+        };
+        let pod =
+            reg(serde_json::json!({"ip": "10.0.0.1", "port": "8080", "ports": {"8080": 31000}}));
+        assert_eq!(pod.control().unwrap(), "10.0.0.1:31000");
+        assert_eq!(pod.key(), "a.b #1");
+        let pod =
+            reg(serde_json::json!({"ip": "10.0.0.1", "port": "9001", "ports": {"8080": 8080}}));
+        assert!(pod.control().unwrap_err().contains("9001"));
+    }
+}

@@ -1,0 +1,100 @@
+//! `ocho ls`: one line per cluster: running/total pods and the leader's `status`.
+
+use std::process::ExitCode;
+
+use serde_json::{Map, Value, json};
+
+use super::{Answer, Glob, Pod, output, text, tool_args};
+use crate::error::Result;
+
+tool_args! {
+    /// list clusters: running/total pods and the leader's status
+    #[argh(
+        subcommand,
+        name = "ls",
+        note = "Text: `<N> pods, P% replies ->`, then a table cluster | ok | status where ok is\n\
+                running/total (total counts every registered pod, answering or not) and status\n\
+                is the leader's; clusters left without pods show 0/0. Then the pods that did not\n\
+                answer. Exit 1 unless --min-replies is met.\n\
+                JSON (-j): {{\"<ns.cluster>\": {{\"total\": int, \"running\": int, \"status\": str,\n\
+                \"leader\": \"<ns.cluster #seq>\"|null, \"unanswered\": {{\"<pod>\": \"<reason>\"}}}}, …}}"
+    )]
+    pub struct Args {
+        /// cluster globs on <namespace>.<cluster> (default *; a bare name also matches *.name)
+        #[argh(positional)]
+        pub clusters: Vec<String>,
+    }
+    timeout = "5.0", "seconds each pod has to answer (default 5)";
+}
+
+/// What `ls` shows for one cluster.
+struct Row {
+    total: usize,
+    running: usize,
+    status: String,
+    leader: Option<String>,
+    tally: super::Tally,
+}
+
+fn summarise(pods: &[(&Pod, &Answer)]) -> Row {
+    let infos: Vec<(&Pod, &Value)> = pods.iter().filter_map(|(p, a)| Some((*p, a.ok()?))).collect();
+    let running = infos.iter().filter(|(_, i)| text(i.get("process")) == "running").count();
+    let leader = infos.iter().find(|(_, i)| text(i.get("state")).starts_with("leader"));
+    // The leader's status; failing that, any non-empty status (a pod that led before).
+    let status = leader
+        .map(|(_, i)| text(i.get("status")))
+        .filter(|s| !s.is_empty())
+        .or_else(|| infos.iter().map(|(_, i)| text(i.get("status"))).find(|s| !s.is_empty()))
+        .unwrap_or_default();
+    Row {
+        total: pods.len(),
+        running,
+        status,
+        leader: leader.map(|(p, _)| p.key()),
+        tally: super::Tally::of(pods.iter().copied()),
+    }
+}
+
+pub fn run(args: Args) -> Result<ExitCode> {
+    let common = args.common()?;
+    let scan = super::scan(&common, Glob::list(&args.clusters)?, "/info")?;
+    let pairs: Vec<(&Pod, &Answer)> = scan.lookup.pods.iter().zip(&scan.answers).collect();
+    let rows: Vec<(String, Row)> = scan
+        .lookup
+        .clusters
+        .iter()
+        .map(|c| {
+            let pods: Vec<_> = pairs.iter().filter(|(p, _)| &p.cluster == c).copied().collect();
+            (c.clone(), summarise(&pods))
+        })
+        .collect();
+    let all = scan.tally_all();
+    if common.json {
+        let map: Map<String, Value> = rows
+            .iter()
+            .map(|(c, r)| {
+                let value = json!({
+                    "total": r.total,
+                    "running": r.running,
+                    "status": r.status,
+                    "leader": r.leader,
+                    "unanswered": r.tally.failed_json(),
+                });
+                (c.clone(), value)
+            })
+            .collect();
+        output::emit(&(output::one_line(&Value::Object(map)) + "\n"));
+    } else if all.total == 0 && rows.is_empty() {
+        output::emit("\n0 pods\n");
+    } else {
+        let table: Vec<Vec<String>> = rows
+            .iter()
+            .map(|(c, r)| vec![c.clone(), format!("{}/{}", r.running, r.total), r.status.clone()])
+            .collect();
+        let mut out = format!("\n{} pods, {}% replies ->\n\n", all.total, all.percent());
+        out += &output::table(&["cluster", "ok", "status"], &table);
+        output::failures(&mut out, &all);
+        output::emit(&out);
+    }
+    Ok(super::finish(&common, &all, &scan.lookup.skipped))
+}

@@ -1,0 +1,52 @@
+//! Dispatch of the real binary: modes, `help`, `--version`, unknown modes, usage errors, and
+//! busybox-style links named `ocho-<mode>`.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use support::ocho;
+
+fn run(cmd: &mut std::process::Command) -> (i32, String, String) {
+    let out = cmd.output().unwrap();
+    let text = |b: Vec<u8>| String::from_utf8(b).unwrap();
+    (out.status.code().unwrap(), text(out.stdout), text(out.stderr))
+}
+
+#[test]
+fn help_lists_modes_and_help_mode_equals_mode_help() {
+    let (code, out, _) = run(ocho().arg("help"));
+    assert_eq!(code, 0);
+    for mode in ["init", "portal", "zk-status"] {
+        assert!(out.lines().any(|l| l.trim_start().starts_with(mode)), "{mode} missing:\n{out}");
+    }
+    assert_eq!(run(ocho().args(["help", "init"])), run(ocho().args(["init", "--help"])));
+}
+
+#[test]
+fn unknown_modes_and_bad_flags_exit_2_with_a_message_on_stderr() {
+    let (code, out, err) = run(ocho().arg("nope"));
+    assert_eq!((code, out.as_str()), (2, ""));
+    assert!(err.contains("unknown mode 'nope'") && err.contains("available modes: init"), "{err}");
+    let (code, _, err) = run(ocho().args(["init", "--bogus"]));
+    assert_eq!(code, 2);
+    assert!(err.contains("ocho init: Unrecognized argument: --bogus"), "{err}");
+    let (code, _, err) = run(&mut ocho());
+    assert_eq!(code, 2);
+    assert!(err.contains("usage: ocho <mode>"), "{err}");
+}
+
+#[test]
+fn version_is_printed_on_stdout() {
+    let (code, out, _) = run(ocho().arg("--version"));
+    assert_eq!((code, out), (0, format!("ocho {}\n", env!("CARGO_PKG_VERSION"))));
+}
+
+#[test]
+fn a_link_named_ocho_mode_runs_that_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("ocho-zk-status");
+    std::os::unix::fs::symlink(support::ocho_bin(), &link).unwrap();
+    let (code, out, _) = run(std::process::Command::new(&link).arg("--help"));
+    assert_eq!(code, 0);
+    assert!(out.contains("Usage: ocho zk-status"), "{out}");
+}

@@ -1,0 +1,608 @@
+//! The operator's tools (`grep`, `info`, `log`, `ls`, `port`, `poll`, `on`, `off`, `reset`,
+//! `ping`, `wait`) against a real ZooKeeper with hand-written registrations and in-test HTTP pods,
+//! including one pod that hangs and one whose address does not answer.
+// See: issue 5
+
+mod support;
+mod tools_support;
+
+use serde_json::{Value, json};
+use tools_support::{FakePod, Zk, run};
+
+/// A cluster `<ns>.web` with two answering pods (seq 2 leader, seq 10 follower), one that hangs
+/// (seq 3) and one that is not there (seq 4); `<ns>.db` with one leader carrying metrics; a stale
+/// `<ns>.old` without pods; and an empty registration (a pod caught mid-registration).
+struct World {
+    zk: Zk,
+    pods: Vec<FakePod>,
+}
+
+fn world(ns: &str, net: u8) -> World {
+    let zk = Zk::new(&format!("t-{ns}"));
+    let ip = |n: u8| format!("127.0.{net}.{n}");
+    let web = format!("{ns}.web");
+    let leader = FakePod::answering(
+        &ip(2),
+        "running",
+        "leader",
+        json!({"status": "probe ok (2 pods)", "ports": {"8080": 8080, "5432": 15432},
+               "public": "203.0.113.7", "application": "web-é"}),
+    );
+    let follower = FakePod::answering(&ip(3), "running", "follower", json!({}));
+    let hanging = FakePod::hanging(&ip(4));
+    let absent = FakePod::absent(&ip(5));
+    let db = FakePod::answering(
+        &ip(6),
+        "running",
+        "leader",
+        json!({"metrics": {"uptime": "0.52 hours", "pid": 31}, "status": ""}),
+    );
+    zk.register(&web, 2, &leader.addr, json!({}));
+    zk.register(&web, 10, &follower.addr, json!({}));
+    zk.register(&web, 3, &hanging.addr, json!({}));
+    zk.register(&web, 4, &absent.addr, json!({}));
+    zk.register(&format!("{ns}.db"), 0, &db.addr, json!({}));
+    zk.put(
+        &format!("/ochopod/clusters/{web}/pods/ffffffff-0000-4000-8000-000000000000.0000000099"),
+        b"",
+    );
+    zk.stale_cluster(&format!("{ns}.old"));
+    World { zk, pods: vec![leader, follower, hanging, absent, db] }
+}
+
+#[test]
+fn grep_names_the_pods_that_did_not_answer_and_fails_below_the_threshold() {
+    let w = world("grep", 1);
+    let (code, out, err) = run(&["grep", "--zk", &w.zk.hosts, "-t", "1", "web"]);
+    assert_eq!(
+        out,
+        "\n<web> -> 50% replies (4 pods total) ->\n\n\
+         pod           |  pod IP     |  node    |  process  |  state   \n\
+         \x20             |             |          |           |          \n\
+         grep.web #2   |  127.0.1.2  |  node-1  |  running  |  leader  \n\
+         grep.web #10  |  127.0.1.3  |  node-1  |  running  |  follower\n\
+         \n2 pods did not answer: grep.web #3 (timed out), grep.web #4 (connection refused)\n"
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("2 of 4 pods replied, 4 needed"), "{err}");
+    assert!(err.contains("empty registration"), "{err}");
+
+    let (code, _, _) =
+        run(&["grep", "--zk", &w.zk.hosts, "-t", "1", "--min-replies", "50%", "web"]);
+    assert_eq!(code, 0);
+    let (code, _, _) = run(&["grep", "--zk", &w.zk.hosts, "-t", "1", "--min-replies", "3", "web"]);
+    assert_eq!(code, 1);
+
+    let (code, out, _) = run(&["grep", "--zk", &w.zk.hosts, "-t", "1", "-j", "grep.web"]);
+    assert_eq!(code, 1);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        v,
+        json!({
+            "grep.web #2": {"ip": "127.0.1.2", "node": "node-1", "process": "running", "state": "leader"},
+            "grep.web #10": {"ip": "127.0.1.3", "node": "node-1", "process": "running", "state": "follower"},
+            "grep.web #3": {"error": "timed out"},
+            "grep.web #4": {"error": "connection refused"},
+        })
+    );
+    drop(w.pods);
+}
+
+#[test]
+fn queries_print_the_original_layouts() {
+    let w = world("q", 2);
+    let zk = w.zk.hosts.as_str();
+    let (code, out, _) = run(&["info", "--zk", zk, "-t", "1", "q.db"]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        out,
+        "\n<q.db> -> 100% replies (1 pods total) ->\n\n- q.db #0\n{\n    \"ip\": \"127.0.2.6\",\n    \
+         \"metrics\": {\n        \"pid\": 31,\n        \"uptime\": \"0.52 hours\"\n    },\n    \
+         \"node\": \"node-1\",\n    \"port\": \"8080\",\n    \"process\": \"running\",\n    \
+         \"public\": \"\",\n    \"state\": \"leader\",\n    \"status\": \"\"\n}\n\n"
+    );
+    let (code, out, _) = run(&["info", "--zk", zk, "-t", "1", "q.web"]);
+    assert_eq!(code, 1);
+    assert!(
+        out.starts_with("\n<q.web> -> 50% replies (4 pods total) ->\n\n- q.web #2\n{\n"),
+        "{out}"
+    );
+    assert!(out.contains("    \"application\": \"web-\\u00e9\",\n"), "{out}");
+    assert!(out.contains("}\n\n- q.web #10\n{\n    \"ip\": \"127.0.2.3\",\n"), "{out}");
+    assert!(
+        out.ends_with(
+            "    \"state\": \"follower\"\n}\n\n\
+             2 pods did not answer: q.web #3 (timed out), q.web #4 (connection refused)\n"
+        ),
+        "{out}"
+    );
+
+    let (code, out, _) = run(&["ls", "--zk", zk, "-t", "1"]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        out,
+        "\n5 pods, 60% replies ->\n\n\
+         cluster  |  ok   |  status           \n\
+         \x20        |       |                   \n\
+         q.db     |  1/1  |                   \n\
+         q.old    |  0/0  |                   \n\
+         q.web    |  2/4  |  probe ok (2 pods)\n\
+         \n2 pods did not answer: q.web #3 (timed out), q.web #4 (connection refused)\n"
+    );
+    let (_, out, _) = run(&["ls", "--zk", zk, "-t", "1", "-j", "q.db", "q.old"]);
+    assert_eq!(
+        out,
+        "{\"q.db\": {\"leader\": \"q.db #0\", \"running\": 1, \"status\": \"\", \"total\": 1, \
+         \"unanswered\": {}}, \"q.old\": {\"leader\": null, \"running\": 0, \"status\": \"\", \
+         \"total\": 0, \"unanswered\": {}}}\n"
+    );
+
+    let (code, out, _) = run(&["log", "--zk", zk, "-t", "1", "-n", "2", "q.web"]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        out,
+        "\n<q.web> -> 50% replies (4 pods total) ->\n\nq.web #2 ->\n\n- 2026-11-23 12:00:09,000 - INFO - line 69\n\
+         - 2026-11-23 12:00:10,000 - INFO - line 70\n\n\
+         \nq.web #10 ->\n\n- 2026-11-23 12:00:09,000 - INFO - line 69\n\
+         - 2026-11-23 12:00:10,000 - INFO - line 70\n\n\
+         2 pods did not answer: q.web #3 (timed out), q.web #4 (connection refused)\n"
+    );
+    let (_, out, _) = run(&["log", "--zk", zk, "-t", "1", "-j", "q.db"]);
+    let lines: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(lines["q.db #0"].as_array().unwrap().len(), 64);
+    let (_, out, _) = run(&["log", "--zk", zk, "-t", "1", "-j", "-l", "q.db"]);
+    let lines: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(lines["q.db #0"][0], "2026-11-23 12:00:01,000 - INFO - line 1");
+    assert_eq!(lines["q.db #0"].as_array().unwrap().len(), 70);
+
+    let (code, out, _) = run(&["port", "--zk", zk, "-t", "1", "5432"]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        out,
+        "\n<*> -> 60% replies (5 pods total) ->\n\n\
+         pod       |  pod IP     |  public IP    |  port \n\
+         \x20         |             |               |       \n\
+         q.web #2  |  127.0.2.2  |  203.0.113.7  |  15432\n\
+         \n2 pods did not answer: q.web #3 (timed out), q.web #4 (connection refused)\n"
+    );
+    let (_, out, _) = run(&["port", "--zk", zk, "-t", "1", "-j", "5432", "q.db", "q.web"]);
+    assert_eq!(
+        serde_json::from_str::<Value>(&out).unwrap(),
+        json!({"q.web #2": {"ip": "127.0.2.2", "public": "203.0.113.7", "ports": "15432"},
+               "q.web #3": {"error": "timed out"}, "q.web #4": {"error": "connection refused"}})
+    );
+
+    let (code, out, _) =
+        run(&["poll", "--zk", zk, "-t", "1", "--min-replies", "1", "q.db", "q.old"]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        out,
+        "\n<q.db> -> 100% replies (1 pods total) ->\n\n\
+         pod      |  metrics                            \n\
+         \x20        |                                     \n\
+         q.db #0  |  {\"pid\": 31, \"uptime\": \"0.52 hours\"}\n\
+         \n<q.old> -> no pods found\n"
+    );
+    let (_, out, _) = run(&["poll", "--zk", zk, "-t", "1", "-j", "q.db"]);
+    assert_eq!(out, "{\"q.db #0\": {\"pid\": 31, \"uptime\": \"0.52 hours\"}}\n");
+    let (_, out, _) = run(&["info", "--zk", zk, "-t", "1", "-j", "q.db"]);
+    assert_eq!(serde_json::from_str::<Value>(&out).unwrap()["q.db #0"]["metrics"]["pid"], 31);
+    drop(w.pods);
+}
+
+#[test]
+fn globs_qualified_bare_wildcard_and_no_match() {
+    let w = world("g", 3);
+    let zk = w.zk.hosts.as_str();
+    let keys = |args: &[&str]| -> Vec<String> {
+        let mut full = vec!["grep", "--zk", zk, "-t", "1", "-j"];
+        full.extend_from_slice(args);
+        let (_, out, err) = run(&full);
+        let v: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out} {err}"));
+        let mut keys: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+        keys.sort();
+        keys
+    };
+    assert_eq!(keys(&["g.db"]), ["g.db #0"]);
+    assert_eq!(keys(&["db"]), ["g.db #0"]);
+    assert_eq!(keys(&["d?"]), ["g.db #0"]);
+    assert_eq!(keys(&["g.*", "-i", "0,10"]), ["g.db #0", "g.web #10"]);
+    assert_eq!(keys(&["g.[dw]*", "-i", "2", "-i", "10"]), ["g.web #10", "g.web #2"]);
+    assert!(keys(&["g.d"]).is_empty());
+
+    let (code, out, _) = run(&["grep", "--zk", zk, "nothing"]);
+    assert_eq!((code, out.as_str()), (0, "\n<nothing> -> no pods found\n"));
+    let (code, _, err) = run(&["grep", "--zk", zk, "--min-replies", "1", "nothing"]);
+    assert_eq!(code, 1, "{err}");
+    let (code, _, err) = run(&["grep", "--zk", zk, "-i", "x"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("-i takes pod seq numbers"), "{err}");
+    let (code, _, err) = run(&["grep", "--zk", zk, "--min-replies", "120%"]);
+    assert_eq!(code, 2, "{err}");
+    drop(w.pods);
+}
+
+#[test]
+fn an_unreachable_zookeeper_fails_clearly() {
+    let port = support::free_port();
+    let (code, out, err) =
+        run(&["grep", "--zk", &format!("127.0.0.1:{port}"), "--zk-timeout", "1"]);
+    assert_eq!(code, 1);
+    assert!(out.is_empty());
+    assert!(err.contains(&format!("zookeeper 127.0.0.1:{port}")), "{err}");
+}
+
+#[test]
+fn off_reset_and_ping_need_force_or_indices_and_report_every_pod() {
+    let w = world("c", 4);
+    let zk = w.zk.hosts.as_str();
+    let (leader, follower) = (&w.pods[0], &w.pods[1]);
+    for tool in
+        [&["off", "c.web"][..], &["reset", "c.web"], &["on", "c.web"], &["ping", "x.yml", "c.web"]]
+    {
+        let mut args = tool.to_vec();
+        args.extend(["--zk", zk]);
+        let (code, _, err) = run(&args);
+        assert_eq!(code, 2, "{tool:?}: {err}");
+        assert!(err.contains("pass --force, or pick pods with -i"), "{err}");
+    }
+
+    let (code, out, err) = run(&["off", "--zk", zk, "-t", "1", "--force", "c.web"]);
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(
+        out,
+        "\n<c.web> -> 50% replies, 2 pods off (4 pods total)\n\
+         \n2 pods did not answer: c.web #3 (timed out), c.web #4 (connection refused)\n"
+    );
+    let seen = follower.seen();
+    let off = seen.iter().find(|s| s.path.starts_with("/control/off")).unwrap();
+    assert_eq!(
+        (off.path.as_str(), off.content_type.as_deref(), off.body.as_str()),
+        ("/control/off/1", None, "")
+    );
+
+    follower.state.lock().unwrap().control_status = 408;
+    let (code, out, _) = run(&["off", "--zk", zk, "-t", "1", "-i", "2,10", "-j", "web"]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        out,
+        "{\"web\": {\"failed\": {\"c.web #10\": \"HTTP 408, still queued on the pod\"}, \"off\": [2], \"ok\": false}}\n"
+    );
+    let (code, _, _) =
+        run(&["off", "--zk", zk, "-t", "1", "-i", "2,10", "--min-replies", "1", "web"]);
+    assert_eq!(code, 0);
+    follower.state.lock().unwrap().control_status = 200;
+
+    let (code, out, err) = run(&["off", "--zk", zk, "--force", "nothing"]);
+    assert_eq!((code, out.as_str()), (1, "\n<nothing> -> no pods found\n"));
+    assert!(err.contains("no pods matched nothing"), "{err}");
+
+    let (code, out, _) = run(&["reset", "--zk", zk, "-i", "2", "c.web"]);
+    assert_eq!(
+        (code, out.as_str()),
+        (0, "\n<c.web> -> 100% replies, 1 pod reset (1 pods total)\n")
+    );
+    assert!(leader.seen().iter().any(|s| s.path == "/reset"));
+    assert!(!follower.seen().iter().any(|s| s.path == "/reset"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let payload = dir.path().join("hello.yml");
+    std::fs::write(&payload, "hello: world\nn: [1, 2]\n").unwrap();
+    let payload = payload.to_str().unwrap();
+    let (code, out, err) = run(&["ping", payload, "--zk", zk, "-t", "1", "-i", "2", "web"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out,
+        "\n<web> -> 100% replies (1 pods total) ->\n\n- c.web #2\n{\n    \"pong\": true\n}\n\n"
+    );
+    let seen = leader.seen();
+    let signal = seen.iter().find(|s| s.path.starts_with("/control/signal")).unwrap();
+    assert_eq!(signal.path, "/control/signal/1");
+    assert_eq!(signal.content_type.as_deref(), Some("application/json"));
+    assert_eq!(
+        serde_json::from_str::<Value>(&signal.body).unwrap(),
+        json!({"hello": "world", "n": [1, 2]})
+    );
+    let (code, out, _) = run(&["ping", payload, "--zk", zk, "-t", "1", "-i", "2,4", "-j", "web"]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        out,
+        "{\"c.web #2\": {\"pong\": true}, \"c.web #4\": {\"error\": \"connection refused\"}}\n"
+    );
+    drop(w.pods);
+}
+
+#[test]
+fn on_refuses_pods_that_were_never_configured() {
+    let w = world("o", 5);
+    let zk = w.zk.hosts.as_str();
+    let (leader, follower) = (&w.pods[0], &w.pods[1]);
+    follower.set("process", json!("stopped"));
+    let sent =
+        |pod: &FakePod| pod.seen().iter().filter(|s| s.path.starts_with("/control/on")).count();
+
+    let (code, out, _) = run(&["on", "--zk", zk, "-t", "1", "-i", "2,10", "web"]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        out,
+        "\n<web> -> 50% replies, 1 pod on (2 pods total)\n\n1 pod did not answer: o.web #10 (refused: never \
+         configured: on without a payload would kill it (--unconfigured to send anyway))\n"
+    );
+    assert_eq!((sent(leader), sent(follower)), (1, 0));
+
+    // In the cluster's snapshot: it took part in a configuration, a bare `on` is safe.
+    w.zk.snapshot(
+        "o.web",
+        &["00000000-0000-4000-8000-000000000002", "00000000-0000-4000-8000-000000000010"],
+    );
+    let (code, out, _) = run(&["on", "--zk", zk, "-t", "1", "-i", "2,10", "-j", "o.web"]);
+    assert_eq!(
+        (code, out.as_str()),
+        (0, "{\"o.web\": {\"failed\": {}, \"ok\": true, \"on\": [2, 10]}}\n")
+    );
+    assert_eq!(sent(follower), 1);
+
+    w.zk.snapshot("o.web", &[]);
+    let (code, _, _) = run(&["on", "--zk", zk, "-t", "1", "-i", "10", "--unconfigured", "web"]);
+    assert_eq!(code, 0);
+    assert_eq!(sent(follower), 2);
+    let on = follower.seen().into_iter().rfind(|s| s.path.starts_with("/control/on")).unwrap();
+    assert_eq!((on.path.as_str(), on.body.as_str()), ("/control/on/1", ""));
+    drop(w.pods);
+}
+
+#[test]
+fn wait_reports_progress_until_the_leader_has_configured() {
+    let zk = Zk::new("t-w");
+    let leader = FakePod::answering("127.0.6.2", "stopped", "leader (configuring)", json!({}));
+    let follower = FakePod::answering("127.0.6.3", "stopped", "follower", json!({}));
+    zk.register("w.web", 0, &leader.addr, json!({}));
+
+    let mut cmd = support::ocho();
+    cmd.args(["wait", "--zk", &zk.hosts, "-t", "120", "--pods", "2", "w.web"]);
+    let mut wait = support::Proc::spawn("wait", cmd);
+    wait.wait_for_line(
+        "w.web: 1/2 pods registered, 0/1 running, leader (configuring)",
+        support::DEADLINE,
+    );
+    zk.register("w.web", 1, &follower.addr, json!({}));
+    wait.wait_for_line("w.web: 0/2 running, leader (configuring)", support::DEADLINE);
+    leader.set("process", json!("running"));
+    follower.set("process", json!("running"));
+    leader.set("state", json!("leader"));
+    wait.wait_for_line("w.web: ready (2 pods running, leader w.web #0)", support::DEADLINE);
+    wait.wait_for_line("ready: w.web", support::DEADLINE);
+    assert_eq!(wait.expect_exit(support::DEADLINE).code(), Some(0));
+
+    let (code, out, _) = run(&["wait", "--zk", &zk.hosts, "-j", "web"]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        out,
+        "{\"w.web\": {\"leader\": \"w.web #0\", \"pods\": 2, \"ready\": true, \"running\": 2, \
+         \"state\": \"ready (2 pods running, leader w.web #0)\"}}\n"
+    );
+}
+
+#[test]
+fn wait_times_out_naming_what_is_missing() {
+    let zk = Zk::new("t-wt");
+    let follower = FakePod::answering("127.0.7.2", "running", "follower", json!({}));
+    let hanging = FakePod::hanging("127.0.7.3");
+    zk.register("wt.web", 0, &follower.addr, json!({}));
+    zk.register("wt.web", 1, &hanging.addr, json!({}));
+    zk.stale_cluster("wt.gone");
+    let (code, out, _) = run(&[
+        "wait",
+        "--zk",
+        &zk.hosts,
+        "-t",
+        "2",
+        "--pod-timeout",
+        "1",
+        "wt.web",
+        "wt.gone",
+        "absent",
+    ]);
+    assert_eq!(code, 1);
+    assert!(
+        out.starts_with("wt.web: no answer from wt.web #1 (timed out), 1/2 running, no leader\n"),
+        "{out}"
+    );
+    assert!(
+        out.ends_with(
+            "timed out after 2s, still waiting for:\n\
+             \x20 wt.web: no answer from wt.web #1 (timed out), 1/2 running, no leader\n\
+             \x20 wt.gone: no pods registered\n\
+             \x20 absent: no pods registered\n"
+        ),
+        "{out}"
+    );
+    let (code, _, err) = run(&["wait", "--zk", &zk.hosts, "-i", "1", "wt.web"]);
+    assert_eq!(code, 2, "{err}");
+    drop((follower, hanging));
+}
+
+/// Starts an `ocho pod` agent of `cluster` on `ip:port` running `sleep`, with `cat` as its
+/// signal hook (the reply is the payload).
+fn agent(zk: &Zk, ns: &str, cluster: &str, ip: &str, port: u16) -> support::Proc {
+    let mut cmd = support::ocho();
+    cmd.args(["pod", "--zk", &zk.hosts, "--namespace", ns, "--cluster", cluster])
+        .args(["--port", &port.to_string(), "--bind", ip, "--ip", ip, "--node", "node-1"])
+        .args(["--task", &format!("{cluster}-{ip}"), "--grace", "2", "--signal", "cat"])
+        .args(["--", "sleep", "1000"]);
+    let proc = support::Proc::spawn(&format!("agent {ip}"), cmd);
+    proc.wait_for_line("listening on", support::DEADLINE);
+    proc
+}
+
+#[test]
+fn every_tool_works_against_real_agents() {
+    let zk = Zk::new("t-agents");
+    let port = std::net::TcpListener::bind("127.0.9.2:0").unwrap().local_addr().unwrap().port();
+    let _a = agent(&zk, "ag", "web", "127.0.9.2", port);
+    let _b = agent(&zk, "ag", "web", "127.0.9.3", port);
+    let hosts = zk.hosts.as_str();
+
+    let (code, out, err) = run(&["wait", "--zk", hosts, "-t", "90", "--pods", "2", "web"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.ends_with("ready: ag.web\n"), "{out}");
+
+    let (code, out, err) = run(&["grep", "--zk", hosts, "-j", "ag.web"]);
+    assert_eq!(code, 0, "{err}");
+    let pods: Value = serde_json::from_str(&out).unwrap();
+    let pods = pods.as_object().unwrap();
+    assert_eq!(pods.len(), 2, "{out}");
+    let leaders = pods.values().filter(|p| p["state"] == "leader").count();
+    assert_eq!(leaders, 1, "{out}");
+    assert!(pods.values().all(|p| p["process"] == "running" && p["node"] == "node-1"), "{out}");
+    let seqs: Vec<String> =
+        pods.keys().map(|k| k.rsplit('#').next().unwrap().to_string()).collect();
+
+    let (code, out, _) = run(&["grep", "--zk", hosts, "web"]);
+    assert_eq!(code, 0);
+    assert!(out.starts_with("\n<web> -> 100% replies (2 pods total) ->\n\npod "), "{out}");
+    let (code, out, _) = run(&["info", "--zk", hosts, "web"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("    \"process\": \"running\",\n"), "{out}");
+    let (code, out, _) = run(&["ls", "--zk", hosts, "ag.*"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("ag.web   |  2/2  |"), "{out}");
+    let (code, out, _) = run(&["log", "--zk", hosts, "-n", "1000", "web"]);
+    assert_eq!(code, 0);
+    assert!(out.contains(" - INFO - listening on "), "{out}");
+    let (code, out, _) = run(&["port", "--zk", hosts, "-j", &port.to_string(), "web"]);
+    assert_eq!(code, 0);
+    assert_eq!(serde_json::from_str::<Value>(&out).unwrap().as_object().unwrap().len(), 2, "{out}");
+    let (code, _, err) = run(&["poll", "--zk", hosts, "web"]);
+    assert_eq!(code, 0, "{err}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let payload = dir.path().join("p.json");
+    // An empty object: the agent (branch pod, feed226) parses every control body as a leader
+    // payload and answers 406 to any other signal payload; arbitrary payloads are covered
+    // against the in-test pods above.
+    std::fs::write(&payload, "{}").unwrap();
+    let (code, out, err) = run(&[
+        "ping",
+        payload.to_str().unwrap(),
+        "--zk",
+        hosts,
+        "-t",
+        "20",
+        "--force",
+        "web",
+        "-j",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    let replies: Value = serde_json::from_str(&out).unwrap();
+    assert!(replies.as_object().unwrap().values().all(|r| r == &json!({})), "{out}");
+
+    // off then on for one pod: it took part in the configuration, so a bare `on` is safe.
+    let one = &seqs[0];
+    let (code, out, err) = run(&["off", "--zk", hosts, "-t", "20", "-i", one, "web"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(out, "\n<web> -> 100% replies, 1 pod off (1 pods total)\n");
+    let (_, out, _) = run(&["grep", "--zk", hosts, "-j", "-i", one, "web"]);
+    assert_eq!(
+        serde_json::from_str::<Value>(&out).unwrap()[format!("ag.web #{one}")]["process"],
+        "stopped"
+    );
+    let (code, out, err) = run(&["on", "--zk", hosts, "-t", "20", "-i", one, "web"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(out, "\n<web> -> 100% replies, 1 pod on (1 pods total)\n");
+    let (code, out, err) = run(&["wait", "--zk", hosts, "-t", "60", "--pods", "2", "web"]);
+    assert_eq!(code, 0, "{out}{err}");
+
+    let (code, out, err) = run(&["reset", "--zk", hosts, "--force", "web"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "\n<web> -> 100% replies, 2 pods reset (2 pods total)\n");
+    let (code, out, err) = run(&["wait", "--zk", hosts, "-t", "90", "--pods", "2", "web"]);
+    assert_eq!(code, 0, "{out}{err}");
+}
+
+#[test]
+fn every_tool_answers_the_same_through_the_portal() {
+    let w = world("p", 10);
+    let portal = support::portal::Portal::start(&[], &[("OCHOPOD_ZK", &w.zk.hosts)]);
+    let payload = b"hello: portal\n";
+    let lines = [
+        "grep -t 1 web",
+        "grep -j -i 2,10 web",
+        "info -i 2 web",
+        "ls -t 1 p.*",
+        "log -n 2 -i 2 web",
+        "port 5432 -i 2,10 p.web",
+        "poll p.db",
+        "off -t 1 -i 2 web",
+        "on -t 1 -i 2 web",
+        "reset -i 2 web",
+        "ping hello.yml -t 1 -i 2 web",
+        "wait -t 20 p.db",
+        "grep nothing",
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("hello.yml"), payload).unwrap();
+    for line in lines {
+        let mut direct = support::ocho();
+        direct.args(line.split(' ')).args(["--zk", &w.zk.hosts]).current_dir(dir.path());
+        let direct = direct.output().unwrap();
+        let reply = if line.starts_with("ping") {
+            let body = [
+                &b"--B0undary\r\nContent-Disposition: form-data; name=\"hello.yml\"; filename=\"x\"\r\n\r\n"[..],
+                payload,
+                b"\r\n--B0undary--\r\n",
+            ]
+            .concat();
+            let content_type = "multipart/form-data; boundary=B0undary";
+            portal.request(
+                "POST",
+                "/shell",
+                &[("X-Shell", line), ("Content-Type", content_type)],
+                &body,
+            )
+        } else {
+            portal.shell(line, &[])
+        };
+        let reply = reply.json();
+        let stdout = String::from_utf8_lossy(&direct.stdout);
+        assert_eq!(reply["code"], direct.status.code().unwrap(), "{line}: {reply}");
+        assert_eq!(reply["out"], stdout.as_ref(), "{line}: {reply}");
+    }
+    let reply = portal.shell("grep -t 1 web", &[]).json();
+    assert_eq!(reply["ok"], false);
+    assert!(
+        reply["out"]
+            .as_str()
+            .unwrap()
+            .contains("p.web #3 (timed out), p.web #4 (connection refused)")
+    );
+    assert!(reply["err"].as_str().unwrap().contains("2 of 4 pods replied"), "{reply}");
+    drop(w.pods);
+}
+
+#[test]
+fn bad_input_is_refused_before_anything_is_contacted() {
+    // Nothing listens on this ZooKeeper: every case must fail before trying it.
+    let zk = format!("127.0.0.1:{}", support::free_port());
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.yml");
+    std::fs::write(&bad, "a: [1, 2\n").unwrap();
+    let missing = dir.path().join("missing.yml");
+    let cases: &[(&[&str], i32, &str)] = &[
+        (&["off", "--force"], 2, "off needs at least one cluster glob"),
+        (&["grep", "-t", "0"], 2, "-t must be a positive number of seconds"),
+        (&["grep", "--parallel", "0"], 2, "--parallel must be at least 1"),
+        (&["port", "0"], 2, "port must be between 1 and 65535"),
+        (&["ping", bad.to_str().unwrap(), "--force", "web"], 2, "is neither JSON nor YAML"),
+        (&["ping", missing.to_str().unwrap(), "--force", "web"], 1, "open payload"),
+        (&["grep", "a/b"], 2, "not a cluster glob"),
+    ];
+    for (args, want, needle) in cases {
+        let mut full = args.to_vec();
+        full.extend(["--zk", &zk, "--zk-timeout", "30"]);
+        let (code, out, err) = run(&full);
+        assert_eq!(code, *want, "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert!(out.is_empty(), "{args:?}: {out}");
+    }
+}
