@@ -387,3 +387,37 @@ fn start_false_configures_without_starting_until_an_explicit_on() {
     agent.wait_for("the workload", DEADLINE, |l| l.starts_with("workload started"));
     assert_eq!(post(&addr, "/info", None).2["process"], "running");
 }
+
+#[test]
+fn failing_hooks_stop_the_workload_or_kill_the_pod() {
+    let zk = shared_zookeeper();
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let failing = script(dir.path(), "fail", "echo 'broken on purpose' >&2; exit 1");
+
+    // A failed sanity check (--checks 1) stops the workload until the next on.
+    let sick = pod(
+        zk,
+        "sick",
+        "web",
+        "127.0.0.14",
+        port,
+        &["--sanity", &failing, "--check-every", "1"],
+        SLEEPER,
+    );
+    sick.wait_for_line("sanity check failed (1/1): exit status 1: broken on purpose", DEADLINE);
+    sick.wait_for_line("stopping the workload until the next on", DEADLINE);
+    let addr = format!("127.0.0.14:{port}");
+    eventually("stopped", DEADLINE, || {
+        (post(&addr, "/info", None).2["process"] == "stopped").then_some(())
+    });
+    assert_eq!(starts(&sick), 1);
+
+    // A failed --configure answers 406 to the leader's on, and the pod kills itself.
+    let refused =
+        pod(zk, "refused", "web", "127.0.0.15", port, &["--configure", &failing], SLEEPER);
+    refused.wait_for_line("on: configuration failed", DEADLINE);
+    refused.wait_for_line("dead: kill requested", DEADLINE);
+    assert_eq!(post(&format!("127.0.0.15:{port}"), "/info", None).2["process"], "dead");
+    assert_eq!(starts(&refused), 0);
+}
