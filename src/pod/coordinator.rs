@@ -23,6 +23,8 @@ use crate::ochopod::{
 const SESSION_TIMEOUT: Duration = Duration::from_secs(5);
 /// Ochopod's tick: the leader re-reads `pods/` and the dependencies at least this often.
 const TICK: Duration = Duration::from_secs(1);
+/// How long the leader waits for an empty registration to get its JSON before ignoring it.
+const INCOMPLETE_WAIT: Duration = Duration::from_secs(2);
 
 /// Leader settings.
 pub struct LeaderConfig {
@@ -209,7 +211,7 @@ impl Coordinator {
         let coord = paths::coordinator(&self.name);
         let persistent = zkc::CreateMode::Persistent.with_acls(zkc::Acls::anyone_all());
         client.mkdir(&coord, &persistent).await.map_err(|e| format!("create {coord}: {e}"))?;
-        let prefix = super::random_hex32();
+        let prefix = super::identity::random_hex32();
         let contender = format!("{coord}/{prefix}{}", crate::ochopod::LOCK_MARKER);
         let ephemeral_seq = zkc::CreateMode::EphemeralSequential.with_acls(zkc::Acls::anyone_all());
         let (_, n) = client
@@ -261,6 +263,7 @@ impl Coordinator {
         let mut pending: Option<Instant> = None;
         let mut remembered: Option<View> = None;
         let mut next_probe = Instant::now();
+        let mut incomplete_since: Option<Instant> = None;
         loop {
             let (children, _, watcher) = client
                 .get_and_watch_children(&pods_path)
@@ -280,6 +283,17 @@ impl Coordinator {
                     Err(zkc::Error::NoNode) => {}
                     Err(e) => return Err(format!("read {path}: {e}")),
                 }
+            }
+            // A registration seen between its creation and its JSON (spec §5.9) is normally
+            // complete 1 ms later: wait for it rather than configure twice, but not forever.
+            if incomplete {
+                let since = *incomplete_since.get_or_insert_with(Instant::now);
+                if since.elapsed() < INCOMPLETE_WAIT {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            } else {
+                incomplete_since = None;
             }
             let deps = self.dependencies(client).await?;
             let view: View = (local, deps);
@@ -319,6 +333,9 @@ impl Coordinator {
                     .unwrap_or_else(|e| Err(format!("configuration panicked: {e}")));
                     match result {
                         Ok(live) => {
+                            // Published first, so that whoever sees the snapshot or the log
+                            // line also sees the final state.
+                            self.shared.set_leader(state::LEADER, Some(String::new()));
                             write(client, &snapshot, &json!(live)).await?;
                             client
                                 .set_data(&hash_path, digest.as_bytes(), None)
@@ -332,7 +349,6 @@ impl Coordinator {
                             pending = None;
                             remembered = Some(view.clone());
                             next_probe = Instant::now();
-                            self.shared.set_leader(state::LEADER, Some(String::new()));
                         }
                         Err(why) => {
                             let retry = self.leader.damper.max(TICK);
@@ -362,9 +378,6 @@ impl Coordinator {
                 }
             }
             let mut wait = TICK;
-            if incomplete {
-                wait = Duration::from_millis(100);
-            }
             if let Some(at) = pending {
                 wait = wait.min(at.saturating_duration_since(Instant::now()));
             }

@@ -105,3 +105,96 @@ fn fire(
             .collect()
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::net::TcpListener;
+    use std::sync::{Arc, Mutex};
+
+    /// Verbs a fake pod received, with the payload's `key`.
+    type Seen = Arc<Mutex<Vec<(String, String)>>>;
+
+    /// A fake pod answering `code_for(verb)` and recording what it got.
+    fn fake(code_for: fn(&str) -> u16) -> (String, Seen) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let rec = Arc::clone(&seen);
+        std::thread::spawn(move || {
+            for conn in listener.incoming().flatten() {
+                let mut r = BufReader::new(conn);
+                let mut line = String::new();
+                r.read_line(&mut line).unwrap();
+                let mut len = 0;
+                loop {
+                    let mut h = String::new();
+                    r.read_line(&mut h).unwrap();
+                    if h.trim().is_empty() {
+                        break;
+                    }
+                    if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
+                        len = v.trim().parse().unwrap();
+                    }
+                }
+                let mut body = vec![0; len];
+                r.read_exact(&mut body).unwrap();
+                let payload: Payload = serde_json::from_slice(&body).unwrap();
+                let verb = line.split('/').nth(2).unwrap_or("").to_string();
+                let code = code_for(&verb);
+                rec.lock().unwrap().push((verb, payload.key));
+                let reply = format!("HTTP/1.0 {code} X\r\nContent-Type: text/html\r\n\r\n{{}}");
+                r.into_inner().write_all(reply.as_bytes()).unwrap();
+            }
+        });
+        (addr, seen)
+    }
+
+    fn pod(addr: &str, seq: i64) -> Registration {
+        let (ip, port) = addr.split_once(':').unwrap();
+        let v = serde_json::json!({"ip": ip, "port": "8080", "ports": {"8080": port.parse::<u16>().unwrap()}, "seq": seq});
+        Registration::parse(v.to_string().as_bytes()).unwrap()
+    }
+
+    fn round(sequential: bool) -> Round {
+        Round { port: "8080".into(), timeout: 5, sequential, full_shutdown: false }
+    }
+
+    #[test]
+    fn dead_pods_are_dropped_and_the_rest_configured() {
+        let (alive, alive_seen) = fake(|_| 200);
+        let (dead, dead_seen) = fake(|_| 410);
+        let pods: BTreeMap<String, Registration> =
+            [("a".to_string(), pod(&alive, 0)), ("d".to_string(), pod(&dead, 1))].into();
+        for sequential in [false, true] {
+            alive_seen.lock().unwrap().clear();
+            let live = configure(&round(sequential), &pods, &Deps::new()).unwrap();
+            assert_eq!(live.keys().collect::<Vec<_>>(), ["a"]);
+            let verbs = || alive_seen.lock().unwrap().clone();
+            // `ok` is fire and forget: wait until it arrives.
+            for _ in 0..100 {
+                if verbs().len() == 3 {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            let expected: Vec<(String, String)> =
+                ["check", "on", "ok"].iter().map(|v| (v.to_string(), "a".to_string())).collect();
+            assert_eq!(verbs(), expected);
+        }
+        assert!(dead_seen.lock().unwrap().iter().all(|(v, k)| v == "check" && k == "d"));
+    }
+
+    #[test]
+    fn a_refusal_or_a_missing_port_fails_the_round() {
+        let (refusing, _) = fake(|verb| if verb == "on" { 406 } else { 200 });
+        let pods: BTreeMap<String, Registration> = [("r".to_string(), pod(&refusing, 0))].into();
+        let err = configure(&round(false), &pods, &Deps::new()).unwrap_err();
+        assert!(err.contains("on: pod r answered 406"), "{err}");
+        let mut other = round(false);
+        other.port = "9000".into();
+        let err = configure(&other, &pods, &Deps::new()).unwrap_err();
+        assert!(err.contains("not exposing TCP 9000"), "{err}");
+    }
+}

@@ -55,7 +55,11 @@ pub struct Config {
 
 struct Workload {
     pid: i32,
+    started: Instant,
 }
+
+/// A workload that ran this long before failing starts its backoff from 1 s again.
+const STABLE: Duration = Duration::from_secs(60);
 
 /// The actor's state.
 pub struct Lifecycle {
@@ -160,22 +164,33 @@ impl Lifecycle {
     }
 
     fn control(&mut self, verb: &str, body: &[u8]) -> (u16, Value) {
-        let payload = match Payload::from_body(body) {
+        // `signal` takes any JSON; `off` and `kill` ignore the body; the leader verbs need the
+        // cluster payload, and an invalid one fails them as a missing one does.
+        let payload = || match Payload::from_body(body) {
             Ok(p) => p,
             Err(why) => {
-                self.log(format!("{verb}: {why}"));
-                return (406, json!({}));
+                self.shared.log.info(format!("lifecycle: {verb}: {why}"));
+                None
             }
         };
         match verb {
-            "check" => self.check(payload),
-            "on" => self.on(payload),
+            "check" => {
+                let p = payload();
+                self.check(p)
+            }
+            "on" => match Payload::from_body(body) {
+                Ok(p) => self.on(p),
+                Err(why) => {
+                    self.log(format!("on: {why}"));
+                    self.refuse_and_die()
+                }
+            },
             "off" => {
                 self.restart_at = None;
                 self.tear_down(Signal::SIGTERM);
                 (200, json!({}))
             }
-            "ok" => match payload.as_ref().map(Cluster::new) {
+            "ok" => match payload().as_ref().map(Cluster::new) {
                 Some(Ok(_)) => (200, json!({})),
                 _ => (500, json!({})),
             },
@@ -183,7 +198,7 @@ impl Lifecycle {
                 self.die("kill requested");
                 (200, json!({}))
             }
-            "signal" => self.signal(payload),
+            "signal" => self.signal(body),
             _ => (400, json!({})),
         }
     }
@@ -325,7 +340,7 @@ impl Lifecycle {
             .map_err(|e| crate::error::chain(&e))?;
         let pid = child.id() as i32;
         drop(child);
-        self.workload = Some(Workload { pid });
+        self.workload = Some(Workload { pid, started: Instant::now() });
         self.spawned_before = true;
         self.shared.set_workload(Some(pid));
         self.shared.set_process(process::RUNNING);
@@ -336,8 +351,11 @@ impl Lifecycle {
     }
 
     fn exited(&mut self, pid: i32, status: WaitStatus) {
-        if self.workload.as_ref().map(|w| w.pid) != Some(pid) {
+        let Some(w) = self.workload.as_ref().filter(|w| w.pid == pid) else {
             return;
+        };
+        if w.started.elapsed() >= STABLE {
+            self.failures = 0;
         }
         self.workload = None;
         self.next_check = None;
@@ -412,12 +430,15 @@ impl Lifecycle {
         }
     }
 
-    fn signal(&mut self, payload: Option<Payload>) -> (u16, Value) {
+    fn signal(&mut self, body: &[u8]) -> (u16, Value) {
         let Some(prog) = self.cfg.signal.clone() else {
             return (200, json!({}));
         };
-        let input =
-            payload.map(|p| serde_json::to_string(&p).unwrap_or_default()).unwrap_or_default();
+        // The body is handed over as it came, when it is JSON at all.
+        let input = match serde_json::from_slice::<Value>(body) {
+            Ok(v) => v.to_string(),
+            Err(_) => String::new(),
+        };
         let mut env = self.cfg.env.clone();
         if let Some(w) = &self.workload {
             env.push(("OCHO_PID".into(), w.pid.to_string()));

@@ -28,8 +28,12 @@ impl Log {
     }
 
     fn line(&self, level: &str, msg: &str) {
-        let line = format!("{} - {level} - {msg}\n", timestamp(SystemTime::now()));
         let _ = std::io::stderr().lock().write_all(format!("pod: {msg}\n").as_bytes());
+        self.keep(level, msg);
+    }
+
+    fn keep(&self, level: &str, msg: &str) {
+        let line = format!("{} - {level} - {msg}\n", timestamp(SystemTime::now()));
         let mut ring = self.ring.lock().unwrap_or_else(|e| e.into_inner());
         ring.1 += line.len();
         ring.0.push_back(line);
@@ -87,7 +91,7 @@ mod tests {
     fn the_ring_is_bounded_and_keeps_the_newest() {
         let log = Log::default();
         for i in 0..2000 {
-            log.line("INFO", &format!("line {i}"));
+            log.keep("INFO", &format!("line {i}"));
         }
         let lines = log.lines();
         assert!(lines.iter().map(String::len).sum::<usize>() <= CAP_BYTES);

@@ -7,6 +7,7 @@
 
 mod coordinator;
 mod hooks;
+mod identity;
 mod leader;
 mod lifecycle;
 mod log;
@@ -15,7 +16,6 @@ mod reaper;
 mod server;
 mod template;
 
-use std::collections::BTreeMap;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::mpsc::{Receiver, channel};
@@ -103,7 +103,8 @@ pub struct Args {
     /// consecutive failed sanity checks before the workload is stopped (default 1)
     #[argh(option, default = "1")]
     pub checks: u32,
-    /// render template SRC into DEST before each start (repeatable)
+    /// render a template before each start, given as SRC:DEST (repeatable; language in
+    /// README)
     #[argh(option)]
     pub template: Vec<String>,
     /// hook: gets the cluster JSON, prints KEY=VALUE overrides; non-zero refuses (406)
@@ -153,6 +154,31 @@ struct Status {
 }
 
 impl Shared {
+    /// Fresh state: `stopped`, `follower`, no `status`. `done` hears when the coordinator ended.
+    fn new(
+        record: Map<String, Value>,
+        depends_on: Vec<String>,
+        done: std::sync::mpsc::Sender<()>,
+    ) -> Self {
+        Shared {
+            log: log::Log::default(),
+            record,
+            depends_on,
+            status: Mutex::new(Status {
+                process: process::STOPPED,
+                state: state::FOLLOWER,
+                status: None,
+                metrics: json!({}),
+            }),
+            dead: AtomicBool::new(false),
+            workload: AtomicI32::new(0),
+            shutting_down: AtomicBool::new(false),
+            reset: tokio::sync::Notify::new(),
+            shutdown: tokio::sync::Notify::new(),
+            coordinator_done: Mutex::new(Some(done)),
+        }
+    }
+
     fn is_dead(&self) -> bool {
         self.dead.load(Ordering::SeqCst)
     }
@@ -225,151 +251,6 @@ impl Shared {
     }
 }
 
-/// 32 random lower-case hex characters (kazoo's lock prefix, `uuid4().hex`).
-fn random_hex32() -> String {
-    random_bytes().iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// A random UUID version 4 in canonical form.
-fn random_uuid() -> String {
-    let mut b = random_bytes();
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..])
-}
-
-fn random_bytes() -> [u8; 16] {
-    use std::io::Read;
-    let mut b = [0u8; 16];
-    let read = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut b));
-    if read.is_err() {
-        // No /dev in the container: std's randomly keyed hasher still differs per process.
-        use std::hash::{BuildHasher, Hasher};
-        for (i, chunk) in b.chunks_mut(8).enumerate() {
-            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-            h.write_usize(i);
-            h.write_u32(std::process::id());
-            chunk.copy_from_slice(&h.finish().to_le_bytes());
-        }
-    }
-    b
-}
-
-fn env(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.is_empty())
-}
-
-/// The first non-loopback IPv4 address of the host.
-fn first_address() -> Option<String> {
-    let addrs = nix::ifaddrs::getifaddrs().ok()?;
-    for a in addrs {
-        let ip = a.address.as_ref().and_then(|s| s.as_sockaddr_in()).map(|s| s.ip());
-        if let Some(ip) = ip.filter(|ip| !ip.is_loopback()) {
-            return Some(ip.to_string());
-        }
-    }
-    None
-}
-
-/// Parses `--ports` (`2181,2888:32888`) into the registration's `ports`, adding the control port.
-fn parse_ports(text: &str, control: u16) -> Result<BTreeMap<String, u16>> {
-    let mut ports = BTreeMap::new();
-    for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        let (c, m) = item.split_once(':').unwrap_or((item, item));
-        let c: u16 =
-            c.parse().map_err(|_| Error::Usage(format!("invalid port '{item}' in --ports")))?;
-        let m: u16 =
-            m.parse().map_err(|_| Error::Usage(format!("invalid port '{item}' in --ports")))?;
-        ports.insert(c.to_string(), m);
-    }
-    ports.entry(control.to_string()).or_insert(control);
-    Ok(ports)
-}
-
-/// The hints (registration record without `seq`, spec §1.3 and §2): defaults, then every
-/// `ochopod_<x>` variable as `<x>`, then the flags, then the binding's own keys.
-fn hints(args: &Args, vars: &[(String, String)]) -> Result<(Map<String, Value>, u16)> {
-    let mut h = Map::new();
-    for (k, v) in [
-        ("cluster", ""),
-        ("debug", "true"),
-        ("local", "false"),
-        ("namespace", "default"),
-        ("port", "8080"),
-        ("application", ""),
-        ("start", "true"),
-    ] {
-        h.insert(k.into(), json!(v));
-    }
-    for (k, v) in vars {
-        if let Some(key) = k.strip_prefix("ochopod_").filter(|k| !k.is_empty()) {
-            h.insert(key.into(), json!(v));
-        }
-    }
-    let flags = [
-        ("cluster", &args.cluster),
-        ("namespace", &args.namespace),
-        ("application", &args.application),
-        ("port", &args.port),
-        ("debug", &args.debug),
-        ("start", &args.start),
-        ("zk", &args.zk),
-    ];
-    for (k, v) in flags {
-        if let Some(v) = v {
-            h.insert(k.into(), json!(v));
-        }
-    }
-    let get = |h: &Map<String, Value>, k: &str| {
-        h.get(k).and_then(Value::as_str).unwrap_or("").to_string()
-    };
-    let var =
-        |name: &str| vars.iter().find(|(k, v)| k == name && !v.is_empty()).map(|(_, v)| v.clone());
-    let task = args
-        .task
-        .clone()
-        .or_else(|| var("POD_NAME"))
-        .or_else(|| var("HOSTNAME"))
-        .or_else(|| nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()))
-        .unwrap_or_default();
-    if get(&h, "cluster").is_empty() {
-        h.insert("cluster".into(), json!(task));
-    }
-    for key in ["cluster", "namespace"] {
-        let v = get(&h, key);
-        if v.is_empty() || v.contains('/') {
-            return Err(Error::Usage(format!(
-                "invalid {key} '{v}' (set --{key} or ochopod_{key})"
-            )));
-        }
-    }
-    if get(&h, "zk").trim().is_empty() {
-        return Err(Error::Usage("no zookeeper: set --zk or ochopod_zk (host:port,…)".into()));
-    }
-    let port: u16 = get(&h, "port").parse().ok().filter(|p| *p != 0).ok_or_else(|| {
-        Error::Usage(format!("invalid control port '{}' (--port, ochopod_port)", get(&h, "port")))
-    })?;
-    let ip = args
-        .ip
-        .clone()
-        .or_else(|| var("POD_IP"))
-        .or_else(first_address)
-        .ok_or_else(|| Error::Usage("no pod address: set --ip or POD_IP".into()))?;
-    let ports_text = args.ports.clone().or_else(|| var("ochopod_ports")).unwrap_or_default();
-    h.insert("ports".into(), json!(parse_ports(&ports_text, port)?));
-    h.insert("task".into(), json!(task));
-    h.insert("ip".into(), json!(ip));
-    if !h.contains_key("public") {
-        h.insert("public".into(), json!(ip));
-    }
-    let node = args.node.clone().or_else(|| var("NODE_NAME")).unwrap_or_default();
-    h.insert("node".into(), json!(node));
-    h.insert("fwk".into(), json!("ocho"));
-    h.remove("seq");
-    Ok((h, port))
-}
-
 fn seconds(what: &str, v: f64) -> Result<Duration> {
     if v.is_finite() && v >= 0.0 {
         Ok(Duration::from_secs_f64(v))
@@ -391,7 +272,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         return Err(Error::Usage("no workload: ocho pod [options] -- CMD [ARGS…]".into()));
     }
     let vars: Vec<(String, String)> = std::env::vars().collect();
-    let (record, port) = hints(&args, &vars)?;
+    let (record, port) = identity::hints(&args, &vars)?;
     let templates =
         args.template.iter().map(|t| template::parse_flag(t)).collect::<Result<Vec<_>>>()?;
     let grace = seconds("grace", args.grace)?;
@@ -399,37 +280,26 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let probe_every = seconds("probe-every", args.probe_every)?;
     let check_every = seconds("check-every", args.check_every)?;
     let hook_timeout = seconds("hook-timeout", args.hook_timeout)?;
-    let bind = args.bind.clone().or_else(|| env("OCHO_BIND")).unwrap_or_else(|| "0.0.0.0".into());
+    let bind = args
+        .bind
+        .clone()
+        .or_else(|| identity::env("OCHO_BIND"))
+        .unwrap_or_else(|| "0.0.0.0".into());
     let settings: Value =
-        env("pod").and_then(|p| serde_json::from_str(&p).ok()).unwrap_or(json!({}));
+        identity::env("pod").and_then(|p| serde_json::from_str(&p).ok()).unwrap_or(json!({}));
     let get = |k: &str| record.get(k).and_then(Value::as_str).unwrap_or("").to_string();
     let (namespace, cluster) = (get("namespace"), get("cluster"));
     let name = paths::cluster_name(&namespace, &cluster);
     let workload_env = vec![("ochopod".to_string(), Value::Object(record.clone()).to_string())];
 
     let (done_tx, done_rx) = channel();
-    let shared = Arc::new(Shared {
-        log: log::Log::default(),
-        record: record.clone(),
-        depends_on: args.depends_on.clone(),
-        status: Mutex::new(Status {
-            process: process::STOPPED,
-            state: state::FOLLOWER,
-            status: None,
-            metrics: json!({}),
-        }),
-        dead: AtomicBool::new(false),
-        workload: AtomicI32::new(0),
-        shutting_down: AtomicBool::new(false),
-        reset: tokio::sync::Notify::new(),
-        shutdown: tokio::sync::Notify::new(),
-        coordinator_done: Mutex::new(Some(done_tx)),
-    });
+    let shared = Arc::new(Shared::new(record.clone(), args.depends_on.clone(), done_tx));
     let reaper = reaper::Reaper::default();
-    let uuid = random_uuid();
+    let uuid = identity::random_uuid();
     shared.log.info(format!("pod {uuid} of {name}, workload: {}", args.cmd.join(" ")));
 
-    let addr = format!("{bind}:{port}");
+    let addr =
+        if bind.contains(':') { format!("[{bind}]:{port}") } else { format!("{bind}:{port}") };
     let (tx, rx) = channel();
     let ctx = server::Ctx { shared: Arc::clone(&shared), lifecycle: Mutex::new(tx.clone()) };
     let http = rouille::Server::new(&addr, move |req| server::routes(req, &ctx))
@@ -531,71 +401,5 @@ fn supervise(
             shared.log.info(format!("exiting with {code}"));
             return Ok(ExitCode::from(code));
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn args(words: &[&str]) -> Args {
-        match crate::cli::parse_words(&[&["pod"], words].concat()) {
-            crate::cli::Parsed::Run(crate::cli::Mode::Pod(a)) => a,
-            _ => panic!("not pod args: {words:?}"),
-        }
-    }
-
-    fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
-    }
-
-    #[test]
-    fn hints_follow_the_spec_keys() {
-        let a = args(&["--ip", "10.1.2.3", "--", "sleep", "1"]);
-        let v = vars(&[
-            ("ochopod_cluster", "zk"),
-            ("ochopod_zk", "zk-0:2181"),
-            ("ochopod_ports", "2181,2888,3888"),
-            ("ochopod_extra", "x"),
-            ("ochopod_application", "ochopod.default.zk-2026"),
-            ("POD_NAME", "zk-abc"),
-            ("NODE_NAME", "node-1"),
-        ]);
-        let (h, port) = hints(&a, &v).unwrap();
-        assert_eq!(port, 8080);
-        assert_eq!(h["cluster"], "zk");
-        assert_eq!(h["namespace"], "default");
-        assert_eq!(h["port"], "8080");
-        assert_eq!(h["ports"], json!({"2181": 2181, "2888": 2888, "3888": 3888, "8080": 8080}));
-        assert_eq!(h["task"], "zk-abc");
-        assert_eq!(h["node"], "node-1");
-        assert_eq!(h["ip"], "10.1.2.3");
-        assert_eq!(h["public"], "10.1.2.3");
-        assert_eq!(h["extra"], "x");
-        assert_eq!(h["debug"], "true");
-        assert_eq!(h["start"], "true");
-        assert_eq!(h["local"], "false");
-        assert!(!h.contains_key("seq"));
-    }
-
-    #[test]
-    fn bad_identity_is_a_usage_error() {
-        let a = args(&["--ip", "1.2.3.4", "--", "x"]);
-        for v in [
-            vars(&[("ochopod_cluster", "c")]),
-            vars(&[("ochopod_cluster", "c"), ("ochopod_zk", "h"), ("ochopod_port", "nope")]),
-            vars(&[("ochopod_cluster", "c"), ("ochopod_zk", "h"), ("ochopod_ports", "80,x")]),
-        ] {
-            assert!(matches!(hints(&a, &v), Err(Error::Usage(_))), "{v:?}");
-        }
-    }
-
-    #[test]
-    fn uuids_are_version_4() {
-        let u = random_uuid();
-        assert_eq!(u.len(), 36);
-        assert_eq!(&u[14..15], "4");
-        assert_ne!(u, random_uuid());
-        assert_eq!(random_hex32().len(), 32);
     }
 }

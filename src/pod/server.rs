@@ -57,6 +57,9 @@ fn control(request: &Request, rest: &str, ctx: &Ctx) -> Response {
         Some((v, t)) => (v, Some(t)),
         None => (rest, None),
     };
+    if timeout.is_some_and(|t| t.contains('/')) {
+        return reply(404, &json!({}));
+    }
     if !VERBS.contains(&verb) {
         return reply(400, &json!({}));
     }
@@ -83,5 +86,84 @@ fn control(request: &Request, rest: &str, ctx: &Ctx) -> Response {
         Ok((code, body)) => reply(code, &body),
         Err(std::sync::mpsc::RecvTimeoutError::Timeout) => reply(408, &json!({})),
         Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => reply(410, &json!({})),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc::channel;
+
+    /// A context whose lifecycle answers every verb with 299 from a thread, or never.
+    fn ctx(answer: bool) -> Ctx {
+        let (done, _) = channel();
+        let record = json!({"ip": "10.0.0.1", "port": "8080", "seq": 3, "cluster": "c"});
+        let shared =
+            Arc::new(Shared::new(record.as_object().unwrap().clone(), vec!["db".into()], done));
+        let (tx, rx) = channel::<Msg>();
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for msg in rx {
+                if let Msg::Control { reply: Some(reply), .. } = msg {
+                    if answer {
+                        let _ = reply.send((299, json!({"ok": 1})));
+                    } else {
+                        held.push(reply);
+                    }
+                }
+            }
+        });
+        Ctx { shared, lifecycle: std::sync::Mutex::new(tx) }
+    }
+
+    fn call(ctx: &Ctx, method: &str, url: &str) -> (u16, Value) {
+        let req = Request::fake_http(method, url, vec![], b"{}".to_vec());
+        let resp = routes(&req, ctx);
+        let mut body = String::new();
+        resp.data.into_reader_and_size().0.read_to_string(&mut body).unwrap();
+        (resp.status_code, serde_json::from_str(&body).unwrap())
+    }
+
+    #[test]
+    fn methods_paths_and_verbs_are_checked_first() {
+        let c = ctx(true);
+        assert_eq!(call(&c, "GET", "/info").0, 405);
+        assert_eq!(call(&c, "POST", "/nope").0, 404);
+        assert_eq!(call(&c, "POST", "/control/shutdown").0, 400);
+        assert_eq!(call(&c, "POST", "/control/on/5/x").0, 404);
+        assert_eq!(call(&c, "POST", "/control/on/5"), (299, json!({"ok": 1})));
+        assert_eq!(call(&c, "POST", "/control/on/soon").0, 500);
+        assert_eq!(call(&c, "POST", "/reset"), (200, json!({})));
+    }
+
+    #[test]
+    fn info_shows_the_whitelist_and_the_live_state() {
+        let c = ctx(true);
+        let (code, info) = call(&c, "POST", "/info");
+        assert_eq!(code, 200);
+        assert_eq!(info["ip"], "10.0.0.1");
+        assert!(info.get("seq").is_none() && info.get("cluster").is_none());
+        assert_eq!(
+            (info["process"].as_str(), info["state"].as_str()),
+            (Some("stopped"), Some("follower"))
+        );
+        assert!(info.get("status").is_none(), "no status before leading");
+        assert_eq!(info["dependencies"], json!(["db"]));
+        c.shared.set_leader(
+            crate::ochopod::state::PENDING,
+            Some("* configuration in 1.0 seconds".into()),
+        );
+        assert_eq!(call(&c, "POST", "/info").1["state"], "leader (configuration pending)");
+        c.shared.stop_leading();
+        assert_eq!(call(&c, "POST", "/info").1["status"], "");
+    }
+
+    #[test]
+    fn timeouts_give_408_and_dead_pods_410() {
+        let c = ctx(false);
+        assert_eq!(call(&c, "POST", "/control/check/0").0, 408);
+        c.shared.set_dead();
+        assert_eq!(call(&c, "POST", "/control/check/0").0, 410);
+        assert_eq!(call(&c, "POST", "/info").0, 200);
     }
 }

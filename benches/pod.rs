@@ -1,0 +1,142 @@
+//! `cargo bench --bench pod`: numbers for the Ochopod agent against a real ZooKeeper. Prints, never
+//! asserts: idle RSS of the agent, start → registered, and how long a 5-pod cluster takes to be
+//! configured after its last pod registered (damper 0). `OCHO_BIN=path` runs another build of
+//! the agent (the static musl binary) under the same harness.
+#![allow(clippy::unwrap_used)]
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{Receiver, channel};
+use std::time::{Duration, Instant};
+
+/// An agent whose stderr lines arrive with their arrival time.
+struct Agent {
+    child: Child,
+    lines: Receiver<(Instant, String)>,
+    seen: Vec<(Instant, String)>,
+}
+
+impl Agent {
+    fn start(zk: &str, ns: &str, ip: &str, port: u16) -> Agent {
+        // OCHO_BIN measures another build, e.g. the static musl binary of `make static`.
+        let bin = std::env::var("OCHO_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_ocho").into());
+        let mut child = Command::new(bin)
+            .env("ochopod_zk", zk)
+            .env("ochopod_namespace", ns)
+            .env("ochopod_cluster", "bench")
+            .args(["pod", "--ip", ip, "--bind", ip, "--port", &port.to_string(), "--grace", "2"])
+            .args(["--", "sleep", "1000"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (tx, lines) = channel();
+        let err = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines() {
+                let Ok(line) = line else { break };
+                if tx.send((Instant::now(), line)).is_err() {
+                    break;
+                }
+            }
+        });
+        Agent { child, lines, seen: Vec::new() }
+    }
+
+    /// Time of the first line containing `needle`.
+    fn when(&mut self, needle: &str) -> Instant {
+        if let Some((t, _)) = self.seen.iter().find(|(_, l)| l.contains(needle)) {
+            return *t;
+        }
+        loop {
+            let (t, line) = self
+                .lines
+                .recv_timeout(Duration::from_secs(60))
+                .unwrap_or_else(|_| panic!("no line with {needle}"));
+            let hit = line.contains(needle);
+            self.seen.push((t, line));
+            if hit {
+                return t;
+            }
+        }
+    }
+
+    fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap()
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        let _ = self.child.wait();
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+fn main() {
+    let zk = support::ZooKeeper::start();
+    let port = support::free_port();
+
+    // Start → registered, and idle RSS of a configured single-pod cluster.
+    let mut registered = Vec::new();
+    let mut rss = Vec::new();
+    for i in 0..5 {
+        let t0 = Instant::now();
+        let mut agent = Agent::start(&zk.addr, &format!("one{i}"), "127.0.0.70", port);
+        registered.push(agent.when("registered as").duration_since(t0).as_secs_f64() * 1e3);
+        agent.when("configured 1 pods");
+        // Idle: a few leader ticks after the configuration.
+        std::thread::sleep(Duration::from_secs(3));
+        rss.push(agent.rss_kib() as f64);
+    }
+    println!("pod: start -> registered, median of 5: {:.1} ms", median(registered));
+    println!("pod: agent RSS idle (leader, configured), median of 5: {:.0} KiB", median(rss));
+
+    // A 5-pod cluster: last registration → the leader's "configured 5 pods".
+    let mut configured = Vec::new();
+    for round in 0..3 {
+        let mut agents: Vec<Agent> = (0..5)
+            .map(|i| {
+                Agent::start(
+                    &zk.addr,
+                    &format!("five{round}"),
+                    &format!("127.0.0.{}", 80 + i),
+                    port,
+                )
+            })
+            .collect();
+        let last = agents.iter_mut().map(|a| a.when("registered as")).max().unwrap();
+        let done = agents
+            .iter_mut()
+            .find_map(|a| {
+                a.when("lifecycle: started");
+                a.seen
+                    .iter()
+                    .any(|(_, l)| l.contains("leader of"))
+                    .then(|| a.when("configured 5 pods"))
+            })
+            .unwrap();
+        configured.push(done.saturating_duration_since(last).as_secs_f64() * 1e3);
+    }
+    println!(
+        "pod: 5-pod cluster configured after its last registration (damper 0): {}",
+        configured.iter().map(|ms| format!("{ms:.0} ms")).collect::<Vec<_>>().join(", ")
+    );
+}

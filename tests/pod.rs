@@ -1,0 +1,423 @@
+//! `ocho pod` against a real ZooKeeper (one per test binary, a namespace per test): the
+//! registration record, the control port, the lifecycle verbs, election and failover.
+#![allow(clippy::unwrap_used)]
+
+#[path = "support/pod.rs"]
+mod fixture;
+mod support;
+
+use std::time::Duration;
+
+use fixture::{Zk, eventually, pod, post, request, shared_zookeeper, spawn_pod};
+use nix::sys::signal::Signal;
+use serde_json::{Value, json};
+use support::{DEADLINE, free_port};
+
+/// A workload that says when it starts and then waits.
+const SLEEPER: &[&str] = &["/bin/sh", "-c", "echo workload started $$; exec sleep 1000"];
+
+#[test]
+fn registration_matches_the_spec_key_by_key() {
+    let zk_addr = shared_zookeeper();
+    let port = free_port();
+    let mut c = support::ocho();
+    c.env("ochopod_zk", zk_addr)
+        .env("ochopod_namespace", "reg.ns")
+        .env("ochopod_cluster", "zookeeper")
+        .env("ochopod_application", "ochopod.reg.ns.zookeeper-2026-11-23-12-00-00")
+        .env("ochopod_ports", "2181,2888,3888")
+        .env("ochopod_flavour", "vanilla")
+        .env("POD_NAME", "zookeeper-x1b2c")
+        .env("NODE_NAME", "node-7")
+        .env("pod", r#"{"a": 1}"#)
+        .args(["pod", "--ip", "127.0.0.2", "--bind", "127.0.0.2", "--port", &port.to_string()])
+        .args(["--", "/bin/sh", "-c", "echo settings=$pod; echo hints=$ochopod; exec sleep 1000"]);
+    let agent = support::Proc::spawn("pod", c);
+    agent.wait_for_line("registered as", DEADLINE);
+
+    let zk = Zk::connect(zk_addr);
+    let regs = zk.registrations("reg.ns.zookeeper");
+    assert_eq!(regs.len(), 1, "{regs:?}");
+    let (node, record) = &regs[0];
+    let (uuid, suffix) = node.split_once('.').unwrap();
+    assert_eq!(uuid.len(), 36);
+    assert_eq!(suffix.len(), 10);
+    let expected = json!({
+        "application": "ochopod.reg.ns.zookeeper-2026-11-23-12-00-00",
+        "cluster": "zookeeper",
+        "namespace": "reg.ns",
+        "debug": "true",
+        "local": "false",
+        "port": port.to_string(),
+        "start": "true",
+        "task": "zookeeper-x1b2c",
+        "ip": "127.0.0.2",
+        "public": "127.0.0.2",
+        "node": "node-7",
+        "fwk": "ocho",
+        "zk": zk_addr,
+        "ports": {"2181": 2181, "2888": 2888, "3888": 3888, port.to_string(): port},
+        "flavour": "vanilla",
+        "seq": suffix.parse::<i64>().unwrap(),
+    });
+    assert_eq!(record, &expected);
+    assert!(zk.get("/ochopod/clusters/reg.ns.zookeeper/hash").is_some());
+
+    // Alone in its cluster, it leads and configures itself; the workload sees `pod` unchanged.
+    agent.wait_for("settings", DEADLINE, |l| l == r#"settings={"a": 1}"#);
+    let hints = agent.wait_for("hints", DEADLINE, |l| l.starts_with("hints="));
+    let hints: Value = serde_json::from_str(hints.trim_start_matches("hints=")).unwrap();
+    assert_eq!(hints["cluster"], "zookeeper");
+    assert!(hints.get("seq").is_none());
+    let snapshot = eventually("snapshot", DEADLINE, || {
+        let s: Value =
+            serde_json::from_slice(&zk.get("/ochopod/clusters/reg.ns.zookeeper/snapshot")?).ok()?;
+        s.get(uuid).is_some().then_some(s)
+    });
+    assert_eq!(snapshot[uuid], expected);
+    // The hash follows the snapshot: 16 hex pairs joined by ':'.
+    let hash = eventually("the hash", DEADLINE, || {
+        let h = zk.get("/ochopod/clusters/reg.ns.zookeeper/hash")?;
+        (!h.is_empty()).then_some(String::from_utf8(h).unwrap())
+    });
+    assert!(hash.len() == 47 && hash.split(':').all(|p| p.len() == 2), "{hash}");
+    let locks = zk.children("/ochopod/clusters/reg.ns.zookeeper/coordinator");
+    assert_eq!(locks.len(), 1);
+    assert!(locks[0].len() == 32 + 8 + 10 && locks[0][32..].starts_with("__lock__"), "{locks:?}");
+
+    let addr = format!("127.0.0.2:{port}");
+    let (code, ctype, info) = post(&addr, "/info", None);
+    assert_eq!((code, ctype.as_str()), (200, "application/json"));
+    for key in ["application", "ip", "node", "port", "ports", "public", "task"] {
+        assert_eq!(info[key], expected[key], "{key}");
+    }
+    assert_eq!(info["process"], "running");
+    assert_eq!(info["state"], "leader");
+    assert!(info["status"].is_string());
+    assert_eq!(info["dependencies"], json!([]));
+
+    let (code, _, log) = post(&addr, "/log", None);
+    assert_eq!(code, 200);
+    let lines = log.as_array().unwrap();
+    assert!(lines.iter().all(|l| l.as_str().unwrap().ends_with('\n')));
+    assert!(lines.iter().any(|l| l.as_str().unwrap().contains(" - INFO - registered as")));
+
+    assert_eq!(request("GET", &addr, "/info", None).0, 405);
+    assert_eq!(post(&addr, "/nope", None).0, 404);
+    assert_eq!(post(&addr, "/control/shutdown", None).0, 400);
+    assert_eq!(post(&addr, "/control/signal/5", None), (200, "application/json".into(), json!({})));
+}
+
+#[test]
+fn off_on_kill_then_410() {
+    let zk = shared_zookeeper();
+    let port = free_port();
+    let addr = format!("127.0.0.3:{port}");
+    let agent = pod(zk, "verbs", "web", "127.0.0.3", port, &[], SLEEPER);
+    agent.wait_for("the workload", DEADLINE, |l| l.starts_with("workload started"));
+
+    assert_eq!(post(&addr, "/control/off/30", None).0, 200);
+    assert_eq!(post(&addr, "/info", None).2["process"], "stopped");
+    // After off, a payload-less on re-runs the remembered command.
+    assert_eq!(post(&addr, "/control/on/30", None).0, 200);
+    agent.wait_for_nth("second start", 2, DEADLINE, |l| l.starts_with("workload started"));
+    assert_eq!(post(&addr, "/info", None).2["process"], "running");
+    // ok and check are leader verbs: without a payload they fail as in Ochopod.
+    assert_eq!(post(&addr, "/control/ok/5", None).0, 500);
+    assert_eq!(post(&addr, "/control/check/5", None).0, 406);
+
+    assert_eq!(post(&addr, "/control/kill/30", None).0, 200);
+    assert_eq!(post(&addr, "/info", None).2["process"], "dead");
+    for verb in ["on", "off", "check", "kill"] {
+        assert_eq!(post(&addr, &format!("/control/{verb}/5"), None).0, 410, "{verb}");
+    }
+    // Dead pods stay registered and keep answering /info and /reset.
+    assert_eq!(post(&addr, "/reset", None), (200, "application/json".into(), json!({})));
+}
+
+#[test]
+fn a_workload_exiting_0_makes_the_pod_dead_and_non_zero_restarts_it() {
+    let zk = shared_zookeeper();
+    let (port, dir) = (free_port(), tempfile::tempdir().unwrap());
+    let marker = dir.path().join("ran");
+    // First run fails (exit 3), the restart succeeds (exit 0): dead.
+    let script = format!(
+        "if [ -e {m} ]; then echo second run; exit 0; fi; touch {m}; echo first run; exit 3",
+        m = marker.display()
+    );
+    let addr = format!("127.0.0.4:{port}");
+    let agent = pod(zk, "exits", "job", "127.0.0.4", port, &[], &["/bin/sh", "-c", &script]);
+    agent.wait_for_line("exited with exit status 3", DEADLINE);
+    agent.wait_for_line("second run", DEADLINE);
+    agent.wait_for_line("dead: the workload is done", DEADLINE);
+    assert_eq!(post(&addr, "/info", None).2["process"], "dead");
+    assert_eq!(post(&addr, "/control/on/5", None).0, 410);
+}
+
+#[test]
+fn on_without_payload_to_a_never_configured_pod_is_refused_and_kills_it() {
+    // No ZooKeeper answers: the pod is never configured, but its control port works.
+    let port = free_port();
+    let addr = format!("127.0.0.5:{port}");
+    let nowhere = format!("127.0.0.1:{}", free_port());
+    let agent = spawn_pod(&nowhere, "lonely", "web", "127.0.0.5", port, &[], SLEEPER);
+    agent.wait_for_line("listening on", DEADLINE);
+    assert_eq!(post(&addr, "/info", None).2["process"], "stopped");
+    assert_eq!(post(&addr, "/control/on/5", None).0, 406);
+    eventually("dead", DEADLINE, || {
+        (post(&addr, "/info", None).2["process"] == "dead").then_some(())
+    });
+    assert_eq!(post(&addr, "/control/on/5", None).0, 410);
+    assert!(!agent.lines().iter().any(|l| l.starts_with("workload started")));
+}
+
+#[test]
+fn sigterm_stops_the_workload_and_exits_with_its_status() {
+    let zk = shared_zookeeper();
+    let port = free_port();
+    let mut agent = pod(zk, "term", "web", "127.0.0.6", port, &[], SLEEPER);
+    agent.wait_for("the workload", DEADLINE, |l| l.starts_with("workload started"));
+    agent.signal(Signal::SIGTERM);
+    let status = agent.expect_exit(DEADLINE);
+    // sh exec'd sleep, which dies of the forwarded SIGTERM: 128 + 15.
+    assert_eq!(status.code(), Some(143), "{}", agent.tail());
+    // The session was closed: the registration is gone at once, not after the session timeout.
+    let z = Zk::connect(zk);
+    assert!(z.registrations("term.web").is_empty());
+}
+
+fn info(ip: &str, port: u16) -> Value {
+    post(&format!("{ip}:{port}"), "/info", None).2
+}
+
+fn starts(p: &support::Proc) -> usize {
+    p.lines().iter().filter(|l| l.starts_with("workload started")).count()
+}
+
+#[test]
+fn the_leader_configures_everyone_and_failover_keeps_workloads_running() {
+    let zk_addr = shared_zookeeper();
+    let port = free_port();
+    let ips = ["127.0.0.10", "127.0.0.11", "127.0.0.12"];
+    let mut pods: Vec<Option<support::Proc>> = ips
+        .iter()
+        .map(|ip| Some(pod(zk_addr, "elect", "web", ip, port, &["--sequential"], SLEEPER)))
+        .collect();
+    for p in pods.iter().flatten() {
+        p.wait_for("the workload", DEADLINE, |l| l.starts_with("workload started"));
+    }
+    let zk = Zk::connect(zk_addr);
+    let snapshot_size = |zk: &Zk| -> Option<usize> {
+        let s: Value =
+            serde_json::from_slice(&zk.get("/ochopod/clusters/elect.web/snapshot")?).ok()?;
+        Some(s.as_object()?.len())
+    };
+    eventually("a snapshot of 3", DEADLINE, || (snapshot_size(&zk) == Some(3)).then_some(()));
+    // "leader", or "leader (configuring)" while it finishes writing the hash.
+    let leaders: Vec<usize> = (0..3)
+        .filter(|&i| info(ips[i], port)["state"].as_str().unwrap().starts_with("leader"))
+        .collect();
+    assert_eq!(leaders.len(), 1, "exactly one leader");
+    let leader = leaders[0];
+
+    // A follower leaves: the leader reconfigures the other two without restarting them.
+    let follower = (0..3).find(|&i| i != leader).unwrap();
+    pods[follower].as_ref().unwrap().signal(Signal::SIGTERM);
+    pods[follower].as_mut().unwrap().expect_exit(DEADLINE);
+    pods[follower] = None;
+    pods[leader].as_ref().unwrap().wait_for_line("configured 2 pods", DEADLINE);
+    eventually("a snapshot of 2", DEADLINE, || (snapshot_size(&zk) == Some(2)).then_some(()));
+
+    // The leader dies hard: after its session expires, the survivor leads and reconfigures.
+    pods[leader].as_ref().unwrap().signal(Signal::SIGKILL);
+    pods[leader].as_mut().unwrap().expect_exit(DEADLINE);
+    pods[leader] = None;
+    let survivor = (0..3).find(|&i| pods[i].is_some()).unwrap();
+    let p = pods[survivor].as_ref().unwrap();
+    p.wait_for_line("leader of elect.web", Duration::from_secs(60));
+    p.wait_for_line("configured 1 pods", DEADLINE);
+    assert_eq!(info(ips[survivor], port)["state"], "leader");
+    assert_eq!(starts(p), 1, "the survivor's workload was never restarted:\n{}", p.tail());
+    assert_eq!(info(ips[survivor], port)["process"], "running");
+}
+
+#[test]
+fn reset_re_registers_with_the_same_uuid_and_seq() {
+    let zk_addr = shared_zookeeper();
+    let port = free_port();
+    let a = pod(zk_addr, "reset", "web", "127.0.0.7", port, &[], SLEEPER);
+    a.wait_for("the workload", DEADLINE, |l| l.starts_with("workload started"));
+    let zk = Zk::connect(zk_addr);
+    let before = zk.registrations("reset.web");
+    assert_eq!(before.len(), 1);
+    assert_eq!(post(&format!("127.0.0.7:{port}"), "/reset", None).0, 200);
+    a.wait_for_nth("second registration", 2, DEADLINE, |l| l.contains("registered as"));
+    let after = eventually("one registration", DEADLINE, || {
+        let r = zk.registrations("reset.web");
+        (r.len() == 1 && r[0].0 != before[0].0).then_some(r)
+    });
+    let uuid = |n: &str| n.split('.').next().unwrap().to_string();
+    assert_eq!(uuid(&after[0].0), uuid(&before[0].0));
+    assert_eq!(after[0].1["seq"], before[0].1["seq"]);
+    assert_eq!(starts(&a), 1, "the workload is untouched by a reset");
+}
+
+/// Writes an executable `#!/bin/sh` script.
+fn script(dir: &std::path::Path, name: &str, body: &str) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join(name);
+    std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path.display().to_string()
+}
+
+#[test]
+fn hooks_configure_probe_check_and_answer_signals() {
+    let zk = shared_zookeeper();
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let seen = dir.path().join("configure-input.json");
+    let configure = script(
+        dir.path(),
+        "configure",
+        &format!(
+            "cat > {}; echo '# overrides'; echo GREETING=hello; echo SIZE_SEEN=$(echo \"$OCHO_INPUT\" | grep -c size)",
+            seen.display()
+        ),
+    );
+    let can_configure = script(dir.path(), "can-configure", "grep -q '\"size\":1' || exit 3");
+    let probe = script(dir.path(), "probe", "echo all good; echo ignored");
+    let sanity = script(dir.path(), "sanity", "echo \"{\\\"pid\\\": $OCHO_PID}\"");
+    let signal = script(dir.path(), "signal", "echo \"{\\\"bytes\\\": $(wc -c)}\"");
+    let addr = format!("127.0.0.8:{port}");
+    let agent = pod(
+        zk,
+        "hooks",
+        "web",
+        "127.0.0.8",
+        port,
+        &[
+            "--configure",
+            &configure,
+            "--can-configure",
+            &can_configure,
+            "--probe",
+            &probe,
+            "--sanity",
+            &sanity,
+            "--signal",
+            &signal,
+            "--check-every",
+            "1",
+        ],
+        &["/bin/sh", "-c", "echo workload started with $GREETING $SIZE_SEEN; exec sleep 1000"],
+    );
+    agent.wait_for("the workload", DEADLINE, |l| l == "workload started with hello 1");
+    let input: Value = serde_json::from_str(&std::fs::read_to_string(&seen).unwrap()).unwrap();
+    assert_eq!((input["size"].clone(), input["index"].clone()), (json!(1), json!(0)));
+    assert!(input["key"].is_string() && input["pods"].is_object() && input["seq"].is_i64());
+
+    let info = eventually("probe status and metrics", DEADLINE, || {
+        let i = post(&addr, "/info", None).2;
+        (i["status"] == "all good" && i["metrics"]["pid"].is_i64()).then_some(i)
+    });
+    assert_eq!(info["state"], "leader");
+    // The signal hook gets the request's JSON as it came and answers with its own.
+    let (code, _, body) = post(&addr, "/control/signal/10", Some("{\"a\": 1}"));
+    assert_eq!((code, body), (200, json!({"bytes": 7})));
+    // check refuses what --can-configure refuses (here: a cluster of 2).
+    let me = info["ip"].clone();
+    let payload = json!({"pods": {"k": {"seq": 1, "ip": me}, "j": {"seq": 2}}, "dependencies": {}, "key": "k"});
+    assert_eq!(post(&addr, "/control/check/10", Some(&payload.to_string())).0, 406);
+}
+
+/// Host pids of the children of `pid`.
+fn children_of(pid: i32) -> Vec<i32> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect()
+}
+
+#[test]
+fn as_pid_1_the_agent_restores_signals_reaps_orphans_and_passes_the_exit_status() {
+    let zk = shared_zookeeper();
+    let port = free_port();
+    let mut c = std::process::Command::new("unshare");
+    c.args(["--user", "--map-root-user", "--pid", "--fork", "--mount-proc", "--kill-child"])
+        .arg(env!("CARGO_BIN_EXE_ocho"))
+        .env("ochopod_zk", zk)
+        .env("ochopod_namespace", "pid1")
+        .env("ochopod_cluster", "web")
+        .args(["pod", "--ip", "127.0.0.9", "--bind", "127.0.0.9", "--port", &port.to_string()])
+        .args(["--", "/bin/sh", "-c"])
+        // An orphan (the backgrounded subshell's sleep) is re-parented to PID 1 and must be
+        // reaped there; the workload's child reports its own signal state.
+        .arg("(sleep 0.3 &); grep -E '^Sig(Blk|Ign)' /proc/self/status; echo workload started; exec sleep 1000");
+    let mut unshare = support::Proc::spawn("unshare", c);
+    unshare.wait_for("the workload", DEADLINE, |l| l.starts_with("workload started"));
+    for key in ["SigBlk", "SigIgn"] {
+        let line = unshare.wait_for(key, DEADLINE, |l| l.starts_with(key));
+        assert!(line.ends_with("0000000000000000"), "{line}\n{}", unshare.tail());
+    }
+    let inner =
+        eventually("the agent as pid 1", DEADLINE, || children_of(unshare.pid()).first().copied());
+    let status = std::fs::read_to_string(format!("/proc/{inner}/status")).unwrap();
+    assert!(status.lines().any(|l| l.starts_with("NSpid:") && l.ends_with("\t1")), "{status}");
+    // Only the workload remains: the orphan was reaped, no zombie is left.
+    eventually("the orphan reaped", DEADLINE, || (children_of(inner).len() == 1).then_some(()));
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(inner), Signal::SIGTERM).unwrap();
+    let exit = unshare.expect_exit(DEADLINE);
+    assert_eq!(exit.code(), Some(143), "{}", unshare.tail());
+}
+
+#[test]
+fn start_false_configures_without_starting_until_an_explicit_on() {
+    let zk = shared_zookeeper();
+    let port = free_port();
+    let addr = format!("127.0.0.13:{port}");
+    let extra = ["--start", "false", "--full-shutdown"];
+    let agent = pod(zk, "nostart", "web", "127.0.0.13", port, &extra, SLEEPER);
+    agent.wait_for_line("configured 1 pods", DEADLINE);
+    agent.wait_for_line("not starting (start is false)", DEADLINE);
+    assert_eq!(post(&addr, "/info", None).2["process"], "stopped");
+    // Configured once, a payload-less on (what the tools send) starts it.
+    assert_eq!(post(&addr, "/control/on/30", None).0, 200);
+    agent.wait_for("the workload", DEADLINE, |l| l.starts_with("workload started"));
+    assert_eq!(post(&addr, "/info", None).2["process"], "running");
+}
+
+#[test]
+fn failing_hooks_stop_the_workload_or_kill_the_pod() {
+    let zk = shared_zookeeper();
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let failing = script(dir.path(), "fail", "echo 'broken on purpose' >&2; exit 1");
+
+    // A failed sanity check (--checks 1) stops the workload until the next on.
+    let sick = pod(
+        zk,
+        "sick",
+        "web",
+        "127.0.0.14",
+        port,
+        &["--sanity", &failing, "--check-every", "1"],
+        SLEEPER,
+    );
+    sick.wait_for_line("sanity check failed (1/1): exit status 1: broken on purpose", DEADLINE);
+    sick.wait_for_line("stopping the workload until the next on", DEADLINE);
+    let addr = format!("127.0.0.14:{port}");
+    eventually("stopped", DEADLINE, || {
+        (post(&addr, "/info", None).2["process"] == "stopped").then_some(())
+    });
+    assert_eq!(starts(&sick), 1);
+
+    // A failed --configure answers 406 to the leader's on, and the pod kills itself.
+    let refused =
+        pod(zk, "refused", "web", "127.0.0.15", port, &["--configure", &failing], SLEEPER);
+    refused.wait_for_line("on: configuration failed", DEADLINE);
+    refused.wait_for_line("dead: kill requested", DEADLINE);
+    assert_eq!(post(&format!("127.0.0.15:{port}"), "/info", None).2["process"], "dead");
+    assert_eq!(starts(&refused), 0);
+}
