@@ -478,10 +478,8 @@ fn every_tool_works_against_real_agents() {
 
     let dir = tempfile::tempdir().unwrap();
     let payload = dir.path().join("p.json");
-    // An empty object: the agent (branch pod, feed226) parses every control body as a leader
-    // payload and answers 406 to any other signal payload; arbitrary payloads are covered
-    // against the in-test pods above.
-    std::fs::write(&payload, "{}").unwrap();
+    // The agents run `--signal cat`: each one answers with the payload it was sent.
+    std::fs::write(&payload, r#"{"hello": ["world", 1234]}"#).unwrap();
     let (code, out, err) = run(&[
         "ping",
         payload.to_str().unwrap(),
@@ -495,7 +493,9 @@ fn every_tool_works_against_real_agents() {
     ]);
     assert_eq!(code, 0, "{out}{err}");
     let replies: Value = serde_json::from_str(&out).unwrap();
-    assert!(replies.as_object().unwrap().values().all(|r| r == &json!({})), "{out}");
+    let sent = json!({"hello": ["world", 1234]});
+    assert_eq!(replies.as_object().unwrap().len(), 2, "{out}");
+    assert!(replies.as_object().unwrap().values().all(|r| r == &sent), "{out}");
 
     // off then on for one pod: it took part in the configuration, so a bare `on` is safe.
     let one = &seqs[0];
