@@ -91,7 +91,8 @@ pub struct Args {
     /// leader: seconds between --probe runs (default 60)
     #[argh(option, default = "60.0")]
     pub probe_every: f64,
-    /// another cluster this one depends on: name, /namespace.name or a wildcard (repeatable)
+    /// another cluster this one depends on: name, /namespace.name or a wildcard (repeatable;
+    /// env ochopod_depends_on, comma separated, as `deploy` writes it)
     #[argh(option)]
     pub depends_on: Vec<String>,
     /// restart the workload on every configuration, not only when dependencies change
@@ -260,7 +261,21 @@ fn seconds(what: &str, v: f64) -> Result<Duration> {
 }
 
 /// Runs the agent until SIGTERM/SIGINT/SIGQUIT; exits with the workload's status.
-pub fn run(args: Args) -> Result<ExitCode> {
+/// Dependencies from the flags, else from `ochopod_depends_on` (comma separated): flags win, so a
+/// command line can override what the definition deployed.
+fn dependencies(flags: &[String], env: Option<String>) -> Vec<String> {
+    if !flags.is_empty() {
+        return flags.to_vec();
+    }
+    env.unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+pub fn run(mut args: Args) -> Result<ExitCode> {
     // Before any thread (tokio, async-io, rouille): threads inherit the mask (platform §4.1).
     signals::block_all()?;
     let mut sigs = signals::Signals::open()?;
@@ -272,6 +287,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         return Err(Error::Usage("no workload: ocho pod [options] -- CMD [ARGS…]".into()));
     }
     let vars: Vec<(String, String)> = std::env::vars().collect();
+    args.depends_on = dependencies(&args.depends_on, std::env::var("ochopod_depends_on").ok());
     let (record, port) = identity::hints(&args, &vars)?;
     let templates =
         args.template.iter().map(|t| template::parse_flag(t)).collect::<Result<Vec<_>>>()?;
@@ -401,5 +417,19 @@ fn supervise(
             shared.log.info(format!("exiting with {code}"));
             return Ok(ExitCode::from(code));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::dependencies;
+
+    #[test]
+    fn dependencies_come_from_flags_else_from_the_environment() {
+        let env = Some(" zookeeper, /infra.kafka* ,,".to_string());
+        assert_eq!(dependencies(&[], env.clone()), ["zookeeper", "/infra.kafka*"]);
+        assert_eq!(dependencies(&["etcd".into()], env), ["etcd"]);
+        assert!(dependencies(&[], None).is_empty());
+        assert!(dependencies(&[], Some(String::new())).is_empty());
     }
 }
