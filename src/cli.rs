@@ -58,6 +58,18 @@ pub enum Parsed {
 
 /// Runs one parsed mode.
 pub fn dispatch(mode: Mode) -> Result<ExitCode> {
+    // Rust starts every program with SIGPIPE ignored, so `ocho grep | head` would panic on its
+    // next write. Tools and the client are filters: let a closed pipe end them quietly, as it
+    // ends any Unix tool. The long-running processes keep ignoring it and handle EPIPE.
+    if !matches!(mode, Mode::Init(_) | Mode::Portal(_) | Mode::Pod(_)) {
+        // SAFETY: called before this process starts any thread; SIG_DFL installs no handler.
+        let _ = unsafe {
+            nix::sys::signal::signal(
+                nix::sys::signal::Signal::SIGPIPE,
+                nix::sys::signal::SigHandler::SigDfl,
+            )
+        };
+    }
     match mode {
         Mode::Init(args) => init::run(args),
         Mode::Portal(args) => portal::run(args),

@@ -50,3 +50,22 @@ fn a_link_named_ocho_mode_runs_that_mode() {
     assert_eq!(code, 0);
     assert!(out.contains("Usage: ocho zk-status"), "{out}");
 }
+
+#[test]
+fn a_tool_writing_into_a_closed_pipe_ends_quietly_by_sigpipe() {
+    use std::io::{BufRead, BufReader};
+    use std::os::unix::process::ExitStatusExt;
+    let mut child = ocho()
+        .args(["args", "--repeat", "1000000", "x"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
+    assert_eq!(first, "arg 1: x\n");
+    // The reader is gone: like `ocho args … | head -1`.
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.signal(), Some(nix::libc::SIGPIPE), "{:?}", out.status);
+    assert!(out.stderr.is_empty(), "no panic message: {}", String::from_utf8_lossy(&out.stderr));
+}
