@@ -11,7 +11,7 @@ PACKAGES := musl-tools zookeeper openjdk-17-jdk-headless util-linux file curl un
 IMAGE_DIR := target/image
 IMAGE     ?= ocho:latest
 
-.PHONY: deps build static check test bench run clean-run rootfs image image-oci image-test
+.PHONY: deps build static check test bench run clean-run rootfs image image-oci image-test image-agent-oci
 
 deps:        ## system packages and the musl target (idempotent)
 	@missing=$$(for p in $(PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -45,6 +45,9 @@ rootfs: static  ## the image's root filesystem, from this machine's Debian packa
 
 image-oci: rootfs  ## OCI layout + archive without any container engine
 	image/oci.sh $(IMAGE_DIR)/rootfs $(IMAGE_DIR) $(IMAGE)
+
+image-agent-oci: rootfs  ## the example workload image: ZooKeeper as an Ochopod cluster (image/agent)
+	image/agent/build.sh $(IMAGE_DIR)/rootfs $(IMAGE_DIR)/agent
 
 image: rootfs  ## build with whichever of docker, podman or buildah works here
 	@if docker info >/dev/null 2>&1; then docker build -f image/Dockerfile -t $(IMAGE) $(IMAGE_DIR)/rootfs; \

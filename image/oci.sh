@@ -2,6 +2,8 @@
 # Packs a root filesystem into an OCI image layout directory and a tarball of it, without any
 # container engine, reproducibly (sorted names, fixed owners and mtimes, gzip -n):
 #   oci.sh ROOTFS_DIR OUTPUT_DIR [NAME:TAG]
+# The entrypoint, exposed ports and user default to the proxy's; OCI_ENTRYPOINT (a JSON array)
+# and OCI_PORTS (a JSON object such as {"2181/tcp":{}}) override them for other images.
 # OUTPUT_DIR/oci is the layout (umoci, skopeo oci:), OUTPUT_DIR/ocho.oci.tar the same as one file,
 # which also carries a docker-archive manifest.json (`docker load`, `skopeo docker-archive:`).
 set -eu
@@ -11,6 +13,8 @@ ref=${3:-ocho:latest}
 name=${ref%%:*}
 tag=${ref##*:}
 uid=10001
+entrypoint=${OCI_ENTRYPOINT:-'["/ocho","init"]'}
+exposed=${OCI_PORTS:-'{"2181/tcp":{},"9000/tcp":{}}'}
 
 [ -x "$rootfs/ocho" ] || { echo "oci: $rootfs/ocho missing (image/rootfs.sh first)" >&2; exit 1; }
 layout="$out/oci"
@@ -33,7 +37,7 @@ layer_size=$(stat -c %s "$work/layer.tar.gz")
 mv "$work/layer.tar.gz" "$layout/blobs/sha256/$layer"
 
 cat > "$work/config.json" <<JSON
-{"architecture":"amd64","os":"linux","config":{"User":"$uid:$uid","Env":["PATH=/opt/jre/bin","JAVA_HOME=/opt/jre","OCHO_ZK_DATA=/var/lib/zookeeper"],"Entrypoint":["/ocho","init"],"WorkingDir":"/","ExposedPorts":{"2181/tcp":{},"9000/tcp":{}},"Volumes":{"/var/lib/zookeeper":{}},"StopSignal":"SIGTERM","Labels":{"org.opencontainers.image.title":"ocho","org.opencontainers.image.description":"Ochonetes proxy: ZooKeeper + portal, ocho init as PID 1"}},"rootfs":{"type":"layers","diff_ids":["sha256:$diff_id"]},"history":[{"created":"1970-01-01T00:00:00Z","created_by":"image/rootfs.sh + image/oci.sh"}]}
+{"architecture":"amd64","os":"linux","config":{"User":"$uid:$uid","Env":["PATH=/opt/jre/bin","JAVA_HOME=/opt/jre","OCHO_ZK_DATA=/var/lib/zookeeper"],"Entrypoint":$entrypoint,"WorkingDir":"/","ExposedPorts":$exposed,"Volumes":{"/var/lib/zookeeper":{}},"StopSignal":"SIGTERM","Labels":{"org.opencontainers.image.title":"$name"}},"rootfs":{"type":"layers","diff_ids":["sha256:$diff_id"]},"history":[{"created":"1970-01-01T00:00:00Z","created_by":"image/rootfs.sh + image/oci.sh"}]}
 JSON
 config=$(sha256sum "$work/config.json" | cut -d' ' -f1)
 config_size=$(stat -c %s "$work/config.json")

@@ -191,19 +191,36 @@ fn templates_render_a_working_three_member_zookeeper_ensemble() {
     let zk = shared_zookeeper();
     let dir = tempfile::tempdir().unwrap();
     let (port, client, quorum, election) = (free_port(), free_port(), free_port(), free_port());
+    // The example workload's own templates (image/agent/), adapted only where one machine must
+    // host the three members: its own ports, data directories and client addresses.
+    let shipped = |name: &str| {
+        std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("image/agent").join(name),
+        )
+        .unwrap()
+    };
+    let zoo = shipped("zoo.cfg.tmpl");
+    for needle in [
+        "{{port 2181}}",
+        "{{port 2888}}",
+        "{{port 3888}}",
+        "dataDir=/var/lib/zookeeper/data",
+        "{{#pods}}",
+    ] {
+        assert!(zoo.contains(needle), "image/agent/zoo.cfg.tmpl lost {needle}");
+    }
+    let zoo = zoo
+        .replace("tickTime=2000", "tickTime=500\nclientPortAddress={{ip}}")
+        .replace("initLimit=10", "initLimit=40")
+        .replace("syncLimit=5", "syncLimit=20")
+        .replace("{{port 2181}}", &format!("{{{{port {client}}}}}"))
+        .replace("{{port 2888}}", &format!("{{{{port {quorum}}}}}"))
+        .replace("{{port 3888}}", &format!("{{{{port {election}}}}}"))
+        .replace("dataDir=/var/lib/zookeeper/data", "dataDir={{env ZKDIR}}/data");
     let zoo_tpl = dir.path().join("zoo.cfg.tpl");
-    std::fs::write(
-        &zoo_tpl,
-        format!(
-            "tickTime=500\ninitLimit=40\nsyncLimit=20\ndataDir={{{{env ZKDIR}}}}/data\n\
-             clientPort={{{{port {client}}}}}\nclientPortAddress={{{{ip}}}}\n\
-             admin.enableServer=false\n4lw.commands.whitelist=srvr\n\
-             {{{{#pods}}}}\nserver.{{{{seq+1}}}}={{{{ip}}}}:{{{{port {quorum}}}}}:{{{{port {election}}}}}\n{{{{/pods}}}}\n"
-        ),
-    )
-    .unwrap();
+    std::fs::write(&zoo_tpl, zoo).unwrap();
     let myid_tpl = dir.path().join("myid.tpl");
-    std::fs::write(&myid_tpl, "{{seq+1}}\n").unwrap();
+    std::fs::write(&myid_tpl, shipped("myid.tmpl")).unwrap();
     let ports = format!("{client},{quorum},{election}");
     let ips = ["127.0.0.60", "127.0.0.61", "127.0.0.62"];
     let mut pods = Vec::new();
