@@ -25,8 +25,53 @@ const WEB: &str = "cluster: web\nimage: example/web:1.0\nports: [80]\nsettings:\
 const DB: &str = "cluster: db\nimage: example/db:1.0\n";
 const WAIT: Duration = Duration::from_secs(60);
 
-fn fake(kubelet: Kubelet) -> FakeKube {
-    FakeKube::start(FakeOpts { kubelet, ..Default::default() }).expect("start the fake API server")
+/// A fake API server for one test. When the test ends (and has not already failed), every
+/// request the tools made must have been granted by the proxy's Role (k8s/20-role.yaml).
+/// The stand-in agents thread ([`Agents`]) is the test harness, not a tool: its own request
+/// (an unfiltered pod list, which no tool makes) is declared here and left out of the check.
+struct Checked(FakeKube, std::cell::Cell<bool>);
+
+impl Checked {
+    fn harness_lists_pods(&self) {
+        self.1.set(true);
+    }
+}
+
+impl std::ops::Deref for Checked {
+    type Target = FakeKube;
+    fn deref(&self) -> &FakeKube {
+        &self.0
+    }
+}
+
+impl Drop for Checked {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            return;
+        }
+        let granted = role_grants();
+        for r in self.0.requests() {
+            let harness =
+                self.1.get() && r.method == "GET" && r.path == "/api/v1/namespaces/default/pods";
+            if harness && r.query.is_empty() {
+                continue;
+            }
+            if let Some(access) = rbac_access(&r.method, &r.path, r.param("watch").is_some()) {
+                assert!(
+                    granted.contains(&access),
+                    "{} {} needs {access:?}: not in the Role",
+                    r.method,
+                    r.path
+                );
+            }
+        }
+    }
+}
+
+fn fake(kubelet: Kubelet) -> Checked {
+    let kube = FakeKube::start(FakeOpts { kubelet, ..Default::default() })
+        .expect("start the fake API server");
+    Checked(kube, std::cell::Cell::new(false))
 }
 
 /// Runs `ocho ARGS` in `dir` against the fake; returns (code, stdout, stderr).
@@ -79,7 +124,8 @@ struct Agents {
 }
 
 impl Agents {
-    fn start(kube: &FakeKube, chroot: &str, net: u8) -> Agents {
+    fn start(kube: &Checked, chroot: &str, net: u8) -> Agents {
+        kube.harness_lists_pods();
         let zk = tools_support::Zk::new(chroot);
         let hosts = zk.hosts.clone();
         let stop = Arc::new(AtomicBool::new(false));
@@ -516,6 +562,20 @@ fn end_to_end_with_real_agents_deploy_grep_scale_bump_kill() {
     let pods: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(pods.as_object().unwrap().len(), 2, "{out}");
 
+    // The containers' own output through pods/log: each agent logs its start on stderr.
+    let (code, out, err) = ocho(
+        &kube,
+        dir.path(),
+        &["log", "--k8s", "default.web", "-n", "200", "-j", zk_args[0], zk_args[1]],
+    );
+    assert_eq!(code, 0, "log --k8s: {out}{err}");
+    let logs: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(logs.as_object().unwrap().len(), 2, "{out}");
+    for lines in logs.as_object().unwrap().values() {
+        let lines = lines.as_array().unwrap_or_else(|| panic!("{out}"));
+        assert!(lines.iter().any(|l| l.as_str().unwrap().contains("listening on")), "{out}");
+    }
+
     let (code, out, err) = ocho(
         &kube,
         dir.path(),
@@ -546,6 +606,68 @@ fn end_to_end_with_real_agents_deploy_grep_scale_bump_kill() {
     assert!(reply["default.web"]["graceful"].as_array().unwrap().len() >= 3, "{out}");
     assert_eq!(reply["default.web"]["deleted"].as_array().unwrap().len(), 1, "{out}");
     kube.wait_until(WAIT, |s| s.rcs("default").is_empty() && s.pods("default").is_empty()).unwrap();
+
+    // k8s/20-role.yaml against what the tools asked in this whole flow: every request allowed,
+    // and no grant the tools never used (least privilege both ways).
+    let granted = role_grants();
+    let mut used = std::collections::BTreeSet::new();
+    for r in kube.requests() {
+        let Some(access) = rbac_access(&r.method, &r.path, r.param("watch").is_some()) else {
+            continue;
+        };
+        assert!(
+            granted.contains(&access),
+            "{} {} needs {access:?}, which the Role does not grant",
+            r.method,
+            r.path
+        );
+        used.insert(access);
+    }
+    let unused: Vec<_> = granted.difference(&used).collect();
+    assert!(unused.is_empty(), "the Role grants what no tool used: {unused:?}");
+}
+
+/// (resource, verb) pairs granted by the proxy's Role.
+fn role_grants() -> std::collections::BTreeSet<(String, String)> {
+    let text =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("k8s/20-role.yaml"))
+            .unwrap();
+    let role: k8s_openapi::api::rbac::v1::Role = serde_yaml::from_str(&text).unwrap();
+    let mut grants = std::collections::BTreeSet::new();
+    for rule in role.rules.unwrap() {
+        for resource in rule.resources.unwrap() {
+            for verb in &rule.verbs {
+                grants.insert((resource.clone(), verb.clone()));
+            }
+        }
+    }
+    grants
+}
+
+/// The RBAC (resource, verb) a request to the core API needs, as the API server's request-info
+/// resolver computes it; `None` for non-resource paths (discovery), which every identity may read.
+fn rbac_access(method: &str, path: &str, watch: bool) -> Option<(String, String)> {
+    let rest = path.strip_prefix("/api/v1/namespaces/")?;
+    let parts: Vec<&str> = rest.split('/').collect();
+    // <ns>/<resource>[/<name>[/<subresource>]]
+    let (resource, named) = match parts.as_slice() {
+        [_, resource] => (resource.to_string(), false),
+        [_, resource, _] => (resource.to_string(), true),
+        [_, resource, _, sub] => (format!("{resource}/{sub}"), true),
+        _ => return None,
+    };
+    let verb = match (method, named) {
+        ("GET", _) if watch => "watch",
+        ("GET", true) => "get",
+        ("GET", false) => "list",
+        ("POST", _) => "create",
+        ("PUT", _) => "update",
+        ("PATCH", _) => "patch",
+        ("DELETE", true) => "delete",
+        ("DELETE", false) => "deletecollection",
+        _ => return None,
+    };
+    Some((resource, verb.to_string()))
 }
 
 fn describe(kube: &FakeKube) -> String {

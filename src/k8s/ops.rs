@@ -38,26 +38,10 @@ impl Kube {
         self.block_on(self.rcs().create(&PostParams::default(), rc)).map_err(|e| api_error(what, e))
     }
 
-    /// Reads one RC; `None` when it does not exist.
-    #[allow(dead_code)] // for the query tools
-    pub fn get_rc(&self, name: &str) -> Result<Option<ReplicationController>> {
-        let what = format!("get replicationcontroller {}/{name}", self.namespace());
-        self.block_on(self.rcs().get_opt(name)).map_err(|e| api_error(what, e))
-    }
-
     /// RCs matching a label selector (`k=v,k2=v2`).
     pub fn list_rcs(&self, selector: &str) -> Result<Vec<ReplicationController>> {
         let what = format!("list replicationcontrollers in {} ({selector})", self.namespace());
         self.block_on(self.rcs().list(&ListParams::default().labels(selector)))
-            .map(|l| l.items)
-            .map_err(|e| api_error(what, e))
-    }
-
-    /// Pods matching a label selector.
-    #[allow(dead_code)] // for the query tools
-    pub fn list_pods(&self, selector: &str) -> Result<Vec<Pod>> {
-        let what = format!("list pods in {} ({selector})", self.namespace());
-        self.block_on(self.pods().list(&ListParams::default().labels(selector)))
             .map(|l| l.items)
             .map_err(|e| api_error(what, e))
     }
@@ -109,7 +93,6 @@ impl Kube {
     }
 
     /// The last `tail` lines of a pod's (only) container.
-    #[allow(dead_code)] // for the log tool
     pub fn logs(&self, pod: &str, tail: Option<i64>) -> Result<String> {
         let what = format!("read the log of pod {}/{pod}", self.namespace());
         let params = LogParams { tail_lines: tail, ..Default::default() };
