@@ -161,6 +161,10 @@ struct Service {
     started: Instant,
     failures: u32,
     restart_at: Option<Instant>,
+    /// Threads copying the child's output; drained before init exits so no last line is lost.
+    relays: Vec<std::thread::JoinHandle<()>>,
+    /// Process group of the last start (the child leads its own group).
+    group: Option<Pid>,
 }
 
 /// Shutdown progress.
@@ -209,6 +213,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
             started: Instant::now(),
             failures: 0,
             restart_at: None,
+            relays: Vec::new(),
+            group: None,
         });
     }
     if let Some(bind) = settings.portal_bind {
@@ -228,6 +234,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
             started: Instant::now(),
             failures: 0,
             restart_at: None,
+            relays: Vec::new(),
+            group: None,
         });
     }
     if services.is_empty() {
@@ -290,6 +298,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         }
         if let Some(stop) = &mut stopping {
             if advance_stop(stop, &services) {
+                drain(&mut services, Duration::from_secs(2));
                 return Ok(finish(stop, grace));
             }
         } else {
@@ -410,13 +419,15 @@ fn start(svc: &mut Service, zk_hosts: &str, generation: &Arc<AtomicU64>) -> Resu
     let mut proc = child::spawn(&mut cmd, svc.name, opts)?;
     let pid = Pid::from_raw(proc.id() as i32);
     svc.pid = Some(pid);
+    svc.group = Some(pid);
     svc.started = Instant::now();
     eprintln!("init: started {} (pid {pid})", svc.name);
+    svc.relays.retain(|r| !r.is_finished());
     if let Some(out) = proc.stdout.take() {
-        relay(svc.name, out);
+        svc.relays.push(relay(svc.name, out));
     }
     if let Some(err) = proc.stderr.take() {
-        relay(svc.name, err);
+        svc.relays.push(relay(svc.name, err));
     }
     // The reaper owns the status: dropping `Child` neither waits nor kills.
     drop(proc);
@@ -427,6 +438,34 @@ fn start(svc: &mut Service, zk_hosts: &str, generation: &Arc<AtomicU64>) -> Resu
         std::thread::spawn(move || announce_ready(&addr, mine, &generation));
     }
     Ok(())
+}
+
+/// Waits until the children's output is copied out (their pipes reach end of file), for at most
+/// `limit`. The children have exited; what still holds a pipe after a moment is a stray of
+/// theirs in the same process group, which gets SIGKILL (as PID 1, the kernel would kill it as
+/// soon as init exits; as a subreaper, it would outlive the service it belonged to).
+fn drain(services: &mut [Service], limit: Duration) {
+    let end = Instant::now() + limit;
+    let strays = Instant::now() + Duration::from_millis(200);
+    while Instant::now() < strays
+        && services.iter().flat_map(|s| &s.relays).any(|r| !r.is_finished())
+    {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    for svc in services.iter() {
+        if let Some(group) = svc.group.filter(|_| svc.relays.iter().any(|r| !r.is_finished())) {
+            eprintln!("init: {} left processes behind: SIGKILL to its process group", svc.name);
+            let _ = killpg(group, Signal::SIGKILL);
+        }
+    }
+    for relay in services.iter_mut().flat_map(|s| s.relays.drain(..)) {
+        while !relay.is_finished() && Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        if relay.is_finished() {
+            let _ = relay.join();
+        }
+    }
 }
 
 /// Probes `srvr` until ZooKeeper serves, then says so once; gives up when a newer ZooKeeper
@@ -444,7 +483,7 @@ fn announce_ready(addr: &str, mine: u64, generation: &AtomicU64) {
 
 /// Copies a child's output to our stderr line by line, prefixed with `name: `. Lines are capped
 /// so a child cannot make us buffer without bound.
-fn relay(name: &'static str, stream: impl Read + Send + 'static) {
+fn relay(name: &'static str, stream: impl Read + Send + 'static) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         let mut reader = BufReader::new(stream);
         let mut line = Vec::new();
@@ -463,7 +502,7 @@ fn relay(name: &'static str, stream: impl Read + Send + 'static) {
                 }
             }
         }
-    });
+    })
 }
 
 #[cfg(test)]

@@ -129,6 +129,8 @@ while :; do sleep 1000 & wait $!; done",
     signal(inner, Signal::SIGTERM);
     assert_eq!(init.expect_exit(DEADLINE).code(), Some(0), "{}", init.tail());
     init.wait_for_line("zookeeper exited with signal SIGTERM", DEADLINE);
+    // Its `sleep` outlived it, holding the output pipe: init ends such strays before exiting.
+    init.wait_for_line("init: zookeeper left processes behind: SIGKILL to its process group", DEADLINE);
 }
 
 #[test]
