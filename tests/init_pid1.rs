@@ -115,8 +115,9 @@ fn children_start_with_an_empty_signal_mask_and_no_ignored_signals() {
         // Builtins only: a shell transiently blocks every signal while it forks, so a `grep`
         // reading the shell's status could catch that moment instead of the inherited mask.
         "while read -r key value; do case $key in SigBlk:|SigIgn:) echo \"$key $value\";; esac; done < /proc/self/status
+sleep 1000 &
 echo fixture ready
-while :; do sleep 1000 & wait $!; done",
+wait",
     );
     let port = free_port().to_string();
     let (mut init, inner) = pid1(&fixture_args(&java, &dir.path().join("data"), &port, "10"));
@@ -129,8 +130,12 @@ while :; do sleep 1000 & wait $!; done",
     signal(inner, Signal::SIGTERM);
     assert_eq!(init.expect_exit(DEADLINE).code(), Some(0), "{}", init.tail());
     init.wait_for_line("zookeeper exited with signal SIGTERM", DEADLINE);
-    // Its `sleep` outlived it, holding the output pipe: init ends such strays before exiting.
-    init.wait_for_line("init: zookeeper left processes behind: SIGKILL to its process group", DEADLINE);
+    // Its `sleep` (started before "ready") outlived it, holding the output pipe: init ends such
+    // strays before exiting.
+    init.wait_for_line(
+        "init: zookeeper left processes behind: SIGKILL to its process group",
+        DEADLINE,
+    );
 }
 
 #[test]
