@@ -69,3 +69,24 @@ fn a_tool_writing_into_a_closed_pipe_ends_quietly_by_sigpipe() {
     assert_eq!(out.status.signal(), Some(nix::libc::SIGPIPE), "{:?}", out.status);
     assert!(out.stderr.is_empty(), "no panic message: {}", String::from_utf8_lossy(&out.stderr));
 }
+
+#[test]
+fn the_readme_mode_table_lists_every_mode_with_its_help_line() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let (_, help, _) = run(ocho().arg("help"));
+    let modes: Vec<&str> = help.lines().skip(1).take_while(|l| !l.is_empty()).collect();
+    assert!(modes.len() > 10, "{help}");
+    for line in modes {
+        let (mode, what) = line.trim().split_once(' ').unwrap();
+        let row = readme.lines().find(|l| l.starts_with(&format!("| `{mode}` |")));
+        let row = row.unwrap_or_else(|| panic!("README's mode table lacks {mode}"));
+        // The README may add detail, but it starts from the same words as --help.
+        let first_words: String =
+            what.trim().split_whitespace().take(3).collect::<Vec<_>>().join(" ");
+        assert!(
+            row.replace('`', "").contains(&first_words),
+            "{mode}: README says {row:?}, help says {what:?}"
+        );
+    }
+}
