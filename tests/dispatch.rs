@@ -82,8 +82,7 @@ fn the_readme_mode_table_lists_every_mode_with_its_help_line() {
         let row = readme.lines().find(|l| l.starts_with(&format!("| `{mode}` |")));
         let row = row.unwrap_or_else(|| panic!("README's mode table lacks {mode}"));
         // The README may add detail, but it starts from the same words as --help.
-        let first_words: String =
-            what.trim().split_whitespace().take(3).collect::<Vec<_>>().join(" ");
+        let first_words: String = what.split_whitespace().take(3).collect::<Vec<_>>().join(" ");
         assert!(
             row.replace('`', "").contains(&first_words),
             "{mode}: README says {row:?}, help says {what:?}"
