@@ -2,6 +2,7 @@
 //! its result to an exit code and print any error once.
 
 mod cli;
+mod clock;
 mod definition;
 mod error;
 mod http;
