@@ -7,9 +7,9 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use serde_json::Value;
+use serde_json::{Map, Value, json};
 
-use super::{Common, Glob, Lookup, Pod, lookup};
+use super::{Common, Glob, Lookup, Pod, lookup, output};
 use crate::error::Result;
 use crate::http::Request;
 
@@ -112,6 +112,42 @@ pub fn scan(common: &Common, globs: Vec<Glob>, path: &str) -> Result<Scan> {
 }
 
 impl Scan {
+    /// `-j` of the query tools: `{"<pod key>": entry, …}` in pod order, where `entry` renders the
+    /// reply of a pod that answered (`None` leaves the pod out) and a pod that did not answer
+    /// gets `{"error": "<why>"}`.
+    pub fn json(&self, entry: impl Fn(&Value) -> Option<Value>) -> String {
+        let mut map = Map::new();
+        for (pod, answer) in self.lookup.pods.iter().zip(&self.answers) {
+            let value = match answer.ok() {
+                Some(body) => entry(body),
+                None => Some(json!({"error": answer.problem()})),
+            };
+            if let Some(value) = value {
+                map.insert(pod.key(), value);
+            }
+        }
+        output::one_line(&Value::Object(map)) + "\n"
+    }
+
+    /// Text of the query tools: per glob, `no pods found`, or the replies header, `body` of the
+    /// pods that answered (with their replies), then the pods that did not answer.
+    pub fn text(&self, body: impl Fn(Vec<(&Pod, &Value)>) -> String) -> String {
+        let mut out = String::new();
+        for glob in &self.globs {
+            let tally = self.tally(glob);
+            if tally.total == 0 {
+                out += &output::no_pods(&glob.0);
+                continue;
+            }
+            out += &output::header(&glob.0, &tally);
+            out += &body(
+                self.of(glob).filter_map(|(pod, answer)| Some((pod, answer.ok()?))).collect(),
+            );
+            output::failures(&mut out, &tally);
+        }
+        out
+    }
+
     /// Pods of one glob with their answers.
     pub fn of<'a>(&'a self, glob: &'a Glob) -> impl Iterator<Item = (&'a Pod, &'a Answer)> + 'a {
         self.lookup.pods.iter().zip(&self.answers).filter(move |(p, _)| glob.matches(&p.cluster))

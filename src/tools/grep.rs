@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use serde_json::{Map, Value, json};
+use serde_json::json;
 
 use super::{Glob, output, text, tool_args};
 use crate::error::Result;
@@ -29,48 +29,24 @@ tool_args! {
 pub fn run(args: Args) -> Result<ExitCode> {
     let common = args.common()?;
     let scan = super::scan(&common, Glob::list(&args.clusters)?, "/info")?;
-    if common.json {
-        let mut map = Map::new();
-        for (pod, answer) in scan.lookup.pods.iter().zip(&scan.answers) {
-            let value = match answer.ok() {
-                Some(info) => json!({
-                    "ip": text(info.get("ip")),
-                    "node": text(info.get("node")),
-                    "process": text(info.get("process")),
-                    "state": text(info.get("state")),
-                }),
-                None => json!({"error": answer.problem()}),
-            };
-            map.insert(pod.key(), value);
-        }
-        output::emit(&(output::one_line(&Value::Object(map)) + "\n"));
+    let fields = ["ip", "node", "process", "state"];
+    let out = if common.json {
+        scan.json(|info| {
+            Some(fields.iter().map(|f| (f.to_string(), json!(text(info.get(*f))))).collect())
+        })
     } else {
-        let mut out = String::new();
-        for glob in &scan.globs {
-            let tally = scan.tally(glob);
-            if tally.total == 0 {
-                out += &output::no_pods(&glob.0);
-                continue;
-            }
-            let rows: Vec<Vec<String>> = scan
-                .of(glob)
-                .filter_map(|(pod, answer)| {
-                    let info = answer.ok()?;
-                    Some(vec![
-                        pod.key(),
-                        text(info.get("ip")),
-                        text(info.get("node")),
-                        text(info.get("process")),
-                        text(info.get("state")),
-                    ])
+        scan.text(|answered| {
+            let rows: Vec<Vec<String>> = answered
+                .into_iter()
+                .map(|(pod, info)| {
+                    std::iter::once(pod.key())
+                        .chain(fields.iter().map(|f| text(info.get(*f))))
+                        .collect()
                 })
                 .collect();
-            out += &output::header(&glob.0, &tally);
-            out += "\n";
-            out += &output::table(&["pod", "pod IP", "node", "process", "state"], &rows);
-            output::failures(&mut out, &tally);
-        }
-        output::emit(&out);
-    }
+            "\n".to_string() + &output::table(&["pod", "pod IP", "node", "process", "state"], &rows)
+        })
+    };
+    output::emit(&out);
     Ok(super::finish(&common, &scan.tally_all(), &scan.lookup.skipped))
 }

@@ -2,8 +2,6 @@
 
 use std::process::ExitCode;
 
-use serde_json::{Map, Value, json};
-
 use super::{Glob, output, tool_args};
 use crate::error::Result;
 
@@ -29,39 +27,21 @@ tool_args! {
 pub fn run(args: Args) -> Result<ExitCode> {
     let common = args.common()?;
     let scan = super::scan(&common, Glob::list(&args.clusters)?, "/info")?;
-    if common.json {
-        let mut map = Map::new();
-        for (pod, answer) in scan.lookup.pods.iter().zip(&scan.answers) {
-            let value = match answer.ok() {
-                Some(info) => info.clone(),
-                None => json!({"error": answer.problem()}),
-            };
-            map.insert(pod.key(), value);
-        }
-        output::emit(&(output::one_line(&Value::Object(map)) + "\n"));
+    let out = if common.json {
+        scan.json(|info| Some(info.clone()))
     } else {
-        let mut out = String::new();
-        for glob in &scan.globs {
-            let tally = scan.tally(glob);
-            if tally.total == 0 {
-                out += &output::no_pods(&glob.0);
-                continue;
-            }
-            let entries: Vec<String> = scan
-                .of(glob)
-                .filter_map(|(pod, answer)| {
-                    Some(format!("{}\n{}\n", pod.key(), output::pretty(answer.ok()?)))
-                })
+        scan.text(|answered| {
+            let entries: Vec<String> = answered
+                .into_iter()
+                .map(|(pod, info)| format!("{}\n{}\n", pod.key(), output::pretty(info)))
                 .collect();
-            out += &output::header(&glob.0, &tally);
-            if !entries.is_empty() {
-                out += "\n- ";
-                out += &entries.join("\n- ");
-                out += "\n";
+            if entries.is_empty() {
+                String::new()
+            } else {
+                format!("\n- {}\n", entries.join("\n- "))
             }
-            output::failures(&mut out, &tally);
-        }
-        output::emit(&out);
-    }
+        })
+    };
+    output::emit(&out);
     Ok(super::finish(&common, &scan.tally_all(), &scan.lookup.skipped))
 }

@@ -68,37 +68,23 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let keep = |all: Vec<String>| -> Vec<String> {
         if args.long { all } else { all[all.len().saturating_sub(args.lines)..].to_vec() }
     };
-    if common.json {
-        let mut map = Map::new();
-        for (pod, answer) in scan.lookup.pods.iter().zip(&scan.answers) {
-            let value = match answer.ok().and_then(lines) {
-                Some(all) => json!(keep(all)),
-                None => json!({"error": answer.problem()}),
-            };
-            map.insert(pod.key(), value);
-        }
-        output::emit(&(output::one_line(&Value::Object(map)) + "\n"));
+    let out = if common.json {
+        scan.json(|body| Some(json!(keep(lines(body)?))))
     } else {
-        let mut out = String::new();
-        for glob in &scan.globs {
-            let tally = scan.tally(glob);
-            if tally.total == 0 {
-                out += &output::no_pods(&glob.0);
-                continue;
-            }
-            out += &output::header(&glob.0, &tally);
-            for (pod, answer) in scan.of(glob) {
-                let Some(all) = answer.ok().and_then(lines) else { continue };
+        scan.text(|answered| {
+            let mut out = String::new();
+            for (pod, body) in answered {
+                let Some(all) = lines(body) else { continue };
                 out += &format!("\n{} ->\n\n", pod.key());
                 for line in keep(all) {
                     out += &format!("- {line}\n");
                 }
                 out += "\n";
             }
-            output::failures(&mut out, &tally);
-        }
-        output::emit(&out);
-    }
+            out
+        })
+    };
+    output::emit(&out);
     Ok(super::finish(&common, &scan.tally_all(), &scan.lookup.skipped))
 }
 

@@ -2,8 +2,6 @@
 
 use std::process::ExitCode;
 
-use serde_json::{Map, Value, json};
-
 use super::{Glob, output, tool_args};
 use crate::error::Result;
 
@@ -29,42 +27,19 @@ tool_args! {
 pub fn run(args: Args) -> Result<ExitCode> {
     let common = args.common()?;
     let scan = super::scan(&common, Glob::list(&args.clusters)?, "/info")?;
-    if common.json {
-        let mut map = Map::new();
-        for (pod, answer) in scan.lookup.pods.iter().zip(&scan.answers) {
-            match answer.ok() {
-                Some(info) => {
-                    if let Some(metrics) = info.get("metrics") {
-                        map.insert(pod.key(), metrics.clone());
-                    }
-                }
-                None => {
-                    map.insert(pod.key(), json!({"error": answer.problem()}));
-                }
-            }
-        }
-        output::emit(&(output::one_line(&Value::Object(map)) + "\n"));
+    let out = if common.json {
+        scan.json(|info| info.get("metrics").cloned())
     } else {
-        let mut out = String::new();
-        for glob in &scan.globs {
-            let tally = scan.tally(glob);
-            if tally.total == 0 {
-                out += &output::no_pods(&glob.0);
-                continue;
-            }
-            let rows: Vec<Vec<String>> = scan
-                .of(glob)
-                .filter_map(|(pod, answer)| {
-                    let metrics = answer.ok()?.get("metrics")?;
-                    Some(vec![pod.key(), output::one_line(metrics)])
+        scan.text(|answered| {
+            let rows: Vec<Vec<String>> = answered
+                .into_iter()
+                .filter_map(|(pod, info)| {
+                    Some(vec![pod.key(), output::one_line(info.get("metrics")?)])
                 })
                 .collect();
-            out += &output::header(&glob.0, &tally);
-            out += "\n";
-            out += &output::table(&["pod", "metrics"], &rows);
-            output::failures(&mut out, &tally);
-        }
-        output::emit(&out);
-    }
+            "\n".to_string() + &output::table(&["pod", "metrics"], &rows)
+        })
+    };
+    output::emit(&out);
     Ok(super::finish(&common, &scan.tally_all(), &scan.lookup.skipped))
 }

@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use super::{Glob, output, text, tool_args};
 use crate::error::{Error, Result};
@@ -44,42 +44,22 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let row = |info: &Value| -> Option<(String, String, String)> {
         Some((text(info.get("ip")), text(info.get("public")), mapped(info, args.port)?))
     };
-    if common.json {
-        let mut map = Map::new();
-        for (pod, answer) in scan.lookup.pods.iter().zip(&scan.answers) {
-            match answer.ok() {
-                Some(info) => {
-                    if let Some((ip, public, port)) = row(info) {
-                        map.insert(pod.key(), json!({"ip": ip, "public": public, "ports": port}));
-                    }
-                }
-                None => {
-                    map.insert(pod.key(), json!({"error": answer.problem()}));
-                }
-            }
-        }
-        output::emit(&(output::one_line(&Value::Object(map)) + "\n"));
+    let out = if common.json {
+        scan.json(|info| {
+            row(info).map(|(ip, public, port)| json!({"ip": ip, "public": public, "ports": port}))
+        })
     } else {
-        let mut out = String::new();
-        for glob in &scan.globs {
-            let tally = scan.tally(glob);
-            if tally.total == 0 {
-                out += &output::no_pods(&glob.0);
-                continue;
-            }
-            let rows: Vec<Vec<String>> = scan
-                .of(glob)
-                .filter_map(|(pod, answer)| {
-                    let (ip, public, port) = row(answer.ok()?)?;
+        scan.text(|answered| {
+            let rows: Vec<Vec<String>> = answered
+                .into_iter()
+                .filter_map(|(pod, info)| {
+                    let (ip, public, port) = row(info)?;
                     Some(vec![pod.key(), ip, public, port])
                 })
                 .collect();
-            out += &output::header(&glob.0, &tally);
-            out += "\n";
-            out += &output::table(&["pod", "pod IP", "public IP", "port"], &rows);
-            output::failures(&mut out, &tally);
-        }
-        output::emit(&out);
-    }
+            "\n".to_string() + &output::table(&["pod", "pod IP", "public IP", "port"], &rows)
+        })
+    };
+    output::emit(&out);
     Ok(super::finish(&common, &scan.tally_all(), &scan.lookup.skipped))
 }
