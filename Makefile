@@ -6,12 +6,12 @@ STATIC := target/$(TARGET)/release/$(BIN)
 export CC_x86_64_unknown_linux_musl ?= musl-gcc
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Debian packages the build, the tests and the image need.
-PACKAGES := musl-tools zookeeper openjdk-17-jdk-headless util-linux file curl unzip jq umoci runc chromium
+PACKAGES := musl-tools zookeeper openjdk-17-jdk-headless util-linux file curl unzip jq umoci runc chromium buildah
 
 IMAGE_DIR := target/image
 IMAGE     ?= ocho:latest
 
-.PHONY: deps build static check test bench run clean-run rootfs image image-oci image-test image-agent-oci
+.PHONY: deps build static check test bench run clean-run rootfs image image-oci image-test image-agent-oci image-buildah-test
 
 deps:        ## system packages and the musl target (idempotent)
 	@missing=$$(for p in $(PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -57,6 +57,12 @@ image: rootfs  ## build with whichever of docker, podman or buildah works here
 
 image-test: deps image-oci  ## run the image with runc as a real container (needs root)
 	image/test.sh $(IMAGE_DIR)
+
+image-buildah-test: deps rootfs  ## image/Dockerfile built by buildah (daemonless), then the same container test
+	buildah --storage-driver vfs bud -q -f image/Dockerfile -t $(IMAGE) $(IMAGE_DIR)/rootfs
+	rm -rf $(IMAGE_DIR)/buildah
+	buildah --storage-driver vfs push -q $(IMAGE) oci:$(IMAGE_DIR)/buildah/oci:latest
+	image/test.sh $(IMAGE_DIR)/buildah
 
 run: deps build  ## a local proxy: ocho init as PID 1 of a private PID namespace, data in ./.run
 	mkdir -p .run/zk
