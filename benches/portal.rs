@@ -4,6 +4,9 @@
 //! under that load. Prints numbers, asserts nothing about time.
 #![allow(clippy::unwrap_used)]
 
+#[path = "../tests/support/mod.rs"]
+mod support;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
@@ -42,12 +45,7 @@ fn ms(d: Duration) -> f64 {
 }
 
 fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
+    support::memory(pid).rss
 }
 
 fn main() {
@@ -77,7 +75,7 @@ fn main() {
     for _ in 0..20 {
         assert_eq!(shell(&addr, "args x"), 0);
     }
-    let idle = rss_kib(pid);
+    let idle = support::memory(pid);
 
     let mut portal_times = Vec::with_capacity(SEQUENTIAL);
     for _ in 0..SEQUENTIAL {
@@ -146,7 +144,7 @@ fn main() {
         elapsed.as_secs_f64(),
         total as f64 / elapsed.as_secs_f64()
     );
-    println!("portal RSS: idle {} KiB, peak under load {} KiB", idle, peak.load(Ordering::SeqCst));
+    println!("portal RSS: idle {idle}, peak under load {} KiB", peak.load(Ordering::SeqCst));
     let left = std::fs::read_dir(&tmp).unwrap().count();
     println!("temporary directories left: {left}");
 

@@ -10,9 +10,10 @@ use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::time::Duration;
 
-use fixture::{FakePod, Zk, eventually, pod, post, shared_zookeeper, start_zookeeper};
+use fixture::{FakePod, Zk, eventually, pod, post, shared_zookeeper};
 use nix::sys::signal::Signal;
 use serde_json::Value;
+use support::start_zookeeper;
 use support::{DEADLINE, Proc, free_port};
 
 const SLEEPER: &[&str] = &["/bin/sh", "-c", "echo workload started $$; exec sleep 1000"];

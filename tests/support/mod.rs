@@ -10,7 +10,8 @@ pub mod fake_kube;
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::mpsc::channel;
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 pub mod chromium;
@@ -40,6 +41,38 @@ pub fn ocho() -> Command {
 pub fn free_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
     listener.local_addr().expect("local address").port()
+}
+
+/// Resident memory of a process in KiB, from /proc/PID/status: `rss` (VmRSS) = `anon` (its own
+/// private memory) + `file` (mapped file pages, mostly the static binary's code: clean, shared by
+/// every `ocho` process and reclaimable) + shmem. Zeros when the process is gone.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Memory {
+    pub rss: u64,
+    pub anon: u64,
+    pub file: u64,
+}
+
+pub fn memory(pid: u32) -> Memory {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| -> u64 {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0)
+    };
+    Memory { rss: field("VmRSS:"), anon: field("RssAnon:"), file: field("RssFile:") }
+}
+
+impl std::fmt::Display for Memory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} KiB (private {} KiB + binary and other files {} KiB)",
+            self.rss, self.anon, self.file
+        )
+    }
 }
 
 /// Fails (never skips) when ZooKeeper's jars are missing, with the install hint.
@@ -202,6 +235,52 @@ impl Drop for Proc {
     }
 }
 
+/// Address of a ZooKeeper shared by every test of the binary. Started once from a thread that
+/// lives until the process exits; `PR_SET_PDEATHSIG` in the child ends it with the test binary
+/// (statics never run `Drop`).
+pub fn shared_zookeeper() -> &'static str {
+    static ADDR: OnceLock<String> = OnceLock::new();
+    ADDR.get_or_init(|| {
+        require_zookeeper();
+        let (tx, rx) = channel();
+        std::thread::spawn(move || {
+            let dir = tempfile::tempdir().unwrap();
+            let port = free_port();
+            let proc = start_zookeeper(port, dir.path(), true);
+            tx.send(format!("127.0.0.1:{port}")).unwrap();
+            let _keep = (proc, dir);
+            loop {
+                std::thread::park();
+            }
+        });
+        rx.recv().unwrap()
+    })
+}
+
+/// Starts `ocho init --no-portal` serving ZooKeeper on 127.0.0.1:`port` with data in `dir`, and
+/// waits until it serves.
+pub fn start_zookeeper(port: u16, dir: &std::path::Path, die_with_thread: bool) -> Proc {
+    let mut cmd = ocho();
+    cmd.args(["init", "--no-portal", "--zk-bind", "127.0.0.1", "--zk-heap", "128m"])
+        .args(["--grace", "10", "--zk-port", &port.to_string()])
+        .arg("--zk-data")
+        .arg(dir);
+    if die_with_thread {
+        // SAFETY: prctl is async-signal-safe and the closure allocates nothing.
+        unsafe {
+            cmd.pre_exec(|| {
+                if nix::libc::prctl(nix::libc::PR_SET_PDEATHSIG, nix::libc::SIGKILL) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
+    let proc = Proc::spawn("zookeeper", cmd);
+    proc.wait_for_line("zookeeper ready on", Duration::from_secs(90));
+    proc
+}
+
 /// A real ZooKeeper for one test (or one test binary), on a free loopback port with its data in
 /// a temporary directory, supervised by `ocho init --no-portal`.
 pub struct ZooKeeper {
@@ -216,23 +295,7 @@ impl ZooKeeper {
         require_zookeeper();
         let dir = tempfile::tempdir().expect("tempdir");
         let port = free_port();
-        let mut cmd = ocho();
-        cmd.args([
-            "init",
-            "--no-portal",
-            "--zk-bind",
-            "127.0.0.1",
-            "--zk-heap",
-            "128m",
-            "--grace",
-            "10",
-        ])
-        .arg("--zk-port")
-        .arg(port.to_string())
-        .arg("--zk-data")
-        .arg(dir.path().join("data"));
-        let proc = Proc::spawn("zookeeper", cmd);
-        proc.wait_for_line("zookeeper ready on", Duration::from_secs(60));
+        let proc = start_zookeeper(port, &dir.path().join("data"), false);
         ZooKeeper { addr: format!("127.0.0.1:{port}"), port, proc, dir }
     }
 }

@@ -5,61 +5,15 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::os::unix::process::CommandExt;
-use std::sync::mpsc::channel;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use zookeeper_client as zkc;
 
-use crate::support::{Proc, free_port, ocho, require_zookeeper};
+use crate::support::{Proc, ocho};
 
-/// Address of a ZooKeeper shared by every test of the binary. Started once from a thread that
-/// lives until the process exits; `PR_SET_PDEATHSIG` in the child ends it with the test binary
-/// (statics never run `Drop`).
-pub fn shared_zookeeper() -> &'static str {
-    static ADDR: OnceLock<String> = OnceLock::new();
-    ADDR.get_or_init(|| {
-        require_zookeeper();
-        let (tx, rx) = channel();
-        std::thread::spawn(move || {
-            let dir = tempfile::tempdir().unwrap();
-            let port = free_port();
-            let proc = start_zookeeper(port, dir.path(), true);
-            tx.send(format!("127.0.0.1:{port}")).unwrap();
-            let _keep = (proc, dir);
-            loop {
-                std::thread::park();
-            }
-        });
-        rx.recv().unwrap()
-    })
-}
-
-/// Starts `ocho init --no-portal` serving ZooKeeper on 127.0.0.1:`port` with data in `dir`, and
-/// waits until it serves.
-pub fn start_zookeeper(port: u16, dir: &std::path::Path, die_with_thread: bool) -> Proc {
-    let mut cmd = ocho();
-    cmd.args(["init", "--no-portal", "--zk-bind", "127.0.0.1", "--zk-heap", "128m"])
-        .args(["--grace", "10", "--zk-port", &port.to_string()])
-        .arg("--zk-data")
-        .arg(dir);
-    if die_with_thread {
-        // SAFETY: prctl is async-signal-safe and the closure allocates nothing.
-        unsafe {
-            cmd.pre_exec(|| {
-                if nix::libc::prctl(nix::libc::PR_SET_PDEATHSIG, nix::libc::SIGKILL) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-    }
-    let proc = Proc::spawn("zookeeper", cmd);
-    proc.wait_for_line("zookeeper ready on", Duration::from_secs(90));
-    proc
-}
+pub use crate::support::shared_zookeeper;
 
 /// A blocking ZooKeeper client for assertions.
 pub struct Zk {

@@ -6,49 +6,12 @@
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::os::unix::process::CommandExt;
-use std::sync::{Arc, Mutex, OnceLock, mpsc};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
 use zookeeper_client as zkc;
 
-use crate::support::{self, Proc};
-
-/// The address of the ZooKeeper shared by this test binary, started on first use from a thread
-/// that lives until the process exits: `ocho init` gets `PR_SET_PDEATHSIG(SIGKILL)` (which
-/// follows the spawning thread), and init takes its JVM down with it.
-pub fn shared_zk() -> &'static str {
-    static ADDR: OnceLock<String> = OnceLock::new();
-    ADDR.get_or_init(|| {
-        support::require_zookeeper();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let dir = tempfile::tempdir().unwrap();
-            let port = support::free_port();
-            let mut cmd = support::ocho();
-            cmd.args(["init", "--no-portal", "--zk-bind", "127.0.0.1", "--zk-heap", "128m"])
-                .args(["--zk-port", &port.to_string()])
-                .arg("--zk-data")
-                .arg(dir.path().join("data"));
-            // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
-            unsafe {
-                cmd.pre_exec(|| {
-                    nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
-                        .map_err(std::io::Error::from)
-                });
-            }
-            let proc = Proc::spawn("shared zookeeper", cmd);
-            proc.wait_for_line("zookeeper ready on", Duration::from_secs(90));
-            tx.send(format!("127.0.0.1:{port}")).unwrap();
-            let _keep = (proc, dir);
-            loop {
-                std::thread::park();
-            }
-        });
-        rx.recv_timeout(Duration::from_secs(120)).expect("shared zookeeper started")
-    })
-}
+use crate::support;
 
 /// A test's own corner of the shared ZooKeeper: everything lives under `/<chroot>`, and the tools
 /// are pointed at it with `--zk <addr>/<chroot>`.
@@ -60,7 +23,7 @@ pub struct Zk {
 
 impl Zk {
     pub fn new(chroot: &str) -> Zk {
-        let addr = shared_zk();
+        let addr = support::shared_zookeeper();
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         let client = rt.block_on(zkc::Client::connect(addr)).unwrap();
         let opts = zkc::CreateMode::Persistent.with_acls(zkc::Acls::anyone_all());
