@@ -167,6 +167,21 @@ struct Service {
     group: Option<Pid>,
 }
 
+impl Service {
+    fn new(name: &'static str, command: Box<dyn Fn() -> Command>) -> Self {
+        Service {
+            name,
+            command,
+            pid: None,
+            started: Instant::now(),
+            failures: 0,
+            restart_at: None,
+            relays: Vec::new(),
+            group: None,
+        }
+    }
+}
+
 /// Shutdown progress.
 struct Stopping {
     deadline: Instant,
@@ -202,26 +217,20 @@ pub fn run(args: Args) -> Result<ExitCode> {
             cfg.data_dir.display()
         );
         let data_dir = cfg.data_dir.clone();
-        services.push(Service {
-            name: "zookeeper",
-            command: Box::new(move || {
+        services.push(Service::new(
+            "zookeeper",
+            Box::new(move || {
                 let mut cmd = server::command(&jvm, &zoo_cfg);
                 cmd.current_dir(&data_dir);
                 cmd
             }),
-            pid: None,
-            started: Instant::now(),
-            failures: 0,
-            restart_at: None,
-            relays: Vec::new(),
-            group: None,
-        });
+        ));
     }
     if let Some(bind) = settings.portal_bind {
         let hosts = settings.zk_hosts.clone();
-        services.push(Service {
-            name: "portal",
-            command: Box::new(move || {
+        services.push(Service::new(
+            "portal",
+            Box::new(move || {
                 let mut cmd = Command::new("/proc/self/exe");
                 cmd.arg0("ocho")
                     .arg("portal")
@@ -230,13 +239,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
                     .env("OCHOPOD_ZK", &hosts);
                 cmd
             }),
-            pid: None,
-            started: Instant::now(),
-            failures: 0,
-            restart_at: None,
-            relays: Vec::new(),
-            group: None,
-        });
+        ));
     }
     if services.is_empty() {
         return Err(Error::Usage("nothing to supervise: both --no-zk and --no-portal".into()));

@@ -9,44 +9,13 @@ use std::time::Duration;
 use k8s_openapi::api::autoscaling::v1::Scale;
 use k8s_openapi::api::core::v1::{Pod, ReplicationController};
 use kube::api::{Api, ListParams, LogParams, Patch, PatchParams, PostParams};
-use kube::core::Status;
 use serde_json::{Value, json};
 use support::fake_kube::select::{FieldSelector, LabelSelector};
 use support::fake_kube::{FakeKube, FakeOpts, Kubelet, is_ready, phase};
 
+use support::fake_kube::testing::{api_err, owned_by, rc, start};
+
 const WAIT: Duration = Duration::from_secs(20);
-
-fn start(kubelet: Kubelet) -> FakeKube {
-    FakeKube::start(FakeOpts { kubelet, ..Default::default() }).expect("start the fake API server")
-}
-
-fn rc(name: &str, app: &str, replicas: i32) -> ReplicationController {
-    serde_json::from_value(json!({
-        "apiVersion": "v1", "kind": "ReplicationController",
-        "metadata": {"name": name},
-        "spec": {"replicas": replicas, "selector": {"app": app},
-            "template": {"metadata": {"labels": {"app": app}},
-                "spec": {"containers": [{"name": "demo", "image": "example/demo:1.0",
-                    "ports": [{"containerPort": 8080}],
-                    "env": [{"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}]}]}}}
-    }))
-    .expect("RC literal")
-}
-
-fn api_err(e: kube::Error) -> Box<Status> {
-    match e {
-        kube::Error::Api(s) => s,
-        other => panic!("expected an API error, got {other:?}"),
-    }
-}
-
-fn owned_by(p: &Pod, rc_uid: &str) -> bool {
-    p.metadata
-        .owner_references
-        .iter()
-        .flatten()
-        .any(|r| r.uid == rc_uid && r.controller == Some(true))
-}
 
 #[test]
 fn selector_parsing_and_matching() {

@@ -11,13 +11,11 @@ use futures_util::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams};
 use serde_json::json;
-use support::fake_kube::{FakeKube, FakeOpts, Kubelet};
+use support::fake_kube::Kubelet;
+
+use support::fake_kube::testing::start;
 
 const WAIT: Duration = Duration::from_secs(20);
-
-fn start(kubelet: Kubelet) -> FakeKube {
-    FakeKube::start(FakeOpts { kubelet, ..Default::default() }).expect("start the fake API server")
-}
 
 /// The next watch event, with a deadline.
 async fn next<S, K>(s: &mut S) -> WatchEvent<K>

@@ -19,6 +19,7 @@ mod process;
 pub mod select;
 pub mod status;
 mod store;
+pub mod testing;
 mod tls;
 
 use std::collections::HashMap;
