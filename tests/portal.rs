@@ -246,7 +246,14 @@ fn streaming_sends_lines_as_the_tool_writes_them_then_the_exit() {
 
 #[test]
 fn tools_see_only_the_allowed_environment_and_exit_codes_are_reported() {
-    let portal = Portal::start(&[], &[("OCHOPOD_ZK", "127.0.0.1:1"), ("SECRET_THING", "x")]);
+    let portal = Portal::start(
+        &[],
+        &[
+            ("OCHOPOD_ZK", "127.0.0.1:1"),
+            ("OCHO_ZK_PUBLIC", "zk.example:2181"),
+            ("SECRET_THING", "x"),
+        ],
+    );
     let reply = portal.shell("args --json --env --exit 7", &[]);
     let body = reply.json();
     assert_eq!(reply.status, 200);
@@ -255,7 +262,7 @@ fn tools_see_only_the_allowed_environment_and_exit_codes_are_reported() {
     let seen: serde_json::Value = serde_json::from_str(body["out"].as_str().unwrap()).unwrap();
     let env: Vec<&str> =
         seen["env"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
-    assert!(env.contains(&"OCHOPOD_ZK"), "{env:?}");
+    assert!(env.contains(&"OCHOPOD_ZK") && env.contains(&"OCHO_ZK_PUBLIC"), "{env:?}");
     assert!(!env.contains(&"SECRET_THING") && !env.contains(&"TMPDIR"), "{env:?}");
 }
 

@@ -24,6 +24,8 @@ use crate::supervise::child;
 /// needs to behave (PATH, locale, time zone).
 pub const ENV_ALLOWED: &[&str] = &[
     "OCHOPOD_ZK",
+    // Where deployed pods reach ZooKeeper (deploy writes it into their ochopod_zk).
+    "OCHO_ZK_PUBLIC",
     "KUBECONFIG",
     "KUBERNETES_SERVICE_HOST",
     "KUBERNETES_SERVICE_PORT",
