@@ -60,7 +60,7 @@ image-test: deps image-oci  ## run the image with runc as a real container (need
 
 image-buildah-test: deps rootfs  ## image/Dockerfile built by buildah (daemonless), then the same container test
 	buildah --storage-driver vfs bud -q -f image/Dockerfile -t $(IMAGE) $(IMAGE_DIR)/rootfs
-	rm -rf $(IMAGE_DIR)/buildah
+	rm -rf $(IMAGE_DIR)/buildah && mkdir -p $(IMAGE_DIR)/buildah
 	buildah --storage-driver vfs push -q $(IMAGE) oci:$(IMAGE_DIR)/buildah/oci:latest
 	image/test.sh $(IMAGE_DIR)/buildah
 
