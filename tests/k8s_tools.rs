@@ -514,8 +514,25 @@ fn bump_rolls_the_cluster_onto_a_new_rc_with_the_new_tag() {
     })
     .unwrap();
     let rc = kube.rcs("default").remove(0);
+    let new = rc.metadata.name.clone().unwrap();
     let image = rc.spec.unwrap().template.unwrap().spec.unwrap().containers[0].image.clone();
     assert_eq!(image.as_deref(), Some("example/web:2.0"));
+
+    // -j: one object per cluster; a second bump to the same tag rolls onto yet another RC.
+    registered(&kube, &agents, "default.web", 2);
+    let (code, out, err) = ocho(
+        &kube,
+        dir.path(),
+        &["bump", "default.web", "-r", "2.0", "--zk", &agents.hosts, "-t", "60", "-j"],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let reply: Value = serde_json::from_str(&out).unwrap();
+    let web = &reply["default.web"];
+    assert_eq!(web["ok"], true, "{out}");
+    assert_eq!(web["up"].as_array().map(Vec::len), Some(2), "{out}");
+    assert_eq!(web["problems"], json!([]), "{out}");
+    let application = web["application"].as_str().unwrap();
+    assert!(application.starts_with("ochopod.default.web-") && application != new, "{out}");
 }
 
 /// The whole flow with real `ocho pod` agents run by the fake's process kubelet (one process per

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 use argh::{ArgsInfo, FromArgs};
 use k8s_openapi::api::core::v1::ReplicationController;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::workload::{self, Killed};
 use super::{Glob, Pod};
@@ -18,7 +18,7 @@ use crate::definition;
 use crate::error::{Error, Result, chain};
 use crate::k8s::objects::{self, LABEL_CLUSTER, LABEL_NAMESPACE};
 use crate::k8s::ops::Propagation;
-use crate::k8s::{Access, Kube, is_code};
+use crate::k8s::{Kube, is_code};
 use crate::zk::{self, Session};
 
 /// roll clusters to a new image tag, a few pods at a time
@@ -114,10 +114,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     if args.step < 1 {
         return Err(Error::Usage("--step: give at least 1".into()));
     }
-    let access =
-        Access { context: args.context.clone(), k8s_namespace: args.k8s_namespace.clone() };
-    let kube = Kube::connect(&access)?;
-    let zk = Session::connect(&args.zk, Duration::from_secs(10))?;
+    let (kube, zk) = workload::clients(&args.context, &args.k8s_namespace, &args.zk)?;
     let clusters = workload::rcs_by_cluster(&kube, &glob)?;
     if clusters.is_empty() {
         eprintln!("{}: no replication controller found for this cluster glob", glob.0);
@@ -128,27 +125,17 @@ pub fn run(args: Args) -> Result<ExitCode> {
     for (cluster, rcs) in &clusters {
         outcomes.push((cluster.clone(), bump(&kube, &zk, cluster, rcs, &args)));
     }
-    let ok = outcomes.iter().filter(|(_, o)| !o.failed).count();
-    if args.json {
-        let mut out = serde_json::Map::new();
-        for (cluster, o) in &outcomes {
-            out.insert(
-                cluster.clone(),
-                json!({ "ok": !o.failed, "application": o.application, "up": o.up,
-                        "problems": o.problems }),
-            );
-        }
-        println!("{}", Value::Object(out));
-    } else {
-        for (cluster, o) in &outcomes {
-            for p in &o.problems {
-                eprintln!("{cluster}: {p}");
-            }
-        }
-        let up: usize = outcomes.iter().map(|(_, o)| o.up.len()).sum();
-        println!("{}% success ({up} pods)", super::deploy::percent(ok, outcomes.len()));
-    }
-    Ok(if ok == outcomes.len() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    let up: usize = outcomes.iter().map(|(_, o)| o.up.len()).sum();
+    let items = outcomes
+        .into_iter()
+        .map(|(cluster, o)| workload::Item {
+            name: cluster,
+            failed: o.failed,
+            problems: o.problems,
+            fields: json!({"application": o.application, "up": o.up}),
+        })
+        .collect();
+    Ok(workload::report(items, args.json, |p| format!("{p}% success ({up} pods)")))
 }
 
 fn bump(

@@ -11,13 +11,13 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use argh::{ArgsInfo, FromArgs};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::workload::{self, Killed};
 use super::{Glob, Pod, lookup};
 use crate::error::{Error, Result, chain};
+use crate::k8s::Kube;
 use crate::k8s::ops::Propagation;
-use crate::k8s::{Access, Kube};
 use crate::zk::{self, Session};
 
 /// stop clusters gracefully, then delete their replication controllers and pods
@@ -90,10 +90,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         ));
     }
     let timeout = Duration::from_secs(args.timeout.max(5));
-    let access =
-        Access { context: args.context.clone(), k8s_namespace: args.k8s_namespace.clone() };
-    let kube = Kube::connect(&access)?;
-    let zk = Session::connect(&args.zk, Duration::from_secs(10))?;
+    let (kube, zk) = workload::clients(&args.context, &args.k8s_namespace, &args.zk)?;
 
     let mut outcomes = Vec::new();
     for glob in &globs {
@@ -174,30 +171,19 @@ fn kill(
 }
 
 fn report(outcomes: &[(&Glob, Outcome)], as_json: bool) -> Result<ExitCode> {
-    let ok = outcomes.iter().filter(|(_, o)| !o.failed).count();
-    if as_json {
-        let mut out = serde_json::Map::new();
-        for (glob, o) in outcomes {
-            out.insert(
-                glob.0.clone(),
-                json!({ "ok": !o.failed, "down": o.down, "graceful": o.graceful,
-                        "deleted": o.deleted, "problems": o.problems }),
-            );
-        }
-        println!("{}", Value::Object(out));
-    } else {
-        for (glob, o) in outcomes {
-            for problem in &o.problems {
-                eprintln!("{}: {problem}", glob.0);
-            }
-        }
-        let killed: usize = outcomes.iter().map(|(_, o)| o.down.len()).sum();
-        println!(
-            "{}% success / killed {killed} pod(s)",
-            super::deploy::percent(ok, outcomes.len())
-        );
-    }
-    Ok(if ok == outcomes.len() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    let killed: usize = outcomes.iter().map(|(_, o)| o.down.len()).sum();
+    let items = outcomes
+        .iter()
+        .map(|(glob, o)| workload::Item {
+            name: glob.0.clone(),
+            failed: o.failed,
+            problems: o.problems.clone(),
+            fields: json!({"down": o.down,
+                "graceful": o.graceful,
+                "deleted": o.deleted}),
+        })
+        .collect();
+    Ok(workload::report(items, as_json, |p| format!("{p}% success / killed {killed} pod(s)")))
 }
 
 #[cfg(test)]

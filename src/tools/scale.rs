@@ -8,12 +8,12 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use argh::{ArgsInfo, FromArgs};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::workload::{self, Killed};
 use super::{Glob, Pod};
 use crate::error::{Error, Result, chain};
-use crate::k8s::{Access, Kube};
+use crate::k8s::Kube;
 use crate::zk::{self, Session};
 
 /// change the number of pods of clusters
@@ -122,10 +122,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let glob = Glob::required("scale", std::slice::from_ref(&args.glob))?.remove(0);
     let factor = Factor::parse(&args.factor)?;
     let timeout = Duration::from_secs(args.timeout.max(5));
-    let access =
-        Access { context: args.context.clone(), k8s_namespace: args.k8s_namespace.clone() };
-    let kube = Kube::connect(&access)?;
-    let zk = Session::connect(&args.zk, Duration::from_secs(10))?;
+    let (kube, zk) = workload::clients(&args.context, &args.k8s_namespace, &args.zk)?;
 
     let clusters = workload::rcs_by_cluster(&kube, &glob)?;
     if clusters.is_empty() {
@@ -144,27 +141,17 @@ pub fn run(args: Args) -> Result<ExitCode> {
         });
         outcomes.push((cluster.clone(), outcome));
     }
-    let ok = outcomes.iter().filter(|(_, o)| !o.failed).count();
-    if args.json {
-        let mut out = serde_json::Map::new();
-        for (cluster, o) in &outcomes {
-            out.insert(
-                cluster.clone(),
-                json!({ "ok": !o.failed, "delta": o.delta, "replicas": o.replicas,
-                        "problems": o.problems }),
-            );
-        }
-        println!("{}", Value::Object(out));
-    } else {
-        for (cluster, o) in &outcomes {
-            for p in &o.problems {
-                eprintln!("{cluster}: {p}");
-            }
-        }
-        let delta: i32 = outcomes.iter().map(|(_, o)| o.delta).sum();
-        println!("{}% success ({delta:+} pods)", super::deploy::percent(ok, outcomes.len()));
-    }
-    Ok(if ok == outcomes.len() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    let delta: i32 = outcomes.iter().map(|(_, o)| o.delta).sum();
+    let items = outcomes
+        .into_iter()
+        .map(|(cluster, o)| workload::Item {
+            name: cluster,
+            failed: o.failed,
+            problems: o.problems,
+            fields: json!({"delta": o.delta, "replicas": o.replicas}),
+        })
+        .collect();
+    Ok(workload::report(items, args.json, |p| format!("{p}% success ({delta:+} pods)")))
 }
 
 fn scale(

@@ -1,25 +1,78 @@
 //! What `kill`, `scale` and `bump` share: the ReplicationControllers of an Ochopod cluster
 //! (found by label, whatever registered in ZooKeeper), the graceful `/control/kill` loop, the
 //! removal of chosen pods (delete them, then lower their RC's replicas so the controller does not
-//! replace them), and the wait for a cluster's pods to be registered and configured.
+//! replace them), the wait for a cluster's pods to be registered and configured, and the way
+//! their results are reported.
 
 use std::collections::BTreeMap;
+use std::process::ExitCode;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::ReplicationController;
-use serde_json::Value;
+use serde_json::{Map, Value, json};
 
 use super::{Answer, Glob, Pod, ROOT, fan_out, lookup, post};
 use crate::error::Result;
-use crate::k8s::Kube;
 use crate::k8s::objects::{ANNOTATION_QUALIFIED, LABEL_CLUSTER, LABEL_NAMESPACE};
+use crate::k8s::{Access, Kube};
 use crate::zk::Session;
 
 /// Pods contacted at once.
 pub const PARALLEL: usize = 32;
 
 /// The Ochopod cluster (`<namespace>.<cluster>`) an RC of `deploy` belongs to.
+/// The clients of a workload tool: Kubernetes (kubeconfig `context`, `k8s_namespace`) and a
+/// ZooKeeper session on `zk`.
+pub fn clients(
+    context: &Option<String>,
+    k8s_namespace: &Option<String>,
+    zk: &str,
+) -> Result<(Kube, Session)> {
+    let access = Access { context: context.clone(), k8s_namespace: k8s_namespace.clone() };
+    Ok((Kube::connect(&access)?, Session::connect(zk, Duration::from_secs(10))?))
+}
+
+/// One cluster's (or glob's) result in a workload tool's report.
+pub struct Item {
+    /// The cluster or glob it is about.
+    pub name: String,
+    pub failed: bool,
+    pub problems: Vec<String>,
+    /// The tool's own JSON fields, as an object (`{"up": …}`, `{"delta": …}`, …).
+    pub fields: Value,
+}
+
+/// Prints the result of kill, scale or bump. With `-j`: one object
+/// `{"<item>": {"ok": bool, <fields>, "problems": [...]}}`; otherwise every problem on stderr as
+/// `<item>: <problem>`, then `summary(percent of items that succeeded)` on stdout. Exit 0 only when
+/// every item succeeded.
+pub fn report(items: Vec<Item>, as_json: bool, summary: impl FnOnce(usize) -> String) -> ExitCode {
+    let ok = items.iter().filter(|i| !i.failed).count();
+    let all = items.len();
+    if as_json {
+        let mut out = Map::new();
+        for item in items {
+            let mut fields = Map::new();
+            if let Value::Object(own) = item.fields {
+                fields.extend(own);
+            }
+            fields.insert("ok".into(), json!(!item.failed));
+            fields.insert("problems".into(), json!(item.problems));
+            out.insert(item.name, Value::Object(fields));
+        }
+        println!("{}", Value::Object(out));
+    } else {
+        for item in &items {
+            for problem in &item.problems {
+                eprintln!("{}: {problem}", item.name);
+            }
+        }
+        println!("{}", summary(super::deploy::percent(ok, all)));
+    }
+    if ok == all { ExitCode::SUCCESS } else { ExitCode::from(1) }
+}
+
 pub fn qualified(rc: &ReplicationController) -> Option<String> {
     if let Some(q) = rc.metadata.annotations.as_ref().and_then(|a| a.get(ANNOTATION_QUALIFIED)) {
         return Some(q.clone());
