@@ -12,6 +12,7 @@ mod ochopod;
 mod pod;
 mod portal;
 mod remote;
+mod serve;
 mod supervise;
 mod tools;
 mod zk;

@@ -143,15 +143,23 @@ fn output_over_the_limit_kills_the_tool_and_says_so() {
     assert!(body["out"].as_str().unwrap().len() <= 10000);
 }
 
+/// Closes `conn` with a reset (SO_LINGER 0), as a client killed with unread data does.
+fn reset(conn: std::net::TcpStream) {
+    let linger = nix::libc::linger { l_onoff: 1, l_linger: 0 };
+    nix::sys::socket::setsockopt(&conn, nix::sys::socket::sockopt::Linger, &linger).unwrap();
+    drop(conn);
+}
+
 #[test]
 fn a_client_that_disconnects_gets_its_tool_killed() {
     let portal = Portal::start(&[], &[]);
-    // Plain JSON request: the portal notices through the connection's state.
+    // Plain JSON request: the portal notices the reset on the connection itself.
     let conn = portal.open("POST", "/shell", &[("X-Shell", "args --sleep 600")], b"");
     wait_until("the tool to start", || !portal.children().is_empty());
     let tool = portal.children()[0];
-    drop(conn);
+    reset(conn);
     wait_until("the tool to be killed", || !running(tool));
+    portal.proc.wait_for_line("POST /shell args 499", DEADLINE);
 
     // Streaming request: the helper's pid arrives first, then the client leaves.
     let conn = portal.open(
@@ -168,6 +176,18 @@ fn a_client_that_disconnects_gets_its_tool_killed() {
     wait_until("the streamed tool's helper to be killed", || !running(helper));
     wait_until("no child left", || portal.children().is_empty());
     wait_until("no temporary directory left", || portal.leftovers().is_empty());
+}
+
+#[test]
+fn a_client_that_half_closes_still_gets_its_reply() {
+    let portal = Portal::start(&[], &[]);
+    let mut conn = portal.open("POST", "/shell", &[("X-Shell", "args --sleep 1 waited")], b"");
+    conn.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut raw = Vec::new();
+    std::io::Read::read_to_end(&mut conn, &mut raw).unwrap();
+    let reply = support::portal::Reply::parse(&raw);
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.json()["out"], "arg 1: waited\n");
 }
 
 #[test]

@@ -318,10 +318,11 @@ pub fn run(mut args: Args) -> Result<ExitCode> {
         if bind.contains(':') { format!("[{bind}]:{port}") } else { format!("{bind}:{port}") };
     let (tx, rx) = channel();
     let ctx = server::Ctx { shared: Arc::clone(&shared), lifecycle: Mutex::new(tx.clone()) };
-    let http = rouille::Server::new(&addr, move |req| server::routes(req, &ctx))
+    let http = crate::serve::Server::bind(&addr, server::LIMITS)
         .map_err(|e| Error::Failed(format!("cannot listen on {addr}: {e}")))?;
-    shared.log.info(format!("listening on {}", http.server_addr()));
-    std::thread::spawn(move || http.run());
+    shared.log.info(format!("listening on {}", http.local_addr()));
+    // Runs for the life of the agent, which ends with the process.
+    std::mem::forget(http.start("pod", Arc::new(move |req| server::routes(req, &ctx))));
 
     let life_cfg = lifecycle::Config {
         cmd: args.cmd.clone(),

@@ -15,13 +15,13 @@ pub(crate) mod words;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use argh::{ArgsInfo, FromArgs};
 use nix::sys::signal::Signal;
 
 use crate::error::{Error, Result};
+use crate::serve;
 use crate::supervise::signals;
 
 /// serve the portal: run tools for HTTP clients
@@ -44,9 +44,19 @@ pub struct Args {
     /// total bytes of uploaded files per request (default 16 MiB)
     #[argh(option, default = "16 << 20")]
     pub max_upload: usize,
-    /// tools running at once; more requests get 503 (default 2 x cores + 2)
+    /// tools running at once; more requests get 503 (default 32; env OCHO_MAX_CONCURRENT)
+    #[argh(
+        option,
+        default = "std::env::var(\"OCHO_MAX_CONCURRENT\").ok().and_then(|v| v.parse().ok()).unwrap_or(DEFAULT_MAX_CONCURRENT)"
+    )]
+    pub max_concurrent: usize,
+    /// open connections; one more closes the connection idle longest, or gets 503 (default 512,
+    /// lowered to fit the open-file limit)
+    #[argh(option, default = "512")]
+    pub max_connections: usize,
+    /// directory for request directories, emptied at start (default $TMPDIR/ocho-portal.PORT)
     #[argh(option)]
-    pub max_concurrent: Option<usize>,
+    pub work_dir: Option<PathBuf>,
     /// file holding the token clients must present (default: env OCHO_TOKEN; neither: open)
     #[argh(option)]
     pub token_file: Option<PathBuf>,
@@ -57,6 +67,7 @@ pub struct Args {
 }
 
 /// Serves until SIGTERM, SIGINT or SIGQUIT, then finishes the requests in flight and exits 0.
+/// Exits 1 if the HTTP server stops by itself, so that `ocho init` starts a new portal.
 pub fn run(args: Args) -> Result<ExitCode> {
     // Before the server starts its threads, so that they inherit the mask.
     signals::block_all()?;
@@ -70,10 +81,21 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let drain = Duration::try_from_secs_f64(args.drain)
         .map_err(|_| Error::Usage(format!("--drain {}: not a duration", args.drain)))?;
     let token = auth::Token::load(args.token_file.as_deref())?;
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let max_concurrent = args.max_concurrent.unwrap_or(2 * cores + 2).max(1);
+    let max_concurrent = args.max_concurrent.max(1);
     let open = token.is_none();
-    let mut state = routes::State {
+    let limits = serve::Limits {
+        max_connections: args.max_connections.max(1),
+        // Multipart framing adds a little to the files themselves.
+        max_body: args.max_upload + 64 * 1024,
+        // Room for a few uploads of the largest size at once; more wait (503) for their turn.
+        body_budget: (4 * (args.max_upload + 64 * 1024)).max(64 << 20),
+        ..serve::Limits::default()
+    };
+    let server = serve::Server::bind(&args.bind, limits)
+        .map_err(|e| Error::Failed(format!("cannot listen on {}: {e}", args.bind)))?;
+    let addr = server.local_addr();
+    let work = work_dir(args.work_dir.as_deref(), addr.port())?;
+    let state = Arc::new(routes::State {
         limits: exec::Limits {
             timeout: Duration::from_secs_f64(args.timeout),
             max_output: args.max_output,
@@ -82,61 +104,85 @@ pub fn run(args: Args) -> Result<ExitCode> {
         max_concurrent,
         token,
         metrics: metrics::Metrics::default(),
-        port: 0,
-        tmp: std::env::temp_dir(),
+        peers: server.peers(),
+        tmp: work.clone(),
         stop_at: std::sync::OnceLock::new(),
-    };
-    // The port is known once bound; the state is built before, so bind first, then fill it in
-    // through a cell the handler reads.
-    let shared: Arc<std::sync::OnceLock<Arc<routes::State>>> = Arc::default();
-    let handler_state = Arc::clone(&shared);
-    let server = rouille::Server::new(&args.bind, move |request| {
-        let state = handler_state.get().expect("state is set before the first poll");
-        routes::routes(state, request)
-    })
-    .map_err(|e| Error::Failed(format!("portal: cannot listen on {}: {e}", args.bind)))?;
-    state.port = server.server_addr().port();
-    let _ = shared.set(Arc::new(state));
+    });
+    let handler_state = Arc::clone(&state);
+    let running =
+        server.start("portal", Arc::new(move |request| routes::routes(&handler_state, request)));
     if open {
         eprintln!(
-            "portal: WARNING: no token (--token-file or OCHO_TOKEN): anyone who reaches {} can run tools",
-            server.server_addr()
+            "WARNING: no token (--token-file or OCHO_TOKEN): anyone who reaches {addr} can run tools"
         );
     }
-    eprintln!("listening on {}", server.server_addr());
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = Arc::clone(&stop);
-    std::thread::spawn(move || {
-        loop {
-            match sigs.wait(Duration::from_secs(1)) {
-                Ok(got)
-                    if got.iter().any(|s| {
-                        matches!(s, Signal::SIGTERM | Signal::SIGINT | Signal::SIGQUIT)
-                    }) =>
-                {
-                    flag.store(true, Ordering::SeqCst);
-                    return;
-                }
-                Ok(_) => {}
-                Err(err) => {
-                    eprintln!("portal: {}", crate::error::chain(&err));
-                    flag.store(true, Ordering::SeqCst);
-                    return;
-                }
+    eprintln!("listening on {addr}");
+    loop {
+        match sigs.wait(Duration::from_millis(200)) {
+            Ok(got)
+                if got
+                    .iter()
+                    .any(|s| matches!(s, Signal::SIGTERM | Signal::SIGINT | Signal::SIGQUIT)) =>
+            {
+                break;
+            }
+            Ok(_) => {}
+            Err(err) => {
+                eprintln!("portal: {}", crate::error::chain(&err));
+                break;
             }
         }
-    });
-    while !stop.load(Ordering::SeqCst) {
-        server.poll_timeout(Duration::from_millis(100));
+        if running.failed() {
+            return Err(Error::Failed(
+                "the HTTP server stopped; exiting so that it is restarted".into(),
+            ));
+        }
     }
     eprintln!(
         "stopping: draining requests in flight (tools still running in {drain:?} are stopped)"
     );
-    if let Some(state) = shared.get() {
-        let _ = state.stop_at.set(std::time::Instant::now() + drain);
+    let _ = state.stop_at.set(std::time::Instant::now() + drain);
+    running.stop_and_join();
+    if let Err(err) = std::fs::remove_dir(&work) {
+        eprintln!("portal: cannot remove {}: {err}", work.display());
     }
-    server.poll_timeout(Duration::from_millis(0));
-    server.join();
     eprintln!("stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Tools running at once by default. A tool mostly waits on ZooKeeper, the pods or the API
+/// server: measured, one running tool costs about 3 MB of private memory and little CPU.
+pub const DEFAULT_MAX_CONCURRENT: usize = 32;
+
+/// The portal's own directory for request directories: `DIR` or `$TMPDIR/ocho-portal.PORT`,
+/// mode 0700, emptied at start (what a crash or an OOM kill left behind goes at once).
+fn work_dir(dir: Option<&std::path::Path>, port: u16) -> Result<PathBuf> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    let dir = match dir {
+        Some(dir) => dir.to_path_buf(),
+        None => std::env::temp_dir().join(format!("ocho-portal.{port}")),
+    };
+    let io = |what, source| Error::io(what, &dir, source);
+    match std::fs::symlink_metadata(&dir) {
+        Ok(meta) if meta.is_dir() => {
+            for entry in std::fs::read_dir(&dir).map_err(|e| io("list", e))? {
+                let path = entry.map_err(|e| io("list", e))?.path();
+                let gone = if path.is_dir() && !path.is_symlink() {
+                    std::fs::remove_dir_all(&path)
+                } else {
+                    std::fs::remove_file(&path)
+                };
+                gone.map_err(|e| Error::io("remove leftover", &path, e))?;
+            }
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
+                .map_err(|e| io("restrict", e))?;
+        }
+        Ok(_) => return Err(Error::Failed(format!("{}: not a directory", dir.display()))),
+        Err(_) => std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .map_err(|e| io("create", e))?,
+    }
+    Ok(dir)
 }

@@ -2,6 +2,7 @@
 //! stream written over the raw connection as the tool produces output. Owns the request's
 //! temporary directory and concurrency slot until the run is over, and logs and counts it.
 
+use std::cell::RefCell;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use serde_json::json;
 
 use super::exec::{self, Limits, Stream};
 use super::routes::{Access, State, log, refused};
+use crate::serve::Liveness;
 
 /// Decrements the in-flight count when the run is over, however it ends.
 pub struct Slot(Arc<State>);
@@ -44,20 +46,27 @@ pub struct Run {
 }
 
 impl Run {
+    /// Runs the tool; `half_closed` is called while the client has sent FIN without being known
+    /// gone (a stream writes a probe then: the reset that answers it tells a closed client).
     fn execute(
         &mut self,
+        half_closed: &dyn Fn(),
         sink: &mut dyn FnMut(Stream, &[u8]) -> bool,
     ) -> Result<exec::ToolRun, String> {
-        let (port, peer) = (self.state.port, self.peer);
+        let (peers, peer) = (&self.state.peers, self.peer);
         let dir = self.dir.as_ref().expect("a run executes once");
         let stop_at = &self.state.stop_at;
         let interrupt = || {
             if stop_at.get().is_some_and(|t| Instant::now() >= *t) {
-                Some(exec::Killed::Shutdown)
-            } else if !exec::peer_alive(port, peer) {
-                Some(exec::Killed::Disconnect)
-            } else {
-                None
+                return Some(exec::Killed::Shutdown);
+            }
+            match peers.liveness(&peer) {
+                Liveness::Gone => Some(exec::Killed::Disconnect),
+                Liveness::HalfClosed => {
+                    half_closed();
+                    None
+                }
+                Liveness::Alive => None,
             }
         };
         let result = exec::run(&self.words, dir.path(), &self.limits, &interrupt, sink)
@@ -89,7 +98,7 @@ impl Run {
     /// Runs the tool and answers with one JSON object.
     pub fn reply(mut self) -> Response {
         let (mut out, mut err) = (Vec::new(), Vec::new());
-        let result = self.execute(&mut |stream, line| {
+        let result = self.execute(&|| {}, &mut |stream, line| {
             match stream {
                 Stream::Out => out.extend_from_slice(line),
                 Stream::Err => err.extend_from_slice(line),
@@ -133,19 +142,25 @@ impl Run {
 }
 
 impl Upgrade for Run {
-    /// Streams NDJSON over the raw connection, one flushed line per event, then closes it.
-    fn build(&mut self, mut socket: Box<dyn rouille::ReadWrite + Send>) {
-        let send = |socket: &mut Box<dyn rouille::ReadWrite + Send>, event: serde_json::Value| {
+    /// Streams NDJSON over the raw connection, one flushed line per event, then closes it. While
+    /// the client has half-closed, an empty line now and then finds out whether it still reads.
+    fn build(&mut self, socket: Box<dyn rouille::ReadWrite + Send>) {
+        let socket = RefCell::new(socket);
+        let send = |event: serde_json::Value| {
             let mut text = event.to_string();
             text.push('\n');
+            let mut socket = socket.borrow_mut();
             socket.write_all(text.as_bytes()).and_then(|()| socket.flush()).is_ok()
         };
+        let probe = || {
+            let _ = socket.borrow_mut().write_all(b"\n");
+        };
         let mut bytes = 0;
-        let result = self.execute(&mut |stream, line| {
+        let result = self.execute(&probe, &mut |stream, line| {
             bytes += line.len();
             let text = String::from_utf8_lossy(line);
             let text = text.strip_suffix('\n').unwrap_or(&text);
-            send(&mut socket, json!({"stream": stream.name(), "line": text}))
+            send(json!({"stream": stream.name(), "line": text}))
         });
         let (last, code) = match result {
             Ok(run) => {
@@ -158,11 +173,8 @@ impl Upgrade for Run {
             }
             Err(message) => (json!({"exit": null, "error": message}), None),
         };
-        send(&mut socket, last);
-        drop(socket);
-        // The end of the body is the end of the connection, which tiny_http would keep open
-        // waiting for another request.
-        exec::close_connection(self.state.port, self.peer);
+        send(last);
+        // The end of the body is the end of the connection: the server closes it on return.
         self.finish(200, code, bytes);
     }
 }

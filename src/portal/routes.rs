@@ -29,9 +29,9 @@ pub struct State {
     pub max_concurrent: usize,
     pub token: Option<Token>,
     pub metrics: Metrics,
-    /// The port we listen on, to find a request's connection in `/proc/net/tcp`.
-    pub port: u16,
-    /// Where request directories are made (the system temporary directory by default).
+    /// The server's open connections: is a request's client still there?
+    pub peers: Arc<crate::serve::Peers>,
+    /// The portal's own directory, where request directories are made.
     pub tmp: PathBuf,
     /// Set when the portal starts stopping: tools still running then are stopped.
     pub stop_at: std::sync::OnceLock<Instant>,
@@ -400,15 +400,12 @@ fn shell(state: &Arc<State>, request: &Request, started: Instant) -> Response {
     };
     if request.header("Accept").is_some_and(|a| a.contains("application/x-ndjson")) {
         // The stream takes over the connection (rouille's upgrade path) so that each line is
-        // flushed as it comes (tiny_http's chunked writer holds 8 KiB back); the body ends when
-        // the portal closes the connection (RFC 9112 §6.3: neither length nor chunking). It
-        // counts and logs itself when it ends. tiny_http labels any upgrade response
-        // `Connection: upgrade` with this `Upgrade` value; on a 200 clients ignore both.
+        // written as it comes; the body ends when the portal closes the connection (RFC 9112
+        // §6.3: neither length nor chunking). It counts and logs itself when it ends.
         let mut response = Response::text("")
             .with_unique_header("Content-Type", "application/x-ndjson")
             .with_unique_header("Cache-Control", "no-cache")
-            .with_unique_header("X-Content-Type-Options", "nosniff")
-            .with_unique_header("Upgrade", "ndjson");
+            .with_unique_header("X-Content-Type-Options", "nosniff");
         response.upgrade = Some(Box::new(run));
         return response;
     }

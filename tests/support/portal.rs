@@ -37,12 +37,24 @@ impl Portal {
         Portal { client: Client { addr }, proc, tmp }
     }
 
-    /// Entries left in the portal's TMPDIR.
+    /// Entries left in the portal's TMPDIR, and in its own directory of request directories
+    /// (`ocho-portal.PORT`, which is the portal's to keep while it runs).
     pub fn leftovers(&self) -> Vec<String> {
-        std::fs::read_dir(self.tmp.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect()
+        let mut left = Vec::new();
+        for entry in std::fs::read_dir(self.tmp.path()).unwrap() {
+            let entry = entry.unwrap();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with("ocho-portal.") && entry.path().is_dir() {
+                left.extend(
+                    std::fs::read_dir(entry.path())
+                        .unwrap()
+                        .map(|e| format!("{name}/{}", e.unwrap().file_name().to_string_lossy())),
+                );
+            } else {
+                left.push(name);
+            }
+        }
+        left
     }
 
     /// The portal's child processes (tools running, or zombies not yet waited for).

@@ -9,7 +9,7 @@ fn state(token: Option<&str>) -> Arc<State> {
         max_concurrent: 2,
         token: token.map(|t| Token::new(t).unwrap()),
         metrics: Metrics::default(),
-        port: 0,
+        peers: Default::default(),
         tmp: std::env::temp_dir(),
         stop_at: Default::default(),
     })
