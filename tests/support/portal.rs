@@ -24,6 +24,15 @@ pub struct Portal {
 impl Portal {
     /// Starts `ocho portal --bind 127.0.0.1:0 <extra>` with `env` added.
     pub fn start(extra: &[&str], env: &[(&str, &str)]) -> Portal {
+        Portal::start_with(extra, env, |_| {})
+    }
+
+    /// Like [`Portal::start`], with a last say on the command (limits, say).
+    pub fn start_with(
+        extra: &[&str],
+        env: &[(&str, &str)],
+        adjust: impl FnOnce(&mut std::process::Command),
+    ) -> Portal {
         let tmp = tempfile::tempdir().expect("tempdir");
         let mut cmd = ocho();
         cmd.args(["portal", "--bind", "127.0.0.1:0"]).args(extra).env("TMPDIR", tmp.path());
@@ -31,6 +40,7 @@ impl Portal {
         for (k, v) in env {
             cmd.env(k, v);
         }
+        adjust(&mut cmd);
         let proc = Proc::spawn("portal", cmd);
         let line = proc.wait_for_line("listening on ", DEADLINE);
         let addr = line.rsplit(' ').next().expect("address").to_string();
