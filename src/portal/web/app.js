@@ -1,7 +1,8 @@
 // The ocho web terminal: sends each line with POST /shell (X-Shell header, multipart uploads),
-// reads the NDJSON stream as it arrives, keeps a history, marks failures. Self-test hooks for
-// automated checks: ?file=NAME:TEXT attaches a generated file to the next ?run=LINE, and every
-// run= is run in order on load; when all are done, <body data-done="N"> holds how many ran.
+// reads the NDJSON stream as it arrives, keeps a history, marks failures. It runs only what the
+// operator types or submits in the page: no URL parameter, fragment or stored state runs a line
+// or attaches a file (a link from another site would otherwise run tools with the operator's
+// browser). Each entry's data-state is running, ok or failed; <body data-ready> once set up.
 "use strict";
 const log = document.getElementById("log");
 const input = document.getElementById("line");
@@ -31,6 +32,7 @@ function element(tag, cls, text) {
 
 async function run(line) {
   const entry = element("div", "entry");
+  entry.dataset.state = "running";
   entry.appendChild(element("div", "cmd", line));
   const out = element("div", "out");
   entry.appendChild(out);
@@ -97,6 +99,7 @@ async function run(line) {
   if (!summary) summary = "no exit status (connection lost?)";
   status.textContent = (ok ? "ok · " : "FAILED · ") + summary + " · " + Math.round(performance.now() - started) + " ms total";
   if (!ok) entry.classList.add("failed");
+  entry.dataset.state = ok ? "ok" : "failed";
   log.scrollTop = log.scrollHeight;
   return ok;
 }
@@ -136,17 +139,4 @@ document.addEventListener("drop", (e) => {
   addFiles(e.dataTransfer.files);
 });
 
-(async () => {
-  // Parameters in order: a file= attaches to the next run=.
-  let count = 0;
-  for (const [key, value] of new URLSearchParams(location.search)) {
-    if (key === "file") {
-      const colon = value.indexOf(":");
-      addFiles([new File([value.slice(colon + 1)], value.slice(0, colon))]);
-    } else if (key === "run") {
-      await run(value);
-      count++;
-    }
-  }
-  document.body.dataset.done = String(count);
-})();
+document.body.dataset.ready = "1";

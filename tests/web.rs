@@ -1,0 +1,206 @@
+//! The web terminal in real headless Chromium, driven through the DevTools protocol as an
+//! operator would drive it (keys, clicks, taps, the file chooser): it runs what is typed and
+//! nothing else (no link, fragment or stored state runs a line or attaches a file), streams
+//! long output in batches under a scrollback cap, stops a running tool, keeps uploads as chips
+//! and with their history entry, fits a phone, and says which proxy it talks to.
+
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
+
+mod support;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use serde_json::json;
+use support::DEADLINE;
+use support::chromium::Browser;
+use support::portal::Portal;
+
+/// Long enough for a browser on a loaded 2-core machine.
+const PAGE: Duration = Duration::from_secs(60);
+
+/// Opens the terminal at `addr` and waits until its script is ready.
+fn open(browser: &mut Browser, addr: &str) {
+    browser.navigate(&format!("http://{addr}/"));
+    browser.wait_for(
+        "the terminal to be ready",
+        &format!("location.host === {} && document.body.dataset.ready", json!(addr)),
+        PAGE,
+    );
+}
+
+/// Types `line`, presses Enter, waits until its entry is no longer running; returns the
+/// entry's state (`ok`, `failed`, `stopped`) and its text.
+fn run(browser: &mut Browser, line: &str) -> (String, String) {
+    let before = browser.eval("document.querySelectorAll('.entry').length").as_u64().unwrap();
+    browser.type_line(line);
+    finished(browser, before as usize)
+}
+
+/// Waits until entry `n` (0-based) has finished; returns its state and text.
+fn finished(browser: &mut Browser, n: usize) -> (String, String) {
+    let state = browser.wait_for(
+        &format!("entry {n} to finish"),
+        &format!(
+            "(() => {{ const e = document.querySelectorAll('.entry')[{n}];
+               return e && e.dataset.state !== 'running' && e.dataset.state; }})()"
+        ),
+        PAGE,
+    );
+    let text = browser.eval(&format!("document.querySelectorAll('.entry')[{n}].textContent"));
+    (state.as_str().unwrap().to_string(), text.as_str().unwrap().to_string())
+}
+
+/// Lines of the access log that are tool requests.
+fn shell_requests(portal: &Portal) -> Vec<String> {
+    portal.proc.lines().into_iter().filter(|l| l.contains(" /shell ")).collect()
+}
+
+/// The page loads its own assets, runs `help`, uploads a picked file that the tool then sees,
+/// and marks a failed run with its exit code.
+#[test]
+fn the_terminal_runs_typed_lines_uploads_picked_files_and_marks_failures() {
+    let portal = Portal::start(&[], &[]);
+    let mut browser = Browser::start();
+    open(&mut browser, &portal.addr);
+    let (state, text) = run(&mut browser, "help");
+    assert_eq!(state, "ok", "{text}");
+    // The column width depends on the longest tool name.
+    assert!(text.contains("print the arguments as received"), "{text}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("probe.txt");
+    std::fs::write(&file, "hello web").unwrap();
+    browser.set_files("#picker", &[&file]);
+    let (state, text) = run(&mut browser, "args --json probe.txt");
+    assert_eq!(state, "ok", "{text}");
+    assert!(
+        text.contains(r#"{"args":["probe.txt"],"files":[{"bytes":9,"name":"probe.txt"}]}"#),
+        "the upload did not reach the tool: {text}"
+    );
+    let (state, text) = run(&mut browser, "args --exit 3 boom");
+    assert_eq!(state, "failed", "{text}");
+    assert!(text.contains("FAILED · exit 3"), "{text}");
+    // Only the portal was contacted: every asset is local.
+    let port = portal.addr.rsplit(':').next().unwrap();
+    for url in browser.requests() {
+        assert!(url.starts_with(&format!("http://127.0.0.1:{port}/")), "{url}");
+    }
+    portal.proc.wait_for_line("GET /static/app.js - 200", DEADLINE);
+    portal.proc.wait_for_line("POST /shell args 200 3", DEADLINE);
+}
+
+/// A tiny HTTP server on its own free port (another origin than the portal): `GET /N` answers
+/// a page that sends the browser on to `targets[N]`.
+struct Elsewhere {
+    addr: String,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Elsewhere {
+    fn start(targets: Vec<String>) -> Elsewhere {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let thread = std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if flag.load(Ordering::SeqCst) {
+                    return;
+                }
+                let Ok(mut conn) = conn else { continue };
+                let mut reader = BufReader::new(conn.try_clone().unwrap());
+                let mut first = String::new();
+                let _ = reader.read_line(&mut first);
+                loop {
+                    let mut header = String::new();
+                    match reader.read_line(&mut header) {
+                        Ok(n) if n > 2 => {}
+                        _ => break,
+                    }
+                }
+                let path = first.split(' ').nth(1).unwrap_or("/");
+                let body = match path.trim_start_matches('/').parse::<usize>() {
+                    Ok(n) if n < targets.len() => format!(
+                        "<!doctype html><title>elsewhere</title>\
+                         <script>location.replace({})</script>",
+                        json!(targets[n])
+                    ),
+                    _ => String::new(),
+                };
+                let _ = write!(
+                    conn,
+                    "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\n\
+                     Connection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        Elsewhere { addr, stop, thread: Some(thread) }
+    }
+}
+
+impl Drop for Elsewhere {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = std::net::TcpStream::connect(&self.addr);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// A page on another origin sends the browser to the terminal with every parameter that used to
+/// run a line or attach a file: nothing runs (the page starts no request to /shell and the
+/// portal's access log has none), a line typed afterwards is the only one that runs, and the
+/// history kept in the browser is only recalled, never run.
+#[test]
+fn a_link_from_another_origin_runs_nothing() {
+    let portal = Portal::start(&[], &[]);
+    let base = format!("http://{}/", portal.addr);
+    let targets: Vec<String> = [
+        "?run=args%20from-a-link",
+        "?file=probe.txt:hello&run=args%20--json%20probe.txt",
+        "?run=kill%20*%20--force",
+        "#run=args%20from-a-fragment",
+        "?file=x.yml:kind&run=deploy%20x.yml#run=args%20both",
+    ]
+    .iter()
+    .map(|p| format!("{base}{p}"))
+    .collect();
+    let elsewhere = Elsewhere::start(targets.clone());
+    let mut browser = Browser::start();
+    for (n, target) in targets.iter().enumerate() {
+        browser.navigate(&format!("http://{}/{n}", elsewhere.addr));
+        browser.wait_for(
+            &format!("the terminal loaded from {target}"),
+            &format!("location.href === {} && document.readyState === 'complete'", json!(target)),
+            PAGE,
+        );
+        // A request the page made at load has reached the portal once a later one is answered.
+        browser.eval("fetch('/healthz').then((r) => r.status)");
+    }
+    let shell: Vec<String> =
+        browser.requests().into_iter().filter(|u| u.contains("/shell")).collect();
+    assert!(shell.is_empty(), "the page ran lines nobody typed: {shell:?}");
+    assert!(shell_requests(&portal).is_empty(), "{:?}", shell_requests(&portal));
+
+    // Stored state: a line in the browser's history is recalled, not run, on the next load.
+    browser.eval("localStorage.setItem('ocho-history', JSON.stringify(['args from-storage']))");
+    open(&mut browser, &portal.addr);
+    browser.eval("document.getElementById('line').focus()");
+    browser.key("ArrowUp", "ArrowUp", 38, 0);
+    assert_eq!(browser.eval("document.getElementById('line').value"), "args from-storage");
+    browser.eval("document.getElementById('line').value = ''");
+
+    let (state, text) = run(&mut browser, "args typed");
+    assert_eq!(state, "ok", "{text}");
+    portal.proc.wait_for_line("POST /shell args 200 0", DEADLINE);
+    let log = shell_requests(&portal);
+    assert_eq!(log.len(), 1, "only the typed line runs: {log:?}");
+    assert!(portal.leftovers().is_empty(), "{:?}", portal.leftovers());
+}
