@@ -204,3 +204,36 @@ fn a_link_from_another_origin_runs_nothing() {
     assert_eq!(log.len(), 1, "only the typed line runs: {log:?}");
     assert!(portal.leftovers().is_empty(), "{:?}", portal.leftovers());
 }
+
+/// 20,000 lines (4 MiB) of tool output: the run completes, the log holds exactly the last
+/// 10,000 lines in order and the marker counts the 10,000 dropped; a further line drops one more.
+#[test]
+fn long_output_is_complete_under_the_scrollback_cap() {
+    let portal = Portal::start(&[], &[]);
+    let mut browser = Browser::start();
+    open(&mut browser, &portal.addr);
+    let (a, b) = ("a".repeat(200), "b".repeat(200));
+    let (state, _) = run(&mut browser, &format!("args --repeat 10000 {a} {b}"));
+    assert_eq!(state, "ok");
+    let text = browser.text(".entry .out");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 10_000);
+    for (i, line) in lines.iter().enumerate() {
+        let expected = if i % 2 == 0 { format!("arg 1: {a}") } else { format!("arg 2: {b}") };
+        assert_eq!(*line, expected, "line {i} of those kept");
+    }
+    assert_eq!(browser.text("#dropped"), "10000 earlier lines dropped");
+    portal.proc.wait_for_line("POST /shell args 200 0", DEADLINE);
+    let bytes = portal.proc.lines().into_iter().find(|l| l.contains(" /shell ")).unwrap();
+    assert!(bytes.ends_with(&format!("{}B", 20_000 * 208)), "{bytes}");
+
+    let (state, _) = run(&mut browser, "args after");
+    assert_eq!(state, "ok");
+    assert_eq!(browser.text("#dropped"), "10001 earlier lines dropped");
+    let kept = browser
+        .eval("Array.from(document.querySelectorAll('.out')).map((o) => o.textContent).join('')");
+    let kept: Vec<&str> = kept.as_str().unwrap().lines().collect();
+    assert_eq!(kept.len(), 10_000);
+    assert_eq!(kept[0], format!("arg 2: {b}"));
+    assert_eq!(kept[9_999], "arg 1: after");
+}

@@ -249,13 +249,13 @@ impl Browser {
         }
     }
 
-    /// A touch tap in the middle of the element.
+    /// A touch tap in the middle of the element (touch start and end at one point; the page
+    /// needs touch emulation, `Emulation.setTouchEmulationEnabled`).
     pub fn tap(&mut self, selector: &str) {
         let (x, y) = self.centre(selector);
-        self.call(
-            "Input.synthesizeTapGesture",
-            json!({"x": x, "y": y, "gestureSourceType": "touch"}),
-        );
+        let point = json!([{"x": x, "y": y}]);
+        self.call("Input.dispatchTouchEvent", json!({"type": "touchStart", "touchPoints": point}));
+        self.call("Input.dispatchTouchEvent", json!({"type": "touchEnd", "touchPoints": []}));
     }
 
     /// Types `text` into the focused element as keyboard input.
@@ -287,13 +287,15 @@ impl Browser {
         self.key("Enter", "Enter", 13, 0);
     }
 
-    /// Gives `paths` to the file input matching `selector`, as the file chooser would.
+    /// Gives `paths` to the file input matching `selector`, as the file chooser would (the
+    /// page gets its `change` event).
     pub fn set_files(&mut self, selector: &str, paths: &[&std::path::Path]) {
-        let document = self.call("DOM.getDocument", json!({}));
-        let root = document["root"]["nodeId"].clone();
-        let node = self.call("DOM.querySelector", json!({"nodeId": root, "selector": selector}));
+        let expression = format!("document.querySelector({})", json!(selector));
+        let found = self.call("Runtime.evaluate", json!({"expression": expression}));
+        let object = found["result"]["objectId"].clone();
+        assert!(object.is_string(), "{selector}: no such element: {found}");
         let files: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
-        self.call("DOM.setFileInputFiles", json!({"nodeId": node["nodeId"], "files": files}));
+        self.call("DOM.setFileInputFiles", json!({"objectId": object, "files": files}));
     }
 
     /// URLs of every request the page has started so far (Network.requestWillBeSent).
