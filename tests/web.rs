@@ -237,3 +237,53 @@ fn long_output_is_complete_under_the_scrollback_cap() {
     assert_eq!(kept[0], format!("arg 2: {b}"));
     assert_eq!(kept[9_999], "arg 1: after");
 }
+
+/// Waits for the running entry `n` to show `first` (the stream is flowing) and for its tool.
+fn running_tool(browser: &mut Browser, portal: &Portal, n: usize, first: &str) -> i32 {
+    browser.wait_for(
+        &format!("entry {n} to stream {first}"),
+        &format!(
+            "(() => {{ const e = document.querySelectorAll('.entry')[{n}];
+               return e && e.dataset.state === 'running' && e.textContent.includes({}); }})()",
+            json!(first)
+        ),
+        PAGE,
+    );
+    let tools = portal.children();
+    assert_eq!(tools.len(), 1, "{tools:?}");
+    tools[0]
+}
+
+/// Stop, then Ctrl-C in the input, end a running tool: the page aborts the request, says
+/// "stopped", and the portal kills the tool (its access log has the request with the SIGTERM
+/// exit code 143, not the tool's own 0 thirty seconds later).
+#[test]
+fn stop_and_ctrl_c_end_the_running_tool() {
+    let portal = Portal::start(&[], &[]);
+    let mut browser = Browser::start();
+    open(&mut browser, &portal.addr);
+    assert_eq!(browser.eval("document.getElementById('stop').disabled"), true);
+    browser.type_line("args --sleep 30 stop-me");
+    let tool = running_tool(&mut browser, &portal, 0, "arg 1: stop-me");
+    browser.click("#stop");
+    let (state, text) = finished(&mut browser, 0);
+    assert_eq!(state, "stopped", "{text}");
+    assert!(text.contains("stopped"), "{text}");
+    portal.proc.wait_for_line("POST /shell args 200 143", DEADLINE);
+    support::portal::wait_until("the tool to be killed", || !support::portal::running(tool));
+    assert_eq!(browser.eval("document.getElementById('stop').disabled"), true);
+
+    // Ctrl-C with the focus in the (empty) input.
+    browser.type_line("args --sleep 30 ctrl-c");
+    let tool = running_tool(&mut browser, &portal, 1, "arg 1: ctrl-c");
+    browser.eval("document.getElementById('line').focus()");
+    browser.key("c", "KeyC", 67, 2);
+    let (state, text) = finished(&mut browser, 1);
+    assert_eq!(state, "stopped", "{text}");
+    portal.proc.wait_for_nth("a second killed request", 2, DEADLINE, |l| {
+        l.contains("POST /shell args 200 143")
+    });
+    support::portal::wait_until("the tool to be killed", || !support::portal::running(tool));
+    assert!(!shell_requests(&portal).iter().any(|l| l.contains("args 200 0 ")));
+    support::portal::wait_until("no temporary directory left", || portal.leftovers().is_empty());
+}
