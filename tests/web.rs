@@ -287,3 +287,42 @@ fn stop_and_ctrl_c_end_the_running_tool() {
     assert!(!shell_requests(&portal).iter().any(|l| l.contains("args 200 0 ")));
     support::portal::wait_until("no temporary directory left", || portal.leftovers().is_empty());
 }
+
+/// Picked files are chips that can be removed; the files sent with a line stay with its history
+/// entry, so the failed line recalled with ↑ sends them again.
+#[test]
+fn uploads_are_removable_chips_and_a_recalled_line_sends_them_again() {
+    let portal = Portal::start(&[], &[]);
+    let mut browser = Browser::start();
+    open(&mut browser, &portal.addr);
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a.txt"), dir.path().join("b.txt"));
+    std::fs::write(&a, "aaa").unwrap();
+    std::fs::write(&b, "bb").unwrap();
+    browser.set_files("#picker", &[&a, &b]);
+    browser.wait_for("two chips", "document.querySelectorAll('#files .chip').length === 2", PAGE);
+    assert!(browser.text("#files").contains("b.txt"));
+    browser.click(".chip[data-name='b.txt'] button");
+    browser.wait_for("one chip", "document.querySelectorAll('#files .chip').length === 1", PAGE);
+    assert!(!browser.text("#files").contains("b.txt"));
+
+    let sent = r#"{"args":["a.txt"],"files":[{"bytes":3,"name":"a.txt"}]}"#;
+    let (state, text) = run(&mut browser, "args --json --exit 3 a.txt");
+    assert_eq!(state, "failed", "{text}");
+    assert!(text.contains(sent), "{text}");
+    assert_eq!(browser.eval("document.querySelectorAll('#files .chip').length"), 0);
+
+    browser.eval("document.getElementById('line').focus()");
+    browser.key("ArrowUp", "ArrowUp", 38, 0);
+    assert_eq!(browser.eval("document.getElementById('line').value"), "args --json --exit 3 a.txt");
+    assert_eq!(browser.text("#files .chip").trim_end_matches('×'), "a.txt (3 B)");
+    browser.key("Enter", "Enter", 13, 0);
+    let (state, text) = finished(&mut browser, 1);
+    assert_eq!(state, "failed", "{text}");
+    assert!(text.contains(sent), "the recalled line did not send its file again: {text}");
+    // Back down past the newest entry: an empty line without files.
+    browser.key("ArrowUp", "ArrowUp", 38, 0);
+    browser.key("ArrowDown", "ArrowDown", 40, 0);
+    assert_eq!(browser.eval("document.getElementById('line').value"), "");
+    assert_eq!(browser.eval("document.querySelectorAll('#files .chip').length"), 0);
+}
