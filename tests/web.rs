@@ -326,3 +326,59 @@ fn uploads_are_removable_chips_and_a_recalled_line_sends_them_again() {
     assert_eq!(browser.eval("document.getElementById('line').value"), "");
     assert_eq!(browser.eval("document.querySelectorAll('#files .chip').length"), 0);
 }
+
+/// Measures the output of the last entry: its lines, their rendered height in lines, and
+/// whether it scrolls sideways.
+fn measure_last_output(browser: &mut Browser) -> serde_json::Value {
+    browser.eval(
+        "(() => { const outs = document.querySelectorAll('.out'); const o = outs[outs.length - 1];
+           const lh = parseFloat(getComputedStyle(o).lineHeight);
+           return { lines: o.textContent.split('\\n').length - 1, rows: Math.round(o.clientHeight / lh),
+                    scrollWidth: o.scrollWidth, clientWidth: o.clientWidth,
+                    page: document.documentElement.scrollWidth }; })()",
+    )
+}
+
+/// On a 390 px phone, help and wide tables keep one row per line and scroll sideways (the page
+/// itself does not), and the history is reachable by tapping buttons.
+#[test]
+fn on_a_phone_output_scrolls_sideways_and_history_is_a_tap_away() {
+    let portal = Portal::start(&[], &[]);
+    let mut browser = Browser::start();
+    browser.call(
+        "Emulation.setDeviceMetricsOverride",
+        json!({"width": 390, "height": 844, "deviceScaleFactor": 3, "mobile": true}),
+    );
+    browser
+        .call("Emulation.setTouchEmulationEnabled", json!({"enabled": true, "maxTouchPoints": 5}));
+    open(&mut browser, &portal.addr);
+    assert_eq!(browser.eval("innerWidth"), 390);
+    let wide = format!("args --repeat 3 {}", "w".repeat(120));
+    for line in ["help", wide.as_str()] {
+        let (state, text) = run(&mut browser, line);
+        assert_eq!(state, "ok", "{text}");
+        let m = measure_last_output(&mut browser);
+        assert!(m["lines"].as_u64().unwrap() >= 3, "{line}: {m}");
+        assert_eq!(m["rows"], m["lines"], "{line}: lines wrapped: {m}");
+        assert!(m["scrollWidth"].as_u64() > m["clientWidth"].as_u64(), "{line}: {m}");
+        assert_eq!(m["page"], 390, "{line}: the page scrolls sideways: {m}");
+    }
+    browser.eval("document.activeElement.blur()");
+    browser.tap("#prev");
+    browser.wait_for(
+        "the last line recalled",
+        &format!("document.getElementById('line').value === {}", json!(wide)),
+        PAGE,
+    );
+    browser.tap("#prev");
+    browser.wait_for("help recalled", "document.getElementById('line').value === 'help'", PAGE);
+    browser.tap("#next");
+    browser.wait_for(
+        "back to the last line",
+        &format!("document.getElementById('line').value === {}", json!(wide)),
+        PAGE,
+    );
+    browser.tap("#send");
+    let (state, _) = finished(&mut browser, 2);
+    assert_eq!(state, "ok");
+}
