@@ -382,3 +382,16 @@ fn on_a_phone_output_scrolls_sideways_and_history_is_a_tap_away() {
     let (state, _) = finished(&mut browser, 2);
     assert_eq!(state, "ok");
 }
+
+/// The banner names the proxy as the browser reaches it and the portal's version; nobody is
+/// named while the portal does not say who the credentials belong to.
+#[test]
+fn the_banner_names_the_proxy_and_its_version() {
+    let portal = Portal::start(&[], &[]);
+    let mut browser = Browser::start();
+    open(&mut browser, &portal.addr);
+    browser.wait_for("the banner", "document.body.dataset.banner", PAGE);
+    assert_eq!(browser.text("#proxy"), portal.addr);
+    assert_eq!(browser.text("#version"), format!("ocho {}", env!("CARGO_PKG_VERSION")));
+    assert_eq!(browser.eval("document.getElementById('who').hidden"), true);
+}
