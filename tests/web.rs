@@ -81,6 +81,11 @@ fn the_terminal_runs_typed_lines_uploads_picked_files_and_marks_failures() {
         text.contains(r#"{"args":["probe.txt"],"files":[{"bytes":9,"name":"probe.txt"}]}"#),
         "the upload did not reach the tool: {text}"
     );
+    // A line that is not ASCII cannot be a header: it travels in GET /shell?line=.
+    let (state, text) = run(&mut browser, "args 'héllo wörld'");
+    assert_eq!(state, "ok", "{text}");
+    assert!(text.contains("arg 1: héllo wörld"), "{text}");
+    portal.proc.wait_for_line("GET /shell args 200 0", DEADLINE);
     let (state, text) = run(&mut browser, "args --exit 3 boom");
     assert_eq!(state, "failed", "{text}");
     assert!(text.contains("FAILED · exit 3"), "{text}");

@@ -298,8 +298,14 @@ impl Browser {
         self.call("DOM.setFileInputFiles", json!({"objectId": object, "files": files}));
     }
 
-    /// URLs of every request the page has started so far (Network.requestWillBeSent).
-    pub fn requests(&self) -> Vec<String> {
+    /// URLs of every request the page has started so far (Network.requestWillBeSent), events
+    /// not yet read included.
+    pub fn requests(&mut self) -> Vec<String> {
+        while let Ok(event) = self.rx.try_recv() {
+            if event.get("method").is_some() {
+                self.events.push(event);
+            }
+        }
         self.events
             .iter()
             .filter(|e| e["method"] == "Network.requestWillBeSent")

@@ -176,6 +176,7 @@ function emitText(out, cls, text) {
 }
 
 // ---- running one line.
+class NotSent extends Error {}
 let current = null; // {controller} while a line runs
 
 async function run(line, files) {
@@ -194,10 +195,10 @@ async function run(line, files) {
   const started = performance.now();
   let state = "failed";
   let summary = "";
+  // Header values are ASCII; other lines travel in the query string (without uploads).
+  const ascii = /^[\x20-\x7e]*$/.test(line);
   try {
-    // Header values are ASCII; other lines travel in the query string (without uploads).
-    const ascii = /^[\x20-\x7e]*$/.test(line);
-    if (!ascii && files.length) throw new Error("a line with uploads must be ASCII");
+    if (!ascii && files.length) throw new NotSent("a line with uploads must be ASCII");
     let body;
     if (files.length) {
       body = new FormData();
@@ -255,8 +256,11 @@ async function run(line, files) {
     if (controller.signal.aborted) {
       state = "stopped";
       summary = "the portal ends the tool";
+    } else if (e instanceof NotSent) {
+      emit(out, "err", e.message + " (nothing was sent)");
+      summary = "not sent";
     } else {
-      emit(out, "err", "portal unreachable: " + e);
+      emit(out, "err", (e instanceof TypeError ? "portal unreachable: " : "unreadable reply: ") + e);
       state = "failed";
       summary = "failed";
     }
