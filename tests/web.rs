@@ -98,8 +98,9 @@ fn the_terminal_runs_typed_lines_uploads_picked_files_and_marks_failures() {
     portal.proc.wait_for_line("POST /shell args 200 3", DEADLINE);
 }
 
-/// A tiny HTTP server on its own free port (another origin than the portal): `GET /N` answers
-/// a page that sends the browser on to `targets[N]`.
+/// A tiny HTTP server on its own free port (another origin than the portal): each request's
+/// path goes to `answer`, which gives a content type and a body (sent without a length, the
+/// connection closed after it, as the portal ends its streams).
 struct Elsewhere {
     addr: String,
     stop: Arc<AtomicBool>,
@@ -107,7 +108,7 @@ struct Elsewhere {
 }
 
 impl Elsewhere {
-    fn start(targets: Vec<String>) -> Elsewhere {
+    fn start(answer: impl Fn(&str) -> (&'static str, String) + Send + 'static) -> Elsewhere {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap().to_string();
         let stop = Arc::new(AtomicBool::new(false));
@@ -128,24 +129,29 @@ impl Elsewhere {
                         _ => break,
                     }
                 }
-                let path = first.split(' ').nth(1).unwrap_or("/");
-                let body = match path.trim_start_matches('/').parse::<usize>() {
-                    Ok(n) if n < targets.len() => format!(
-                        "<!doctype html><title>elsewhere</title>\
-                         <script>location.replace({})</script>",
-                        json!(targets[n])
-                    ),
-                    _ => String::new(),
-                };
+                let (content_type, body) = answer(first.split(' ').nth(1).unwrap_or("/"));
                 let _ = write!(
                     conn,
-                    "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\n\
-                     Connection: close\r\n\r\n{body}",
-                    body.len()
+                    "HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nConnection: close\r\n\r\n{body}"
                 );
             }
         });
         Elsewhere { addr, stop, thread: Some(thread) }
+    }
+
+    /// `GET /N` answers a page that sends the browser on to `targets[N]`.
+    fn redirecting(targets: Vec<String>) -> Elsewhere {
+        Elsewhere::start(move |path| {
+            let body = match path.trim_start_matches('/').parse::<usize>() {
+                Ok(n) if n < targets.len() => format!(
+                    "<!doctype html><title>elsewhere</title>\
+                     <script>location.replace({})</script>",
+                    json!(targets[n])
+                ),
+                _ => String::new(),
+            };
+            ("text/html", body)
+        })
     }
 }
 
@@ -177,7 +183,7 @@ fn a_link_from_another_origin_runs_nothing() {
     .iter()
     .map(|p| format!("{base}{p}"))
     .collect();
-    let elsewhere = Elsewhere::start(targets.clone());
+    let elsewhere = Elsewhere::redirecting(targets.clone());
     let mut browser = Browser::start();
     for (n, target) in targets.iter().enumerate() {
         browser.navigate(&format!("http://{}/{n}", elsewhere.addr));
@@ -399,4 +405,31 @@ fn the_banner_names_the_proxy_and_its_version() {
     assert_eq!(browser.text("#proxy"), portal.addr);
     assert_eq!(browser.text("#version"), format!("ocho {}", env!("CARGO_PKG_VERSION")));
     assert_eq!(browser.eval("document.getElementById('who').hidden"), true);
+}
+
+/// The page's own files served by a stand-in whose stream carries empty lines between events
+/// (a liveness probe): the page skips them and shows exactly the lines and the exit.
+#[test]
+fn empty_lines_in_the_stream_are_skipped() {
+    let server = Elsewhere::start(|path| {
+        match path {
+        "/" => ("text/html", include_str!("../src/portal/web/index.html").into()),
+        "/static/app.js" => ("text/javascript", include_str!("../src/portal/web/app.js").into()),
+        "/static/app.css" => ("text/css", include_str!("../src/portal/web/app.css").into()),
+        "/tools" => ("application/json", r#"{"version":"0.0.0-stand-in","tools":[]}"#.into()),
+        "/shell" => (
+            "application/x-ndjson",
+            "\n{\"stream\":\"out\",\"line\":\"one\"}\n\n \n{\"stream\":\"err\",\"line\":\"two\"}\n\n\
+             {\"exit\":0,\"ms\":1}\n\n"
+                .into(),
+        ),
+        _ => ("text/plain", String::new()),
+    }
+    });
+    let mut browser = Browser::start();
+    open(&mut browser, &server.addr);
+    let (state, text) = run(&mut browser, "args");
+    assert_eq!(state, "ok", "{text}");
+    assert_eq!(browser.text(".entry .out"), "one\ntwo\n");
+    assert!(text.contains("ok · exit 0 · 1 ms"), "{text}");
 }
