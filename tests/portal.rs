@@ -392,31 +392,6 @@ fn under_init_the_portal_is_ready_with_zookeeper_and_runs_tools() {
     assert_eq!(status.code(), Some(0), "{}", init.tail());
 }
 
-/// The web terminal in headless Chromium: the page loads its own assets, runs `help` and shows
-/// the tool list, uploads a file that the tool then sees, and marks a failed run.
-#[test]
-fn the_web_terminal_runs_help_uploads_a_file_and_marks_failures_in_chromium() {
-    support::chromium::require();
-    let portal = Portal::start(&[], &[]);
-    let url = format!(
-        "http://{}/?run=help&file=probe.txt:hello%20web&run=args%20--json%20probe.txt&run=args%20--exit%203%20boom",
-        portal.addr
-    );
-    let dom = support::chromium::render_when_done(&url, Duration::from_secs(120));
-    assert!(dom.contains("data-done=\"3\""), "the page did not finish its runs:\n{dom}");
-    // The column width depends on the longest tool name (other branches add tools).
-    assert!(dom.contains("print the arguments as received"), "help output missing:\n{dom}");
-    assert!(
-        dom.contains(r#"{"args":["probe.txt"],"files":[{"bytes":9,"name":"probe.txt"}]}"#),
-        "the upload did not reach the tool:\n{dom}"
-    );
-    assert!(dom.contains("class=\"entry failed\""), "failure not marked:\n{dom}");
-    assert!(dom.contains("FAILED · exit 3"), "{dom}");
-    // Only the portal was contacted: every asset is local.
-    portal.proc.wait_for_line("GET /static/app.js - 200", DEADLINE);
-    portal.proc.wait_for_line("POST /shell args 200 3", DEADLINE);
-}
-
 /// SIGTERM gives requests in flight `--drain` seconds, then stops their tools: the client gets
 /// a 503 reply, the portal exits 0 in time for `ocho init`'s grace, nothing is left behind.
 #[test]

@@ -219,7 +219,7 @@ pub fn tools_json() -> serde_json::Value {
                 "positionals": positionals, "options": options})
         })
         .collect();
-    json!({"tools": tools})
+    json!({"version": env!("CARGO_PKG_VERSION"), "tools": tools})
 }
 
 /// The portal's `help`: the tools only (not the proxy's own modes).

@@ -1,5 +1,5 @@
 //! The web terminal: one HTML page, its script and its style sheet, embedded in the binary and
-//! served from the portal itself (nothing from a CDN, spec §10.24). The page sends each line
+//! served from the portal itself (nothing from a CDN). The page sends each line
 //! with `POST /shell` (a custom header, so a cross-site page cannot forge it without a CORS
 //! preflight we never grant), uploads files from a picker or by drag and drop, and shows the
 //! NDJSON stream as it arrives.
