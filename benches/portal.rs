@@ -1,7 +1,9 @@
 //! Portal overhead (`make bench`): round trip of a trivial tool (`ocho args x`) through
 //! `POST /shell`, p50/p99 over 1000 sequential requests, against a direct invocation of the
 //! same tool in the same run; requests per second at concurrency 8; the portal's RSS idle and
-//! under that load. Prints numbers, asserts nothing about time.
+//! under that load; its descriptors, threads and memory after 3,000 hostile connections; the
+//! private memory of one running tool. The shipped binary (`OCHO_BIN`, set by `make bench`) at
+//! its shipped defaults. Prints numbers, asserts nothing about time.
 #![allow(clippy::unwrap_used)]
 
 #[path = "../tests/support/mod.rs"]
@@ -9,12 +11,11 @@ mod support;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-const OCHO: &str = env!("CARGO_BIN_EXE_ocho");
 const SEQUENTIAL: usize = 1000;
 const CONCURRENCY: usize = 8;
 const PER_WORKER: usize = 150;
@@ -48,11 +49,93 @@ fn rss_kib(pid: u32) -> u64 {
     support::memory(pid).rss
 }
 
+/// Descriptors and threads of a process.
+fn usage(pid: u32) -> (usize, usize) {
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count());
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let threads = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    (fds, threads)
+}
+
+/// Private memory of one running tool (`args --sleep`: a tool's start-up, waiting), which is
+/// what sizes the default concurrency limit.
+fn tool_memory(addr: &str, portal: u32) {
+    let addr = addr.to_string();
+    let request = std::thread::spawn(move || shell(&addr, "args --sleep 2 x"));
+    let end = Instant::now() + Duration::from_secs(10);
+    let mut tool = None;
+    while tool.is_none() && Instant::now() < end {
+        tool = support::portal::children_of(portal as i32).first().map(|&p| p as u32);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    if let Some(pid) = tool {
+        std::thread::sleep(Duration::from_millis(200));
+        println!("one running tool: {}", support::memory(pid));
+    }
+    request.join().unwrap();
+}
+
+/// 3,000 hostile connections: 1,000 request lines of HTTP/2.0, 1,000 heads that never finish
+/// (held open, then dropped), 1,000 header lines of 1 MiB; then what the portal holds.
+fn hostile(addr: &str, pid: u32) {
+    let before = (usage(pid), support::memory(pid));
+    let started = Instant::now();
+    for _ in 0..1000 {
+        let mut conn = TcpStream::connect(addr).unwrap();
+        conn.write_all(b"GET /healthz HTTP/2.0\r\n\r\n").unwrap();
+        let _ = conn.read_to_end(&mut Vec::new());
+    }
+    let mut held = Vec::new();
+    for _ in 0..1000 {
+        let mut conn = TcpStream::connect(addr).unwrap();
+        let _ = conn.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n");
+        held.push(conn);
+    }
+    let during = (usage(pid), support::memory(pid));
+    let healthz_ok =
+        shell_status(addr, "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    drop(held);
+    let line = vec![b'a'; 1 << 20];
+    for _ in 0..1000 {
+        let mut conn = TcpStream::connect(addr).unwrap();
+        let _ = conn.write_all(b"POST /shell HTTP/1.1\r\nHost: x\r\nX-Shell: ");
+        let _ = conn.write_all(&line);
+        let _ = conn.read_to_end(&mut Vec::new());
+    }
+    let took = started.elapsed();
+    // Threads of closed connections end on their own; give them a moment.
+    let end = Instant::now() + Duration::from_secs(10);
+    while usage(pid).1 > before.0.1 + 1 && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let after = (usage(pid), support::memory(pid));
+    println!("3,000 hostile connections ({:.1} s):", took.as_secs_f64());
+    println!("  before  fds {:4}  threads {:4}  RSS {}", before.0.0, before.0.1, before.1);
+    println!(
+        "  holding 1,000 unfinished heads: fds {:4}  threads {:4}  RSS {}; /healthz meanwhile: {healthz_ok}",
+        during.0.0, during.0.1, during.1
+    );
+    println!("  after   fds {:4}  threads {:4}  RSS {}", after.0.0, after.0.1, after.1);
+}
+
+/// The status code of a raw request.
+fn shell_status(addr: &str, raw: &str) -> u16 {
+    let mut conn = TcpStream::connect(addr).unwrap();
+    conn.write_all(raw.as_bytes()).unwrap();
+    let mut reply = Vec::new();
+    let _ = conn.read_to_end(&mut reply);
+    String::from_utf8_lossy(&reply).split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
+}
+
 fn main() {
     let tmp = std::env::temp_dir().join(format!("ocho-bench-{}", std::process::id()));
     std::fs::create_dir_all(&tmp).unwrap();
-    let mut portal = Command::new(OCHO)
-        .args(["portal", "--bind", "127.0.0.1:0", "--max-concurrent", "64"])
+    let mut portal = support::ocho()
+        .args(["portal", "--bind", "127.0.0.1:0"])
         .env("TMPDIR", &tmp)
         .env_remove("OCHO_TOKEN")
         .stdin(Stdio::null())
@@ -88,7 +171,7 @@ fn main() {
     let mut direct_times = Vec::with_capacity(SEQUENTIAL);
     for _ in 0..SEQUENTIAL {
         let started = Instant::now();
-        let out = Command::new(OCHO)
+        let out = support::ocho()
             .args(["args", "x"])
             .current_dir(&tmp)
             .stdin(Stdio::null())
@@ -145,8 +228,12 @@ fn main() {
         total as f64 / elapsed.as_secs_f64()
     );
     println!("portal RSS: idle {idle}, peak under load {} KiB", peak.load(Ordering::SeqCst));
-    let left = std::fs::read_dir(&tmp).unwrap().count();
-    println!("temporary directories left: {left}");
+    let work = tmp.join(format!("ocho-portal.{}", addr.rsplit(':').next().unwrap()));
+    let left = std::fs::read_dir(&work).map_or(0, |d| d.count());
+    println!("request directories left: {left}");
+
+    tool_memory(&addr, pid);
+    hostile(&addr, pid);
 
     // SIGTERM: the portal drains and exits 0.
     let _ = nix::sys::signal::kill(

@@ -62,6 +62,9 @@ pub struct Args {
     /// do not run the portal: supervise ZooKeeper alone (env OCHO_NO_PORTAL=1)
     #[argh(switch)]
     pub no_portal: bool,
+    /// tools the portal runs at once (env OCHO_MAX_CONCURRENT; default the portal's, 32)
+    #[argh(option, default = "env_or(\"OCHO_MAX_CONCURRENT\", \"\")")]
+    pub max_concurrent: String,
 }
 
 fn env_or(var: &str, default: &str) -> String {
@@ -97,6 +100,8 @@ struct Settings {
     zk: Option<(config::ServerConfig, server::Jvm)>,
     zk_hosts: String,
     portal_bind: Option<SocketAddr>,
+    /// `--max-concurrent` for the portal, when given.
+    max_concurrent: Option<usize>,
     grace: Duration,
 }
 
@@ -115,6 +120,12 @@ fn settings(args: &Args) -> Result<Settings> {
             ))
         })?)
     };
+    let max_concurrent = match args.max_concurrent.trim() {
+        "" => None,
+        n => Some(n.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
+            Error::Usage(format!("invalid --max-concurrent '{n}': expected a number > 0"))
+        })?),
+    };
     let no_zk = args.no_zk || env_flag("OCHO_NO_ZK");
     if no_zk {
         if args.zk.trim().is_empty() {
@@ -126,6 +137,7 @@ fn settings(args: &Args) -> Result<Settings> {
             zk: None,
             zk_hosts: args.zk.trim().to_string(),
             portal_bind,
+            max_concurrent,
             grace: Duration::from_secs_f64(grace),
         });
     }
@@ -149,6 +161,7 @@ fn settings(args: &Args) -> Result<Settings> {
         zk_hosts: config::client_addr(bind, port),
         zk: Some((cfg, jvm)),
         portal_bind,
+        max_concurrent,
         grace: Duration::from_secs_f64(grace),
     })
 }
@@ -228,6 +241,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     }
     if let Some(bind) = settings.portal_bind {
         let hosts = settings.zk_hosts.clone();
+        let max_concurrent = settings.max_concurrent;
         services.push(Service::new(
             "portal",
             Box::new(move || {
@@ -237,6 +251,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
                     .arg("--bind")
                     .arg(bind.to_string())
                     .env("OCHOPOD_ZK", &hosts);
+                if let Some(n) = max_concurrent {
+                    cmd.arg("--max-concurrent").arg(n.to_string());
+                }
                 cmd
             }),
         ));
