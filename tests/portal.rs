@@ -295,7 +295,8 @@ fn auth_off_warns_and_auth_on_needs_bearer_or_signature() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("token");
     std::fs::write(&file, "secret\n").unwrap();
-    let portal = Portal::start(&["--token-file", file.to_str().unwrap()], &[]);
+    let portal =
+        Portal::start(&["--token-file", file.to_str().unwrap(), "--legacy-signatures"], &[]);
     assert_eq!(portal.shell("help", &[]).status, 401);
     assert_eq!(portal.shell("help", &[("Authorization", "Bearer wrong")]).status, 403);
     assert_eq!(portal.shell("help", &[("Authorization", "Bearer secret")]).status, 200);

@@ -1,21 +1,42 @@
-//! Portal authentication. With a token configured (`--token-file` or `OCHO_TOKEN`), every route
-//! but the kubelet's probes `/healthz` and `/readyz` needs one of: `Authorization: Bearer <token>`; `Authorization: Basic` whose
-//! password is the token (what a browser sends after its login prompt, for the web terminal);
-//! or Ochothon's `X-Signature: sha1=<hex HMAC-SHA1 of the X-Shell line keyed with the token>`
-//! (spec §9.1). Every comparison is constant-time (ring's HMAC verification). The token is never
-//! logged or echoed.
+//! Portal authentication. With a token configured (`--token-file`, `$OCHO_TOKEN_FILE` or
+//! `$OCHO_TOKEN`), every route but the kubelet's probes `/healthz` and `/readyz` needs one of:
+//! - `Authorization: Bearer <token>`;
+//! - `Authorization: Basic` whose password is the token (what a browser sends after its login
+//!   prompt, for the web terminal);
+//! - a signature `X-Signature: v2=<hex HMAC-SHA256>` with `X-Signature-Time: <unix seconds>` and
+//!   `X-Signature-Nonce: <8 to 64 of [A-Za-z0-9_-]>`, over [`v2_message`]: the time, the nonce,
+//!   the line and the SHA-256 of every uploaded file. Valid for [`WINDOW`] either side of the
+//!   portal's clock, and each nonce once: a captured signature cannot be replayed, nor moved to
+//!   another line or other files;
+//! - only with `--legacy-signatures`: Ochothon's `X-Signature: sha1=<hex HMAC-SHA1 of the line>`,
+//!   which covers neither time nor uploads and can be replayed for ever.
+//!
+//! Every comparison is constant-time (ring's HMAC verification). The token is never logged or
+//! echoed. A token file is re-read whenever it changes (a mounted Secret is updated in place),
+//! and a file that cannot be read refuses every request (503) rather than opening the portal.
 
-use std::path::Path;
+use std::collections::HashMap;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use base64::Engine;
 use ring::hmac;
 
 use crate::error::{Error, Result};
 
+/// How far a v2 signature's time may be from the portal's clock, in seconds.
+pub const WINDOW: u64 = 300;
+
+/// Nonces remembered at once; past it, new signatures wait until old ones expire.
+const MAX_NONCES: usize = 100_000;
+
 /// The portal's secret.
 pub struct Token {
-    /// HMAC-SHA1 key for `X-Signature` (Ochothon compatibility; SHA-1 is what the wire uses).
+    /// HMAC-SHA1 key for legacy `X-Signature: sha1=` (Ochothon compatibility).
     sha1: hmac::Key,
+    /// HMAC-SHA256 key for `X-Signature: v2=`.
+    sha256: hmac::Key,
     /// The token itself, only to build comparison tags.
     secret: Vec<u8>,
 }
@@ -26,12 +47,37 @@ pub enum Verdict {
     Allowed,
     /// No credentials: 401.
     Missing,
-    /// Wrong credentials: 403.
-    Refused,
+    /// Wrong credentials: 403, with the reason (never the token).
+    Refused(&'static str),
+}
+
+/// What a request presents.
+#[derive(Default)]
+pub struct Presented<'a> {
+    pub authorization: Option<&'a str>,
+    pub signature: Option<&'a str>,
+    pub time: Option<&'a str>,
+    pub nonce: Option<&'a str>,
+    /// The tool line, for signatures.
+    pub line: Option<&'a str>,
+    /// Uploaded files: name and hex SHA-256, for v2 signatures.
+    pub uploads: &'a [(String, String)],
 }
 
 /// Message of the constant-time comparison tags.
 const COMPARE: &[u8] = b"ocho portal token comparison";
+
+/// What a v2 signature signs: `ocho-v2`, the time, the nonce, the line, then one
+/// `<name> <hex sha256>` per uploaded file sorted by name, each followed by a newline.
+pub fn v2_message(time: &str, nonce: &str, line: &str, uploads: &[(String, String)]) -> String {
+    let mut sorted: Vec<&(String, String)> = uploads.iter().collect();
+    sorted.sort();
+    let mut message = format!("ocho-v2\n{time}\n{nonce}\n{line}\n");
+    for (name, digest) in sorted {
+        message.push_str(&format!("{name} {digest}\n"));
+    }
+    message
+}
 
 impl Token {
     /// A token from its text (surrounding whitespace, such as a file's final newline, dropped).
@@ -40,31 +86,16 @@ impl Token {
         if secret.is_empty() {
             return Err(Error::Usage("the portal token is empty".into()));
         }
-        Ok(Token { sha1: hmac::Key::new(hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, &secret), secret })
+        Ok(Token {
+            sha1: hmac::Key::new(hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, &secret),
+            sha256: hmac::Key::new(hmac::HMAC_SHA256, &secret),
+            secret,
+        })
     }
 
-    /// The token from `--token-file` or else `$OCHO_TOKEN`; `None` runs an open portal.
-    pub fn load(file: Option<&Path>) -> Result<Option<Token>> {
-        if let Some(path) = file {
-            let text = std::fs::read_to_string(path)
-                .map_err(|source| Error::io("read token file", path, source))?;
-            return Token::new(&text).map(Some);
-        }
-        match std::env::var("OCHO_TOKEN") {
-            Ok(text) if !text.trim().is_empty() => Token::new(&text).map(Some),
-            _ => Ok(None),
-        }
-    }
-
-    /// Checks the credentials of one request: its `Authorization` and `X-Signature` headers and,
-    /// for signatures, the tool line they sign.
-    pub fn check(
-        &self,
-        authorization: Option<&str>,
-        signature: Option<&str>,
-        line: Option<&str>,
-    ) -> Verdict {
-        if let Some(value) = authorization.map(str::trim).filter(|v| !v.is_empty()) {
+    /// Checks the credentials of one request. `now` is the portal's clock in Unix seconds.
+    pub fn check(&self, p: &Presented, legacy: bool, nonces: &Nonces, now: u64) -> Verdict {
+        if let Some(value) = p.authorization.map(str::trim).filter(|v| !v.is_empty()) {
             let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
             let given = if scheme.eq_ignore_ascii_case("bearer") {
                 Some(rest.trim().as_bytes().to_vec())
@@ -75,24 +106,52 @@ impl Token {
             };
             return match given {
                 Some(given) if self.equals(&given) => Verdict::Allowed,
-                _ => Verdict::Refused,
+                _ => Verdict::Refused("credentials refused"),
             };
         }
         // Ochothon's CLI always sends the header, empty without a token: that is "missing".
-        match signature.map(str::trim).filter(|v| !v.is_empty()) {
-            None => Verdict::Missing,
-            Some(sig) => {
-                let tag = sig.strip_prefix("sha1=").and_then(unhex);
-                match (tag, line) {
-                    (Some(tag), Some(line))
-                        if hmac::verify(&self.sha1, line.as_bytes(), &tag).is_ok() =>
-                    {
-                        Verdict::Allowed
-                    }
-                    _ => Verdict::Refused,
-                }
+        let Some(sig) = p.signature.map(str::trim).filter(|v| !v.is_empty()) else {
+            return Verdict::Missing;
+        };
+        let Some(line) = p.line else { return Verdict::Refused("a signature needs a line") };
+        if let Some(hex) = sig.strip_prefix("sha1=") {
+            if !legacy {
+                return Verdict::Refused(
+                    "sha1 signatures are off (replayable): sign with v2, or start the portal with --legacy-signatures",
+                );
             }
+            return match unhex(hex) {
+                Some(tag) if hmac::verify(&self.sha1, line.as_bytes(), &tag).is_ok() => {
+                    Verdict::Allowed
+                }
+                _ => Verdict::Refused("credentials refused"),
+            };
         }
+        let Some(tag) = sig.strip_prefix("v2=").and_then(unhex) else {
+            return Verdict::Refused("unknown signature scheme (v2=… expected)");
+        };
+        let (Some(time), Some(nonce)) = (p.time.map(str::trim), p.nonce.map(str::trim)) else {
+            return Verdict::Refused("a v2 signature needs X-Signature-Time and X-Signature-Nonce");
+        };
+        let Ok(t) = time.parse::<u64>() else {
+            return Verdict::Refused("X-Signature-Time is not Unix seconds");
+        };
+        if t.abs_diff(now) > WINDOW {
+            return Verdict::Refused(
+                "signature time outside the accepted window (check the clocks)",
+            );
+        }
+        let nonce_ok = (8..=64).contains(&nonce.len())
+            && nonce.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !nonce_ok {
+            return Verdict::Refused("X-Signature-Nonce must be 8 to 64 of [A-Za-z0-9_-]");
+        }
+        let message = v2_message(time, nonce, line, p.uploads);
+        if hmac::verify(&self.sha256, message.as_bytes(), &tag).is_err() {
+            return Verdict::Refused("credentials refused");
+        }
+        // Recorded only once the signature is known good: forged ones cannot fill the table.
+        nonces.first_use(nonce, now)
     }
 
     /// Constant-time equality with the token: compares HMAC tags keyed by each side, so the time
@@ -101,6 +160,115 @@ impl Token {
         let mine = hmac::Key::new(hmac::HMAC_SHA256, &self.secret);
         let theirs = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, given), COMPARE);
         hmac::verify(&mine, COMPARE, theirs.as_ref()).is_ok()
+    }
+}
+
+/// Nonces of accepted v2 signatures, each kept until its signature could no longer be valid.
+#[derive(Default)]
+pub struct Nonces {
+    seen: Mutex<HashMap<String, u64>>,
+}
+
+impl Nonces {
+    fn first_use(&self, nonce: &str, now: u64) -> Verdict {
+        let mut seen = self.seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if seen.len() >= MAX_NONCES {
+            seen.retain(|_, expires| *expires > now);
+        }
+        if seen.contains_key(nonce) {
+            return Verdict::Refused("signature already used (replay)");
+        }
+        if seen.len() >= MAX_NONCES {
+            return Verdict::Refused("too many signed requests in the window; retry later");
+        }
+        seen.insert(nonce.to_string(), now + 2 * WINDOW);
+        Verdict::Allowed
+    }
+}
+
+/// Where the token comes from, re-read when it changes.
+pub struct Keys {
+    file: Option<PathBuf>,
+    loaded: Mutex<Loaded>,
+}
+
+/// The token as last read, and what the file looked like then.
+struct Loaded {
+    stamp: Option<(u64, u64, u64, i64, i64)>,
+    token: std::result::Result<Option<Arc<Token>>, String>,
+}
+
+fn stamp(path: &Path) -> Option<(u64, u64, u64, i64, i64)> {
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.dev(), m.ino(), m.size(), m.mtime(), m.mtime_nsec()))
+}
+
+fn read_token(path: &Path) -> std::result::Result<Option<Arc<Token>>, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read the token file {}: {e}", path.display()))?;
+    Token::new(&text).map(|t| Some(Arc::new(t))).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+impl Keys {
+    /// The token from `file`, else `$OCHO_TOKEN`; neither: an open portal. A file that cannot
+    /// be read now is an error (the portal does not start).
+    pub fn load(file: Option<&Path>) -> Result<Keys> {
+        if let Some(path) = file {
+            let stamp = stamp(path);
+            let token = read_token(path).map_err(Error::Usage)?;
+            return Ok(Keys {
+                file: Some(path.to_path_buf()),
+                loaded: Mutex::new(Loaded { stamp, token: Ok(token) }),
+            });
+        }
+        let token = match std::env::var("OCHO_TOKEN") {
+            Ok(text) if !text.trim().is_empty() => Some(Arc::new(Token::new(&text)?)),
+            _ => None,
+        };
+        Ok(Keys { file: None, loaded: Mutex::new(Loaded { stamp: None, token: Ok(token) }) })
+    }
+
+    /// A fixed token (or none), for tests.
+    #[cfg(test)]
+    pub fn fixed(token: Option<&str>) -> Keys {
+        let token = token.map(|t| Arc::new(Token::new(t).expect("a token")));
+        Keys { file: None, loaded: Mutex::new(Loaded { stamp: None, token: Ok(token) }) }
+    }
+
+    /// No credentials configured at all.
+    pub fn is_open(&self) -> bool {
+        self.file.is_none() && matches!(self.lock().token, Ok(None))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Loaded> {
+        self.loaded.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The token now: the file is re-read if it changed since last time. `Err` when the file
+    /// cannot be read: every request is refused until it can.
+    pub fn current(&self) -> std::result::Result<Option<Arc<Token>>, String> {
+        let Some(path) = &self.file else { return self.lock().token.clone() };
+        let now = stamp(path);
+        let mut loaded = self.lock();
+        if now.is_none() || now != loaded.stamp {
+            let token = read_token(path);
+            if let (Ok(_), Err(_)) | (Err(_), Ok(_)) = (&token, &loaded.token) {
+                eprintln!(
+                    "portal: token file {}: {}",
+                    path.display(),
+                    token.as_ref().err().map_or("read again, in use", String::as_str)
+                );
+            } else if token.is_ok() {
+                eprintln!("portal: token file {} changed: new token in use", path.display());
+            }
+            *loaded = Loaded { stamp: now, token };
+        }
+        loaded.token.clone()
+    }
+
+    /// Forgets what the file looked like, so the next request reads it again (SIGHUP).
+    pub fn reload(&self) {
+        self.lock().stamp = None;
     }
 }
 
@@ -128,13 +296,37 @@ pub fn sign(token: &str, line: &str) -> String {
     format!("sha1={hex}")
 }
 
+/// `v2=<hex>` signature of a request.
+#[cfg(test)]
+pub fn sign_v2(
+    token: &str,
+    time: &str,
+    nonce: &str,
+    line: &str,
+    uploads: &[(String, String)],
+) -> String {
+    let key = hmac::Key::new(hmac::HMAC_SHA256, token.as_bytes());
+    let tag = hmac::sign(&key, v2_message(time, nonce, line, uploads).as_bytes());
+    let hex: String = tag.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    format!("v2={hex}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn check(
+        token: &Token,
+        authorization: Option<&str>,
+        signature: Option<&str>,
+        line: Option<&str>,
+    ) -> Verdict {
+        let p = Presented { authorization, signature, line, ..Presented::default() };
+        token.check(&p, true, &Nonces::default(), 0)
+    }
+
     #[test]
-    fn ochothon_test_vectors() {
-        // Spec §9.1.
+    fn ochothon_test_vectors_only_with_legacy_signatures() {
         assert_eq!(sign("secret", "ls"), "sha1=7db4d0b5fac10c9d90efe7cf277a57adc6d47ed1");
         assert_eq!(
             sign("my cool secret token", "deploy zookeeper.yml -p 3"),
@@ -143,34 +335,97 @@ mod tests {
         let token = Token::new("my cool secret token\n").unwrap();
         let line = "deploy zookeeper.yml -p 3";
         let sig = "sha1=2e31a7db9b02e528d62f7529f2607574923e42af";
-        assert_eq!(token.check(None, Some(sig), Some(line)), Verdict::Allowed);
+        assert_eq!(check(&token, None, Some(sig), Some(line)), Verdict::Allowed);
+        let upper = sig.to_uppercase().replace("SHA1", "sha1");
+        assert_eq!(check(&token, None, Some(&upper), Some(line)), Verdict::Allowed);
+        let refused = |v| matches!(v, Verdict::Refused(_));
+        assert!(refused(check(&token, None, Some(sig), Some("deploy zookeeper.yml -p 4"))));
+        assert!(refused(check(&token, None, Some(sig), None)));
+        assert!(refused(check(&token, None, Some("sha1=zz"), Some(line))));
+        assert!(refused(check(&token, None, Some("md5=00"), Some(line))));
+        // Off by default.
+        let p = Presented { signature: Some(sig), line: Some(line), ..Presented::default() };
+        assert!(refused(token.check(&p, false, &Nonces::default(), 0)));
+    }
+
+    #[test]
+    fn v2_signatures_cover_time_nonce_line_and_uploads_and_cannot_be_replayed() {
+        let token = Token::new("s3cret").unwrap();
+        let nonces = Nonces::default();
+        let files = vec![("web.yml".to_string(), "ab".repeat(32))];
+        let now = 1_800_000_000;
+        let t = now.to_string();
+        let sig = sign_v2("s3cret", &t, "nonce-0001", "deploy web.yml", &files);
+        let present =
+            |sig: &str, t: &str, nonce: &str, line: &str, uploads: &[(String, String)]| {
+                let p = Presented {
+                    signature: Some(sig),
+                    time: Some(t),
+                    nonce: Some(nonce),
+                    line: Some(line),
+                    uploads,
+                    ..Presented::default()
+                };
+                token.check(&p, false, &nonces, now)
+            };
+        let other_files = vec![("web.yml".to_string(), "cd".repeat(32))];
+        assert!(matches!(
+            present(&sig, &t, "nonce-0001", "deploy web.yml", &other_files),
+            Verdict::Refused(_)
+        ));
+        assert!(matches!(
+            present(&sig, &t, "nonce-0001", "deploy web.yml -p 9", &files),
+            Verdict::Refused(_)
+        ));
+        assert!(matches!(
+            present(&sig, &t, "nonce-0002", "deploy web.yml", &files),
+            Verdict::Refused(_)
+        ));
+        assert_eq!(present(&sig, &t, "nonce-0001", "deploy web.yml", &files), Verdict::Allowed);
         assert_eq!(
-            token.check(None, Some(&sig.to_uppercase().replace("SHA1", "sha1")), Some(line)),
-            Verdict::Allowed
+            present(&sig, &t, "nonce-0001", "deploy web.yml", &files),
+            Verdict::Refused("signature already used (replay)")
         );
-        assert_eq!(
-            token.check(None, Some(sig), Some("deploy zookeeper.yml -p 4")),
-            Verdict::Refused
-        );
-        assert_eq!(token.check(None, Some(sig), None), Verdict::Refused);
-        assert_eq!(token.check(None, Some("sha1=zz"), Some(line)), Verdict::Refused);
-        assert_eq!(token.check(None, Some("md5=00"), Some(line)), Verdict::Refused);
+        let old = (now - WINDOW - 1).to_string();
+        let stale = sign_v2("s3cret", &old, "nonce-0003", "ls", &[]);
+        assert!(matches!(present(&stale, &old, "nonce-0003", "ls", &[]), Verdict::Refused(_)));
+        let bad = sign_v2("s3cret", &t, "x", "ls", &[]);
+        assert!(matches!(present(&bad, &t, "x", "ls", &[]), Verdict::Refused(_)));
     }
 
     #[test]
     fn bearer_and_basic() {
         let token = Token::new("s3cret").unwrap();
-        assert_eq!(token.check(Some("Bearer s3cret"), None, None), Verdict::Allowed);
-        assert_eq!(token.check(Some("bearer  s3cret "), None, None), Verdict::Allowed);
-        assert_eq!(token.check(Some("Bearer s3cre"), None, None), Verdict::Refused);
-        assert_eq!(token.check(Some("Bearer s3cret2"), None, None), Verdict::Refused);
-        assert_eq!(token.check(Some("Token s3cret"), None, None), Verdict::Refused);
+        let refused = |v| matches!(v, Verdict::Refused(_));
+        assert_eq!(check(&token, Some("Bearer s3cret"), None, None), Verdict::Allowed);
+        assert_eq!(check(&token, Some("bearer  s3cret "), None, None), Verdict::Allowed);
+        assert!(refused(check(&token, Some("Bearer s3cre"), None, None)));
+        assert!(refused(check(&token, Some("Bearer s3cret2"), None, None)));
+        assert!(refused(check(&token, Some("Token s3cret"), None, None)));
         // "anyone:s3cret" and "anyone:wrong"
-        assert_eq!(token.check(Some("Basic YW55b25lOnMzY3JldA=="), None, None), Verdict::Allowed);
-        assert_eq!(token.check(Some("Basic YW55b25lOndyb25n"), None, None), Verdict::Refused);
-        assert_eq!(token.check(Some("Basic !!"), None, None), Verdict::Refused);
-        assert_eq!(token.check(None, None, Some("ls")), Verdict::Missing);
-        assert_eq!(token.check(Some(""), Some(""), Some("ls")), Verdict::Missing);
+        assert_eq!(check(&token, Some("Basic YW55b25lOnMzY3JldA=="), None, None), Verdict::Allowed);
+        assert!(refused(check(&token, Some("Basic YW55b25lOndyb25n"), None, None)));
+        assert!(refused(check(&token, Some("Basic !!"), None, None)));
+        assert_eq!(check(&token, None, None, Some("ls")), Verdict::Missing);
+        assert_eq!(check(&token, Some(""), Some(""), Some("ls")), Verdict::Missing);
         assert!(Token::new(" \n").is_err());
+    }
+
+    #[test]
+    fn a_token_file_is_re_read_when_it_changes_and_fails_closed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        std::fs::write(&path, "one\n").unwrap();
+        let keys = Keys::load(Some(&path)).unwrap();
+        assert!(!keys.is_open());
+        assert!(keys.current().unwrap().unwrap().equals(b"one"));
+        // Replaced the way the kubelet updates a Secret: a new file renamed over the old.
+        std::fs::write(dir.path().join("new"), "two\n").unwrap();
+        std::fs::rename(dir.path().join("new"), &path).unwrap();
+        assert!(keys.current().unwrap().unwrap().equals(b"two"));
+        std::fs::remove_file(&path).unwrap();
+        assert!(keys.current().is_err(), "a missing file refuses, never opens");
+        std::fs::write(&path, "three").unwrap();
+        assert!(keys.current().unwrap().unwrap().equals(b"three"));
     }
 }

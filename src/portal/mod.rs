@@ -57,9 +57,22 @@ pub struct Args {
     /// directory for request directories, emptied at start (default $TMPDIR/ocho-portal.PORT)
     #[argh(option)]
     pub work_dir: Option<PathBuf>,
-    /// file holding the token clients must present (default: env OCHO_TOKEN; neither: open)
+    /// file holding the token clients must present, re-read when it changes (env
+    /// OCHO_TOKEN_FILE; else the token itself in env OCHO_TOKEN)
     #[argh(option)]
     pub token_file: Option<PathBuf>,
+    /// serve without credentials on an address other than loopback: anyone who reaches it runs
+    /// tools with the proxy's rights (env OCHO_INSECURE_NO_AUTH=1)
+    #[argh(switch)]
+    pub insecure_no_auth: bool,
+    /// also accept Ochothon's sha1 X-Signature, which covers neither time nor uploads and can be
+    /// replayed (env OCHO_LEGACY_SIGNATURES=1)
+    #[argh(switch)]
+    pub legacy_signatures: bool,
+    /// a host name clients may address the portal by (repeatable; env OCHO_ALLOWED_HOSTS,
+    /// comma-separated); IP addresses and localhost are always accepted
+    #[argh(option)]
+    pub allowed_host: Vec<String>,
     /// seconds requests in flight may go on after SIGTERM before their tools are stopped
     /// (default 10; under `ocho init`'s share of its grace)
     #[argh(option, default = "10.0")]
@@ -80,9 +93,21 @@ pub fn run(args: Args) -> Result<ExitCode> {
     }
     let drain = Duration::try_from_secs_f64(args.drain)
         .map_err(|_| Error::Usage(format!("--drain {}: not a duration", args.drain)))?;
-    let token = auth::Token::load(args.token_file.as_deref())?;
+    let token_file = args.token_file.clone().or_else(|| {
+        std::env::var_os("OCHO_TOKEN_FILE").filter(|v| !v.is_empty()).map(PathBuf::from)
+    });
+    let keys = auth::Keys::load(token_file.as_deref())?;
     let max_concurrent = args.max_concurrent.max(1);
-    let open = token.is_none();
+    let open = keys.is_open();
+    let flag = |on: bool, var: &str| {
+        on || matches!(std::env::var(var).as_deref(), Ok("1" | "true" | "yes"))
+    };
+    let insecure = flag(args.insecure_no_auth, "OCHO_INSECURE_NO_AUTH");
+    let mut allowed_hosts = args.allowed_host.clone();
+    if let Ok(list) = std::env::var("OCHO_ALLOWED_HOSTS") {
+        allowed_hosts
+            .extend(list.split(',').map(str::trim).filter(|h| !h.is_empty()).map(String::from));
+    }
     let limits = serve::Limits {
         max_connections: args.max_connections.max(1),
         // Multipart framing adds a little to the files themselves.
@@ -94,6 +119,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let server = serve::Server::bind(&args.bind, limits)
         .map_err(|e| Error::Failed(format!("cannot listen on {}: {e}", args.bind)))?;
     let addr = server.local_addr();
+    if open && !addr.ip().is_loopback() && !insecure {
+        return Err(Error::Usage(format!(
+            "refusing to serve {addr} without credentials: give --token-file (or OCHO_TOKEN_FILE, OCHO_TOKEN), bind to a loopback address, or pass --insecure-no-auth"
+        )));
+    }
     let work = work_dir(args.work_dir.as_deref(), addr.port())?;
     let state = Arc::new(routes::State {
         limits: exec::Limits {
@@ -102,7 +132,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
         },
         max_upload: args.max_upload,
         max_concurrent,
-        token,
+        keys,
+        nonces: auth::Nonces::default(),
+        legacy_signatures: flag(args.legacy_signatures, "OCHO_LEGACY_SIGNATURES"),
+        allowed_hosts,
         metrics: metrics::Metrics::default(),
         peers: server.peers(),
         tmp: work.clone(),
@@ -111,9 +144,13 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let handler_state = Arc::clone(&state);
     let running =
         server.start("portal", Arc::new(move |request| routes::routes(&handler_state, request)));
-    if open {
+    if open && insecure && !addr.ip().is_loopback() {
         eprintln!(
-            "WARNING: no token (--token-file or OCHO_TOKEN): anyone who reaches {addr} can run tools"
+            "WARNING: --insecure-no-auth: no credentials on {addr}: anyone who reaches it can run tools with the proxy's rights"
+        );
+    } else if open {
+        eprintln!(
+            "WARNING: no token (--token-file or OCHO_TOKEN): anyone on this host can run tools through {addr}"
         );
     }
     eprintln!("listening on {addr}");
@@ -125,6 +162,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
                     .any(|s| matches!(s, Signal::SIGTERM | Signal::SIGINT | Signal::SIGQUIT)) =>
             {
                 break;
+            }
+            Ok(got) if got.contains(&Signal::SIGHUP) => {
+                eprintln!("SIGHUP: reading the token file again");
+                state.keys.reload();
             }
             Ok(_) => {}
             Err(err) => {

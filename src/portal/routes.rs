@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use rouille::{Request, Response};
 use serde_json::json;
 
-use super::auth::{Token, Verdict};
+use super::auth::{Keys, Nonces, Presented, Verdict};
 use super::exec::Limits;
 use super::metrics::Metrics;
 use super::reply::{Run, Slot};
@@ -27,7 +27,14 @@ pub struct State {
     pub limits: Limits,
     pub max_upload: usize,
     pub max_concurrent: usize,
-    pub token: Option<Token>,
+    /// The token, re-read when its file changes.
+    pub keys: Keys,
+    /// Nonces of v2 signatures already used.
+    pub nonces: Nonces,
+    /// Ochothon's replayable `sha1=` signatures are accepted (`--legacy-signatures`).
+    pub legacy_signatures: bool,
+    /// Host names (besides IP literals and `localhost`) requests may be addressed to.
+    pub allowed_hosts: Vec<String>,
     pub metrics: Metrics,
     /// The server's open connections: is a request's client still there?
     pub peers: Arc<crate::serve::Peers>,
@@ -41,6 +48,35 @@ pub struct State {
 pub fn routes(state: &Arc<State>, request: &Request) -> Response {
     let started = Instant::now();
     let path = request.url();
+    let response = answer(state, request, &path, started);
+    if state.keys.is_open() {
+        // Tells a client that sends a token that nobody checks it.
+        response.with_unique_header("X-Ocho-Auth", "open")
+    } else {
+        response
+    }
+}
+
+fn answer(state: &Arc<State>, request: &Request, path: &str, started: Instant) -> Response {
+    let probe = path == "/healthz" || path == "/readyz";
+    if !probe && !host_allowed(&state.allowed_hosts, request.header("Host")) {
+        state.metrics.reject("host");
+        let response = error(
+            421,
+            "this portal does not serve that Host name (DNS rebinding?): add it with --allowed-host",
+        );
+        log(&Access {
+            peer: request.remote_addr(),
+            method: request.method(),
+            path,
+            tool: "-",
+            status: 421,
+            code: None,
+            bytes: None,
+            started,
+        });
+        return response;
+    }
     if path == "/shell" {
         return shell(state, request, started);
     }
@@ -50,10 +86,10 @@ pub fn routes(state: &Arc<State>, request: &Request) -> Response {
         Response::json(&json!({"ok": true}))
     } else if path == "/readyz" && request.method() == "GET" {
         readyz()
-    } else if let Some(denied) = deny(state, request, None) {
+    } else if let Some(denied) = deny(state, request, None, &[]) {
         denied
     } else {
-        match (request.method(), path.as_str()) {
+        match (request.method(), path) {
             ("GET", "/") => web::page("index.html"),
             ("GET", p) if p.starts_with("/static/") => web::page(&p["/static/".len()..]),
             ("GET", "/tools") => Response::json(&tools_json()),
@@ -68,7 +104,7 @@ pub fn routes(state: &Arc<State>, request: &Request) -> Response {
     log(&Access {
         peer: request.remote_addr(),
         method: request.method(),
-        path: &path,
+        path,
         tool: "-",
         status: response.status_code,
         code: None,
@@ -138,11 +174,70 @@ pub(super) fn refused(status: u16, message: &str) -> Response {
         .with_status_code(status)
 }
 
-/// 401/403 when a token is configured and the request's credentials do not match it.
-fn deny(state: &State, request: &Request, line: Option<&str>) -> Option<Response> {
-    let token = state.token.as_ref()?;
-    let verdict = token.check(request.header("Authorization"), request.header("X-Signature"), line);
-    match verdict {
+/// True for a `Host` this portal answers to: none (HTTP/1.0), an IP literal (a rebinding page
+/// needs a name), `localhost`, or a name in `allowed` (case-insensitive), with any port.
+pub fn host_allowed(allowed: &[String], host: Option<&str>) -> bool {
+    let Some(host) = host.map(str::trim) else { return true };
+    let name = if let Some(rest) = host.strip_prefix('[') {
+        match rest.split_once(']') {
+            Some((v6, port)) if port.is_empty() || port.starts_with(':') => {
+                return v6.parse::<std::net::Ipv6Addr>().is_ok();
+            }
+            _ => return false,
+        }
+    } else {
+        host.rsplit_once(':').map_or(host, |(name, _)| name)
+    };
+    let name = name.trim_end_matches('.');
+    name.parse::<std::net::Ipv4Addr>().is_ok()
+        || name.eq_ignore_ascii_case("localhost")
+        || allowed.iter().any(|a| a.trim_end_matches('.').eq_ignore_ascii_case(name))
+}
+
+/// True when a browser's `Origin` names another site than the `Host` it sent the request to.
+fn cross_origin(request: &Request) -> bool {
+    let Some(origin) = request.header("Origin") else { return false };
+    let host = request.header("Host").unwrap_or("");
+    let same = |scheme: &str| {
+        origin
+            .strip_prefix(scheme)
+            .is_some_and(|o| !host.is_empty() && o.eq_ignore_ascii_case(host))
+    };
+    !(same("http://") || same("https://"))
+}
+
+/// 401/403 when a token is configured and the request's credentials do not match it (503 when
+/// the token file cannot be read: closed, never open).
+fn deny(
+    state: &State,
+    request: &Request,
+    line: Option<&str>,
+    uploads: &[(String, String)],
+) -> Option<Response> {
+    let token = match state.keys.current() {
+        Ok(None) => return None,
+        Ok(Some(token)) => token,
+        Err(why) => {
+            state.metrics.reject("auth");
+            eprintln!("portal: {why}");
+            return Some(error(
+                503,
+                "the portal's credentials cannot be read; refusing every request",
+            ));
+        }
+    };
+    let presented = Presented {
+        authorization: request.header("Authorization"),
+        signature: request.header("X-Signature"),
+        time: request.header("X-Signature-Time"),
+        nonce: request.header("X-Signature-Nonce"),
+        line,
+        uploads,
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    match token.check(&presented, state.legacy_signatures, &state.nonces, now) {
         Verdict::Allowed => None,
         Verdict::Missing => {
             state.metrics.reject("auth");
@@ -152,9 +247,9 @@ fn deny(state: &State, request: &Request, line: Option<&str>) -> Option<Response
                     .with_unique_header("WWW-Authenticate", "Basic realm=\"ocho portal\""),
             )
         }
-        Verdict::Refused => {
+        Verdict::Refused(why) => {
             state.metrics.reject("auth");
-            Some(error(403, "credentials refused"))
+            Some(error(403, why))
         }
     }
 }
@@ -303,11 +398,24 @@ fn shell(state: &Arc<State>, request: &Request, started: Instant) -> Response {
     };
     // Browsers say where a request comes from; a page of another site must not run tools
     // with the credentials a browser remembers for ours (GET needs no preflight).
-    if request.header("Sec-Fetch-Site").is_some_and(|s| s != "same-origin" && s != "none") {
+    if request.header("Sec-Fetch-Site").is_some_and(|s| s != "same-origin" && s != "none")
+        || cross_origin(request)
+    {
         state.metrics.reject("cross-site");
         return done(error(403, "cross-site request refused"), "-", None);
     }
-    if let Some(denied) = deny(state, request, line.as_deref()) {
+    let multipart = method == "POST"
+        && request.header("Content-Type").is_some_and(|t| t.starts_with("multipart/"));
+    // The body is complete in memory (the server read it within its limits); parsed before the
+    // credentials because a signature covers the files, judged after them.
+    let body = if multipart { upload::body(request) } else { Ok(Vec::new()) };
+    let parts = match &body {
+        Ok(body) if multipart => upload::parse_form(request.header("Content-Type"), body),
+        Ok(_) => Ok(Vec::new()),
+        Err(_) => Err(upload::UploadError::Malformed("the body cannot be read")),
+    };
+    let digests = parts.as_ref().map(|p| upload::digests(p)).unwrap_or_default();
+    if let Some(denied) = deny(state, request, line.as_deref(), &digests) {
         return done(denied, "-", None);
     }
     let Some(line) = line else {
@@ -354,26 +462,16 @@ fn shell(state: &Arc<State>, request: &Request, started: Instant) -> Response {
             return done(refused(500, &format!("portal: temporary directory: {err}")), &tool, None);
         }
     };
-    if method == "POST"
-        && request.header("Content-Type").is_some_and(|t| t.starts_with("multipart/"))
-    {
+    if multipart {
         let declared =
             request.header("Content-Length").and_then(|l| l.trim().parse::<usize>().ok());
         // A declared length bounds everything read, ignored form fields included (browsers,
         // curl and `ocho cli` always declare it).
-        let Some(declared) = declared else {
-            let message = "portal: uploads need a Content-Length";
-            return done(refused(411, message), &tool, None);
-        };
-        // Multipart framing adds a little; anything far past the cap is refused unread.
-        if declared > state.max_upload + 64 * 1024 {
-            return done(
-                refused(413, &format!("portal: uploads larger than {} bytes", state.max_upload)),
-                &tool,
-                None,
-            );
+        if declared.is_none() {
+            return done(refused(411, "portal: uploads need a Content-Length"), &tool, None);
         }
-        match upload::save(request, dir.path(), state.max_upload) {
+        let saved = parts.and_then(|parts| upload::save(&parts, dir.path(), state.max_upload));
+        match saved {
             Ok(_) => {}
             Err(err @ (upload::UploadError::TooLarge(_) | upload::UploadError::TooMany)) => {
                 return done(refused(413, &format!("portal: {err}")), &tool, None);

@@ -51,17 +51,40 @@ pub fn valid_name(name: &str) -> bool {
         && !name.chars().any(|c| c == '/' || c == '\\' || c.is_control())
 }
 
-/// Saves every file part of `request` into `dir`; returns the saved names. `max` caps the sum
-/// of the files' sizes.
-pub fn save(request: &Request, dir: &Path, max: usize) -> Result<Vec<String>, UploadError> {
-    let boundary =
-        request.header("Content-Type").and_then(boundary).ok_or(UploadError::NotMultipart)?;
+/// The body of a `multipart/form-data` request, read once (the server has it in memory).
+pub fn body(request: &Request) -> Result<Vec<u8>, UploadError> {
     let mut body = Vec::new();
     if let Some(mut data) = request.data() {
         data.read_to_end(&mut body)
             .map_err(|source| UploadError::Io { name: String::new(), source })?;
     }
-    let parts = parse(&body, &boundary)?;
+    Ok(body)
+}
+
+/// The parts of a body of type `content_type`.
+pub fn parse_form<'a>(
+    content_type: Option<&str>,
+    body: &'a [u8],
+) -> Result<Vec<Part<'a>>, UploadError> {
+    let boundary = content_type.and_then(boundary).ok_or(UploadError::NotMultipart)?;
+    parse(body, &boundary)
+}
+
+/// Each uploaded file's name and hex SHA-256 (what a v2 signature covers).
+pub fn digests(parts: &[Part]) -> Vec<(String, String)> {
+    parts
+        .iter()
+        .filter(|p| p.file)
+        .map(|p| {
+            let digest = ring::digest::digest(&ring::digest::SHA256, p.data);
+            (p.name.clone(), digest.as_ref().iter().map(|b| format!("{b:02x}")).collect())
+        })
+        .collect()
+}
+
+/// Saves every file part into `dir`; returns the saved names. `max` caps the sum of the files'
+/// sizes. Every name is checked before anything is written.
+pub fn save(parts: &[Part], dir: &Path, max: usize) -> Result<Vec<String>, UploadError> {
     let mut names = BTreeSet::new();
     let mut saved = Vec::new();
     let mut total = 0usize;
@@ -113,7 +136,7 @@ fn boundary(content_type: &str) -> Option<String> {
 }
 
 /// One part of a multipart body.
-struct Part<'a> {
+pub struct Part<'a> {
     name: String,
     /// It has a `filename` parameter: an uploaded file, not a plain field.
     file: bool,
@@ -249,6 +272,13 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 mod tests {
     use super::*;
 
+    /// Parses and saves a request's uploads, as the portal does.
+    fn save_request(request: &Request, dir: &Path, max: usize) -> Result<Vec<String>, UploadError> {
+        let body = body(request)?;
+        let parts = parse_form(request.header("Content-Type"), &body)?;
+        save(&parts, dir, max)
+    }
+
     fn form(parts: &[(&str, &str)]) -> Request {
         let mut body = String::new();
         for (name, data) in parts {
@@ -291,10 +321,10 @@ mod tests {
     fn a_cut_or_mangled_body_refuses_the_whole_upload() {
         let whole = b"--XyZ\r\nContent-Disposition: form-data; name=\"a.yml\"; filename=\"a\"\r\n\r\nreplicas: 3\r\n--XyZ--\r\n";
         let dir = tempfile::tempdir().unwrap();
-        assert_eq!(save(&raw(whole), dir.path(), 100).unwrap(), ["a.yml"]);
+        assert_eq!(save_request(&raw(whole), dir.path(), 100).unwrap(), ["a.yml"]);
         for cut in [whole.len() - 9, whole.len() - 12, 60, 20, 3] {
             let dir = tempfile::tempdir().unwrap();
-            let err = save(&raw(&whole[..cut]), dir.path(), 100).unwrap_err();
+            let err = save_request(&raw(&whole[..cut]), dir.path(), 100).unwrap_err();
             assert!(matches!(err, UploadError::Malformed(_)), "cut at {cut}: {err}");
             assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "nothing written");
         }
@@ -306,46 +336,47 @@ mod tests {
             b"--XyZ\r\nContent-Disposition: attachment; name=\"a\"; filename=\"f\"\r\n\r\nx\r\n--XyZ--\r\n",
             b"no boundary at all",
         ] {
-            let err = save(&raw(bad), tempfile::tempdir().unwrap().path(), 100).unwrap_err();
+            let err = save_request(&raw(bad), tempfile::tempdir().unwrap().path(), 100).unwrap_err();
             assert!(matches!(err, UploadError::Malformed(_)), "{}: {err}", String::from_utf8_lossy(bad));
         }
         // Names that reach the checks are refused by name, never dropped.
         for name in ["a\\u{0}b", "a\nb", ""] {
             let body = format!("--XyZ\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"f\"\r\n\r\nx\r\n--XyZ--\r\n").replace("\\u{0}", "\u{0}");
-            let err =
-                save(&raw(body.as_bytes()), tempfile::tempdir().unwrap().path(), 100).unwrap_err();
+            let err = save_request(&raw(body.as_bytes()), tempfile::tempdir().unwrap().path(), 100)
+                .unwrap_err();
             assert!(matches!(err, UploadError::BadName(_)), "{name:?}: {err}");
         }
         // Plain fields are skipped, a preamble and an epilogue ignored.
         let body = b"preamble\r\n--XyZ\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\nhi\r\n--XyZ\r\nContent-Disposition: form-data; name=\"b\"; filename=\"x\"\r\nContent-Type: text/plain\r\n\r\n\r\n--XyZ--\r\nepilogue";
         let dir = tempfile::tempdir().unwrap();
-        assert_eq!(save(&raw(body), dir.path(), 100).unwrap(), ["b"]);
+        assert_eq!(save_request(&raw(body), dir.path(), 100).unwrap(), ["b"]);
         assert_eq!(std::fs::read(dir.path().join("b")).unwrap(), b"");
     }
 
     #[test]
     fn saves_files_and_refuses_bad_names_duplicates_and_excess() {
         let dir = tempfile::tempdir().unwrap();
-        let saved = save(&form(&[("a.yml", "hello"), ("b", "")]), dir.path(), 100).unwrap();
+        let saved = save_request(&form(&[("a.yml", "hello"), ("b", "")]), dir.path(), 100).unwrap();
         assert_eq!(saved, ["a.yml", "b"]);
         assert_eq!(std::fs::read_to_string(dir.path().join("a.yml")).unwrap(), "hello");
 
         let dir = tempfile::tempdir().unwrap();
-        let err = save(&form(&[("../escape", "x")]), dir.path(), 100).unwrap_err();
+        let err = save_request(&form(&[("../escape", "x")]), dir.path(), 100).unwrap_err();
         assert!(matches!(err, UploadError::BadName(_)), "{err}");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 
-        let err = save(&form(&[("a", "1"), ("a", "2")]), dir.path(), 100).unwrap_err();
+        let err = save_request(&form(&[("a", "1"), ("a", "2")]), dir.path(), 100).unwrap_err();
         assert!(matches!(err, UploadError::Duplicate(_)), "{err}");
 
         let dir = tempfile::tempdir().unwrap();
-        let err = save(&form(&[("a", "12345"), ("b", "123456")]), dir.path(), 10).unwrap_err();
+        let err =
+            save_request(&form(&[("a", "12345"), ("b", "123456")]), dir.path(), 10).unwrap_err();
         assert!(matches!(err, UploadError::TooLarge(10)), "{err}");
 
         let names: Vec<String> = (0..=MAX_FILES).map(|i| format!("f{i}")).collect();
         let parts: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), "")).collect();
         let dir = tempfile::tempdir().unwrap();
-        let err = save(&form(&parts), dir.path(), 100).unwrap_err();
+        let err = save_request(&form(&parts), dir.path(), 100).unwrap_err();
         assert!(matches!(err, UploadError::TooMany), "{err}");
     }
 }

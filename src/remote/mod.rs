@@ -57,6 +57,8 @@ struct Portal {
     base: String,
     token: Option<String>,
     timeout: Option<f64>,
+    /// The "this portal checks no credentials" warning was printed.
+    warned_open: std::sync::atomic::AtomicBool,
 }
 
 /// Parses `host`, `host:port`, `[v6]:port` or `http://host[:port][/prefix]`.
@@ -219,6 +221,15 @@ impl Portal {
             timeout: Duration::from_secs_f64(wait),
         };
         let ((status, head), body) = request.open().map_err(|e| self.http_error(e))?;
+        if self.token.is_some()
+            && http::header(&head, "x-ocho-auth") == Some("open")
+            && !self.warned_open.swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            eprintln!(
+                "warning: the portal at {} checks no credentials: anyone who reaches it can run tools ($OCHOPOD_TOKEN is not needed)",
+                self.addr
+            );
+        }
         let is_stream = http::header(&head, "content-type")
             .is_some_and(|t| t.starts_with("application/x-ndjson"));
         if status == 200 && is_stream {
@@ -311,7 +322,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
         return Err(Error::Usage(format!("--timeout {t}: must be in (0, {LONGEST}] seconds")));
     }
     let token = std::env::var("OCHOPOD_TOKEN").ok().filter(|t| !t.trim().is_empty());
-    let portal = Portal { addr, base, token, timeout: args.timeout };
+    let portal =
+        Portal { addr, base, token, timeout: args.timeout, warned_open: Default::default() };
     if !words.is_empty() {
         return portal.run(words).map(ExitCode::from);
     }

@@ -36,7 +36,10 @@ impl Portal {
         let tmp = tempfile::tempdir().expect("tempdir");
         let mut cmd = ocho();
         cmd.args(["portal", "--bind", "127.0.0.1:0"]).args(extra).env("TMPDIR", tmp.path());
-        cmd.env_remove("OCHO_TOKEN");
+        for var in ["OCHO_TOKEN", "OCHO_TOKEN_FILE", "OCHO_INSECURE_NO_AUTH", "OCHO_ALLOWED_HOSTS"]
+        {
+            cmd.env_remove(var);
+        }
         for (k, v) in env {
             cmd.env(k, v);
         }

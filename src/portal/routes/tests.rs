@@ -7,7 +7,10 @@ fn state(token: Option<&str>) -> Arc<State> {
         limits: Limits { timeout: Duration::from_secs(10), max_output: 1 << 20 },
         max_upload: 1 << 20,
         max_concurrent: 2,
-        token: token.map(|t| Token::new(t).unwrap()),
+        keys: Keys::fixed(token),
+        nonces: Nonces::default(),
+        legacy_signatures: true,
+        allowed_hosts: vec!["ocho-proxy".into()],
         metrics: Metrics::default(),
         peers: Default::default(),
         tmp: std::env::temp_dir(),
@@ -155,4 +158,40 @@ fn uploads_without_a_declared_length_are_refused() {
         b"--x--\r\n".to_vec(),
     );
     assert_eq!(routes(&state(None), &request).status_code, 411);
+}
+
+#[test]
+fn hosts_other_than_ours_and_foreign_origins_are_refused() {
+    let s = state(None);
+    let get = |path: &str, headers: &[(&str, &str)]| {
+        let headers = headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        routes(&s, &Request::fake_http("GET", path, headers, vec![])).status_code
+    };
+    for host in ["evil.example", "evil.example:9000", "ocho-proxy.evil.example", "[::1"] {
+        assert_eq!(get("/tools", &[("Host", host)]), 421, "{host}");
+        assert_eq!(routes(&s, &post("help", &[("Host", host)])).status_code, 421, "{host}");
+    }
+    // Probes answer whatever the name.
+    assert_eq!(get("/healthz", &[("Host", "evil.example")]), 200);
+    for host in [
+        "127.0.0.1:9000",
+        "10.1.2.3",
+        "[::1]:9000",
+        "localhost:9000",
+        "OCHO-PROXY:9000",
+        "ocho-proxy.",
+    ] {
+        assert_eq!(get("/tools", &[("Host", host)]), 200, "{host}");
+    }
+    let origin = |o: &str| {
+        routes(&s, &post("help", &[("Host", "127.0.0.1:9000"), ("Origin", o)])).status_code
+    };
+    assert_eq!(origin("http://127.0.0.1:9000"), 200);
+    assert_eq!(origin("https://127.0.0.1:9000"), 200);
+    for foreign in ["http://evil.example", "http://127.0.0.1:9001", "null"] {
+        assert_eq!(origin(foreign), 403, "{foreign}");
+    }
+    // An open portal says so, so that a client sending a token can warn.
+    let reply = routes(&s, &post("help", &[]));
+    assert!(reply.headers.iter().any(|(k, v)| k == "X-Ocho-Auth" && v == "open"));
 }
