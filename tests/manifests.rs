@@ -144,12 +144,21 @@ fn the_proxy_runs_unprivileged_with_a_read_only_root_and_nested_graces() {
     assert_eq!(probe_path(container.readiness_probe.clone()), "/readyz");
     let mounts: Vec<_> =
         container.volume_mounts.clone().unwrap().into_iter().map(|m| m.mount_path).collect();
-    assert_eq!(mounts, ["/var/lib/zookeeper", "/tmp"], "writable paths under a read-only root");
-    for e in &env {
-        if let Some(secret) = e.value_from.as_ref().and_then(|f| f.secret_key_ref.as_ref()) {
-            assert_eq!(secret.optional, Some(true), "{}: the portal token is optional", e.name);
-        }
-    }
+    assert_eq!(
+        mounts,
+        ["/var/lib/zookeeper", "/tmp", "/var/run/ocho/token"],
+        "writable paths under a read-only root, and the token"
+    );
+    // The token is required and comes as a file (re-read on rotation), never an env value.
+    assert!(env.iter().all(|e| e.name != "OCHO_TOKEN"), "the token must be a mounted file");
+    let token_file = env.iter().find(|e| e.name == "OCHO_TOKEN_FILE").unwrap();
+    assert!(token_file.value.as_deref().unwrap().starts_with("/var/run/ocho/token/"));
+    let volumes = pod.volumes.clone().unwrap();
+    let secret = volumes.iter().find_map(|v| v.secret.clone()).expect("the token Secret volume");
+    assert_eq!(secret.secret_name.as_deref(), Some("ocho-portal-token"));
+    assert_eq!(secret.optional, Some(false), "the portal token is required");
+    let hosts = env.iter().find(|e| e.name == "OCHO_ALLOWED_HOSTS").unwrap();
+    assert!(hosts.value.as_deref().unwrap().contains("ocho-proxy.$(POD_NAMESPACE).svc"));
     let service: Service = find("Service");
     let ports: Vec<i32> = service.spec.unwrap().ports.unwrap().iter().map(|p| p.port).collect();
     assert_eq!(ports, [9000, 2181]);
