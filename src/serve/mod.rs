@@ -271,7 +271,7 @@ fn admit(stream: TcpStream, peer: SocketAddr, shared: &Arc<Shared>) {
     }
     let conn = Arc::clone(shared);
     // Small stacks: a connection thread parses a head and calls the handler.
-    let spawned = std::thread::Builder::new().stack_size(256 * 1024).spawn(move || {
+    let spawned = std::thread::Builder::new().stack_size(512 * 1024).spawn(move || {
         connection(stream, peer, &conn);
         let mut open = conn.lock_open();
         *open -= 1;
@@ -354,6 +354,8 @@ fn connection(stream: TcpStream, peer: SocketAddr, shared: &Shared) {
     };
     let set_deadline =
         |left: Duration| stream.set_read_timeout(Some(left.max(Duration::from_millis(1))));
+    // Set when the reply refused a request whose input may still be arriving.
+    let mut refused_with_input = false;
     for served in 0..limits.max_requests {
         if shared.stopping.load(Ordering::SeqCst) {
             break;
@@ -368,18 +370,60 @@ fn connection(stream: TcpStream, peer: SocketAddr, shared: &Shared) {
             Err(refused) => {
                 let (status, why) = refused.status();
                 let _ = (&*stream).write_all(&simple(status, why, true));
+                refused_with_input = true;
                 break;
             }
         };
         shared.peers.set_busy(&peer, true);
-        let keep = serve_one(&stream, &mut reader, peer, head, shared, &set_deadline);
+        let outcome = serve_one(&stream, &mut reader, peer, head, shared, &set_deadline);
         shared.peers.set_busy(&peer, false);
-        if !keep {
-            break;
+        match outcome {
+            Outcome::KeepAlive => {}
+            Outcome::Close => break,
+            Outcome::Refused => {
+                refused_with_input = true;
+                break;
+            }
         }
     }
     shared.peers.remove(&peer);
+    if refused_with_input {
+        linger(&stream);
+    }
     let _ = stream.shutdown(std::net::Shutdown::Both);
+}
+
+/// After refusing a request whose client may still be sending (a huge header, a body we will
+/// not read), closing at once would answer its next bytes with a reset that can destroy our
+/// reply before the client reads it. Like nginx's lingering close: stop writing, then read and
+/// drop what comes for a moment (bounded in time and bytes), then close.
+fn linger(stream: &TcpStream) {
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+    let until = Instant::now() + LINGER;
+    let mut drained = 0;
+    let mut buf = [0u8; 16 * 1024];
+    while drained < LINGER_BYTES {
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
+            return;
+        }
+        match (&*stream).read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => drained += n,
+        }
+    }
+}
+
+/// How long, and how much, a lingering close reads.
+const LINGER: Duration = Duration::from_secs(2);
+const LINGER_BYTES: usize = 4 << 20;
+
+/// What happens to a connection after one request.
+enum Outcome {
+    KeepAlive,
+    Close,
+    /// Refused before its body was read: close with a linger.
+    Refused,
 }
 
 /// Body bytes reserved against the server's budget, given back when dropped.
@@ -408,11 +452,11 @@ fn serve_one(
     head: head::Head,
     shared: &Shared,
     set_deadline: &dyn Fn(Duration) -> io::Result<()>,
-) -> bool {
+) -> Outcome {
     let limits = &shared.limits;
     let answer = |status: u16, why: &str| {
         let _ = (&**stream).write_all(&simple(status, why, true));
-        false
+        Outcome::Refused
     };
     if head.minor == 1 && head.fields("Host").count() != 1 {
         return answer(400, "HTTP/1.1 needs exactly one Host header");
@@ -435,7 +479,7 @@ fn serve_one(
                 if e.eq_ignore_ascii_case("100-continue")
                     && (&**stream).write_all(b"HTTP/1.1 100 Continue\r\n\r\n").is_err() =>
             {
-                return false;
+                return Outcome::Close;
             }
             Some(e) if e.eq_ignore_ascii_case("100-continue") => {}
             Some(_) => return answer(417, "only 'Expect: 100-continue' is understood"),
@@ -465,7 +509,10 @@ fn serve_one(
     drop(request);
     drop(reserved);
     let keep_alive = keep_alive && !shared.stopping.load(Ordering::SeqCst);
-    write_response(stream, response, is_head, keep_alive).unwrap_or(false)
+    match write_response(stream, response, is_head, keep_alive) {
+        Ok(true) => Outcome::KeepAlive,
+        _ => Outcome::Close,
+    }
 }
 
 /// The body's length: 0 without the field; `None` unless every value is the same number.
