@@ -182,9 +182,10 @@ pub struct Prepare<'a> {
     pub overrides: Option<&'a Map<String, Value>>,
 }
 
-/// Reads a file of at most [`MAX_FILE`] bytes as UTF-8.
-pub fn read_capped(path: &Path) -> Result<String> {
-    let file = std::fs::File::open(path).map_err(|e| Error::io("open", path, e))?;
+/// Reads a file of at most [`MAX_FILE`] bytes as UTF-8; `what` names the argument it came from
+/// (run by the portal, the file must be one of the request's, see [`crate::confine`]).
+pub fn read_capped(what: &str, path: &Path) -> Result<String> {
+    let file = crate::confine::open(what, path)?;
     let mut text = String::new();
     file.take(MAX_FILE + 1).read_to_string(&mut text).map_err(|e| Error::io("read", path, e))?;
     if text.len() as u64 > MAX_FILE {
@@ -195,7 +196,7 @@ pub fn read_capped(path: &Path) -> Result<String> {
 
 /// Reads and validates one definition file; errors name the file.
 pub fn load(path: &Path) -> Result<Definition> {
-    let text = read_capped(path)?;
+    let text = read_capped("definition", path)?;
     parse(&text).map_err(|source| Error::Definition { path: path.into(), source })
 }
 
@@ -204,7 +205,7 @@ pub fn load_overrides(paths: &[impl AsRef<Path>]) -> Result<Map<String, Value>> 
     let mut all = Map::new();
     for path in paths {
         let path = path.as_ref();
-        let text = read_capped(path)?;
+        let text = read_capped("override file (-o)", path)?;
         let wrap = |source| Error::Definition { path: path.into(), source };
         let value: Value = serde_yaml::from_str(&text).map_err(|e| wrap(Invalid::Yaml(e)))?;
         match value {

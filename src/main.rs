@@ -3,6 +3,7 @@
 
 mod cli;
 mod clock;
+mod confine;
 mod definition;
 mod error;
 mod http;

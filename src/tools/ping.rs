@@ -40,7 +40,7 @@ tool_args! {
 
 /// Reads the payload as JSON, else as YAML (plain data only), into compact JSON bytes.
 fn payload(path: &str) -> Result<Vec<u8>> {
-    let file = std::fs::File::open(path).map_err(|e| Error::io("open payload", path, e))?;
+    let file = crate::confine::open("payload", std::path::Path::new(path))?;
     let mut text = String::new();
     file.take(MAX_PAYLOAD + 1)
         .read_to_string(&mut text)

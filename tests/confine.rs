@@ -1,0 +1,200 @@
+//! The portal as a trust boundary, over real HTTP and on the binary: files a tool reads because
+//! of an argument stay inside the request's directory (absolute paths, `..` and symbolic links
+//! leading out are refused, and the file is never opened: inotify sees no open), a legitimate
+//! upload still works, and run directly a tool reads files as any Unix tool does.
+
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+use support::ocho;
+use support::portal::{Portal, Reply};
+
+/// Lines that look like what must never leak: each longer than any excerpt an error may show.
+const SECRET: &str = "root:x:0:0:root:/root:/bin/bash-and-some-more-to-be-long\n\
+                      token: eyJhbGciOiJSUzI1NiIsImtpZCI6IkNPTkZJREVOVElBTCJ9.s3cr3t\n\
+                      AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\n";
+
+const DEFINITION: &str = "cluster: web\nimage: nginx:1\nsettings:\n  greeting: ~\n";
+
+/// A directory outside every request, holding a secret and a valid definition, watched with
+/// inotify so a test can tell whether anything opened them.
+struct Outside {
+    dir: tempfile::TempDir,
+    watch: Inotify,
+}
+
+impl Outside {
+    fn new() -> Outside {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("secret.yml"), SECRET).unwrap();
+        std::fs::write(dir.path().join("valid.yml"), DEFINITION).unwrap();
+        let watch = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC).unwrap();
+        watch.add_watch(dir.path(), AddWatchFlags::IN_OPEN | AddWatchFlags::IN_ACCESS).unwrap();
+        Outside { dir, watch }
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.dir.path().join(name).display().to_string()
+    }
+
+    /// `name` reached from any directory by climbing to `/` first.
+    fn climbing(&self, name: &str) -> String {
+        format!("{}{}", "../".repeat(24), self.path(name).trim_start_matches('/'))
+    }
+
+    /// Names of whatever was opened or read in the directory since the last call.
+    fn opened(&self) -> Vec<String> {
+        match self.watch.read_events() {
+            Ok(events) => events
+                .into_iter()
+                .map(|e| e.name.map_or(".".into(), |n| n.to_string_lossy().into_owned()))
+                .collect(),
+            Err(nix::errno::Errno::EAGAIN) => Vec::new(),
+            Err(e) => panic!("inotify: {e}"),
+        }
+    }
+}
+
+fn multipart(parts: &[(&str, &[u8])]) -> (String, Vec<u8>) {
+    let mut body = Vec::new();
+    for (name, data) in parts {
+        body.extend_from_slice(
+            format!("--B0undary\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"x\"\r\n\r\n")
+                .as_bytes(),
+        );
+        body.extend_from_slice(data);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(b"--B0undary--\r\n");
+    ("multipart/form-data; boundary=B0undary".into(), body)
+}
+
+fn upload(portal: &Portal, line: &str, parts: &[(&str, &[u8])]) -> Reply {
+    let (content_type, body) = multipart(parts);
+    portal.request("POST", "/shell", &[("X-Shell", line), ("Content-Type", &content_type)], &body)
+}
+
+/// (code, out, err) of a tool run through the portal; the HTTP status must be 200.
+fn ran(reply: &Reply) -> (i64, String, String) {
+    let body = reply.json();
+    assert_eq!(reply.status, 200, "{body}");
+    let text = |k: &str| body[k].as_str().unwrap_or_default().to_string();
+    (body["code"].as_i64().unwrap(), text("out"), text("err"))
+}
+
+fn assert_no_leak(text: &str) {
+    for line in SECRET.lines().chain(["root:x:0:0"]) {
+        assert!(!text.contains(line), "leaked {line:?} in {text}");
+    }
+}
+
+#[test]
+fn through_the_portal_argument_files_outside_the_request_are_refused_unopened() {
+    let outside = Outside::new();
+    let portal = Portal::start(&[], &[("OCHOPOD_ZK", "127.0.0.1:9")]);
+    let secret = outside.path("secret.yml");
+    let climbing = outside.climbing("secret.yml");
+    let via_missing_dir = format!("a/../{climbing}");
+    let paths = ["/etc/passwd", secret.as_str(), "../secret.yml", &climbing, &via_missing_dir];
+    // Which argument each line gives the path as, and the name the refusal must use for it.
+    let mut lines: Vec<(String, &str)> = Vec::new();
+    for path in paths {
+        lines.push((format!("deploy --dry-run '{path}'"), "definition"));
+        lines.push((format!("deploy --dry-run -o '{path}' web.yml"), "override file (-o)"));
+        lines.push((format!("ping '{path}' web --force"), "payload"));
+    }
+    let glob_dir = outside.dir.path().display().to_string();
+    lines.push((format!("deploy --dry-run '{glob_dir}/*.yml'"), "definition glob"));
+    let climbing_dir = outside.climbing("");
+    lines.push((format!("deploy --dry-run '{climbing_dir}*.yml'"), "definition glob"));
+    lines.push(("deploy --dry-run '../*.yml'".into(), "definition glob"));
+    for (line, argument) in &lines {
+        let reply = upload(&portal, line, &[("web.yml", DEFINITION.as_bytes())]);
+        let (code, out, err) = ran(&reply);
+        assert_ne!(code, 0, "{line}: {out}{err}");
+        assert!(err.contains(&format!("{argument} \"")), "{line}: argument not named: {err}");
+        assert!(err.contains("refused"), "{line}: {err}");
+        assert_no_leak(&out);
+        assert_no_leak(&err);
+        assert!(!out.contains("kind: ReplicationController"), "{line}: {out}");
+    }
+    assert_eq!(outside.opened(), Vec::<String>::new(), "files outside the request were opened");
+}
+
+#[test]
+fn through_the_portal_uploads_are_read_as_before() {
+    let zk = support::shared_zookeeper();
+    let portal = Portal::start(&[], &[("OCHOPOD_ZK", zk)]);
+    let over = b"default.web:\n  greeting: hello-from-the-override\n";
+    let files: &[(&str, &[u8])] = &[
+        ("web.yml", DEFINITION.as_bytes()),
+        ("over.yaml", over),
+        ("payload.json", b"{\"x\": [1, {\"y\": 2}]}"),
+    ];
+    for line in ["deploy --dry-run -o over.yaml web.yml", "deploy --dry-run -o ./over.yaml '*.yml'"]
+    {
+        let (code, out, err) = ran(&upload(&portal, line, files));
+        assert_eq!(code, 0, "{line}: {err}");
+        assert!(out.contains("hello-from-the-override"), "{line}: {out}");
+    }
+    // The payload is read and sent; no pod is registered, so ping fails for that reason only.
+    let (code, _, err) = ran(&upload(&portal, "ping payload.json nobody --force", files));
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("no pods matched nobody") && !err.contains("payload"), "{err}");
+}
+
+fn run_in(dir: &Path, confined: bool, args: &[&str]) -> Output {
+    let mut cmd = ocho();
+    cmd.args(args).current_dir(dir).env_remove("OCHO_CONFINE").env("OCHOPOD_ZK", "127.0.0.1:9");
+    if confined {
+        cmd.env("OCHO_CONFINE", dir);
+    }
+    cmd.output().unwrap()
+}
+
+#[test]
+fn confined_symlinks_may_stay_inside_but_not_lead_out_and_unconfined_tools_read_anything() {
+    let outside = Outside::new();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("web.yml"), DEFINITION).unwrap();
+    std::fs::write(d.join("over.yaml"), "default.web:\n  greeting: hi\n").unwrap();
+    std::os::unix::fs::symlink("web.yml", d.join("inside.yml")).unwrap();
+    std::os::unix::fs::symlink("over.yaml", d.join("inside.yaml")).unwrap();
+    std::os::unix::fs::symlink(outside.path("valid.yml"), d.join("out-abs.yml")).unwrap();
+    let rel = PathBuf::from("..").join(outside.dir.path().file_name().unwrap()).join("valid.yml");
+    std::os::unix::fs::symlink(&rel, d.join("out-rel.yml")).unwrap();
+    std::os::unix::fs::symlink(outside.dir.path(), d.join("out-dir")).unwrap();
+
+    let ok = run_in(d, true, &["deploy", "--dry-run", "-o", "inside.yaml", "inside.yml"]);
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(String::from_utf8_lossy(&ok.stdout).contains(r#""greeting":"hi""#), "{ok:?}");
+
+    for (args, argument) in [
+        (vec!["deploy", "--dry-run", "out-abs.yml"], "definition"),
+        (vec!["deploy", "--dry-run", "out-rel.yml"], "definition"),
+        (vec!["deploy", "--dry-run", "out-dir/valid.yml"], "definition"),
+        (vec!["deploy", "--dry-run", "out-dir/*.yml"], "definition glob"),
+        (vec!["deploy", "--dry-run", "-o", "out-abs.yml", "web.yml"], "override file (-o)"),
+        (vec!["ping", "out-rel.yml", "web", "--force"], "payload"),
+    ] {
+        let out = run_in(d, true, &args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}: {err}");
+        assert!(err.contains(argument) && err.contains("symbolic link"), "{args:?}: {err}");
+    }
+    assert_eq!(outside.opened(), Vec::<String>::new(), "files outside were opened");
+
+    // Not confined: the same links and absolute paths are read as any Unix tool reads them.
+    let valid = outside.path("valid.yml");
+    for file in ["out-abs.yml", "out-rel.yml", valid.as_str()] {
+        let out = run_in(d, false, &["deploy", "--dry-run", "-o", "over.yaml", file]);
+        assert!(out.status.success(), "{file}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    assert!(outside.opened().contains(&"valid.yml".to_string()));
+}
