@@ -198,3 +198,79 @@ fn confined_symlinks_may_stay_inside_but_not_lead_out_and_unconfined_tools_read_
     }
     assert!(outside.opened().contains(&"valid.yml".to_string()));
 }
+
+/// `%XX` for everything but ASCII letters and digits.
+fn percent(text: &str) -> String {
+    text.bytes()
+        .map(
+            |b| {
+                if b.is_ascii_alphanumeric() {
+                    (b as char).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            },
+        )
+        .collect()
+}
+
+#[test]
+fn every_mode_that_is_not_a_tool_is_refused_by_name_on_every_route_and_nothing_runs() {
+    let help = ocho().arg("help").output().unwrap();
+    let modes: Vec<String> = String::from_utf8_lossy(&help.stdout)
+        .lines()
+        .skip_while(|l| !l.starts_with("modes:"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+        .collect();
+    let portal = Portal::start(&[], &[]);
+    let tools: Vec<String> = portal.request("GET", "/tools", &[], b"").json()["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_string())
+        .collect();
+    assert!(tools.iter().all(|t| modes.contains(t)), "{tools:?} not all in {modes:?}");
+    let local: Vec<&String> = modes.iter().filter(|m| !tools.contains(m)).collect();
+    for must in ["init", "portal", "pod", "cli", "zk-status"] {
+        assert!(local.iter().any(|m| *m == must), "{must} is not refused: {local:?}");
+    }
+    let scratch = tempfile::tempdir().unwrap();
+    for mode in &local {
+        let witness = scratch.path().join(format!("{mode}-ran"));
+        let w = witness.display().to_string();
+        // Lines that would do something if the mode ran: `pod -- touch W` runs a command.
+        let lines = [
+            format!("{mode} -- /usr/bin/touch {w}"),
+            format!("{mode} --zk 127.0.0.1:9 -- /usr/bin/touch {w}"),
+            format!("{mode} --help"),
+            format!("help {mode}"),
+            mode.to_string(),
+        ];
+        for line in &lines {
+            for reply in [
+                portal.shell(line, &[]),
+                portal.request("GET", &format!("/shell?line={}", percent(line)), &[], b""),
+            ] {
+                assert_eq!(reply.status, 400, "{line}: {}", reply.text());
+                let err = reply.json()["err"].as_str().unwrap().to_string();
+                assert!(err.contains(&format!("unknown tool '{mode}'")), "{line}: {err}");
+            }
+        }
+        assert!(!witness.exists(), "{line:?} ran", line = lines[0]);
+    }
+    assert!(portal.children().is_empty(), "the portal spawned {:?}", portal.children());
+
+    // And a process the portal started (confined) runs tools only, whatever reached it.
+    let witness = scratch.path().join("pod-ran-confined");
+    let mut cmd = ocho();
+    cmd.args(["pod", "--zk", "127.0.0.1:9", "--", "/usr/bin/touch"])
+        .arg(&witness)
+        .env("OCHO_CONFINE", scratch.path());
+    let mut pod = support::Proc::spawn("confined pod", cmd);
+    let status = pod.expect_exit(support::DEADLINE);
+    assert_eq!(status.code(), Some(2), "{}", pod.tail());
+    pod.wait_for_line("never runs for a client", support::DEADLINE);
+    assert!(!witness.exists());
+}
