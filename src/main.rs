@@ -15,6 +15,7 @@ mod portal;
 mod remote;
 mod supervise;
 mod tools;
+mod yaml;
 mod zk;
 
 use std::process::ExitCode;

@@ -274,3 +274,39 @@ fn every_mode_that_is_not_a_tool_is_refused_by_name_on_every_route_and_nothing_r
     pod.wait_for_line("never runs for a client", support::DEADLINE);
     assert!(!witness.exists());
 }
+
+#[test]
+fn errors_name_the_file_and_position_but_never_echo_its_lines() {
+    let portal = Portal::start(&[], &[("OCHOPOD_ZK", "127.0.0.1:9")]);
+    // Not YAML at all past line 1; plain lines (one long string); a mapping of the wrong keys.
+    let broken = SECRET;
+    let plain = "root:x:0:0:root:/root:/bin/bash-and-some-more-to-be-long\n\
+                 daemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin-and-more\n";
+    let keyed = "password: hunter2-correct-horse-battery-staple\n\
+                 api_key: sk_live_51HxAbCdEfGhIjKlMnOpQrStUvWx\n";
+    let files: &[(&str, &[u8])] = &[
+        ("broken.yml", broken.as_bytes()),
+        ("plain.yml", plain.as_bytes()),
+        ("keyed.yml", keyed.as_bytes()),
+        ("web.yml", DEFINITION.as_bytes()),
+    ];
+    let cases = [
+        ("deploy --dry-run broken.yml", "broken.yml", "found a string at line 1 column 1"),
+        ("deploy --dry-run plain.yml", "plain.yml", "found a string at line 1"),
+        ("deploy --dry-run keyed.yml", "keyed.yml", "unknown field `password`"),
+        ("deploy --dry-run -o broken.yml web.yml", "broken.yml", "found a string at line 1"),
+        ("deploy --dry-run -o plain.yml web.yml", "plain.yml", "found a string at line 1"),
+        ("ping broken.yml web --force", "payload broken.yml", "line 2 column 6"),
+    ];
+    for (line, file, position) in cases {
+        let (code, out, err) = ran(&upload(&portal, line, files));
+        assert_ne!(code, 0, "{line}: {out}{err}");
+        assert!(err.contains(file) && err.contains(position), "{line}: {err}");
+        for secret in SECRET.lines().chain(plain.lines()).chain(keyed.lines()) {
+            assert!(!err.contains(secret) && !out.contains(secret), "{line}: leaked in {err}");
+        }
+        for fragment in ["bin/bash", "nologin", "hunter2", "sk_live", "s3cr3t", "wJalrX"] {
+            assert!(!err.contains(fragment) && !out.contains(fragment), "{line}: {err}");
+        }
+    }
+}

@@ -50,7 +50,7 @@ fn payload(path: &str) -> Result<Vec<u8>> {
     }
     let value: Value = match serde_json::from_str(&text) {
         Ok(v) => v,
-        Err(_) => serde_yaml::from_str(&text)
+        Err(_) => crate::yaml::from_str(&text, "a payload")
             .map_err(|e| Error::Usage(format!("payload {path} is neither JSON nor YAML: {e}")))?,
     };
     Ok(value.to_string().into_bytes())
