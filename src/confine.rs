@@ -31,10 +31,10 @@ pub fn open(what: &str, path: &Path) -> Result<File> {
 
 fn open_in(root: Option<&OwnedFd>, what: &str, path: &Path) -> Result<File> {
     let Some(root) = root else {
-        return File::open(path).map_err(|e| Error::io("open", path, e));
+        return File::open(path).map_err(|e| cannot_open(what, path, e));
     };
     let fd = beneath(root, what, path, OFlag::O_RDONLY | OFlag::O_NOCTTY | OFlag::O_NONBLOCK)?;
-    let stat = nix::sys::stat::fstat(&fd).map_err(|e| Error::io("open", path, e.into()))?;
+    let stat = nix::sys::stat::fstat(&fd).map_err(|e| cannot_open(what, path, e.into()))?;
     if SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT != SFlag::S_IFREG {
         return Err(refused(what, path, "not a regular file"));
     }
@@ -106,7 +106,7 @@ fn beneath(root: &OwnedFd, what: &str, path: &Path, flags: OFlag) -> Result<Owne
                  Linux 5.6 or later needed); nothing is read",
             excerpt(path)
         )),
-        errno => Error::io("open", path, errno.into()),
+        errno => cannot_open(what, path, errno.into()),
     })
 }
 
@@ -131,6 +131,10 @@ fn lexically_beneath(path: &Path) -> std::result::Result<(), &'static str> {
         }
     }
     Ok(())
+}
+
+fn cannot_open(what: &str, path: &Path, e: std::io::Error) -> Error {
+    Error::Failed(format!("open {what} {}: {e}", path.display()))
 }
 
 fn refused(what: &str, path: &Path, why: &str) -> Error {

@@ -310,3 +310,61 @@ fn errors_name_the_file_and_position_but_never_echo_its_lines() {
         }
     }
 }
+
+/// Texts of exactly `size` bytes nested as deep as that allows: flow, block (one more space per
+/// level) and compact sequences.
+fn deep_texts(size: usize) -> Vec<(&'static str, String)> {
+    let fill = |head: &str, open: &str, close: &str, tail: &str| {
+        let n = (size - head.len() - tail.len() - 2) / (open.len() + close.len());
+        let mut text = format!("{head}{}x{}{tail}", open.repeat(n), close.repeat(n));
+        text.push_str(&" ".repeat(size - text.len() - 1));
+        text.push('\n');
+        text
+    };
+    let mut block = String::from("cluster: a\nimage: b\nsettings:\n");
+    for i in 1.. {
+        let line = format!("{}k{i}:\n", " ".repeat(i));
+        if block.len() + line.len() > size {
+            break;
+        }
+        block.push_str(&line);
+    }
+    block.push_str(&"#".repeat(size - block.len() - 1));
+    block.push('\n');
+    let compact = format!("{}x\n{}", "- ".repeat((size - 2) / 2), " ".repeat(size % 2));
+    vec![
+        ("flow", fill("cluster: a\nimage: b\nsettings: {x: ", "[", "]", "}")),
+        ("block", block),
+        ("compact", compact),
+    ]
+}
+
+#[test]
+fn deeply_nested_yaml_at_the_size_cap_is_refused_with_the_file_line_and_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let cap = 256 * 1024;
+    let mut cases = Vec::new();
+    for (kind, text) in deep_texts(cap) {
+        assert_eq!(text.len(), cap, "{kind}");
+        let name = format!("{kind}.yml");
+        std::fs::write(dir.path().join(&name), &text).unwrap();
+        cases.push((vec!["deploy".to_string(), "--dry-run".into(), name.clone()], name.clone()));
+        cases.push((
+            vec!["deploy".into(), "--dry-run".into(), "-o".into(), name.clone(), "x.yml".into()],
+            name.clone(),
+        ));
+        cases.push((
+            vec!["ping".into(), name.clone(), "web".into(), "--force".into()],
+            format!("payload {name}"),
+        ));
+    }
+    for (args, named) in cases {
+        let mut cmd = ocho();
+        cmd.args(&args).current_dir(dir.path()).env("OCHOPOD_ZK", "127.0.0.1:9");
+        let mut tool = support::Proc::spawn("deep", cmd);
+        let status = tool.expect_exit(support::DEADLINE);
+        assert!(!status.success(), "{args:?}");
+        let err = tool.wait_for_line("nested deeper than 64 levels at line ", support::DEADLINE);
+        assert!(err.contains(&named), "{args:?}: {err}");
+    }
+}
