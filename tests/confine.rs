@@ -368,3 +368,40 @@ fn deeply_nested_yaml_at_the_size_cap_is_refused_with_the_file_line_and_limit() 
         assert!(err.contains(&named), "{args:?}: {err}");
     }
 }
+
+/// `zk_global_sessions` from ZooKeeper's `mntr`.
+fn zk_sessions(addr: &str) -> u64 {
+    use std::io::{Read, Write};
+    let mut conn = std::net::TcpStream::connect(addr).unwrap();
+    conn.write_all(b"mntr").unwrap();
+    let mut text = String::new();
+    conn.read_to_string(&mut text).unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("zk_global_sessions"))
+        .unwrap_or_else(|| panic!("no zk_global_sessions in mntr: {text}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn tools_close_their_zookeeper_session_when_they_end() {
+    // A ZooKeeper of its own: other tests' sessions would blur the count.
+    let zk = support::ZooKeeper::start();
+    let baseline = zk_sessions(&zk.addr);
+    for _ in 0..10 {
+        let out = ocho().args(["ls", "--zk", &zk.addr]).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    // Each tool closed its session before exiting; the server may take a moment to count. A
+    // session left open would linger for its whole timeout (10 s), past this deadline.
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    loop {
+        let now = zk_sessions(&zk.addr);
+        if now <= baseline {
+            break;
+        }
+        assert!(std::time::Instant::now() < end, "{now} sessions, {baseline} before 10 ls runs");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
