@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use argh::{ArgsInfo, FromArgs, SubCommands};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::{init, pod, portal, remote, tools, zk};
 
 /// Top-level command line: one mode and its arguments.
@@ -17,37 +17,69 @@ struct Cli {
     mode: Mode,
 }
 
-/// Every mode of `ocho`. Tools are the modes the portal may run for a client ([`is_tool`]).
-// Parsed once per process; boxing would only complicate argh's derive.
-#[allow(clippy::large_enum_variant)]
-#[derive(FromArgs, ArgsInfo)]
-#[argh(subcommand)]
-pub enum Mode {
-    Init(init::Args),
-    Portal(portal::Args),
-    Pod(pod::Args),
-    ZkStatus(zk::status::Args),
-    Remote(remote::Args),
-    Args(tools::args::Args),
-    Grep(tools::grep::Args),
-    Info(tools::info::Args),
-    Log(tools::log::Args),
-    Ls(tools::ls::Args),
-    Port(tools::port::Args),
-    Poll(tools::poll::Args),
-    On(tools::on::Args),
-    Off(tools::off::Args),
-    Reset(tools::reset::Args),
-    Ping(tools::ping::Args),
-    Wait(tools::wait::Args),
-    Deploy(tools::deploy::Args),
-    Kill(tools::kill::Args),
-    Scale(tools::scale::Args),
-    Bump(tools::bump::Args),
+/// Where a mode may run: [`Reach::Tool`] modes also run for a client of the portal;
+/// [`Reach::Local`] modes (the proxy's own processes, the agent, the operator's client) never
+/// do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reach {
+    Tool,
+    Local,
 }
 
-/// Modes that are not tools: processes of the proxy itself, or the operator's client.
-const NOT_TOOLS: &[&str] = &["init", "portal", "pod", "cli", "zk-status"];
+/// Declares [`Mode`] with every mode's [`Reach`] next to it, so that a mode cannot be added
+/// without deciding whether a client of the portal may run it (fail closed: a missing decision
+/// does not compile). From the one list come [`Mode`], the exhaustive `match` of
+/// [`Mode::reach`] (no `_` arm) and the table behind [`is_tool`].
+macro_rules! modes {
+    ($($variant:ident($args:ty) => $reach:ident,)*) => {
+        /// Every mode of `ocho`. Tools are the modes the portal may run for a client
+        /// ([`Mode::reach`], [`is_tool`]).
+        // Parsed once per process; boxing would only complicate argh's derive.
+        #[allow(clippy::large_enum_variant)]
+        #[derive(FromArgs, ArgsInfo)]
+        #[argh(subcommand)]
+        pub enum Mode {
+            $($variant($args),)*
+        }
+
+        impl Mode {
+            /// Whether this mode may run over HTTP.
+            pub fn reach(&self) -> Reach {
+                match self {
+                    $(Mode::$variant(_) => Reach::$reach,)*
+                }
+            }
+        }
+
+        /// Every mode's name (as argh knows it) with its reach.
+        const REACH: &[(&str, Reach)] =
+            &[$((<$args as argh::SubCommand>::COMMAND.name, Reach::$reach),)*];
+    };
+}
+
+modes! {
+    Init(init::Args) => Local,
+    Portal(portal::Args) => Local,
+    Pod(pod::Args) => Local,
+    ZkStatus(zk::status::Args) => Local,
+    Remote(remote::Args) => Local,
+    Args(tools::args::Args) => Tool,
+    Grep(tools::grep::Args) => Tool,
+    Info(tools::info::Args) => Tool,
+    Log(tools::log::Args) => Tool,
+    Ls(tools::ls::Args) => Tool,
+    Port(tools::port::Args) => Tool,
+    Poll(tools::poll::Args) => Tool,
+    On(tools::on::Args) => Tool,
+    Off(tools::off::Args) => Tool,
+    Reset(tools::reset::Args) => Tool,
+    Ping(tools::ping::Args) => Tool,
+    Wait(tools::wait::Args) => Tool,
+    Deploy(tools::deploy::Args) => Tool,
+    Kill(tools::kill::Args) => Tool,
+    Scale(tools::scale::Args) => Tool,
+    Bump(tools::bump::Args) => Tool,
+}
 
 /// What `parse` decided: run a mode, or print a text (help, version, usage error) and exit.
 #[allow(clippy::large_enum_variant)]
@@ -56,8 +88,15 @@ pub enum Parsed {
     Print { text: String, code: u8 },
 }
 
-/// Runs one parsed mode.
+/// Runs one parsed mode. A process the portal started (confined, see [`crate::confine`]) runs
+/// tools only, whatever the portal let through.
 pub fn dispatch(mode: Mode) -> Result<ExitCode> {
+    if mode.reach() != Reach::Tool && std::env::var_os(crate::confine::ENV).is_some() {
+        return Err(Error::Usage(format!(
+            "this mode never runs for a client of the portal (${} is set)",
+            crate::confine::ENV
+        )));
+    }
     // Rust starts every program with SIGPIPE ignored, so `ocho grep | head` would panic on its
     // next write. Tools and the client are filters: let a closed pipe end them quietly, as it
     // ends any Unix tool. The long-running processes keep ignoring it and handle EPIPE.
@@ -110,9 +149,10 @@ pub fn modes() -> impl Iterator<Item = (&'static str, &'static str)> {
     <Mode as SubCommands>::COMMANDS.iter().map(|c| (c.name, c.description))
 }
 
-/// True when `name` is a tool the portal may run on behalf of a client.
+/// True when `name` is a tool the portal may run on behalf of a client; false for every other
+/// mode and for names that are no mode.
 pub fn is_tool(name: &str) -> bool {
-    !NOT_TOOLS.contains(&name) && modes().any(|(m, _)| m == name)
+    REACH.iter().any(|&(m, reach)| m == name && reach == Reach::Tool)
 }
 
 /// Parses `ocho` arguments (without the program name).
@@ -230,5 +270,22 @@ mod tests {
         assert!(!is_tool("no-such-tool"));
         assert!(!is_tool("cli"));
         assert!(is_tool("args"));
+        assert!(!is_tool("pod"));
+        assert!(!is_tool("zk-status"));
+    }
+
+    #[test]
+    fn every_mode_has_exactly_one_reach_and_parsed_modes_agree() {
+        let names: Vec<&str> = modes().map(|(m, _)| m).collect();
+        let table: Vec<&str> = REACH.iter().map(|(m, _)| *m).collect();
+        assert_eq!(names, table);
+        let local: Vec<&str> = modes().map(|(m, _)| m).filter(|m| !is_tool(m)).collect();
+        assert_eq!(local, ["init", "portal", "pod", "zk-status", "cli"]);
+        let Parsed::Run(mode) = parse_words(&["pod", "--zk", "x", "--", "true"]) else {
+            panic!("pod parses")
+        };
+        assert_eq!(mode.reach(), Reach::Local);
+        let Parsed::Run(mode) = parse_words(&["ls"]) else { panic!("ls parses") };
+        assert_eq!(mode.reach(), Reach::Tool);
     }
 }

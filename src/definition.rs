@@ -18,6 +18,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
+use crate::yaml::excerpt;
 
 /// Largest definition or override file accepted, in bytes.
 pub const MAX_FILE: u64 = 256 * 1024;
@@ -46,9 +47,9 @@ pub const RESERVED_ENV: &[&str] = &[
 /// ([`Error::Definition`]).
 #[derive(Debug, thiserror::Error)]
 pub enum Invalid {
-    /// Not YAML, or not the expected shape; serde_yaml's message carries line and column.
+    /// Not YAML, or not the expected shape, with line and column (never the file's content).
     #[error("{0}")]
-    Yaml(#[from] serde_yaml::Error),
+    Yaml(#[from] crate::yaml::Invalid),
     /// The file is larger than [`MAX_FILE`].
     #[error("larger than {MAX_FILE} bytes")]
     TooLarge,
@@ -182,9 +183,10 @@ pub struct Prepare<'a> {
     pub overrides: Option<&'a Map<String, Value>>,
 }
 
-/// Reads a file of at most [`MAX_FILE`] bytes as UTF-8.
-pub fn read_capped(path: &Path) -> Result<String> {
-    let file = std::fs::File::open(path).map_err(|e| Error::io("open", path, e))?;
+/// Reads a file of at most [`MAX_FILE`] bytes as UTF-8; `what` names the argument it came from
+/// (run by the portal, the file must be one of the request's, see [`crate::confine`]).
+pub fn read_capped(what: &str, path: &Path) -> Result<String> {
+    let file = crate::confine::open(what, path)?;
     let mut text = String::new();
     file.take(MAX_FILE + 1).read_to_string(&mut text).map_err(|e| Error::io("read", path, e))?;
     if text.len() as u64 > MAX_FILE {
@@ -195,7 +197,7 @@ pub fn read_capped(path: &Path) -> Result<String> {
 
 /// Reads and validates one definition file; errors name the file.
 pub fn load(path: &Path) -> Result<Definition> {
-    let text = read_capped(path)?;
+    let text = read_capped("definition", path)?;
     parse(&text).map_err(|source| Error::Definition { path: path.into(), source })
 }
 
@@ -204,18 +206,13 @@ pub fn load_overrides(paths: &[impl AsRef<Path>]) -> Result<Map<String, Value>> 
     let mut all = Map::new();
     for path in paths {
         let path = path.as_ref();
-        let text = read_capped(path)?;
+        let text = read_capped("override file (-o)", path)?;
         let wrap = |source| Error::Definition { path: path.into(), source };
-        let value: Value = serde_yaml::from_str(&text).map_err(|e| wrap(Invalid::Yaml(e)))?;
-        match value {
-            Value::Null => {}
-            Value::Object(map) => merge_settings(&mut all, map),
-            _ => {
-                return Err(wrap(field(
-                    "overrides",
-                    "must be a mapping of <namespace>.<cluster> to settings",
-                )));
-            }
+        let value: Option<Map<String, Value>> =
+            crate::yaml::from_str(&text, "a mapping of <namespace>.<cluster> to settings")
+                .map_err(|e| wrap(Invalid::Yaml(e)))?;
+        if let Some(map) = value {
+            merge_settings(&mut all, map);
         }
     }
     Ok(all)
@@ -229,10 +226,11 @@ pub fn parse(text: &str) -> Result<Definition, Invalid> {
     if text.lines().all(|l| l.trim().is_empty() || l.trim_start().starts_with('#')) {
         return Err(Invalid::Empty);
     }
-    let raw: DefinitionFile = serde_yaml::from_str(text)?;
+    let raw: DefinitionFile =
+        crate::yaml::from_str(text, "a mapping of definition keys (cluster, image, …)")?;
     check_dns_label("cluster", &raw.cluster)?;
     if raw.image.trim().is_empty() || raw.image.chars().any(char::is_whitespace) {
-        return Err(field("image", format!("{:?} is not an image reference", raw.image)));
+        return Err(field("image", format!("{} is not an image reference", excerpt(&raw.image))));
     }
     let control_port = match raw.control_port {
         None => DEFAULT_CONTROL_PORT,
@@ -284,7 +282,7 @@ pub fn parse(text: &str) -> Result<Definition, Invalid> {
         if dep.is_empty() || dep.contains(',') || dep.chars().any(char::is_whitespace) {
             return Err(field(
                 format!("depends-on[{i}]"),
-                format!("{dep:?} is not a cluster name"),
+                format!("{} is not a cluster name", excerpt(dep)),
             ));
         }
     }
@@ -422,7 +420,9 @@ fn resources(value: Value) -> Result<ResourceRequirements, Invalid> {
             }
         }
     }
-    serde_json::from_value(value).map_err(|e| field("resources", e.to_string()))
+    serde_json::from_value(value).map_err(|_| {
+        field("resources", "requests and limits must map resource names to quantities")
+    })
 }
 
 fn port_number(name: &str, n: i64) -> Result<u16, Invalid> {
@@ -437,11 +437,13 @@ fn parse_port(name: &str, text: &str) -> Result<Port, Invalid> {
         None => (text.trim(), false),
         Some((n, proto)) if proto.eq_ignore_ascii_case("udp") => (n, true),
         Some((n, proto)) if proto.eq_ignore_ascii_case("tcp") => (n, false),
-        Some(_) => return Err(field(name, format!("{text:?}: write N, \"N/tcp\" or \"N/udp\""))),
+        Some(_) => {
+            return Err(field(name, format!("{}: write N, \"N/tcp\" or \"N/udp\"", excerpt(text))));
+        }
     };
     let n: i64 = number
         .parse()
-        .map_err(|_| field(name, format!("{text:?}: write N, \"N/tcp\" or \"N/udp\"")))?;
+        .map_err(|_| field(name, format!("{}: write N, \"N/tcp\" or \"N/udp\"", excerpt(text))))?;
     Ok(Port { number: port_number(name, n)?, udp })
 }
 
@@ -458,8 +460,9 @@ pub fn check_dns_label(what: &str, name: &str) -> Result<(), Invalid> {
         Err(field(
             what,
             format!(
-                "{name:?} is not a DNS label (1-63 lowercase letters, digits or '-', \
-                 starting and ending with a letter or digit)"
+                "{} is not a DNS label (1-63 lowercase letters, digits or '-', \
+                 starting and ending with a letter or digit)",
+                excerpt(name)
             ),
         ))
     }
@@ -491,7 +494,10 @@ fn check_label_value(what: &str, v: &str) -> Result<(), Invalid> {
     if is_label_value(v) {
         Ok(())
     } else {
-        Err(field(what, format!("{v:?} is not a label value (at most 63 of A-Za-z0-9-_.)")))
+        Err(field(
+            what,
+            format!("{} is not a label value (at most 63 of A-Za-z0-9-_.)", excerpt(v)),
+        ))
     }
 }
 
@@ -503,10 +509,10 @@ fn check_label_key(what: &str, key: &str) -> Result<(), Invalid> {
     let prefix_ok = prefix
         .is_none_or(|p| p.len() <= 253 && p.split('.').all(|l| check_dns_label("", l).is_ok()));
     if !prefix_ok || name.is_empty() || !is_label_value(name) {
-        return Err(field(what, format!("{key:?} is not a valid key ([prefix/]name)")));
+        return Err(field(what, format!("{} is not a valid key ([prefix/]name)", excerpt(key))));
     }
     if prefix == Some("ochopod.io") {
-        return Err(field(what, format!("{key:?}: the ochopod.io/ prefix is reserved")));
+        return Err(field(what, format!("{}: the ochopod.io/ prefix is reserved", excerpt(key))));
     }
     Ok(())
 }

@@ -3,6 +3,7 @@
 
 mod cli;
 mod clock;
+mod confine;
 mod definition;
 mod error;
 mod http;
@@ -15,6 +16,7 @@ mod remote;
 mod serve;
 mod supervise;
 mod tools;
+mod yaml;
 mod zk;
 
 use std::process::ExitCode;

@@ -148,6 +148,8 @@ pub fn run(
             cmd.env(name, value);
         }
     }
+    // Every file the tool reads because of an argument must be one of the request's.
+    cmd.env(crate::confine::ENV, dir);
     let started = Instant::now();
     // die_with_parent: the request thread waits for this child, so the child outlives the
     // thread only if the portal itself dies, and then it should die too.

@@ -374,12 +374,10 @@ pub fn expand(base: &Path, pattern: &str) -> std::result::Result<Vec<PathBuf>, S
         return Err("globs are only expanded in the last path component".into());
     }
     let listing = base.join(dir.unwrap_or(Path::new(".")));
-    let entries =
-        std::fs::read_dir(&listing).map_err(|e| format!("list {}: {e}", listing.display()))?;
+    let entries = crate::confine::files_in("definition glob", &listing).map_err(|e| chain(&e))?;
     let mut found: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok())
-        .filter(|e| e.file_type().is_ok_and(|t| t.is_file() || t.is_symlink()))
-        .filter_map(|e| e.file_name().into_string().ok())
+        .into_iter()
+        .filter_map(|n| n.into_string().ok())
         .filter(|n| !n.starts_with('.') || name.starts_with('.'))
         .filter(|n| fnmatch(name, n))
         .map(|n| dir.map_or_else(|| PathBuf::from(&n), |d| d.join(&n)))

@@ -9,8 +9,12 @@ use serde_json::{Map, Value, json};
 use super::{Glob, Tally, control, output, tool_args};
 use crate::error::{Error, Result};
 
-/// Largest payload file accepted.
+/// Largest payload file accepted (JSON).
 const MAX_PAYLOAD: u64 = 1024 * 1024;
+
+/// Largest payload that is not JSON: YAML costs far more per byte to parse, and at this size
+/// any YAML text parses or is refused within about 100 ms.
+const MAX_YAML_PAYLOAD: usize = crate::definition::MAX_FILE as usize;
 
 tool_args! {
     /// send a payload to each pod's signal handler and show the replies
@@ -18,6 +22,8 @@ tool_args! {
         subcommand,
         name = "ping",
         note = "Posts the payload (YAML or JSON, sent as JSON) to /control/signal/<t>.\n\
+                A payload holds at most 1 MiB of JSON or 256 KiB of YAML, nested at most\n\
+                64 levels deep.\n\
                 Needs --force unless -i picks pods. A glob matching no pod is a failure.\n\
                 Text: per glob `<GLOB> -> P% replies (T pods total) ->`, then `- <ns.cluster #seq>`\n\
                 and its reply as indented JSON, then the pods that failed.\n\
@@ -40,7 +46,7 @@ tool_args! {
 
 /// Reads the payload as JSON, else as YAML (plain data only), into compact JSON bytes.
 fn payload(path: &str) -> Result<Vec<u8>> {
-    let file = std::fs::File::open(path).map_err(|e| Error::io("open payload", path, e))?;
+    let file = crate::confine::open("payload", std::path::Path::new(path))?;
     let mut text = String::new();
     file.take(MAX_PAYLOAD + 1)
         .read_to_string(&mut text)
@@ -48,9 +54,16 @@ fn payload(path: &str) -> Result<Vec<u8>> {
     if text.len() as u64 > MAX_PAYLOAD {
         return Err(Error::Usage(format!("payload {path} is larger than {MAX_PAYLOAD} bytes")));
     }
+    crate::yaml::check_depth(&text).map_err(|e| Error::Usage(format!("payload {path}: {e}")))?;
     let value: Value = match serde_json::from_str(&text) {
         Ok(v) => v,
-        Err(_) => serde_yaml::from_str(&text)
+        Err(_) if text.len() > MAX_YAML_PAYLOAD => {
+            return Err(Error::Usage(format!(
+                "payload {path} is not JSON, and a YAML payload may hold at most \
+                 {MAX_YAML_PAYLOAD} bytes (JSON up to {MAX_PAYLOAD})"
+            )));
+        }
+        Err(_) => crate::yaml::from_str(&text, "a payload")
             .map_err(|e| Error::Usage(format!("payload {path} is neither JSON nor YAML: {e}")))?,
     };
     Ok(value.to_string().into_bytes())

@@ -23,12 +23,25 @@ pub fn default_hosts() -> String {
         .unwrap_or_else(|| "127.0.0.1:2181".into())
 }
 
-/// One ZooKeeper session with blocking methods.
+/// How long closing a session may wait for the server's answer before the process goes on.
+const CLOSE_WAIT: Duration = Duration::from_secs(2);
+
+/// One ZooKeeper session with blocking methods. It is closed (ZooKeeper's CloseSession, so the
+/// server forgets it at once rather than after the session timeout) by [`Session::close`] or
+/// when dropped.
 #[allow(dead_code)] // used by the tools and the agent (issues 4, 5)
 pub struct Session {
     rt: tokio::runtime::Runtime,
-    client: zkc::Client,
+    /// `None` once closed.
+    client: Option<zkc::Client>,
     hosts: String,
+}
+
+#[allow(dead_code)]
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.shut();
+    }
 }
 
 #[allow(dead_code)]
@@ -58,7 +71,7 @@ impl Session {
                 )));
             }
         };
-        Ok(Session { rt, client, hosts })
+        Ok(Session { rt, client: Some(client), hosts })
     }
 
     /// The hosts this session was opened with.
@@ -68,7 +81,31 @@ impl Session {
 
     /// The async client, for callers that need watches or multi-ops.
     pub fn client(&self) -> &zkc::Client {
-        &self.client
+        self.client.as_ref().expect("a session is used only until it is closed")
+    }
+
+    /// Closes the session and waits (up to [`CLOSE_WAIT`]) until the server has answered.
+    /// The client's own close happens in a task of this session's runtime, which nothing would
+    /// drive once the process returns: without this wait the server keeps the session until
+    /// its timeout.
+    pub fn close(mut self) {
+        self.shut();
+    }
+
+    fn shut(&mut self) {
+        let Some(client) = self.client.take() else { return };
+        let mut state = client.state_watcher();
+        // The last handle gone, the client sends CloseSession and ends its session task.
+        drop(client);
+        let closed = async {
+            loop {
+                if state.peek_state().is_terminated() {
+                    return;
+                }
+                state.changed().await;
+            }
+        };
+        let _ = self.rt.block_on(async { tokio::time::timeout(CLOSE_WAIT, closed).await });
     }
 
     /// Runs a future on this session's runtime.
@@ -82,7 +119,7 @@ impl Session {
 
     /// Children of `path`, or `None` when the node does not exist.
     pub fn children(&self, path: &str) -> Result<Option<Vec<String>>> {
-        match self.rt.block_on(self.client.list_children(path)) {
+        match self.rt.block_on(self.client().list_children(path)) {
             Ok(children) => Ok(Some(children)),
             Err(zkc::Error::NoNode) => Ok(None),
             Err(source) => Err(self.err("list", path, source)),
@@ -91,7 +128,7 @@ impl Session {
 
     /// Data of `path`, or `None` when the node does not exist.
     pub fn get(&self, path: &str) -> Result<Option<Vec<u8>>> {
-        match self.rt.block_on(self.client.get_data(path)) {
+        match self.rt.block_on(self.client().get_data(path)) {
             Ok((data, _)) => Ok(Some(data)),
             Err(zkc::Error::NoNode) => Ok(None),
             Err(source) => Err(self.err("read", path, source)),
@@ -102,7 +139,7 @@ impl Session {
     pub fn mkdir(&self, path: &str) -> Result<()> {
         let opts = zkc::CreateMode::Persistent.with_acls(zkc::Acls::anyone_all());
         self.rt
-            .block_on(self.client.mkdir(path, &opts))
+            .block_on(self.client().mkdir(path, &opts))
             .map_err(|source| self.err("create", path, source))
     }
 
@@ -112,7 +149,7 @@ impl Session {
         let opts = mode.with_acls(zkc::Acls::anyone_all());
         let (_, seq) = self
             .rt
-            .block_on(self.client.create(path, data, &opts))
+            .block_on(self.client().create(path, data, &opts))
             .map_err(|source| self.err("create", path, source))?;
         Ok(match mode {
             zkc::CreateMode::PersistentSequential | zkc::CreateMode::EphemeralSequential => {
@@ -125,14 +162,14 @@ impl Session {
     /// Replaces the data of `path`.
     pub fn set(&self, path: &str, data: &[u8]) -> Result<()> {
         self.rt
-            .block_on(self.client.set_data(path, data, None))
+            .block_on(self.client().set_data(path, data, None))
             .map(|_| ())
             .map_err(|source| self.err("write", path, source))
     }
 
     /// Deletes `path`; a missing node is not an error.
     pub fn delete(&self, path: &str) -> Result<()> {
-        match self.rt.block_on(self.client.delete(path, None)) {
+        match self.rt.block_on(self.client().delete(path, None)) {
             Ok(()) | Err(zkc::Error::NoNode) => Ok(()),
             Err(source) => Err(self.err("delete", path, source)),
         }

@@ -1,0 +1,178 @@
+//! `make bench`, issue 10: the worst time `ocho` takes to parse (or refuse) YAML at the size cap,
+//! measured on the binary (OCHO_BIN): definitions of 256 KiB nested as deep as the size allows
+//! (flow `[[[…]]]`, block indentation, compact `- - -`), the deepest text accepted (64 levels,
+//! repeated to the cap), a large ordinary definition, and `ping` payloads (1 MiB of JSON, 256 KiB
+//! of YAML). Each figure is
+//! the whole process (start included; the first line is a trivial definition, for comparison);
+//! with `-o` the file is only parsed, as a definition it is also built and printed.
+//! Prints figures; asserts only the outcome (refused or parsed), never a time.
+#![allow(clippy::unwrap_used)]
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+const RUNS: usize = 5;
+const DEFINITION_CAP: usize = 256 * 1024;
+const PAYLOAD_CAP: usize = 1024 * 1024;
+
+/// `head` + as many `open`…`close` pairs around `x` as fit in `size` bytes with `tail`.
+fn nested(size: usize, head: &str, open: &str, close: &str, tail: &str) -> String {
+    let n = (size - head.len() - tail.len() - 2) / (open.len() + close.len());
+    let mut text = format!("{head}{}x{}{tail}", open.repeat(n), close.repeat(n));
+    text.push_str(&" ".repeat(size - text.len() - 1));
+    text.push('\n');
+    text
+}
+
+fn block_nested(size: usize) -> String {
+    let mut text = String::from("cluster: a\nimage: b\nsettings:\n");
+    for i in 1.. {
+        let line = format!("{}k{i}:\n", " ".repeat(i));
+        if text.len() + line.len() > size {
+            break;
+        }
+        text.push_str(&line);
+    }
+    text
+}
+
+/// Entries 64 levels deep in all (the limit) under `head` (3 levels), as many as fit.
+fn deepest_accepted(size: usize, head: &str) -> String {
+    let entry = format!("  - {}1{}\n", "[".repeat(61), "]".repeat(61));
+    let mut text = String::from(head);
+    while text.len() + entry.len() <= size {
+        text.push_str(&entry);
+    }
+    text
+}
+
+/// An ordinary definition made large: many settings a few levels deep.
+fn large_normal(size: usize) -> String {
+    let mut text = String::from(
+        "cluster: web\nimage: registry:5000/team/web:1.2\nports: [80, \"53/udp\"]\n\
+         labels: {tier: frontend}\nsettings:\n",
+    );
+    for i in 0.. {
+        let entry = format!(
+            "  service{i}:\n    name: \"service number {i}\" # a comment\n    \
+             ports: [{i}, {}]\n    env: {{LEVEL: info, 'QUOTED': \"x[y]\"}}\n",
+            i + 1
+        );
+        if text.len() + entry.len() > size {
+            break;
+        }
+        text.push_str(&entry);
+    }
+    text
+}
+
+fn ping(file: &str) -> [&str; 8] {
+    ["ping", file, "x", "--force", "--zk", "127.0.0.1:9", "--zk-timeout", "0.01"]
+}
+
+/// Runs `ocho ARGS` in `dir` RUNS times; prints the worst and the median wall time.
+fn measure(label: &str, dir: &Path, args: &[&str], refused: bool) {
+    let mut times = Vec::new();
+    for _ in 0..RUNS {
+        let t0 = Instant::now();
+        let out = support::ocho()
+            .args(args)
+            .current_dir(dir)
+            .env("OCHOPOD_ZK", "127.0.0.1:9")
+            .output()
+            .unwrap();
+        times.push(t0.elapsed());
+        let err = String::from_utf8_lossy(&out.stderr);
+        if refused {
+            assert!(err.contains("nested deeper than 64 levels"), "{label}: {err}");
+        } else if args[0] == "ping" {
+            assert!(err.contains("zookeeper 127.0.0.1:9"), "{label}: {err}");
+        } else {
+            assert!(out.status.success(), "{label}: {err}");
+        }
+    }
+    times.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    println!(
+        "{label:<58} worst {:7.1} ms   p50 {:7.1} ms   ({RUNS} runs)",
+        ms(times[RUNS - 1]),
+        ms(times[RUNS / 2])
+    );
+}
+
+fn main() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let write = |name: &str, text: &str| std::fs::write(d.join(name), text).unwrap();
+    write("minimal.yml", "cluster: a\nimage: b\n");
+    let files = [
+        ("flow.yml", nested(DEFINITION_CAP, "cluster: a\nimage: b\nsettings: {x: ", "[", "]", "}")),
+        ("block.yml", block_nested(DEFINITION_CAP)),
+        ("compact.yml", format!("{}x\n", "- ".repeat((DEFINITION_CAP - 2) / 2))),
+        (
+            "deepest.yml",
+            deepest_accepted(DEFINITION_CAP, "cluster: a\nimage: b\nsettings:\n  x:\n"),
+        ),
+        ("deepest-o.yml", deepest_accepted(DEFINITION_CAP, "unused.key:\n  x:\n")),
+        ("normal.yml", large_normal(DEFINITION_CAP)),
+        ("flow.json", nested(PAYLOAD_CAP, "{\"x\": ", "[", "]", "}")),
+        ("compact.yaml", format!("{}x\n", "- ".repeat((DEFINITION_CAP - 2) / 2))),
+        ("deepest.yaml", deepest_accepted(DEFINITION_CAP, "x:\n  y:\n")),
+    ];
+    for (name, text) in &files {
+        write(name, text);
+    }
+    println!("binary: {}", support::ocho_bin());
+    measure(
+        "deploy --dry-run, trivial definition (start-up)",
+        d,
+        &["deploy", "--dry-run", "minimal.yml"],
+        false,
+    );
+    for (label, file) in [
+        ("flow-nested [[[…]]]", "flow.yml"),
+        ("block-nested (one more space per level)", "block.yml"),
+        ("compact - - - …", "compact.yml"),
+    ] {
+        measure(
+            &format!("deploy, 256 KiB {label}: refused"),
+            d,
+            &["deploy", "--dry-run", file],
+            true,
+        );
+    }
+    measure(
+        "deploy -o, 256 KiB flow-nested: refused",
+        d,
+        &["deploy", "--dry-run", "-o", "flow.yml", "x"],
+        true,
+    );
+    measure(
+        "deploy -o, 256 KiB at the limit (64 levels, repeated): parsed only",
+        d,
+        &["deploy", "--dry-run", "-o", "deepest-o.yml", "minimal.yml"],
+        false,
+    );
+    measure(
+        "deploy, 256 KiB at the limit (64 levels, repeated): parsed",
+        d,
+        &["deploy", "--dry-run", "deepest.yml"],
+        false,
+    );
+    measure(
+        "deploy, 256 KiB ordinary definition: parsed",
+        d,
+        &["deploy", "--dry-run", "normal.yml"],
+        false,
+    );
+    for (label, file) in
+        [("1 MiB flow-nested JSON", "flow.json"), ("256 KiB compact - - - YAML", "compact.yaml")]
+    {
+        measure(&format!("ping, {label} payload: refused"), d, &ping(file), true);
+    }
+    // Parsed, then ZooKeeper (nothing listens there) fails the run: the time is the parse's.
+    measure("ping, 256 KiB YAML payload at the limit: parsed", d, &ping("deepest.yaml"), false);
+}
