@@ -49,18 +49,6 @@ fn rss_kib(pid: u32) -> u64 {
     support::memory(pid).rss
 }
 
-/// Descriptors and threads of a process.
-fn usage(pid: u32) -> (usize, usize) {
-    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count());
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let threads = status
-        .lines()
-        .find_map(|l| l.strip_prefix("Threads:"))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0);
-    (fds, threads)
-}
-
 /// Private memory of one running tool (`args --sleep`: a tool's start-up, waiting), which is
 /// what sizes the default concurrency limit.
 fn tool_memory(addr: &str, portal: u32) {
@@ -82,7 +70,7 @@ fn tool_memory(addr: &str, portal: u32) {
 /// 3,000 hostile connections: 1,000 request lines of HTTP/2.0, 1,000 heads that never finish
 /// (held open, then dropped), 1,000 header lines of 1 MiB; then what the portal holds.
 fn hostile(addr: &str, pid: u32) {
-    let before = (usage(pid), support::memory(pid));
+    let before = (support::usage(pid as i32), support::memory(pid));
     let started = Instant::now();
     for _ in 0..1000 {
         let mut conn = TcpStream::connect(addr).unwrap();
@@ -95,7 +83,7 @@ fn hostile(addr: &str, pid: u32) {
         let _ = conn.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n");
         held.push(conn);
     }
-    let during = (usage(pid), support::memory(pid));
+    let during = (support::usage(pid as i32), support::memory(pid));
     let healthz_ok =
         shell_status(addr, "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
     drop(held);
@@ -109,10 +97,10 @@ fn hostile(addr: &str, pid: u32) {
     let took = started.elapsed();
     // Threads of closed connections end on their own; give them a moment.
     let end = Instant::now() + Duration::from_secs(10);
-    while usage(pid).1 > before.0.1 + 1 && Instant::now() < end {
+    while support::usage(pid as i32).1 > before.0.1 + 1 && Instant::now() < end {
         std::thread::sleep(Duration::from_millis(20));
     }
-    let after = (usage(pid), support::memory(pid));
+    let after = (support::usage(pid as i32), support::memory(pid));
     println!("3,000 hostile connections ({:.1} s):", took.as_secs_f64());
     println!("  before  fds {:4}  threads {:4}  RSS {}", before.0.0, before.0.1, before.1);
     println!(

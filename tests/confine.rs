@@ -7,6 +7,8 @@
 
 mod support;
 
+use support::portal::{multipart, percent};
+
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
@@ -58,20 +60,6 @@ impl Outside {
             Err(e) => panic!("inotify: {e}"),
         }
     }
-}
-
-fn multipart(parts: &[(&str, &[u8])]) -> (String, Vec<u8>) {
-    let mut body = Vec::new();
-    for (name, data) in parts {
-        body.extend_from_slice(
-            format!("--B0undary\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"x\"\r\n\r\n")
-                .as_bytes(),
-        );
-        body.extend_from_slice(data);
-        body.extend_from_slice(b"\r\n");
-    }
-    body.extend_from_slice(b"--B0undary--\r\n");
-    ("multipart/form-data; boundary=B0undary".into(), body)
 }
 
 fn upload(portal: &Portal, line: &str, parts: &[(&str, &[u8])]) -> Reply {
@@ -197,21 +185,6 @@ fn confined_symlinks_may_stay_inside_but_not_lead_out_and_unconfined_tools_read_
         assert!(out.status.success(), "{file}: {}", String::from_utf8_lossy(&out.stderr));
     }
     assert!(outside.opened().contains(&"valid.yml".to_string()));
-}
-
-/// `%XX` for everything but ASCII letters and digits.
-fn percent(text: &str) -> String {
-    text.bytes()
-        .map(
-            |b| {
-                if b.is_ascii_alphanumeric() {
-                    (b as char).to_string()
-                } else {
-                    format!("%{b:02X}")
-                }
-            },
-        )
-        .collect()
 }
 
 #[test]

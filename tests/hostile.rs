@@ -14,20 +14,9 @@ use std::net::{Shutdown, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::time::{Duration, Instant};
 
-use support::portal::{Portal, Reply, wait_until};
+use support::portal::{Portal, Reply, multipart, wait_until};
+use support::usage;
 use support::{DEADLINE, free_port};
-
-/// Open descriptors and threads of a process.
-fn usage(pid: i32) -> (usize, usize) {
-    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count());
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let threads = status
-        .lines()
-        .find_map(|l| l.strip_prefix("Threads:"))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0);
-    (fds, threads)
-}
 
 /// Waits until the process is back to `baseline` (a thread or descriptor may linger a moment).
 fn back_to(pid: i32, baseline: (usize, usize)) {
@@ -170,17 +159,10 @@ fn huge_header_lines_and_lines_are_refused_unread() {
     assert_eq!(healthz(&portal), 200);
 }
 
-fn multipart(name: &str, data: &str) -> (String, Vec<u8>) {
-    let body = format!(
-        "--b0undary\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{name}\"\r\n\r\n{data}\r\n--b0undary--\r\n"
-    );
-    ("multipart/form-data; boundary=b0undary".into(), body.into_bytes())
-}
-
 #[test]
 fn truncated_uploads_are_refused_and_the_tool_never_runs() {
     let portal = Portal::start(&[], &[]);
-    let (kind, body) = multipart("web.yml", "cluster: web\nreplicas: 3\n");
+    let (kind, body) = multipart(&[("web.yml", b"cluster: web\nreplicas: 3\n")]);
     // A body shorter than its Content-Length: the client sent part of it and closed.
     for cut in [body.len() - 1, body.len() - 12, body.len() / 2, 1] {
         let mut conn = TcpStream::connect(&portal.addr).unwrap();
@@ -210,7 +192,7 @@ fn truncated_uploads_are_refused_and_the_tool_never_runs() {
     assert!(reply.text().contains("closing boundary"), "{}", reply.text());
     // Bad names are refused by name, never dropped.
     for name in ["a\nb", "a\u{0}b"] {
-        let (kind, body) = multipart(name, "x");
+        let (kind, body) = multipart(&[(name, b"x")]);
         let reply = portal.request(
             "POST",
             "/shell",
@@ -320,7 +302,7 @@ fn a_killed_portal_leaves_nothing_behind_after_its_restart() {
     let dir = work.path().join("requests");
     let dir_arg = dir.to_str().unwrap().to_string();
     let mut portal = Portal::start(&["--work-dir", &dir_arg], &[]);
-    let (kind, body) = multipart("big", &"x".repeat(100_000));
+    let (kind, body) = multipart(&[("big", "x".repeat(100_000).as_bytes())]);
     let _conn = {
         let conn = portal.open(
             "POST",

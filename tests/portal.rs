@@ -7,6 +7,8 @@
 
 mod support;
 
+use support::portal::{multipart, percent};
+
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
@@ -18,20 +20,6 @@ fn args_json(reply: &support::portal::Reply) -> serde_json::Value {
     assert_eq!(reply.status, 200, "{body}");
     assert_eq!(body["ok"], true, "{body}");
     serde_json::from_str(body["out"].as_str().unwrap().lines().next().unwrap()).unwrap()
-}
-
-fn percent(text: &str) -> String {
-    text.bytes()
-        .map(
-            |b| {
-                if b.is_ascii_alphanumeric() {
-                    (b as char).to_string()
-                } else {
-                    format!("%{b:02X}")
-                }
-            },
-        )
-        .collect()
 }
 
 #[test]
@@ -56,20 +44,6 @@ fn shell_metacharacters_reach_the_tool_literally() {
     let get = portal.request("GET", &format!("/shell?line={}", percent(line)), &[], b"");
     assert_eq!(args_json(&get)["args"], serde_json::json!(expected));
     assert!(portal.leftovers().is_empty(), "{:?}", portal.leftovers());
-}
-
-fn multipart(parts: &[(&str, &[u8])]) -> (String, Vec<u8>) {
-    let mut body = Vec::new();
-    for (name, data) in parts {
-        body.extend_from_slice(
-            format!("--B0undary\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"x\"\r\n\r\n")
-                .as_bytes(),
-        );
-        body.extend_from_slice(data);
-        body.extend_from_slice(b"\r\n");
-    }
-    body.extend_from_slice(b"--B0undary--\r\n");
-    ("multipart/form-data; boundary=B0undary".into(), body)
 }
 
 fn upload(portal: &Portal, line: &str, parts: &[(&str, &[u8])]) -> support::portal::Reply {

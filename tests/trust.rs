@@ -8,7 +8,7 @@ mod support;
 
 use nix::sys::signal::Signal;
 use ring::hmac;
-use support::portal::Portal;
+use support::portal::{Portal, multipart};
 use support::{DEADLINE, ocho};
 
 fn bearer(token: &str) -> String {
@@ -92,16 +92,6 @@ fn signed(token: &str, nonce: &str, line: &str, files: &[(&str, &[u8])]) -> Vec<
     ]
 }
 
-fn multipart(name: &str, data: &[u8]) -> (String, Vec<u8>) {
-    let mut body = format!(
-        "--XbX\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{name}\"\r\n\r\n"
-    )
-    .into_bytes();
-    body.extend_from_slice(data);
-    body.extend_from_slice(b"\r\n--XbX--\r\n");
-    ("multipart/form-data; boundary=XbX".into(), body)
-}
-
 #[test]
 fn signatures_cover_the_uploads_and_cannot_be_replayed() {
     let dir = tempfile::tempdir().unwrap();
@@ -112,7 +102,7 @@ fn signatures_cover_the_uploads_and_cannot_be_replayed() {
     let good: &[u8] = b"cluster: web\n";
     let headers = signed("k3y", "n0nce-one", line, &[("web.yml", good)]);
     let send = |body: &[u8], headers: &[(String, String)]| {
-        let (kind, body) = multipart("web.yml", body);
+        let (kind, body) = multipart(&[("web.yml", body)]);
         let mut all: Vec<(&str, &str)> = vec![("X-Shell", line), ("Content-Type", &kind)];
         all.extend(headers.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         portal.request("POST", "/shell", &all, &body)

@@ -22,17 +22,9 @@ const MAX_BODY: u64 = 4 * 1024 * 1024;
 /// holds little memory: the excess is answered 503 before its body is read.
 pub const LIMITS: crate::serve::Limits = crate::serve::Limits {
     max_connections: 128,
-    max_line: 8 * 1024,
-    max_fields: 100,
-    max_head: 32 * 1024,
-    head_timeout: Duration::from_secs(10),
-    idle_timeout: Duration::from_secs(15),
-    body_timeout: Duration::from_secs(10),
-    min_body_rate: 16 * 1024,
     max_body: MAX_BODY as usize,
     body_budget: 4 * MAX_BODY as usize,
-    max_requests: 1000,
-    write_timeout: Duration::from_secs(30),
+    ..crate::serve::Limits::DEFAULT
 };
 
 /// Ochopod's default when the URL carries no timeout segment.

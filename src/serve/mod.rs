@@ -53,23 +53,27 @@ pub struct Limits {
     pub write_timeout: Duration,
 }
 
+impl Limits {
+    /// nginx's defaults where it has one (8 KiB lines; its 60 s body read timeout is 10 s here).
+    pub const DEFAULT: Limits = Limits {
+        max_connections: 512,
+        max_line: 8 * 1024,
+        max_fields: 100,
+        max_head: 32 * 1024,
+        head_timeout: Duration::from_secs(10),
+        idle_timeout: Duration::from_secs(15),
+        body_timeout: Duration::from_secs(10),
+        min_body_rate: 16 * 1024,
+        max_body: 1 << 20,
+        body_budget: 64 << 20,
+        max_requests: 1000,
+        write_timeout: Duration::from_secs(30),
+    };
+}
+
 impl Default for Limits {
-    /// nginx's defaults where it has one (8 KiB lines, 60 s of body read timeout is 10 s here).
     fn default() -> Limits {
-        Limits {
-            max_connections: 512,
-            max_line: 8 * 1024,
-            max_fields: 100,
-            max_head: 32 * 1024,
-            head_timeout: Duration::from_secs(10),
-            idle_timeout: Duration::from_secs(15),
-            body_timeout: Duration::from_secs(10),
-            min_body_rate: 16 * 1024,
-            max_body: 1 << 20,
-            body_budget: 64 << 20,
-            max_requests: 1000,
-            write_timeout: Duration::from_secs(30),
-        }
+        Limits::DEFAULT
     }
 }
 

@@ -75,6 +75,18 @@ impl std::fmt::Display for Memory {
     }
 }
 
+/// Open descriptors and threads of a process.
+pub fn usage(pid: i32) -> (usize, usize) {
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count());
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let threads = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    (fds, threads)
+}
+
 /// Fails (never skips) when ZooKeeper's jars are missing, with the install hint.
 pub fn require_zookeeper() {
     for jar in ["/usr/share/java/zookeeper.jar", "/usr/share/java/slf4j-simple.jar"] {

@@ -250,3 +250,34 @@ impl Events {
         Some(serde_json::from_str(&line).expect("one JSON object per line"))
     }
 }
+
+/// A `multipart/form-data` body with one file part per `(field name, data)`; returns the
+/// content type and the body.
+pub fn multipart(parts: &[(&str, &[u8])]) -> (String, Vec<u8>) {
+    let mut body = Vec::new();
+    for (name, data) in parts {
+        body.extend_from_slice(
+            format!("--B0undary\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"x\"\r\n\r\n")
+                .as_bytes(),
+        );
+        body.extend_from_slice(data);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(b"--B0undary--\r\n");
+    ("multipart/form-data; boundary=B0undary".into(), body)
+}
+
+/// `%XX` for everything but ASCII letters and digits.
+pub fn percent(text: &str) -> String {
+    text.bytes()
+        .map(
+            |b| {
+                if b.is_ascii_alphanumeric() {
+                    (b as char).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            },
+        )
+        .collect()
+}
