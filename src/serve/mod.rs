@@ -111,6 +111,9 @@ pub struct Running {
 /// Connections over the limit while evicted ones wind down.
 const EVICTION_HEADROOM: usize = 32;
 
+/// Longest the accept loop waits for evicted connections to end before refusing a new one.
+const EVICTION_WAIT: Duration = Duration::from_millis(200);
+
 /// Descriptors kept back for the process's own needs (a tool's pipes, files, the log).
 const RESERVED_FDS: u64 = 64;
 
@@ -263,9 +266,25 @@ fn admit(stream: TcpStream, peer: SocketAddr, shared: &Arc<Shared>) {
         let mut open = shared.lock_open();
         let max = shared.limits.max_connections;
         // At the limit, the connection idle longest makes room; the threads of those evicted
-        // take a moment to end, hence a little headroom before refusing outright.
-        let room =
-            *open < max || (*open < max + EVICTION_HEADROOM && shared.peers.evict_oldest_idle());
+        // take a moment to end, hence a little headroom, and a short wait for them when a flood
+        // outruns it (on a loaded host), before refusing outright.
+        let give_up = Instant::now() + EVICTION_WAIT;
+        let room = loop {
+            if *open < max {
+                break true;
+            }
+            if *open < max + EVICTION_HEADROOM {
+                break shared.peers.evict_oldest_idle();
+            }
+            let left = give_up.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break false;
+            }
+            open = match shared.closed.wait_timeout(open, left) {
+                Ok((guard, _)) => guard,
+                Err(poisoned) => poisoned.into_inner().0,
+            };
+        };
         if !room {
             drop(open);
             refuse(&stream, 503, "too many connections; retry");
