@@ -291,7 +291,8 @@ fn slow_heads_are_cut_off_and_bare_lf_and_keep_alive_work() {
     let mut reader = std::io::BufReader::new(conn.try_clone().unwrap());
     for i in 0..2 {
         conn.write_all(
-            format!("POST /shell HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Shell: args k{i}\r\n\r\n").as_bytes(),
+            format!("POST /shell HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Shell: args k{i}\r\n\r\n")
+                .as_bytes(),
         )
         .unwrap();
         let mut len = 0;

@@ -3,6 +3,7 @@
 //! the graceful drain on SIGTERM/SIGINT/SIGQUIT (platform notes §5.2). Routes live in
 //! `routes.rs`, tool execution in `exec.rs`, credentials in `auth.rs`, the web terminal in `web/`.
 
+mod access;
 mod auth;
 mod exec;
 mod metrics;
@@ -61,6 +62,10 @@ pub struct Args {
     /// OCHO_TOKEN_FILE; else the token itself in env OCHO_TOKEN)
     #[argh(option)]
     pub token_file: Option<PathBuf>,
+    /// YAML list of named tokens ({name, sha256, role: viewer|operator|admin, scope: [globs]}),
+    /// re-read when it changes (env OCHO_TOKENS_FILE); see the README's security section
+    #[argh(option)]
+    pub tokens_file: Option<PathBuf>,
     /// serve without credentials on an address other than loopback: anyone who reaches it runs
     /// tools with the proxy's rights (env OCHO_INSECURE_NO_AUTH=1)
     #[argh(switch)]
@@ -96,7 +101,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let token_file = args.token_file.clone().or_else(|| {
         std::env::var_os("OCHO_TOKEN_FILE").filter(|v| !v.is_empty()).map(PathBuf::from)
     });
-    let keys = auth::Keys::load(token_file.as_deref())?;
+    let tokens_file = args.tokens_file.clone().or_else(|| {
+        std::env::var_os("OCHO_TOKENS_FILE").filter(|v| !v.is_empty()).map(PathBuf::from)
+    });
+    let keys = auth::Keys::load(token_file.as_deref(), tokens_file.as_deref())?;
     let max_concurrent = args.max_concurrent.max(1);
     let open = keys.is_open();
     let flag = |on: bool, var: &str| {
@@ -121,7 +129,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let addr = server.local_addr();
     if open && !addr.ip().is_loopback() && !insecure {
         return Err(Error::Usage(format!(
-            "refusing to serve {addr} without credentials: give --token-file (or OCHO_TOKEN_FILE, OCHO_TOKEN), bind to a loopback address, or pass --insecure-no-auth"
+            "refusing to serve {addr} without credentials: give --token-file or --tokens-file (or OCHO_TOKEN_FILE, OCHO_TOKENS_FILE, OCHO_TOKEN), bind to a loopback address, or pass --insecure-no-auth"
         )));
     }
     let work = work_dir(args.work_dir.as_deref(), addr.port())?;

@@ -37,6 +37,8 @@ impl Drop for Slot {
 pub struct Run {
     pub state: Arc<State>,
     pub words: Vec<String>,
+    /// Who asked: its name goes to the log, its scope to the tool.
+    pub who: Arc<super::access::Who>,
     pub dir: Option<tempfile::TempDir>,
     pub limits: Limits,
     pub peer: SocketAddr,
@@ -69,7 +71,9 @@ impl Run {
                 Liveness::Alive => None,
             }
         };
-        let result = exec::run(&self.words, dir.path(), &self.limits, &interrupt, sink)
+        let env: Vec<(&str, String)> =
+            self.who.scope_env().map(|scope| ("OCHO_SCOPE", scope)).into_iter().collect();
+        let result = exec::run(&self.words, dir.path(), &self.limits, &env, &interrupt, sink)
             .map_err(|err| format!("portal: {}", crate::error::chain(&err)));
         if let Some(dir) = self.dir.take() {
             let path = dir.path().to_path_buf();
@@ -85,6 +89,7 @@ impl Run {
         self.state.metrics.observe(&self.words[0], status, self.started.elapsed());
         log(&Access {
             peer: &self.peer,
+            who: &self.who.name,
             method: &self.method,
             path: "/shell",
             tool: &self.words[0],

@@ -96,7 +96,7 @@ fn credentials_are_checked_before_anything_else() {
 
 #[test]
 fn tools_json_describes_tools_from_their_argh_definitions() {
-    let json = tools_json();
+    let json = tools_json(None);
     let tools = json["tools"].as_array().unwrap();
     assert!(tools.iter().all(|t| cli::is_tool(t["name"].as_str().unwrap())), "{json}");
     let args = tools.iter().find(|t| t["name"] == "args").expect("args listed");
