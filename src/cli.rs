@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use argh::{ArgsInfo, FromArgs, SubCommands};
 
 use crate::error::Result;
-use crate::{init, pod, portal, remote, tools, zk};
+use crate::{audit, init, pod, portal, remote, tools, zk};
 
 /// Top-level command line: one mode and its arguments.
 #[derive(FromArgs)]
@@ -44,6 +44,7 @@ pub enum Mode {
     Kill(tools::kill::Args),
     Scale(tools::scale::Args),
     Bump(tools::bump::Args),
+    Audit(audit::Args),
 }
 
 /// Modes that are not tools: processes of the proxy itself, or the operator's client.
@@ -92,6 +93,7 @@ pub fn dispatch(mode: Mode) -> Result<ExitCode> {
         Mode::Kill(args) => tools::kill::run(args),
         Mode::Scale(args) => tools::scale::run(args),
         Mode::Bump(args) => tools::bump::run(args),
+        Mode::Audit(args) => audit::run(args),
     }
 }
 

@@ -78,6 +78,13 @@ pub struct Args {
     /// comma-separated); IP addresses and localhost are always accepted
     #[argh(option)]
     pub allowed_host: Vec<String>,
+    /// append-only audit journal (JSON lines, hash-chained) of every tool run and every
+    /// refusal for credentials or role (env OCHO_AUDIT); `ocho audit` reads it
+    #[argh(option)]
+    pub audit: Option<PathBuf>,
+    /// bytes of the journal file before it is rotated, the chain continuing (default 64 MiB)
+    #[argh(option, default = "64 << 20")]
+    pub audit_max_bytes: u64,
     /// seconds requests in flight may go on after SIGTERM before their tools are stopped
     /// (default 10; under `ocho init`'s share of its grace)
     #[argh(option, default = "10.0")]
@@ -133,6 +140,13 @@ pub fn run(args: Args) -> Result<ExitCode> {
         )));
     }
     let work = work_dir(args.work_dir.as_deref(), addr.port())?;
+    let audit = args.audit.clone().or_else(|| {
+        std::env::var_os(crate::audit::VAR).filter(|v| !v.is_empty()).map(PathBuf::from)
+    });
+    let journal = audit
+        .as_deref()
+        .map(|path| crate::audit::Journal::open(path, args.audit_max_bytes))
+        .transpose()?;
     let state = Arc::new(routes::State {
         limits: exec::Limits {
             timeout: Duration::from_secs_f64(args.timeout),
@@ -141,6 +155,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         max_upload: args.max_upload,
         max_concurrent,
         keys,
+        journal,
         nonces: auth::Nonces::default(),
         legacy_signatures: flag(args.legacy_signatures, "OCHO_LEGACY_SIGNATURES"),
         allowed_hosts,

@@ -30,6 +30,8 @@ pub struct State {
     pub max_concurrent: usize,
     /// The token, re-read when its file changes.
     pub keys: Keys,
+    /// The audit journal (`--audit`), if any.
+    pub journal: Option<crate::audit::Journal>,
     /// Nonces of v2 signatures already used.
     pub nonces: Nonces,
     /// Ochothon's replayable `sha1=` signatures are accepted (`--legacy-signatures`).
@@ -43,6 +45,30 @@ pub struct State {
     pub tmp: PathBuf,
     /// Set when the portal starts stopping: tools still running then are stopped.
     pub stop_at: std::sync::OnceLock<Instant>,
+}
+
+/// Appends one record to the audit journal, if there is one; on disk before it returns when
+/// `sync`. A failure is logged, and refuses state-changing tools until an append succeeds.
+pub(super) fn journal(state: &State, record: serde_json::Value, sync: bool) {
+    use std::sync::atomic::Ordering;
+    let (Some(journal), serde_json::Value::Object(fields)) = (&state.journal, record) else {
+        return;
+    };
+    match journal.append(fields, sync) {
+        Ok(()) => journal.failed.store(false, Ordering::SeqCst),
+        Err(err) => {
+            journal.failed.store(true, Ordering::SeqCst);
+            state.metrics.reject("audit");
+            eprintln!("portal: audit journal: {}", crate::error::chain(&err));
+        }
+    }
+}
+
+/// The tool word and argv of a line, as far as it splits.
+fn argv_of(line: Option<&str>) -> (String, Vec<String>) {
+    let words = line.map(|l| words::split(l).unwrap_or_else(|_| vec![l.to_string()]));
+    let words = words.unwrap_or_default();
+    (words.first().cloned().unwrap_or_else(|| "-".into()), words)
 }
 
 /// Answers one request; logs it unless the answer is a stream (which logs when it ends).
@@ -258,7 +284,23 @@ fn deny(
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    match table.check(&presented, state.legacy_signatures, &state.nonces, now) {
+    let checked = table.check(&presented, state.legacy_signatures, &state.nonces, now);
+    if let Err(verdict) = &checked {
+        let (tool, argv) = argv_of(line);
+        let status = if matches!(verdict, Verdict::Refused(_)) { 403 } else { 401 };
+        let why = match verdict {
+            Verdict::Refused(why) => why,
+            _ => "no credentials",
+        };
+        let names: Vec<_> = uploads.iter().map(|(n, d)| json!({"name": n, "sha256": d})).collect();
+        journal(
+            state,
+            json!({"who": "-", "peer": request.remote_addr().to_string(), "path": request.url(),
+                "tool": tool, "argv": argv, "uploads": names, "status": status, "error": why}),
+            false,
+        );
+    }
+    match checked {
         Ok(who) => Ok(who),
         Err(Verdict::Refused(why)) => {
             state.metrics.reject("auth");
@@ -448,7 +490,7 @@ fn shell(state: &Arc<State>, request: &Request, started: Instant) -> Response {
             if method == "POST" { "X-Shell header missing" } else { "line parameter missing" };
         return done(refused(400, &format!("portal: {what}")), "-", None);
     };
-    let words = match validate(&line) {
+    let (words, needs) = match validate(&line) {
         Ok(Line::Run(words, needs)) if needs > who.role => {
             state.metrics.reject("role");
             let message = format!(
@@ -458,9 +500,16 @@ fn shell(state: &Arc<State>, request: &Request, started: Instant) -> Response {
                 who.name,
                 who.role.name()
             );
+            journal(
+                state,
+                json!({"who": who.name, "peer": peer.to_string(), "path": "/shell",
+                    "tool": words[0], "argv": words, "status": 403,
+                    "error": format!("needs the {} role", needs.name())}),
+                false,
+            );
             return done(refused(403, &message), &words[0], None);
         }
-        Ok(Line::Run(words, _)) => words,
+        Ok(Line::Run(words, needs)) => (words, needs),
         Ok(Line::Text(text)) => {
             let reply = json!({"ok": true, "code": 0, "ms": 0, "out": text, "err": ""});
             return done(Response::json(&reply), "help", Some(0));
@@ -468,6 +517,13 @@ fn shell(state: &Arc<State>, request: &Request, started: Instant) -> Response {
         Err(message) => return done(refused(400, &message), "-", Some(2)),
     };
     let tool = words[0].clone();
+    let journal_down =
+        state.journal.as_ref().is_some_and(|j| j.failed.load(std::sync::atomic::Ordering::SeqCst));
+    if needs > Role::Viewer && journal_down {
+        let message =
+            "portal: the audit journal cannot be written: state-changing tools are refused";
+        return done(refused(503, message), &tool, None);
+    }
     let mut limits = state.limits;
     if let Some(value) = request.header("X-Timeout") {
         match value.trim().parse::<f64>() {
@@ -526,6 +582,8 @@ fn shell(state: &Arc<State>, request: &Request, started: Instant) -> Response {
         state: Arc::clone(state),
         words,
         who,
+        needs,
+        uploads: digests,
         dir: Some(dir),
         limits,
         peer,

@@ -8,6 +8,7 @@ fn state(token: Option<&str>) -> Arc<State> {
         max_upload: 1 << 20,
         max_concurrent: 2,
         keys: Keys::fixed(token),
+        journal: None,
         nonces: Nonces::default(),
         legacy_signatures: true,
         allowed_hosts: vec!["ocho-proxy".into()],
