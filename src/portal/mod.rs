@@ -78,6 +78,13 @@ pub struct Args {
     /// comma-separated); IP addresses and localhost are always accepted
     #[argh(option)]
     pub allowed_host: Vec<String>,
+    /// PEM certificate chain: serve HTTPS only, re-read when the file changes (env
+    /// OCHO_TLS_CERT; needs --tls-key)
+    #[argh(option)]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert, re-read when it changes (env OCHO_TLS_KEY)
+    #[argh(option)]
+    pub tls_key: Option<PathBuf>,
     /// append-only audit journal (JSON lines, hash-chained) of every tool run and every
     /// refusal for credentials or role (env OCHO_AUDIT); `ocho audit` reads it
     #[argh(option)]
@@ -131,8 +138,23 @@ pub fn run(args: Args) -> Result<ExitCode> {
         body_budget: (4 * (args.max_upload + 64 * 1024)).max(64 << 20),
         ..serve::Limits::default()
     };
-    let server = serve::Server::bind(&args.bind, limits)
+    let env_path = |var: &str| std::env::var_os(var).filter(|v| !v.is_empty()).map(PathBuf::from);
+    let tls_cert = args.tls_cert.clone().or_else(|| env_path("OCHO_TLS_CERT"));
+    let tls_key = args.tls_key.clone().or_else(|| env_path("OCHO_TLS_KEY"));
+    let certs = match (&tls_cert, &tls_key) {
+        (Some(cert), Some(key)) => Some(serve::tls::Certs::load(cert, key).map_err(Error::Usage)?),
+        (None, None) => None,
+        _ => {
+            return Err(Error::Usage(
+                "--tls-cert and --tls-key (OCHO_TLS_CERT, OCHO_TLS_KEY) go together".into(),
+            ));
+        }
+    };
+    let mut server = serve::Server::bind(&args.bind, limits)
         .map_err(|e| Error::Failed(format!("cannot listen on {}: {e}", args.bind)))?;
+    if let Some(certs) = certs {
+        server = server.with_tls(certs);
+    }
     let addr = server.local_addr();
     if open && !addr.ip().is_loopback() && !insecure {
         return Err(Error::Usage(format!(
@@ -175,6 +197,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
         eprintln!(
             "WARNING: no token (--token-file or OCHO_TOKEN): anyone on this host can run tools through {addr}"
         );
+    }
+    if let Some(cert) = &tls_cert {
+        eprintln!("HTTPS only, certificate {}", cert.display());
     }
     eprintln!("listening on {addr}");
     loop {

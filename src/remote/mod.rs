@@ -33,7 +33,8 @@ const LONGEST: f64 = 3600.0;
     subcommand,
     name = "cli",
     note = "The proxy is the first word unless $OCHOPOD_PROXY (or --proxy) names it: host, \
-            host:port or http://host:port (default port 9000). $OCHOPOD_TOKEN is sent as a \
+            host:port, http://host:port or https://host:port (default port 9000; the certificate \
+            is checked against --ca or $OCHOPOD_CA, else the system's roots). $OCHOPOD_TOKEN is sent as a \
             Bearer token. Arguments after the tool word that name local files are uploaded \
             under their base names. `whoami` (one-shot or in the REPL) prints the token's name, role \
             and scope as the portal sees them."
@@ -42,6 +43,10 @@ pub struct Args {
     /// the proxy, overriding $OCHOPOD_PROXY and the first word
     #[argh(option)]
     pub proxy: Option<String>,
+    /// PEM file of the CA that signed an https:// portal's certificate (default $OCHOPOD_CA,
+    /// else the system's roots)
+    #[argh(option)]
+    pub ca: Option<std::path::PathBuf>,
     /// seconds the tool may run (sent as X-Timeout; default: the portal's --timeout)
     #[argh(option)]
     pub timeout: Option<f64>,
@@ -58,6 +63,8 @@ struct Portal {
     base: String,
     token: Option<String>,
     timeout: Option<f64>,
+    /// `https://`: the roots its certificate must chain to.
+    tls: Option<http::TlsConfig>,
     /// The "this portal checks no credentials" warning was printed.
     warned_open: std::sync::atomic::AtomicBool,
 }
@@ -221,7 +228,8 @@ impl Portal {
             body: &body,
             timeout: Duration::from_secs_f64(wait),
         };
-        let ((status, head), body) = request.open().map_err(|e| self.http_error(e))?;
+        let ((status, head), body) =
+            request.open_tls(self.tls.as_ref()).map_err(|e| self.http_error(e))?;
         if self.token.is_some()
             && http::header(&head, "x-ocho-auth") == Some("open")
             && !self.warned_open.swap(true, std::sync::atomic::Ordering::Relaxed)
@@ -323,7 +331,8 @@ impl Portal {
             body: &[],
             timeout: Duration::from_secs(30),
         };
-        let ((status, _), body) = request.open().map_err(|e| self.http_error(e))?;
+        let ((status, _), body) =
+            request.open_tls(self.tls.as_ref()).map_err(|e| self.http_error(e))?;
         let mut text = Vec::new();
         body.take(8 << 20).read_to_end(&mut text).map_err(|e| self.http_error(HttpError::Io(e)))?;
         let reply: serde_json::Value = serde_json::from_slice(&text).unwrap_or_default();
@@ -349,7 +358,13 @@ impl Portal {
     }
 
     fn http_error(&self, err: HttpError) -> Error {
-        let hint = if err.is_silence() { " (is the proxy running?)" } else { "" };
+        let hint = match &err {
+            HttpError::Tls(_) => {
+                " (its certificate does not verify: give the portal's CA with --ca FILE or $OCHOPOD_CA)"
+            }
+            _ if err.is_silence() => " (is the proxy running?)",
+            _ => "",
+        };
         Error::Failed(format!("cannot reach the portal at {}: {err}{hint}", self.addr))
     }
 }
@@ -367,13 +382,30 @@ pub fn run(args: Args) -> Result<ExitCode> {
             ));
         }
     };
-    let (addr, base) = parse_proxy(proxy.trim())?;
+    let text = proxy.trim();
+    let (https, plain) = match text.strip_prefix("https://") {
+        Some(rest) => (true, format!("http://{rest}")),
+        None => (false, text.to_string()),
+    };
+    let (addr, base) = parse_proxy(&plain)?;
+    let ca = args.ca.clone().or_else(|| {
+        std::env::var_os("OCHOPOD_CA").filter(|v| !v.is_empty()).map(std::path::PathBuf::from)
+    });
+    let tls = match (https, &ca) {
+        (true, ca) => Some(http::tls_config(ca.as_deref()).map_err(Error::Usage)?),
+        (false, Some(_)) => {
+            return Err(Error::Usage(
+                "--ca (or $OCHOPOD_CA) is for an https:// proxy; this one is plain HTTP".into(),
+            ));
+        }
+        (false, None) => None,
+    };
     if let Some(t) = args.timeout.filter(|t| !(*t > 0.0 && *t <= LONGEST)) {
         return Err(Error::Usage(format!("--timeout {t}: must be in (0, {LONGEST}] seconds")));
     }
     let token = std::env::var("OCHOPOD_TOKEN").ok().filter(|t| !t.trim().is_empty());
     let portal =
-        Portal { addr, base, token, timeout: args.timeout, warned_open: Default::default() };
+        Portal { addr, base, token, timeout: args.timeout, tls, warned_open: Default::default() };
     if words.len() == 1 && words[0] == "whoami" {
         println!("{}", portal.whoami()?);
         return Ok(ExitCode::SUCCESS);
