@@ -2,7 +2,9 @@
 //! `POST /shell`, p50/p99 over 1000 sequential requests, against a direct invocation of the
 //! same tool in the same run; requests per second at concurrency 8; the portal's RSS idle and
 //! under that load; its descriptors, threads and memory after 3,000 hostile connections; the
-//! private memory of one running tool. The shipped binary (`OCHO_BIN`, set by `make bench`) at
+//! private memory of one running tool; the cost per request of the audit journal (a record
+//! fsync'd before the reply) and of HTTPS (a new TLS connection per request), each against the
+//! same portal without it. The shipped binary (`OCHO_BIN`, set by `make bench`) at
 //! its shipped defaults. Prints numbers, asserts nothing about time.
 #![allow(clippy::unwrap_used)]
 
@@ -222,6 +224,7 @@ fn main() {
 
     tool_memory(&addr, pid);
     hostile(&addr, pid);
+    overheads(&tmp);
 
     // SIGTERM: the portal drains and exits 0.
     let _ = nix::sys::signal::kill(
@@ -230,4 +233,140 @@ fn main() {
     );
     let _ = portal.wait();
     let _ = std::fs::remove_dir_all(&tmp);
+}
+
+/// Starts `ocho portal` on a free loopback port with `extra`; returns it and its address.
+fn start_portal(tmp: &std::path::Path, extra: &[&str]) -> (std::process::Child, String) {
+    let mut portal = support::ocho()
+        .args(["portal", "--bind", "127.0.0.1:0"])
+        .args(extra)
+        .env("TMPDIR", tmp)
+        .env("OCHO_TOKEN", "bench-token")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut log = BufReader::new(portal.stderr.take().unwrap());
+    let addr = loop {
+        let mut line = String::new();
+        assert!(log.read_line(&mut line).unwrap() > 0, "portal exited");
+        if let Some(addr) = line.trim().strip_prefix("listening on ") {
+            break addr.to_string();
+        }
+    };
+    std::thread::spawn(move || std::io::copy(&mut log, &mut std::io::sink()));
+    (portal, addr)
+}
+
+/// One authenticated `POST /shell` over `conn`; returns the exit code.
+fn shell_over(conn: &mut dyn ReadWrite, addr: &str, line: &str) -> i64 {
+    write!(
+        conn,
+        "POST /shell HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nAuthorization: Bearer bench-token\r\nX-Shell: {line}\r\nContent-Length: 0\r\n\r\n"
+    )
+    .unwrap();
+    conn.flush().unwrap();
+    let mut raw = Vec::new();
+    // A TLS peer closes with close_notify; a missing one is an error we do not care about here.
+    let _ = conn.read_to_end(&mut raw);
+    let text = String::from_utf8_lossy(&raw);
+    let body = &text[text.find("\r\n\r\n").unwrap() + 4..];
+    let reply: serde_json::Value = serde_json::from_str(body).unwrap();
+    reply["code"].as_i64().unwrap()
+}
+
+trait ReadWrite: Read + Write {}
+impl<T: Read + Write> ReadWrite for T {}
+
+/// p50 and p99 of `n` sequential runs of `once`.
+fn timed(n: usize, mut once: impl FnMut()) -> (Duration, Duration) {
+    let mut times: Vec<Duration> = (0..n)
+        .map(|_| {
+            let started = Instant::now();
+            once();
+            started.elapsed()
+        })
+        .collect();
+    times.sort();
+    (percentile(&times, 0.5), percentile(&times, 0.99))
+}
+
+/// The audit journal's and HTTPS's cost per request: the same `args x` (an admin tool, so its
+/// record is fsync'd before the reply) through a portal with a token only, with `--audit`, and
+/// with `--tls-cert` (a new TLS 1.3 connection per request, as `ocho cli` makes).
+fn overheads(tmp: &std::path::Path) {
+    const N: usize = 300;
+    let plain = |addr: &str| {
+        let mut conn = TcpStream::connect(addr).unwrap();
+        conn.set_nodelay(true).unwrap();
+        assert_eq!(shell_over(&mut conn, addr, "args x"), 0);
+    };
+    let (mut base, addr) = start_portal(tmp, &[]);
+    (0..20).for_each(|_| plain(&addr));
+    let (b50, b99) = timed(N, || plain(&addr));
+    let _ = base.kill();
+    let _ = base.wait();
+
+    let journal = tmp.join("bench-audit.jsonl");
+    let (mut audited, addr) = start_portal(tmp, &["--audit", journal.to_str().unwrap()]);
+    (0..20).for_each(|_| plain(&addr));
+    let (a50, a99) = timed(N, || plain(&addr));
+    let _ = audited.kill();
+    let _ = audited.wait();
+
+    // A CA and a certificate for 127.0.0.1, made here.
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut leaf = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+    leaf.subject_alt_names.push(rcgen::SanType::IpAddress(std::net::Ipv4Addr::LOCALHOST.into()));
+    let leaf = leaf.signed_by(&key, &ca).unwrap();
+    let (cert_path, key_path) = (tmp.join("bench-tls.crt"), tmp.join("bench-tls.key"));
+    std::fs::write(&cert_path, leaf.pem()).unwrap();
+    std::fs::write(&key_path, key.serialize_pem()).unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca.der().clone()).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = Arc::new(
+        rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    );
+    let (mut tls, addr) = start_portal(
+        tmp,
+        &["--tls-cert", cert_path.to_str().unwrap(), "--tls-key", key_path.to_str().unwrap()],
+    );
+    let secure = |addr: &str| {
+        let tcp = TcpStream::connect(addr).unwrap();
+        tcp.set_nodelay(true).unwrap();
+        let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+        let client = rustls::ClientConnection::new(Arc::clone(&config), name).unwrap();
+        let mut conn = rustls::StreamOwned::new(client, tcp);
+        assert_eq!(shell_over(&mut conn, addr, "args x"), 0);
+    };
+    (0..20).for_each(|_| secure(&addr));
+    let (t50, t99) = timed(N, || secure(&addr));
+    let _ = tls.kill();
+    let _ = tls.wait();
+    let _ = std::fs::remove_file(&journal);
+
+    println!("cost per request, `args x` with a token, {N} sequential requests each:");
+    println!("  token only        p50 {:7.3} ms   p99 {:7.3} ms", ms(b50), ms(b99));
+    println!(
+        "  + audit journal   p50 {:7.3} ms   p99 {:7.3} ms   (+{:.3} ms p50; record fsync'd)",
+        ms(a50),
+        ms(a99),
+        ms(a50) - ms(b50)
+    );
+    println!(
+        "  + HTTPS           p50 {:7.3} ms   p99 {:7.3} ms   (+{:.3} ms p50; new TLS connection each)",
+        ms(t50),
+        ms(t99),
+        ms(t50) - ms(b50)
+    );
 }

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use argh::{ArgsInfo, FromArgs, SubCommands};
 
 use crate::error::{Error, Result};
-use crate::{init, pod, portal, remote, tools, zk};
+use crate::{audit, init, pod, portal, remote, tools, zk};
 
 /// Top-level command line: one mode and its arguments.
 #[derive(FromArgs)]
@@ -79,6 +79,7 @@ modes! {
     Kill(tools::kill::Args) => Tool,
     Scale(tools::scale::Args) => Tool,
     Bump(tools::bump::Args) => Tool,
+    Audit(audit::Args) => Tool,
 }
 
 /// What `parse` decided: run a mode, or print a text (help, version, usage error) and exit.
@@ -131,6 +132,7 @@ pub fn dispatch(mode: Mode) -> Result<ExitCode> {
         Mode::Kill(args) => tools::kill::run(args),
         Mode::Scale(args) => tools::scale::run(args),
         Mode::Bump(args) => tools::bump::run(args),
+        Mode::Audit(args) => audit::run(args),
     }
 }
 

@@ -2,11 +2,13 @@
 //! agent's leader talk to Ochopod control ports, `ocho cli` talks to the portal. One connection
 //! per request (`Connection: close`, as Ochopod pods answer anyway), an overall deadline per
 //! request, bounded headers and bodies, `Content-Length`, chunked and read-to-close bodies.
-//! TLS and redirects are out of scope: nothing we call needs them.
+//! HTTPS (rustls) only where asked for ([`Request::open_tls`], `ocho cli https://…`); redirects
+//! are out of scope.
 #![allow(dead_code)] // consumers (cli, tools, agent) land with issues 3-5
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Headers beyond this are a protocol error (a real peer sends a few hundred bytes).
@@ -32,6 +34,8 @@ pub enum HttpError {
     Malformed(String),
     #[error("reply larger than {0} bytes")]
     TooLarge(usize),
+    #[error("TLS: {0}")]
+    Tls(String),
 }
 
 impl HttpError {
@@ -42,6 +46,9 @@ impl HttpError {
     }
 
     fn from_io(err: io::Error) -> Self {
+        if let Some(tls) = err.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>()) {
+            return HttpError::Tls(tls.to_string());
+        }
         match err.kind() {
             io::ErrorKind::ConnectionRefused => HttpError::Refused,
             io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => HttpError::Timeout,
@@ -121,11 +128,28 @@ impl<'a> Request<'a> {
     /// Sends the request and returns the status, the headers and a reader over the body, for
     /// replies consumed as they arrive (streamed output).
     pub fn open(&self) -> Result<(Head, Body), HttpError> {
+        self.open_tls(None)
+    }
+
+    /// [`Request::open`], over TLS with `tls` when given (the server's name is the host of
+    /// `addr`, its certificate checked against the configuration's roots).
+    pub fn open_tls(&self, tls: Option<&TlsConfig>) -> Result<(Head, Body), HttpError> {
         let deadline = Instant::now() + self.timeout;
         let target = resolve(self.addr)?;
         let stream = TcpStream::connect_timeout(&target, self.timeout.min(MAX_CONNECT))
             .map_err(HttpError::from_io)?;
-        let mut conn = Deadlined { stream, deadline };
+        let tls = match tls {
+            Some(config) => {
+                let host = host_of(self.addr);
+                let name = rustls::pki_types::ServerName::try_from(host.to_string())
+                    .map_err(|_| HttpError::Tls(format!("{host} is not a server name")))?;
+                let conn = rustls::ClientConnection::new(Arc::clone(config), name)
+                    .map_err(|e| HttpError::Tls(e.to_string()))?;
+                Some(Box::new(conn))
+            }
+            None => None,
+        };
+        let mut conn = Deadlined { stream, tls, deadline };
         let mut head = format!(
             "{} {} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nUser-Agent: ocho/{}\r\n",
             self.method,
@@ -164,6 +188,52 @@ impl<'a> Request<'a> {
             Body(BodyKind::Close(reader))
         };
         Ok(((status, headers), body))
+    }
+}
+
+/// TLS client settings: the roots a server's certificate must chain to.
+pub type TlsConfig = Arc<rustls::ClientConfig>;
+
+/// Roots from the PEM file `ca`, else the system's; an error when there are none.
+pub fn tls_config(ca: Option<&std::path::Path>) -> Result<TlsConfig, String> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    match ca {
+        Some(path) => {
+            let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+                .map_err(|e| format!("{}: {e}", path.display()))?
+                .collect::<Result<_, _>>()
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            for cert in certs {
+                roots.add(cert).map_err(|e| format!("{}: {e}", path.display()))?;
+            }
+            if roots.is_empty() {
+                return Err(format!("{}: no PEM certificate in it", path.display()));
+            }
+        }
+        None => {
+            let found = rustls_native_certs::load_native_certs();
+            roots.add_parsable_certificates(found.certs);
+            if roots.is_empty() {
+                return Err("no trusted roots on this system: give the portal's CA with --ca FILE (or $OCHOPOD_CA)".into());
+            }
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+/// The host of `host:port` or `[v6]:port`.
+fn host_of(addr: &str) -> &str {
+    match addr.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or(rest),
+        None => addr.rsplit_once(':').map_or(addr, |(h, _)| h),
     }
 }
 
@@ -218,6 +288,7 @@ fn read_head(reader: &mut impl BufRead) -> Result<Head, HttpError> {
 /// A socket whose every read and write respects one overall deadline.
 struct Deadlined {
     stream: TcpStream,
+    tls: Option<Box<rustls::ClientConnection>>,
     deadline: Instant,
 }
 
@@ -231,17 +302,26 @@ impl Deadlined {
 impl Read for Deadlined {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.stream.set_read_timeout(Some(self.remaining()?))?;
-        self.stream.read(buf)
+        match &mut self.tls {
+            Some(tls) => rustls::Stream::new(&mut **tls, &mut self.stream).read(buf),
+            None => self.stream.read(buf),
+        }
     }
 }
 
 impl Write for Deadlined {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.stream.set_write_timeout(Some(self.remaining()?))?;
-        self.stream.write(buf)
+        match &mut self.tls {
+            Some(tls) => rustls::Stream::new(&mut **tls, &mut self.stream).write(buf),
+            None => self.stream.write(buf),
+        }
     }
     fn flush(&mut self) -> io::Result<()> {
-        self.stream.flush()
+        match &mut self.tls {
+            Some(tls) => rustls::Stream::new(&mut **tls, &mut self.stream).flush(),
+            None => self.stream.flush(),
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! `ocho`: the switchboard. Parse argv (or the `ocho-<mode>` link name), dispatch to one mode, map
 //! its result to an exit code and print any error once.
 
+mod audit;
 mod cli;
 mod clock;
 mod confine;

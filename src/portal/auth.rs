@@ -1,5 +1,7 @@
-//! Portal authentication. With a token configured (`--token-file`, `$OCHO_TOKEN_FILE` or
-//! `$OCHO_TOKEN`), every route but the kubelet's probes `/healthz` and `/readyz` needs one of:
+//! Portal authentication. With credentials configured (`--token-file`, `$OCHO_TOKEN_FILE` or
+//! `$OCHO_TOKEN`: one admin token named `default`; `--tokens-file`: named tokens by SHA-256 with a
+//! role and a scope, see `access.rs`), every route but the kubelet's probes `/healthz` and
+//! `/readyz` needs one of (signatures only for the `default` token, the one the portal knows):
 //! - `Authorization: Bearer <token>`;
 //! - `Authorization: Basic` whose password is the token (what a browser sends after its login
 //!   prompt, for the web terminal);
@@ -12,7 +14,8 @@
 //!   which covers neither time nor uploads and can be replayed for ever.
 //!
 //! Every comparison is constant-time (ring's HMAC verification). The token is never logged or
-//! echoed. A token file is re-read whenever it changes (a mounted Secret is updated in place),
+//! echoed. A request authenticates as a [`Who`] (name, role, scope). Either file is re-read
+//! whenever it changes (a mounted Secret is updated in place),
 //! and a file that cannot be read refuses every request (503) rather than opening the portal.
 
 use std::collections::HashMap;
@@ -23,6 +26,7 @@ use std::sync::{Arc, Mutex};
 use base64::Engine;
 use ring::hmac;
 
+use super::access::{Who, parse_tokens};
 use crate::error::{Error, Result};
 
 /// How far a v2 signature's time may be from the portal's clock, in seconds.
@@ -186,89 +190,216 @@ impl Nonces {
     }
 }
 
-/// Where the token comes from, re-read when it changes.
+/// One credential: the token itself (every scheme, signatures included), or only its SHA-256
+/// (a tokens-file entry: Bearer and Basic).
+enum Secret {
+    Plain(Box<Token>),
+    Digest([u8; 32]),
+}
+
+/// Every credential in use, each with the identity it authenticates.
+pub struct Table {
+    entries: Vec<(Arc<Who>, Secret)>,
+}
+
+impl Table {
+    /// The identity a request's credentials authenticate; `Err` with what is wrong.
+    pub fn check(
+        &self,
+        p: &Presented,
+        legacy: bool,
+        nonces: &Nonces,
+        now: u64,
+    ) -> std::result::Result<Arc<Who>, Verdict> {
+        if let Some(value) = p.authorization.map(str::trim).filter(|v| !v.is_empty()) {
+            let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
+            let given = if scheme.eq_ignore_ascii_case("bearer") {
+                Some(rest.trim().as_bytes().to_vec())
+            } else if scheme.eq_ignore_ascii_case("basic") {
+                basic_password(rest.trim())
+            } else {
+                None
+            };
+            let Some(given) = given else { return Err(Verdict::Refused("credentials refused")) };
+            let digest = ring::digest::digest(&ring::digest::SHA256, &given);
+            // Every entry is compared (constant time each), whichever matches.
+            let mut found = None;
+            for (who, secret) in &self.entries {
+                let hit = match secret {
+                    Secret::Plain(token) => token.equals(&given),
+                    Secret::Digest(d) => same_digest(d, digest.as_ref()),
+                };
+                if hit && found.is_none() {
+                    found = Some(Arc::clone(who));
+                }
+            }
+            return found.ok_or(Verdict::Refused("credentials refused"));
+        }
+        let plain = self.entries.iter().find_map(|(who, s)| match s {
+            Secret::Plain(token) => Some((who, token)),
+            Secret::Digest(_) => None,
+        });
+        let unsigned = Presented { authorization: None, ..*p };
+        match plain {
+            Some((who, token)) => match token.check(&unsigned, legacy, nonces, now) {
+                Verdict::Allowed => Ok(Arc::clone(who)),
+                other => Err(other),
+            },
+            None if p.signature.is_some_and(|s| !s.trim().is_empty()) => Err(Verdict::Refused(
+                "signatures are checked only against --token-file; named tokens authenticate with Authorization: Bearer",
+            )),
+            None => Err(Verdict::Missing),
+        }
+    }
+
+    /// The names in use, for the log.
+    fn names(&self) -> String {
+        self.entries.iter().map(|(w, _)| w.name.as_str()).collect::<Vec<_>>().join(", ")
+    }
+}
+
+/// Constant-time equality of two SHA-256 digests (HMAC tags keyed by each, as in `equals`).
+fn same_digest(mine: &[u8], theirs: &[u8]) -> bool {
+    let key = hmac::Key::new(hmac::HMAC_SHA256, mine);
+    let tag = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, theirs), COMPARE);
+    hmac::verify(&key, COMPARE, tag.as_ref()).is_ok()
+}
+
+/// Where the credentials come from, re-read when a file changes.
 pub struct Keys {
+    /// `--token-file`: one admin token named `default`.
     file: Option<PathBuf>,
+    /// `--tokens-file`: named token digests with roles and scopes.
+    tokens: Option<PathBuf>,
+    /// `$OCHO_TOKEN` when there is no token file.
+    env: Option<String>,
     loaded: Mutex<Loaded>,
 }
 
-/// The token as last read, and what the file looked like then.
+type Stamp = Option<(u64, u64, u64, i64, i64)>;
+
+/// The table as last read, and what the files looked like then.
 struct Loaded {
-    stamp: Option<(u64, u64, u64, i64, i64)>,
-    token: std::result::Result<Option<Arc<Token>>, String>,
+    stamps: [Stamp; 2],
+    table: std::result::Result<Option<Arc<Table>>, String>,
 }
 
-fn stamp(path: &Path) -> Option<(u64, u64, u64, i64, i64)> {
-    let m = std::fs::metadata(path).ok()?;
+fn stamp(path: Option<&Path>) -> Stamp {
+    let m = std::fs::metadata(path?).ok()?;
     Some((m.dev(), m.ino(), m.size(), m.mtime(), m.mtime_nsec()))
 }
 
-fn read_token(path: &Path) -> std::result::Result<Option<Arc<Token>>, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read the token file {}: {e}", path.display()))?;
-    Token::new(&text).map(|t| Some(Arc::new(t))).map_err(|e| format!("{}: {e}", path.display()))
-}
-
 impl Keys {
-    /// The token from `file`, else `$OCHO_TOKEN`; neither: an open portal. A file that cannot
-    /// be read now is an error (the portal does not start).
-    pub fn load(file: Option<&Path>) -> Result<Keys> {
-        if let Some(path) = file {
-            let stamp = stamp(path);
-            let token = read_token(path).map_err(Error::Usage)?;
-            return Ok(Keys {
-                file: Some(path.to_path_buf()),
-                loaded: Mutex::new(Loaded { stamp, token: Ok(token) }),
-            });
-        }
-        let token = match std::env::var("OCHO_TOKEN") {
-            Ok(text) if !text.trim().is_empty() => Some(Arc::new(Token::new(&text)?)),
-            _ => None,
+    /// The token from `file` (else `$OCHO_TOKEN`) and the named tokens of `tokens`; none of
+    /// them: an open portal. A file that cannot be read now is an error (the portal does not
+    /// start).
+    pub fn load(file: Option<&Path>, tokens: Option<&Path>) -> Result<Keys> {
+        let env = match file {
+            Some(_) => None,
+            None => std::env::var("OCHO_TOKEN").ok().filter(|t| !t.trim().is_empty()),
         };
-        Ok(Keys { file: None, loaded: Mutex::new(Loaded { stamp: None, token: Ok(token) }) })
+        let keys = Keys {
+            file: file.map(Path::to_path_buf),
+            tokens: tokens.map(Path::to_path_buf),
+            env,
+            loaded: Mutex::new(Loaded { stamps: [None, None], table: Ok(None) }),
+        };
+        let stamps = keys.stamps();
+        let table = keys.read().map_err(Error::Usage)?;
+        *keys.lock() = Loaded { stamps, table: Ok(table) };
+        Ok(keys)
     }
 
     /// A fixed token (or none), for tests.
     #[cfg(test)]
     pub fn fixed(token: Option<&str>) -> Keys {
-        let token = token.map(|t| Arc::new(Token::new(t).expect("a token")));
-        Keys { file: None, loaded: Mutex::new(Loaded { stamp: None, token: Ok(token) }) }
+        let table = token.map(|t| {
+            let token = Token::new(t).expect("a token");
+            Arc::new(Table {
+                entries: vec![(Arc::new(Who::default_admin()), Secret::Plain(Box::new(token)))],
+            })
+        });
+        Keys {
+            file: None,
+            tokens: None,
+            env: None,
+            loaded: Mutex::new(Loaded { stamps: [None, None], table: Ok(table) }),
+        }
+    }
+
+    fn stamps(&self) -> [Stamp; 2] {
+        [stamp(self.file.as_deref()), stamp(self.tokens.as_deref())]
+    }
+
+    /// Reads every source into a table (`None`: no credentials at all).
+    fn read(&self) -> std::result::Result<Option<Arc<Table>>, String> {
+        let mut entries = Vec::new();
+        let plain = match (&self.file, &self.env) {
+            (Some(path), _) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| format!("cannot read the token file {}: {e}", path.display()))?;
+                Some(Token::new(&text).map_err(|e| format!("{}: {e}", path.display()))?)
+            }
+            (None, Some(text)) => Some(Token::new(text).map_err(|e| e.to_string())?),
+            (None, None) => None,
+        };
+        if let Some(token) = plain {
+            entries.push((Arc::new(Who::default_admin()), Secret::Plain(Box::new(token))));
+        }
+        if let Some(path) = &self.tokens {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read the tokens file {}: {e}", path.display()))?;
+            for (who, digest) in
+                parse_tokens(&text).map_err(|e| format!("tokens file {}: {e}", path.display()))?
+            {
+                if entries.iter().any(|(w, _)| w.name == who.name) {
+                    return Err(format!(
+                        "tokens file {}: the name {:?} is the --token-file's",
+                        path.display(),
+                        who.name
+                    ));
+                }
+                entries.push((Arc::new(who), Secret::Digest(digest)));
+            }
+        }
+        let configured = self.file.is_some() || self.tokens.is_some() || self.env.is_some();
+        Ok(configured.then(|| Arc::new(Table { entries })))
     }
 
     /// No credentials configured at all.
     pub fn is_open(&self) -> bool {
-        self.file.is_none() && matches!(self.lock().token, Ok(None))
+        self.file.is_none() && self.tokens.is_none() && self.env.is_none()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Loaded> {
         self.loaded.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// The token now: the file is re-read if it changed since last time. `Err` when the file
-    /// cannot be read: every request is refused until it can.
-    pub fn current(&self) -> std::result::Result<Option<Arc<Token>>, String> {
-        let Some(path) = &self.file else { return self.lock().token.clone() };
-        let now = stamp(path);
-        let mut loaded = self.lock();
-        if now.is_none() || now != loaded.stamp {
-            let token = read_token(path);
-            if let (Ok(_), Err(_)) | (Err(_), Ok(_)) = (&token, &loaded.token) {
-                eprintln!(
-                    "portal: token file {}: {}",
-                    path.display(),
-                    token.as_ref().err().map_or("read again, in use", String::as_str)
-                );
-            } else if token.is_ok() {
-                eprintln!("portal: token file {} changed: new token in use", path.display());
-            }
-            *loaded = Loaded { stamp: now, token };
+    /// The credentials now: a file is re-read if it changed since last time. `Err` when a file
+    /// cannot be read or is invalid: every request is refused until it is fixed.
+    pub fn current(&self) -> std::result::Result<Option<Arc<Table>>, String> {
+        if self.file.is_none() && self.tokens.is_none() {
+            return self.lock().table.clone();
         }
-        loaded.token.clone()
+        let now = self.stamps();
+        let mut loaded = self.lock();
+        let missing = (self.file.is_some() && now[0].is_none())
+            || (self.tokens.is_some() && now[1].is_none());
+        if missing || now != loaded.stamps {
+            let table = self.read();
+            match (&table, &loaded.table) {
+                (Err(why), Ok(_)) => eprintln!("portal: {why}"),
+                (Ok(Some(t)), _) => eprintln!("portal: credentials read again: {}", t.names()),
+                _ => {}
+            }
+            *loaded = Loaded { stamps: now, table };
+        }
+        loaded.table.clone()
     }
 
-    /// Forgets what the file looked like, so the next request reads it again (SIGHUP).
+    /// Forgets what the files looked like, so the next request reads them again (SIGHUP).
     pub fn reload(&self) {
-        self.lock().stamp = None;
+        self.lock().stamps = [None, None];
     }
 }
 
@@ -280,7 +411,7 @@ fn basic_password(encoded: &str) -> Option<Vec<u8>> {
 }
 
 /// Lower- or upper-case hex to bytes.
-fn unhex(text: &str) -> Option<Vec<u8>> {
+pub(super) fn unhex(text: &str) -> Option<Vec<u8>> {
     if !text.len().is_multiple_of(2) {
         return None;
     }
@@ -416,16 +547,22 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("token");
         std::fs::write(&path, "one\n").unwrap();
-        let keys = Keys::load(Some(&path)).unwrap();
+        let keys = Keys::load(Some(&path), None).unwrap();
         assert!(!keys.is_open());
-        assert!(keys.current().unwrap().unwrap().equals(b"one"));
+        let ok = |keys: &Keys, token: &str| {
+            let bearer = format!("Bearer {token}");
+            let p = Presented { authorization: Some(&bearer), ..Presented::default() };
+            let table = keys.current().unwrap().unwrap();
+            table.check(&p, false, &Nonces::default(), 0).is_ok()
+        };
+        assert!(ok(&keys, "one"));
         // Replaced the way the kubelet updates a Secret: a new file renamed over the old.
         std::fs::write(dir.path().join("new"), "two\n").unwrap();
         std::fs::rename(dir.path().join("new"), &path).unwrap();
-        assert!(keys.current().unwrap().unwrap().equals(b"two"));
+        assert!(ok(&keys, "two") && !ok(&keys, "one"));
         std::fs::remove_file(&path).unwrap();
         assert!(keys.current().is_err(), "a missing file refuses, never opens");
         std::fs::write(&path, "three").unwrap();
-        assert!(keys.current().unwrap().unwrap().equals(b"three"));
+        assert!(ok(&keys, "three"));
     }
 }

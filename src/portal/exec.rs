@@ -124,7 +124,7 @@ pub fn status_code(status: ExitStatus) -> i32 {
     status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
 }
 
-/// Runs `ocho <argv…>` in `dir`. Each output line (with its newline) goes to `sink`, which
+/// Runs `ocho <argv…>` in `dir`, with `env` added to the allow-listed environment. Each output line (with its newline) goes to `sink`, which
 /// returns false when it can no longer deliver (the client is gone). `interrupt` is polled a few
 /// times a second, also while the tool is silent: a reason to end the tool (the client left,
 /// the portal is shutting down) or `None`.
@@ -132,6 +132,7 @@ pub fn run(
     argv: &[String],
     dir: &Path,
     limits: &Limits,
+    env: &[(&str, String)],
     interrupt: &dyn Fn() -> Option<Killed>,
     sink: &mut dyn FnMut(Stream, &[u8]) -> bool,
 ) -> Result<ToolRun> {
@@ -150,6 +151,10 @@ pub fn run(
     }
     // Every file the tool reads because of an argument must be one of the request's.
     cmd.env(crate::confine::ENV, dir);
+    // Set by the portal for this request (the token's scope): the client controls argv only.
+    for (name, value) in env {
+        cmd.env(name, value);
+    }
     let started = Instant::now();
     // die_with_parent: the request thread waits for this child, so the child outlives the
     // thread only if the portal itself dies, and then it should die too.

@@ -16,6 +16,7 @@ const BUCKETS: [f64; 14] =
 struct Counts {
     requests: BTreeMap<(String, u16), u64>,
     rejected: BTreeMap<&'static str, u64>,
+    tokens: BTreeMap<String, u64>,
     buckets: [u64; BUCKETS.len()],
     count: u64,
     sum: f64,
@@ -42,6 +43,12 @@ impl Metrics {
         }
         c.count += 1;
         c.sum += secs;
+    }
+
+    /// Counts an authenticated request by the name of its token (never the token).
+    pub fn by_token(&self, name: &str) {
+        let mut c = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        *c.tokens.entry(name.to_string()).or_default() += 1;
     }
 
     /// Counts a request refused before running (`busy`, `auth`, …).
@@ -87,6 +94,15 @@ impl Metrics {
         let _ = writeln!(t, "# TYPE ocho_portal_rejected_total counter");
         for (reason, n) in &c.rejected {
             let _ = writeln!(t, "ocho_portal_rejected_total{{reason=\"{reason}\"}} {n}");
+        }
+        let _ = writeln!(
+            t,
+            "# HELP ocho_portal_authenticated_total Authenticated requests, by token name."
+        );
+        let _ = writeln!(t, "# TYPE ocho_portal_authenticated_total counter");
+        for (name, n) in &c.tokens {
+            let _ =
+                writeln!(t, "ocho_portal_authenticated_total{{token=\"{}\"}} {n}", escape(name));
         }
         t
     }

@@ -3,6 +3,7 @@
 //! the graceful drain on SIGTERM/SIGINT/SIGQUIT (platform notes §5.2). Routes live in
 //! `routes.rs`, tool execution in `exec.rs`, credentials in `auth.rs`, the web terminal in `web/`.
 
+mod access;
 mod auth;
 mod exec;
 mod metrics;
@@ -61,6 +62,10 @@ pub struct Args {
     /// OCHO_TOKEN_FILE; else the token itself in env OCHO_TOKEN)
     #[argh(option)]
     pub token_file: Option<PathBuf>,
+    /// YAML list of named tokens ({name, sha256, role: viewer|operator|admin, scope: [globs]}),
+    /// re-read when it changes (env OCHO_TOKENS_FILE); see the README's security section
+    #[argh(option)]
+    pub tokens_file: Option<PathBuf>,
     /// serve without credentials on an address other than loopback: anyone who reaches it runs
     /// tools with the proxy's rights (env OCHO_INSECURE_NO_AUTH=1)
     #[argh(switch)]
@@ -73,6 +78,20 @@ pub struct Args {
     /// comma-separated); IP addresses and localhost are always accepted
     #[argh(option)]
     pub allowed_host: Vec<String>,
+    /// PEM certificate chain: serve HTTPS only, re-read when the file changes (env
+    /// OCHO_TLS_CERT; needs --tls-key)
+    #[argh(option)]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert, re-read when it changes (env OCHO_TLS_KEY)
+    #[argh(option)]
+    pub tls_key: Option<PathBuf>,
+    /// append-only audit journal (JSON lines, hash-chained) of every tool run and every
+    /// refusal for credentials or role (env OCHO_AUDIT); `ocho audit` reads it
+    #[argh(option)]
+    pub audit: Option<PathBuf>,
+    /// bytes of the journal file before it is rotated, the chain continuing (default 64 MiB)
+    #[argh(option, default = "64 << 20")]
+    pub audit_max_bytes: u64,
     /// seconds requests in flight may go on after SIGTERM before their tools are stopped
     /// (default 10; under `ocho init`'s share of its grace)
     #[argh(option, default = "10.0")]
@@ -96,7 +115,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let token_file = args.token_file.clone().or_else(|| {
         std::env::var_os("OCHO_TOKEN_FILE").filter(|v| !v.is_empty()).map(PathBuf::from)
     });
-    let keys = auth::Keys::load(token_file.as_deref())?;
+    let tokens_file = args.tokens_file.clone().or_else(|| {
+        std::env::var_os("OCHO_TOKENS_FILE").filter(|v| !v.is_empty()).map(PathBuf::from)
+    });
+    let keys = auth::Keys::load(token_file.as_deref(), tokens_file.as_deref())?;
     let max_concurrent = args.max_concurrent.max(1);
     let open = keys.is_open();
     let flag = |on: bool, var: &str| {
@@ -116,15 +138,37 @@ pub fn run(args: Args) -> Result<ExitCode> {
         body_budget: (4 * (args.max_upload + 64 * 1024)).max(64 << 20),
         ..serve::Limits::default()
     };
-    let server = serve::Server::bind(&args.bind, limits)
+    let env_path = |var: &str| std::env::var_os(var).filter(|v| !v.is_empty()).map(PathBuf::from);
+    let tls_cert = args.tls_cert.clone().or_else(|| env_path("OCHO_TLS_CERT"));
+    let tls_key = args.tls_key.clone().or_else(|| env_path("OCHO_TLS_KEY"));
+    let certs = match (&tls_cert, &tls_key) {
+        (Some(cert), Some(key)) => Some(serve::tls::Certs::load(cert, key).map_err(Error::Usage)?),
+        (None, None) => None,
+        _ => {
+            return Err(Error::Usage(
+                "--tls-cert and --tls-key (OCHO_TLS_CERT, OCHO_TLS_KEY) go together".into(),
+            ));
+        }
+    };
+    let mut server = serve::Server::bind(&args.bind, limits)
         .map_err(|e| Error::Failed(format!("cannot listen on {}: {e}", args.bind)))?;
+    if let Some(certs) = certs {
+        server = server.with_tls(certs);
+    }
     let addr = server.local_addr();
     if open && !addr.ip().is_loopback() && !insecure {
         return Err(Error::Usage(format!(
-            "refusing to serve {addr} without credentials: give --token-file (or OCHO_TOKEN_FILE, OCHO_TOKEN), bind to a loopback address, or pass --insecure-no-auth"
+            "refusing to serve {addr} without credentials: give --token-file or --tokens-file (or OCHO_TOKEN_FILE, OCHO_TOKENS_FILE, OCHO_TOKEN), bind to a loopback address, or pass --insecure-no-auth"
         )));
     }
     let work = work_dir(args.work_dir.as_deref(), addr.port())?;
+    let audit = args.audit.clone().or_else(|| {
+        std::env::var_os(crate::audit::VAR).filter(|v| !v.is_empty()).map(PathBuf::from)
+    });
+    let journal = audit
+        .as_deref()
+        .map(|path| crate::audit::Journal::open(path, args.audit_max_bytes))
+        .transpose()?;
     let state = Arc::new(routes::State {
         limits: exec::Limits {
             timeout: Duration::from_secs_f64(args.timeout),
@@ -133,6 +177,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         max_upload: args.max_upload,
         max_concurrent,
         keys,
+        journal,
         nonces: auth::Nonces::default(),
         legacy_signatures: flag(args.legacy_signatures, "OCHO_LEGACY_SIGNATURES"),
         allowed_hosts,
@@ -152,6 +197,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
         eprintln!(
             "WARNING: no token (--token-file or OCHO_TOKEN): anyone on this host can run tools through {addr}"
         );
+    }
+    if let Some(cert) = &tls_cert {
+        eprintln!("HTTPS only, certificate {}", cert.display());
     }
     eprintln!("listening on {addr}");
     loop {

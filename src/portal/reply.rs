@@ -37,6 +37,12 @@ impl Drop for Slot {
 pub struct Run {
     pub state: Arc<State>,
     pub words: Vec<String>,
+    /// Who asked: its name goes to the log, its scope to the tool.
+    pub who: Arc<super::access::Who>,
+    /// The least role of the tool: above viewer, its journal record is on disk before the reply.
+    pub needs: super::access::Role,
+    /// Uploaded files: name and hex SHA-256, for the journal.
+    pub uploads: Vec<(String, String)>,
     pub dir: Option<tempfile::TempDir>,
     pub limits: Limits,
     pub peer: SocketAddr,
@@ -69,7 +75,13 @@ impl Run {
                 Liveness::Alive => None,
             }
         };
-        let result = exec::run(&self.words, dir.path(), &self.limits, &interrupt, sink)
+        let mut env: Vec<(&str, String)> =
+            self.who.scope_env().map(|scope| ("OCHO_SCOPE", scope)).into_iter().collect();
+        if let Some(journal) = &self.state.journal {
+            // `ocho audit` run through the portal reads the portal's journal.
+            env.push((crate::audit::VAR, journal.path().display().to_string()));
+        }
+        let result = exec::run(&self.words, dir.path(), &self.limits, &env, &interrupt, sink)
             .map_err(|err| format!("portal: {}", crate::error::chain(&err)));
         if let Some(dir) = self.dir.take() {
             let path = dir.path().to_path_buf();
@@ -81,10 +93,22 @@ impl Run {
         result
     }
 
-    fn finish(&self, status: u16, code: Option<i32>, bytes: usize) {
+    /// Counts, journals and logs the run, before the end of the reply is sent.
+    fn finish(&self, status: u16, code: Option<i32>, killed: Option<&str>, bytes: usize) {
         self.state.metrics.observe(&self.words[0], status, self.started.elapsed());
+        let uploads: Vec<_> =
+            self.uploads.iter().map(|(n, d)| json!({"name": n, "sha256": d})).collect();
+        super::routes::journal(
+            &self.state,
+            json!({"who": self.who.name, "peer": self.peer.to_string(), "path": "/shell",
+                "tool": self.words[0], "argv": self.words, "uploads": uploads,
+                "status": status, "code": code, "killed": killed,
+                "ms": self.started.elapsed().as_millis() as u64}),
+            self.needs > super::access::Role::Viewer,
+        );
         log(&Access {
             peer: &self.peer,
+            who: &self.who.name,
             method: &self.method,
             path: "/shell",
             tool: &self.words[0],
@@ -109,7 +133,7 @@ impl Run {
             Ok(run) => run,
             Err(message) => {
                 let response = refused(500, &message);
-                self.finish(500, None, out.len() + err.len());
+                self.finish(500, None, None, out.len() + err.len());
                 return response;
             }
         };
@@ -136,7 +160,12 @@ impl Run {
             "err": err,
             "killed": run.killed.map(exec::Killed::name),
         });
-        self.finish(status, Some(run.code), out.len() + err.len());
+        self.finish(
+            status,
+            Some(run.code),
+            run.killed.map(exec::Killed::name),
+            out.len() + err.len(),
+        );
         Response::json(&body).with_status_code(status)
     }
 }
@@ -162,19 +191,20 @@ impl Upgrade for Run {
             let text = text.strip_suffix('\n').unwrap_or(&text);
             send(json!({"stream": stream.name(), "line": text}))
         });
-        let (last, code) = match result {
+        let (last, code, killed) = match result {
             Ok(run) => {
                 let mut last = json!({"exit": run.code, "ms": run.elapsed.as_millis() as u64});
                 if let Some(killed) = run.killed {
                     last["killed"] = json!(killed.name());
                     last["error"] = json!(killed.describe(&self.limits));
                 }
-                (last, Some(run.code))
+                (last, Some(run.code), run.killed.map(exec::Killed::name))
             }
-            Err(message) => (json!({"exit": null, "error": message}), None),
+            Err(message) => (json!({"exit": null, "error": message}), None, None),
         };
-        send(last);
+        // Journaled (on disk for state-changing tools) before the client learns the outcome.
+        self.finish(200, code, killed, bytes);
         // The end of the body is the end of the connection: the server closes it on return.
-        self.finish(200, code, bytes);
+        send(last);
     }
 }

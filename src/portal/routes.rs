@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use rouille::{Request, Response};
 use serde_json::json;
 
+use super::access::{Role, Who, least_role, least_role_of};
 use super::auth::{Keys, Nonces, Presented, Verdict};
 use super::exec::Limits;
 use super::metrics::Metrics;
@@ -29,6 +30,8 @@ pub struct State {
     pub max_concurrent: usize,
     /// The token, re-read when its file changes.
     pub keys: Keys,
+    /// The audit journal (`--audit`), if any.
+    pub journal: Option<crate::audit::Journal>,
     /// Nonces of v2 signatures already used.
     pub nonces: Nonces,
     /// Ochothon's replayable `sha1=` signatures are accepted (`--legacy-signatures`).
@@ -42,6 +45,30 @@ pub struct State {
     pub tmp: PathBuf,
     /// Set when the portal starts stopping: tools still running then are stopped.
     pub stop_at: std::sync::OnceLock<Instant>,
+}
+
+/// Appends one record to the audit journal, if there is one; on disk before it returns when
+/// `sync`. A failure is logged, and refuses state-changing tools until an append succeeds.
+pub(super) fn journal(state: &State, record: serde_json::Value, sync: bool) {
+    use std::sync::atomic::Ordering;
+    let (Some(journal), serde_json::Value::Object(fields)) = (&state.journal, record) else {
+        return;
+    };
+    match journal.append(fields, sync) {
+        Ok(()) => journal.failed.store(false, Ordering::SeqCst),
+        Err(err) => {
+            journal.failed.store(true, Ordering::SeqCst);
+            state.metrics.reject("audit");
+            eprintln!("portal: audit journal: {}", crate::error::chain(&err));
+        }
+    }
+}
+
+/// The tool word and argv of a line, as far as it splits.
+fn argv_of(line: Option<&str>) -> (String, Vec<String>) {
+    let words = line.map(|l| words::split(l).unwrap_or_else(|_| vec![l.to_string()]));
+    let words = words.unwrap_or_default();
+    (words.first().cloned().unwrap_or_else(|| "-".into()), words)
 }
 
 /// Answers one request; logs it unless the answer is a stream (which logs when it ends).
@@ -67,6 +94,7 @@ fn answer(state: &Arc<State>, request: &Request, path: &str, started: Instant) -
         );
         log(&Access {
             peer: request.remote_addr(),
+            who: "-",
             method: request.method(),
             path,
             tool: "-",
@@ -82,27 +110,24 @@ fn answer(state: &Arc<State>, request: &Request, path: &str, started: Instant) -
     }
     // The kubelet's probes carry no credentials: liveness and readiness answer without a token
     // and tell nothing but "up" and "ZooKeeper serves".
+    let mut name = "-".to_string();
     let response = if path == "/healthz" {
         Response::json(&json!({"ok": true}))
     } else if path == "/readyz" && request.method() == "GET" {
         readyz()
-    } else if let Some(denied) = deny(state, request, None, &[]) {
-        denied
     } else {
-        match (request.method(), path) {
-            ("GET", "/") => web::page("index.html"),
-            ("GET", p) if p.starts_with("/static/") => web::page(&p["/static/".len()..]),
-            ("GET", "/tools") => Response::json(&tools_json()),
-            ("GET", "/readyz") => readyz(),
-            ("GET", "/metrics") => Response::text(state.metrics.render())
-                .with_unique_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8"),
-            ("GET", "/healthz") => Response::json(&json!({"ok": true})),
-            (_, "/" | "/tools" | "/readyz" | "/metrics") => method_not_allowed("GET"),
-            _ => error(404, "not found"),
+        match deny(state, request, None, &[]) {
+            Err(denied) => denied,
+            Ok(who) => {
+                name = who.name.clone();
+                state.metrics.by_token(&who.name);
+                other(state, request, path, &who)
+            }
         }
     };
     log(&Access {
         peer: request.remote_addr(),
+        who: &name,
         method: request.method(),
         path,
         tool: "-",
@@ -114,9 +139,30 @@ fn answer(state: &Arc<State>, request: &Request, path: &str, started: Instant) -
     response
 }
 
+/// The routes besides `/shell` and the probes, for an authenticated caller.
+fn other(state: &State, request: &Request, path: &str, who: &Who) -> Response {
+    match (request.method(), path) {
+        ("GET", "/") => web::page("index.html"),
+        ("GET", p) if p.starts_with("/static/") => web::page(&p["/static/".len()..]),
+        ("GET", "/tools") => {
+            let mut listing = tools_json(Some(who.role));
+            listing["who"] = who.json();
+            Response::json(&listing)
+        }
+        ("GET", "/readyz") => readyz(),
+        ("GET", "/metrics") => Response::text(state.metrics.render())
+            .with_unique_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8"),
+        ("GET", "/healthz") => Response::json(&json!({"ok": true})),
+        (_, "/" | "/tools" | "/readyz" | "/metrics") => method_not_allowed("GET"),
+        _ => error(404, "not found"),
+    }
+}
+
 /// What an access-log line says about a request.
 pub struct Access<'a> {
     pub peer: &'a SocketAddr,
+    /// The token's name (`-` before authentication, or on an open portal).
+    pub who: &'a str,
     pub method: &'a str,
     pub path: &'a str,
     /// The tool word, `help`, or `-`.
@@ -129,14 +175,15 @@ pub struct Access<'a> {
     pub started: Instant,
 }
 
-/// One access-log line on stderr: time, peer, method, path, tool, HTTP status, exit code, ms,
-/// output bytes. Never the line's arguments nor any credential.
+/// One access-log line on stderr: time, peer, token name, method, path, tool, HTTP status, exit
+/// code, ms, output bytes. Never the line's arguments nor any credential.
 pub fn log(a: &Access) {
     let dash = |v: Option<String>| v.unwrap_or_else(|| "-".into());
     eprintln!(
-        "{} {} {} {} {} {} {} {}ms {}",
+        "{} {} {} {} {} {} {} {} {}ms {}",
         utc_now(),
         a.peer,
+        a.who,
         a.method,
         a.path,
         a.tool,
@@ -206,21 +253,21 @@ fn cross_origin(request: &Request) -> bool {
     !(same("http://") || same("https://"))
 }
 
-/// 401/403 when a token is configured and the request's credentials do not match it (503 when
-/// the token file cannot be read: closed, never open).
+/// The identity of a request; 401/403 when credentials are configured and the request's do
+/// not match any (503 when they cannot be read: closed, never open).
 fn deny(
     state: &State,
     request: &Request,
     line: Option<&str>,
     uploads: &[(String, String)],
-) -> Option<Response> {
-    let token = match state.keys.current() {
-        Ok(None) => return None,
-        Ok(Some(token)) => token,
+) -> Result<Arc<Who>, Response> {
+    let table = match state.keys.current() {
+        Ok(None) => return Ok(Who::open()),
+        Ok(Some(table)) => table,
         Err(why) => {
             state.metrics.reject("auth");
             eprintln!("portal: {why}");
-            return Some(error(
+            return Err(error(
                 503,
                 "the portal's credentials cannot be read; refusing every request",
             ));
@@ -237,19 +284,33 @@ fn deny(
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    match token.check(&presented, state.legacy_signatures, &state.nonces, now) {
-        Verdict::Allowed => None,
-        Verdict::Missing => {
+    let checked = table.check(&presented, state.legacy_signatures, &state.nonces, now);
+    if let Err(verdict) = &checked {
+        let (tool, argv) = argv_of(line);
+        let status = if matches!(verdict, Verdict::Refused(_)) { 403 } else { 401 };
+        let why = match verdict {
+            Verdict::Refused(why) => why,
+            _ => "no credentials",
+        };
+        let names: Vec<_> = uploads.iter().map(|(n, d)| json!({"name": n, "sha256": d})).collect();
+        journal(
+            state,
+            json!({"who": "-", "peer": request.remote_addr().to_string(), "path": request.url(),
+                "tool": tool, "argv": argv, "uploads": names, "status": status, "error": why}),
+            false,
+        );
+    }
+    match checked {
+        Ok(who) => Ok(who),
+        Err(Verdict::Refused(why)) => {
+            state.metrics.reject("auth");
+            Err(error(403, why))
+        }
+        Err(_) => {
             state.metrics.reject("auth");
             // The Basic challenge lets a browser prompt for the token (as the password).
-            Some(
-                error(401, "credentials required: Authorization: Bearer <token> or X-Signature")
-                    .with_unique_header("WWW-Authenticate", "Basic realm=\"ocho portal\""),
-            )
-        }
-        Verdict::Refused(why) => {
-            state.metrics.reject("auth");
-            Some(error(403, why))
+            Err(error(401, "credentials required: Authorization: Bearer <token> or X-Signature")
+                .with_unique_header("WWW-Authenticate", "Basic realm=\"ocho portal\""))
         }
     }
 }
@@ -276,15 +337,16 @@ fn readyz() -> Response {
     error(503, &why)
 }
 
-/// `GET /tools`: every tool with its description, positionals and options, from the same argh
-/// definitions the tools parse with.
-pub fn tools_json() -> serde_json::Value {
+/// `GET /tools`: every tool `role` may run (all with `None`) with its description, positionals
+/// and options, from the same argh definitions the tools parse with.
+pub fn tools_json(role: Option<Role>) -> serde_json::Value {
     use argh::ArgsInfo;
     let info = <cli::Mode as ArgsInfo>::get_args_info();
     let tools: Vec<_> = info
         .commands
         .iter()
         .filter(|c| cli::is_tool(c.name))
+        .filter(|c| role.is_none_or(|r| least_role_of(c.name) <= r))
         .map(|c| {
             let cmd = &c.command;
             let options: Vec<_> = cmd
@@ -333,8 +395,8 @@ fn tools_listing() -> String {
 enum Line {
     /// Answer with this text at once (help, version), exit code 0.
     Text(String),
-    /// Run the tool with these words.
-    Run(Vec<String>),
+    /// Run the tool with these words; the caller needs this role.
+    Run(Vec<String>, Role),
 }
 
 /// Splits and validates a line without spawning anything: `Err` is the message for a 400.
@@ -362,7 +424,7 @@ fn validate(line: &str) -> Result<Line, String> {
     }
     let refs: Vec<&str> = words.iter().map(String::as_str).collect();
     match cli::parse_words(&refs) {
-        Parsed::Run(_) => Ok(Line::Run(words)),
+        Parsed::Run(mode) => Ok(Line::Run(words, least_role(&mode))),
         Parsed::Print { text, code: 0 } => Ok(Line::Text(text)),
         Parsed::Print { text, .. } => Err(text),
     }
@@ -377,10 +439,12 @@ fn unknown(tool: &str) -> String {
 fn shell(state: &Arc<State>, request: &Request, started: Instant) -> Response {
     let peer = *request.remote_addr();
     let method = request.method().to_string();
+    let name = std::cell::RefCell::new("-".to_string());
     let done = |response: Response, tool: &str, code: Option<i32>| {
         state.metrics.observe(tool, response.status_code, started.elapsed());
         log(&Access {
             peer: &peer,
+            who: &name.borrow(),
             method: &method,
             path: "/shell",
             tool,
@@ -415,16 +479,37 @@ fn shell(state: &Arc<State>, request: &Request, started: Instant) -> Response {
         Err(_) => Err(upload::UploadError::Malformed("the body cannot be read")),
     };
     let digests = parts.as_ref().map(|p| upload::digests(p)).unwrap_or_default();
-    if let Some(denied) = deny(state, request, line.as_deref(), &digests) {
-        return done(denied, "-", None);
-    }
+    let who = match deny(state, request, line.as_deref(), &digests) {
+        Ok(who) => who,
+        Err(denied) => return done(denied, "-", None),
+    };
+    name.borrow_mut().clone_from(&who.name);
+    state.metrics.by_token(&who.name);
     let Some(line) = line else {
         let what =
             if method == "POST" { "X-Shell header missing" } else { "line parameter missing" };
         return done(refused(400, &format!("portal: {what}")), "-", None);
     };
-    let words = match validate(&line) {
-        Ok(Line::Run(words)) => words,
+    let (words, needs) = match validate(&line) {
+        Ok(Line::Run(words, needs)) if needs > who.role => {
+            state.metrics.reject("role");
+            let message = format!(
+                "portal: {} needs the {} role; {} is {}",
+                words[0],
+                needs.name(),
+                who.name,
+                who.role.name()
+            );
+            journal(
+                state,
+                json!({"who": who.name, "peer": peer.to_string(), "path": "/shell",
+                    "tool": words[0], "argv": words, "status": 403,
+                    "error": format!("needs the {} role", needs.name())}),
+                false,
+            );
+            return done(refused(403, &message), &words[0], None);
+        }
+        Ok(Line::Run(words, needs)) => (words, needs),
         Ok(Line::Text(text)) => {
             let reply = json!({"ok": true, "code": 0, "ms": 0, "out": text, "err": ""});
             return done(Response::json(&reply), "help", Some(0));
@@ -432,6 +517,13 @@ fn shell(state: &Arc<State>, request: &Request, started: Instant) -> Response {
         Err(message) => return done(refused(400, &message), "-", Some(2)),
     };
     let tool = words[0].clone();
+    let journal_down =
+        state.journal.as_ref().is_some_and(|j| j.failed.load(std::sync::atomic::Ordering::SeqCst));
+    if needs > Role::Viewer && journal_down {
+        let message =
+            "portal: the audit journal cannot be written: state-changing tools are refused";
+        return done(refused(503, message), &tool, None);
+    }
     let mut limits = state.limits;
     if let Some(value) = request.header("X-Timeout") {
         match value.trim().parse::<f64>() {
@@ -489,6 +581,9 @@ fn shell(state: &Arc<State>, request: &Request, started: Instant) -> Response {
     let run = Run {
         state: Arc::clone(state),
         words,
+        who,
+        needs,
+        uploads: digests,
         dir: Some(dir),
         limits,
         peer,

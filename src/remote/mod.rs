@@ -33,14 +33,20 @@ const LONGEST: f64 = 3600.0;
     subcommand,
     name = "cli",
     note = "The proxy is the first word unless $OCHOPOD_PROXY (or --proxy) names it: host, \
-            host:port or http://host:port (default port 9000). $OCHOPOD_TOKEN is sent as a \
+            host:port, http://host:port or https://host:port (default port 9000; the certificate \
+            is checked against --ca or $OCHOPOD_CA, else the system's roots). $OCHOPOD_TOKEN is sent as a \
             Bearer token. Arguments after the tool word that name local files are uploaded \
-            under their base names."
+            under their base names. `whoami` (one-shot or in the REPL) prints the token's name, role \
+            and scope as the portal sees them."
 )]
 pub struct Args {
     /// the proxy, overriding $OCHOPOD_PROXY and the first word
     #[argh(option)]
     pub proxy: Option<String>,
+    /// PEM file of the CA that signed an https:// portal's certificate (default $OCHOPOD_CA,
+    /// else the system's roots)
+    #[argh(option)]
+    pub ca: Option<std::path::PathBuf>,
     /// seconds the tool may run (sent as X-Timeout; default: the portal's --timeout)
     #[argh(option)]
     pub timeout: Option<f64>,
@@ -57,6 +63,8 @@ struct Portal {
     base: String,
     token: Option<String>,
     timeout: Option<f64>,
+    /// `https://`: the roots its certificate must chain to.
+    tls: Option<http::TlsConfig>,
     /// The "this portal checks no credentials" warning was printed.
     warned_open: std::sync::atomic::AtomicBool,
 }
@@ -220,7 +228,8 @@ impl Portal {
             body: &body,
             timeout: Duration::from_secs_f64(wait),
         };
-        let ((status, head), body) = request.open().map_err(|e| self.http_error(e))?;
+        let ((status, head), body) =
+            request.open_tls(self.tls.as_ref()).map_err(|e| self.http_error(e))?;
         if self.token.is_some()
             && http::header(&head, "x-ocho-auth") == Some("open")
             && !self.warned_open.swap(true, std::sync::atomic::Ordering::Relaxed)
@@ -243,10 +252,18 @@ impl Portal {
                 "the portal at {} requires a token: set $OCHOPOD_TOKEN",
                 self.addr
             ))),
-            (403, _) => Err(Error::Failed(format!(
-                "the portal at {} refused the token in $OCHOPOD_TOKEN",
-                self.addr
-            ))),
+            (403, reply) => {
+                // A role or scope refusal says what the line needed; a bad token says so.
+                let said = reply.as_ref().and_then(|r| {
+                    ["err", "error"].iter().find_map(|k| r.get(*k)?.as_str().map(str::trim))
+                });
+                Err(Error::Failed(match said {
+                    Some(why) if !why.is_empty() && why != "credentials refused" => {
+                        format!("the portal at {} refused: {why}", self.addr)
+                    }
+                    _ => format!("the portal at {} refused the token in $OCHOPOD_TOKEN", self.addr),
+                }))
+            }
             (_, Some(reply)) => {
                 let field = |k: &str| reply.get(k).and_then(|v| v.as_str()).unwrap_or("");
                 print!("{}", field("out"));
@@ -298,8 +315,56 @@ impl Portal {
         )))
     }
 
+    /// Who the portal says this client is (`GET /tools`'s `who`): `name (role)`, and the scope
+    /// when the token has one.
+    fn whoami(&self) -> Result<String> {
+        let mut headers = Vec::new();
+        if let Some(token) = &self.token {
+            headers.push(("Authorization".to_string(), format!("Bearer {token}")));
+        }
+        let path = format!("{}/tools", self.base);
+        let request = http::Request {
+            method: "GET",
+            addr: &self.addr,
+            path: &path,
+            headers,
+            body: &[],
+            timeout: Duration::from_secs(30),
+        };
+        let ((status, _), body) =
+            request.open_tls(self.tls.as_ref()).map_err(|e| self.http_error(e))?;
+        let mut text = Vec::new();
+        body.take(8 << 20).read_to_end(&mut text).map_err(|e| self.http_error(HttpError::Io(e)))?;
+        let reply: serde_json::Value = serde_json::from_slice(&text).unwrap_or_default();
+        if status != 200 {
+            let why = reply.get("error").and_then(|e| e.as_str()).unwrap_or("no reason given");
+            return Err(Error::Failed(format!(
+                "the portal at {}: HTTP {status}: {why}",
+                self.addr
+            )));
+        }
+        let who = &reply["who"];
+        let name = who["name"].as_str().unwrap_or("-");
+        let mut text = match (name, who["role"].as_str()) {
+            ("-", _) => "nobody in particular: the portal checks no credentials".to_string(),
+            (name, Some(role)) => format!("{name} ({role})"),
+            (name, None) => name.to_string(),
+        };
+        if let Some(scope) = who["scope"].as_array() {
+            let globs: Vec<&str> = scope.iter().filter_map(|g| g.as_str()).collect();
+            text.push_str(&format!(", scope {}", globs.join(", ")));
+        }
+        Ok(text)
+    }
+
     fn http_error(&self, err: HttpError) -> Error {
-        let hint = if err.is_silence() { " (is the proxy running?)" } else { "" };
+        let hint = match &err {
+            HttpError::Tls(_) => {
+                " (its certificate does not verify: give the portal's CA with --ca FILE or $OCHOPOD_CA)"
+            }
+            _ if err.is_silence() => " (is the proxy running?)",
+            _ => "",
+        };
         Error::Failed(format!("cannot reach the portal at {}: {err}{hint}", self.addr))
     }
 }
@@ -317,13 +382,34 @@ pub fn run(args: Args) -> Result<ExitCode> {
             ));
         }
     };
-    let (addr, base) = parse_proxy(proxy.trim())?;
+    let text = proxy.trim();
+    let (https, plain) = match text.strip_prefix("https://") {
+        Some(rest) => (true, format!("http://{rest}")),
+        None => (false, text.to_string()),
+    };
+    let (addr, base) = parse_proxy(&plain)?;
+    let ca = args.ca.clone().or_else(|| {
+        std::env::var_os("OCHOPOD_CA").filter(|v| !v.is_empty()).map(std::path::PathBuf::from)
+    });
+    let tls = match (https, &ca) {
+        (true, ca) => Some(http::tls_config(ca.as_deref()).map_err(Error::Usage)?),
+        (false, Some(_)) => {
+            return Err(Error::Usage(
+                "--ca (or $OCHOPOD_CA) is for an https:// proxy; this one is plain HTTP".into(),
+            ));
+        }
+        (false, None) => None,
+    };
     if let Some(t) = args.timeout.filter(|t| !(*t > 0.0 && *t <= LONGEST)) {
         return Err(Error::Usage(format!("--timeout {t}: must be in (0, {LONGEST}] seconds")));
     }
     let token = std::env::var("OCHOPOD_TOKEN").ok().filter(|t| !t.trim().is_empty());
     let portal =
-        Portal { addr, base, token, timeout: args.timeout, warned_open: Default::default() };
+        Portal { addr, base, token, timeout: args.timeout, tls, warned_open: Default::default() };
+    if words.len() == 1 && words[0] == "whoami" {
+        println!("{}", portal.whoami()?);
+        return Ok(ExitCode::SUCCESS);
+    }
     if !words.is_empty() {
         return portal.run(words).map(ExitCode::from);
     }
@@ -338,6 +424,10 @@ fn repl(portal: &Portal) -> Result<ExitCode> {
         if portal.token.is_none() {
             eprintln!("note: $OCHOPOD_TOKEN is not set");
         }
+        match portal.whoami() {
+            Ok(who) => eprintln!("connected as {who}"),
+            Err(err) => eprintln!("ocho cli: {}", crate::error::chain(&err)),
+        }
     }
     let prompt = if editor.interactive() { format!("{} > ", portal.addr) } else { String::new() };
     let mut last = 0u8;
@@ -351,6 +441,19 @@ fn repl(portal: &Portal) -> Result<ExitCode> {
         }
         if line == "exit" || line == "quit" {
             return Ok(ExitCode::from(last));
+        }
+        if line == "whoami" {
+            last = match portal.whoami() {
+                Ok(who) => {
+                    println!("{who}");
+                    0
+                }
+                Err(err) => {
+                    eprintln!("ocho cli: {}", crate::error::chain(&err));
+                    1
+                }
+            };
+            continue;
         }
         if line == "history" {
             for (i, old) in editor.history().iter().enumerate() {

@@ -21,6 +21,7 @@
 
 mod head;
 mod peer;
+pub mod tls;
 
 use std::io::{self, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -85,6 +86,7 @@ pub struct Server {
     listener: TcpListener,
     limits: Limits,
     peers: Arc<Peers>,
+    tls: Option<Arc<tls::Certs>>,
 }
 
 /// What the accept loop and the connection threads share.
@@ -92,6 +94,8 @@ struct Shared {
     limits: Limits,
     peers: Arc<Peers>,
     handler: Arc<Handler>,
+    /// HTTPS only, with these certificates.
+    tls: Option<Arc<tls::Certs>>,
     stopping: AtomicBool,
     /// Body bytes held by all connections.
     buffered: AtomicUsize,
@@ -124,7 +128,13 @@ impl Server {
         let listener = TcpListener::bind(addr)?;
         listener.set_nonblocking(true)?;
         limits.max_connections = limits.max_connections.min(fd_allowance()).max(1);
-        Ok(Server { listener, limits, peers: Arc::default() })
+        Ok(Server { listener, limits, peers: Arc::default(), tls: None })
+    }
+
+    /// Serves HTTPS only, with `certs` (re-read when their files change).
+    pub fn with_tls(mut self, certs: tls::Certs) -> Server {
+        self.tls = Some(Arc::new(certs));
+        self
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -142,6 +152,7 @@ impl Server {
             limits: self.limits,
             peers: self.peers,
             handler,
+            tls: self.tls,
             stopping: AtomicBool::new(false),
             buffered: AtomicUsize::new(0),
             open: Mutex::new(0),
@@ -333,18 +344,19 @@ fn simple(status: u16, why: &str, close: bool) -> Vec<u8> {
     out
 }
 
-/// Reads through a shared socket (a handler's upgrade and the peer registry hold it too).
-struct Io(Arc<TcpStream>);
+/// Reads and writes through a shared connection (a handler's upgrade holds it too; the peer
+/// registry holds its socket).
+struct Io(Arc<tls::Conn>);
 
 impl Read for Io {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        (&*self.0).read(buf)
+        self.0.read(buf)
     }
 }
 
 impl Write for Io {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        (&*self.0).write(buf)
+        self.0.write(buf)
     }
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
@@ -366,9 +378,11 @@ fn tune(stream: &TcpStream) {
 fn connection(stream: TcpStream, peer: SocketAddr, shared: &Shared) {
     tune(&stream);
     let limits = &shared.limits;
+    let tcp = Arc::new(stream);
+    let _ = tcp.set_write_timeout(Some(limits.write_timeout));
+    let Ok(stream) = tls::Conn::new(Arc::clone(&tcp), shared.tls.as_deref()) else { return };
     let stream = Arc::new(stream);
-    let _ = stream.set_write_timeout(Some(limits.write_timeout));
-    shared.peers.insert(peer, Arc::clone(&stream));
+    shared.peers.insert(peer, Arc::clone(&tcp));
     let mut reader = BufReader::with_capacity(16 * 1024, Io(Arc::clone(&stream)));
     let bounds = head::Bounds {
         max_line: limits.max_line,
@@ -376,7 +390,7 @@ fn connection(stream: TcpStream, peer: SocketAddr, shared: &Shared) {
         max_bytes: limits.max_head,
     };
     let set_deadline =
-        |left: Duration| stream.set_read_timeout(Some(left.max(Duration::from_millis(1))));
+        |left: Duration| tcp.set_read_timeout(Some(left.max(Duration::from_millis(1))));
     // Set when the reply refused a request whose input may still be arriving.
     let mut refused_with_input = false;
     for served in 0..limits.max_requests {
@@ -392,7 +406,7 @@ fn connection(stream: TcpStream, peer: SocketAddr, shared: &Shared) {
             Err(head::Refused::Gone) => break,
             Err(refused) => {
                 let (status, why) = refused.status();
-                let _ = (&*stream).write_all(&simple(status, why, true));
+                let _ = Io(Arc::clone(&stream)).write_all(&simple(status, why, true));
                 refused_with_input = true;
                 break;
             }
@@ -411,9 +425,9 @@ fn connection(stream: TcpStream, peer: SocketAddr, shared: &Shared) {
     }
     shared.peers.remove(&peer);
     if refused_with_input {
-        linger(&stream);
+        linger(&tcp);
     }
-    let _ = stream.shutdown(std::net::Shutdown::Both);
+    stream.shutdown();
 }
 
 /// After refusing a request whose client may still be sending (a huge header, a body we will
@@ -469,7 +483,7 @@ fn reserve<'a>(buffered: &'a AtomicUsize, n: usize, budget: usize) -> Option<Res
 
 /// Reads the body, calls the handler, writes its response; true to keep the connection.
 fn serve_one(
-    stream: &Arc<TcpStream>,
+    stream: &Arc<tls::Conn>,
     reader: &mut BufReader<Io>,
     peer: SocketAddr,
     head: head::Head,
@@ -478,7 +492,7 @@ fn serve_one(
 ) -> Outcome {
     let limits = &shared.limits;
     let answer = |status: u16, why: &str| {
-        let _ = (&**stream).write_all(&simple(status, why, true));
+        let _ = Io(Arc::clone(stream)).write_all(&simple(status, why, true));
         Outcome::Refused
     };
     if head.minor == 1 && head.fields("Host").count() != 1 {
@@ -500,7 +514,9 @@ fn serve_one(
         match head.field("Expect") {
             Some(e)
                 if e.eq_ignore_ascii_case("100-continue")
-                    && (&**stream).write_all(b"HTTP/1.1 100 Continue\r\n\r\n").is_err() =>
+                    && Io(Arc::clone(stream))
+                        .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
+                        .is_err() =>
             {
                 return Outcome::Close;
             }
@@ -589,7 +605,7 @@ const HOP_BY_HOP: &[&str] =
 
 /// Writes `response`; true when the connection can serve another request.
 fn write_response(
-    stream: &Arc<TcpStream>,
+    stream: &Arc<tls::Conn>,
     response: Response,
     is_head: bool,
     keep_alive: bool,

@@ -172,6 +172,7 @@ fn build(
         };
         let wrap = |source| Error::Definition { path: file.into(), source };
         def.prepare(&opts).map_err(wrap)?;
+        super::scope::check_cluster(&format!("{}.{}", args.namespace, def.cluster))?;
         let replicas = args.pods.or(def.replicas).unwrap_or(1);
         if !(0..=10_000).contains(&replicas) {
             return Err(Error::Usage(format!("-p {replicas}: give 0 to 10000 pods")));

@@ -65,13 +65,17 @@ pub struct Lookup {
     pub skipped: Vec<String>,
 }
 
-/// Finds the pods of every cluster matching one of `globs`. A cluster without `pods`, a node
+/// Finds the pods of every cluster matching one of `globs` and inside the run's scope. A cluster without `pods`, a node
 /// vanishing mid-scan and an unreadable registration are tolerated (the last is reported in
 /// [`Lookup::skipped`]).
 pub fn lookup(zk: &Session, globs: &[Glob], indices: Option<&BTreeSet<u64>>) -> Result<Lookup> {
     let mut found = Lookup::default();
+    // A scoped run (the portal's OCHO_SCOPE) sees only the clusters inside its scope.
+    let scope = super::scope::current()?;
     let mut clusters = zk.children(ROOT)?.unwrap_or_default();
-    clusters.retain(|c| globs.iter().any(|g| g.matches(c)));
+    clusters.retain(|c| {
+        globs.iter().any(|g| g.matches(c)) && super::scope::allows(scope.as_deref(), c)
+    });
     clusters.sort();
     let mut nodes = Vec::new();
     for cluster in &clusters {

@@ -26,6 +26,7 @@ pub mod poll;
 pub mod port;
 pub mod reset;
 pub mod scale;
+pub mod scope;
 pub mod wait;
 pub mod workload;
 
@@ -230,7 +231,10 @@ impl Glob {
         if words.is_empty() {
             return Err(Error::Usage(format!("{tool} needs at least one cluster glob")));
         }
-        Glob::list(words)
+        let globs = Glob::list(words)?;
+        // Before anything is contacted: a scoped token names clusters inside its scope.
+        scope::check_globs(tool, &globs)?;
+        Ok(globs)
     }
 
     pub fn matches(&self, name: &str) -> bool {

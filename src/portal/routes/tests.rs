@@ -8,6 +8,7 @@ fn state(token: Option<&str>) -> Arc<State> {
         max_upload: 1 << 20,
         max_concurrent: 2,
         keys: Keys::fixed(token),
+        journal: None,
         nonces: Nonces::default(),
         legacy_signatures: true,
         allowed_hosts: vec!["ocho-proxy".into()],
@@ -96,7 +97,7 @@ fn credentials_are_checked_before_anything_else() {
 
 #[test]
 fn tools_json_describes_tools_from_their_argh_definitions() {
-    let json = tools_json();
+    let json = tools_json(None);
     let tools = json["tools"].as_array().unwrap();
     assert!(tools.iter().all(|t| cli::is_tool(t["name"].as_str().unwrap())), "{json}");
     let args = tools.iter().find(|t| t["name"] == "args").expect("args listed");

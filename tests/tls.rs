@@ -1,0 +1,155 @@
+//! HTTPS in the portal, with a CA made in the test: `ocho cli https://…` and curl with the right
+//! CA, a clear error with the wrong one (never a silent fallback), plain HTTP refused on the
+//! HTTPS port, and a certificate replaced in place taken up without a restart.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::{IpAddr, Ipv4Addr, TcpStream};
+use std::path::{Path, PathBuf};
+
+use rcgen::{
+    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, KeyUsagePurpose,
+    SanType,
+};
+use support::portal::Portal;
+use support::{DEADLINE, ocho};
+
+/// A CA (its PEM written to `<dir>/<name>-ca.pem`) and a server certificate for 127.0.0.1
+/// signed by it (`<name>-cert.pem` with the chain, `<name>-key.pem`).
+fn pki(dir: &Path, name: &str) -> (PathBuf, PathBuf, PathBuf) {
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params.distinguished_name.push(DnType::CommonName, format!("{name} test CA"));
+    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::DigitalSignature];
+    let ca = CertifiedIssuer::self_signed(ca_params, ca_key).unwrap();
+    let leaf_key = KeyPair::generate().unwrap();
+    let mut leaf = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+    leaf.subject_alt_names.push(SanType::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST)));
+    let leaf = leaf.signed_by(&leaf_key, &ca).unwrap();
+    let (ca_pem, cert, key) = (
+        dir.join(format!("{name}-ca.pem")),
+        dir.join(format!("{name}-cert.pem")),
+        dir.join(format!("{name}-key.pem")),
+    );
+    std::fs::write(&ca_pem, ca.pem()).unwrap();
+    std::fs::write(&cert, leaf.pem() + &ca.pem()).unwrap();
+    std::fs::write(&key, leaf_key.serialize_pem()).unwrap();
+    (ca_pem, cert, key)
+}
+
+fn cli(addr: &str, ca: Option<&Path>, words: &[&str]) -> (Option<i32>, String, String) {
+    let mut cmd = ocho();
+    cmd.arg("cli");
+    if let Some(ca) = ca {
+        cmd.arg("--ca").arg(ca);
+    }
+    let out = cmd
+        .arg(format!("https://{addr}"))
+        .args(words)
+        .env("OCHOPOD_TOKEN", "t0k")
+        .env_remove("OCHOPOD_PROXY")
+        .env_remove("OCHOPOD_CA")
+        .output()
+        .unwrap();
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (out.status.code(), text(&out.stdout), text(&out.stderr))
+}
+
+fn curl(addr: &str, ca: &Path) -> (Option<i32>, String) {
+    let out = std::process::Command::new("curl")
+        .args(["-sS", "--max-time", "60", "--cacert"])
+        .arg(ca)
+        .args(["-H", "Authorization: Bearer t0k", "-H", "X-Shell: args via-curl", "-X", "POST"])
+        .arg(format!("https://{addr}/shell"))
+        .output()
+        .expect("curl (make deps installs it)");
+    (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn replace(from: &Path, to: &Path) {
+    let tmp = to.with_extension("new");
+    std::fs::copy(from, &tmp).unwrap();
+    std::fs::rename(&tmp, to).unwrap();
+}
+
+#[test]
+fn https_with_a_good_and_a_bad_certificate_through_ocho_cli_and_curl() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = pki(dir.path(), "good");
+    let (other_ca, other_cert, other_key) = pki(dir.path(), "other");
+    // The portal serves the files at these paths; the test replaces them in place later.
+    let (served_cert, served_key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+    replace(&cert, &served_cert);
+    replace(&key, &served_key);
+    let portal = Portal::start(
+        &["--tls-cert", served_cert.to_str().unwrap(), "--tls-key", served_key.to_str().unwrap()],
+        &[("OCHO_TOKEN", "t0k")],
+    );
+    portal.proc.wait_for_line("HTTPS only", DEADLINE);
+    let addr = portal.addr.clone();
+
+    let (code, out, err) = cli(&addr, Some(&ca), &["args", "over", "tls"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(out, "arg 1: over\narg 2: tls\n");
+    let (code, out, err) = cli(&addr, Some(&ca), &["whoami"]);
+    assert_eq!((code, out.trim()), (Some(0), "default (admin)"), "{err}");
+    let (code, body) = curl(&addr, &ca);
+    assert_eq!(code, Some(0), "{body}");
+    let reply: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(reply["out"], "arg 1: via-curl\n");
+
+    // The wrong CA: a clear error, nothing run.
+    let (code, _, err) = cli(&addr, Some(&other_ca), &["args", "x"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("TLS") && err.contains("certificate"), "{err}");
+    assert!(err.contains("--ca"), "{err}");
+    let (code, _) = curl(&addr, &other_ca);
+    assert_eq!(code, Some(60), "curl: peer certificate cannot be authenticated");
+    // No --ca: the system's roots, which do not know the test CA.
+    let (code, _, err) = cli(&addr, None, &["args", "x"]);
+    assert_ne!(code, Some(0));
+    assert!(err.contains("TLS") || err.contains("roots"), "{err}");
+    // Plain HTTP on the HTTPS port gets no HTTP answer.
+    let mut plain = TcpStream::connect(&addr).unwrap();
+    plain.set_read_timeout(Some(std::time::Duration::from_secs(30))).unwrap();
+    plain.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    let mut got = Vec::new();
+    let _ = plain.read_to_end(&mut got);
+    assert!(!got.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&got));
+    let ran = portal.proc.lines().iter().filter(|l| l.contains(" /shell args ")).count();
+    assert_eq!(ran, 2, "only the verified requests ran tools");
+
+    // The certificate rotated in place: new connections get the new one, no restart.
+    replace(&other_cert, &served_cert);
+    replace(&other_key, &served_key);
+    let (code, out, err) = cli(&addr, Some(&other_ca), &["args", "rotated"]);
+    assert_eq!((code, out.as_str()), (Some(0), "arg 1: rotated\n"), "{err}");
+    let (code, _, _) = cli(&addr, Some(&ca), &["args", "x"]);
+    assert_eq!(code, Some(1), "the old certificate is no longer served");
+    portal.proc.wait_for_line("new certificate in use", DEADLINE);
+}
+
+#[test]
+fn a_missing_or_mismatched_pair_stops_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, cert, _) = pki(dir.path(), "a");
+    let (_, _, key) = pki(dir.path(), "b");
+    for args in [
+        vec!["--tls-cert", cert.to_str().unwrap()],
+        vec!["--tls-cert", cert.to_str().unwrap(), "--tls-key", key.to_str().unwrap()],
+        vec!["--tls-cert", "/nonexistent.pem", "--tls-key", key.to_str().unwrap()],
+    ] {
+        let out = ocho()
+            .args(["portal", "--bind", "127.0.0.1:0"])
+            .args(&args)
+            .env_remove("OCHO_TLS_CERT")
+            .env_remove("OCHO_TLS_KEY")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(!String::from_utf8_lossy(&out.stderr).is_empty());
+    }
+}
