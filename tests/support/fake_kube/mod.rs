@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::core::v1::{Pod, ReplicationController};
 
 #[allow(unused_imports)] // re-exports for tests; not every test binary uses each one
-pub use controller::{is_ready, phase};
+pub use controller::{DELETION_COST, is_ready, phase, scale_down_order};
 #[allow(unused_imports)]
 pub use kubelet::{Kubelet, NODE};
 pub use store::State;

@@ -2,7 +2,7 @@
 //! the server-set fields (spec §3), optimistic concurrency, the event history and the open
 //! watches (spec §9). Everything here runs under the fake's single mutex.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 
 use bytes::Bytes;
 use k8s_openapi::api::core::v1::{Namespace, Pod, ReplicationController};
@@ -98,8 +98,8 @@ pub struct State {
     watchers: Vec<Watcher>,
     /// (namespace, pod, container) → log lines.
     pub(crate) logs: BTreeMap<(String, String, String), LogBuf>,
-    /// uid → resourceVersion at creation ("newest first" for the RC controller).
-    pub(crate) created: HashMap<String, u64>,
+    /// Every pod ever created, in order (tests count replacements with it).
+    pub(crate) created: Vec<Key>,
     /// Pod addresses 127.0.0.N in use: N → pod uid.
     pub(crate) ips: BTreeMap<u8, String>,
     /// Pod uids whose address a live process still holds (process-mode kubelet).
@@ -117,7 +117,7 @@ impl State {
             floor: 1,
             watchers: Vec::new(),
             logs: BTreeMap::new(),
-            created: HashMap::new(),
+            created: Vec::new(),
             ips: BTreeMap::new(),
             ip_held: HashSet::new(),
         };
@@ -149,6 +149,11 @@ impl State {
     }
 
     /// The log lines (without timestamps) of one container.
+    /// The names of every pod ever created in `ns` (deleted ones included), oldest first.
+    pub fn pods_created(&self, ns: &str) -> Vec<String> {
+        self.created.iter().filter(|(n, _)| n == ns).map(|(_, p)| p.clone()).collect()
+    }
+
     pub fn log_lines(&self, ns: &str, pod: &str, container: &str) -> Vec<String> {
         self.logs
             .get(&(ns.into(), pod.into(), container.into()))
@@ -287,7 +292,9 @@ impl State {
         }
         let rv = self.next_rv();
         obj.metadata_mut().resource_version = Some(rv.to_string());
-        self.created.insert(obj.metadata().uid.clone().expect("set above"), rv);
+        if T::KIND == Pod::KIND {
+            self.created.push(key.clone());
+        }
         T::table_mut(self).insert(key, obj.clone());
         self.emit("ADDED", None, &obj);
         Ok(obj)
@@ -393,7 +400,6 @@ impl State {
         let rv = self.next_rv();
         obj.metadata_mut().resource_version = Some(rv.to_string());
         let uid = obj.metadata().uid.clone().unwrap_or_default();
-        self.created.remove(&uid);
         if T::KIND == Pod::KIND {
             // As on a real server, the last state of a deleted pod carries the deletion marks.
             let m = obj.metadata_mut();
