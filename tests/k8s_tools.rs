@@ -724,7 +724,7 @@ fn bump_strict_rolls_back_when_the_new_pods_never_come_up() {
 }
 
 /// A registered pod that does not answer is not dropped: it is named, and still removed through
-/// Kubernetes with the rest of its RC (spec ochonetes §10.9).
+/// Kubernetes with the rest of its RC.
 #[test]
 fn kill_names_silent_pods_and_still_removes_them() {
     let kube = fake(Kubelet::Status);
@@ -742,4 +742,91 @@ fn kill_names_silent_pods_and_still_removes_them() {
     assert!(err.contains("default.web: default.web #7: no graceful kill ("), "{err}");
     assert!(err.contains("; deleted through kubernetes"), "{err}");
     kube.wait_until(WAIT, |s| s.rcs("default").is_empty() && s.pods("default").is_empty()).unwrap();
+}
+
+/// seq → pod name (`task`) of every registration of `cluster`, read from ZooKeeper.
+fn tasks(hosts: &str, cluster: &str) -> BTreeMap<u64, String> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let zk = zkc::Client::connect(hosts).await.unwrap();
+        let dir = format!("/ochopod/clusters/{cluster}/pods");
+        let mut found = BTreeMap::new();
+        for child in zk.list_children(&dir).await.unwrap_or_default() {
+            let Ok((data, _)) = zk.get_data(&format!("{dir}/{child}")).await else { continue };
+            let reg: Value = serde_json::from_slice(&data).unwrap();
+            found.insert(reg["seq"].as_u64().unwrap(), reg["task"].as_str().unwrap().to_string());
+        }
+        found
+    })
+}
+
+fn live_names(kube: &FakeKube) -> Vec<String> {
+    live(&kube.pods("default")).iter().map(|p| p.metadata.name.clone().unwrap()).collect()
+}
+
+/// Removing chosen pods (`kill -i`, `scale` down, `bump`) never makes the RC controller start a
+/// replacement: deleting a pod first, with its RC still wanting it, does at once. The chosen pods
+/// are the ones that go, and the fake creates exactly the pods the tools asked for.
+#[test]
+fn removing_chosen_pods_starts_no_replacement_and_removes_exactly_them() {
+    let kube = fake(Kubelet::Status);
+    let agents = Agents::start(&kube, "k8s_no_churn", 68);
+    let dir = definitions(&[("web.yaml", WEB)]);
+    let app = deployed(&kube, dir.path(), "web.yaml", "4");
+    registered(&kube, &agents, "default.web", 4);
+    let created = || kube.with_state(|s| s.pods_created("default").len());
+    assert_eq!(created(), 4);
+
+    // kill -i: the pod with the second seq, not the newest nor the oldest.
+    let before = tasks(&agents.hosts, "default.web");
+    let (&seq, victim) = before.iter().nth(1).unwrap();
+    let (code, out, err) = ocho(
+        &kube,
+        dir.path(),
+        &["kill", "default.web", "-i", &seq.to_string(), "--zk", &agents.hosts],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    kube.wait_until(WAIT, |s| {
+        s.pods("default").iter().all(|p| p.metadata.name.as_ref() != Some(victim))
+            && s.rc("default", &app).is_some_and(|rc| replicas(rc) == 3)
+    })
+    .unwrap();
+    assert_eq!(created(), 4, "a replacement pod was created");
+    assert_eq!(live_names(&kube).len(), 3);
+    assert!(!tasks(&agents.hosts, "default.web").contains_key(&seq), "still registered");
+    assert_eq!(kube.with_state(|s| replicas(s.rc("default", &app).unwrap())), 3);
+
+    // scale down by 2: the two newest by seq go, nothing else.
+    let before = tasks(&agents.hosts, "default.web");
+    let newest: Vec<&String> = before.values().rev().take(2).collect();
+    let (code, out, err) =
+        ocho(&kube, dir.path(), &["scale", "default.web", "-f", "-2", "--zk", &agents.hosts]);
+    assert_eq!(code, 0, "{out}{err}");
+    let left = live_names(&kube);
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert!(newest.iter().all(|n| !left.contains(n)), "{newest:?} should be gone: {left:?}");
+    assert_eq!(created(), 4, "a replacement pod was created");
+
+    // bump --step 1 with two pods: exactly two new pods, and no old one outlives the roll.
+    let (code, out, err) = ocho(
+        &kube,
+        dir.path(),
+        &["scale", "default.web", "-f", "@2", "--wait", "--zk", &agents.hosts],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(created(), 5);
+    let old = live_names(&kube);
+    let (code, out, err) = ocho(
+        &kube,
+        dir.path(),
+        &["bump", "default.web", "-r", "2.0", "--zk", &agents.hosts, "-t", "60"],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(created(), 7, "bump made replacements: {}", describe(&kube));
+    let now = live_names(&kube);
+    assert!(old.iter().all(|n| !now.contains(n)), "old pods left: {now:?}");
+    assert!(
+        tasks(&agents.hosts, "default.web").values().all(|t| now.contains(t)),
+        "an old pod is still registered"
+    );
 }

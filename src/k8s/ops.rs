@@ -1,12 +1,15 @@
 //! The API operations the tools apply, each a thin blocking call on [`Kube`] that names its
 //! object in errors: create an RC, list RCs and pods by label, read and set the `scale`
-//! subresource, delete with an explicit propagation policy, read logs. Objects are built in
-//! [`super::objects`], never here.
+//! subresource, mark pods for the next scale-down, delete RCs with an explicit propagation
+//! policy, read logs. Objects are built in [`super::objects`], never here.
 
 use k8s_openapi::api::core::v1::{Pod, ReplicationController};
 use kube::api::{Api, DeleteParams, ListParams, LogParams, Patch, PatchParams, PostParams};
 
 use super::{Kube, api_error};
+
+/// The annotation a ReplicationController's scale-down ranks ready pods by (lowest first).
+pub const DELETION_COST: &str = "controller.kubernetes.io/pod-deletion-cost";
 use crate::error::Result;
 
 /// How dependents of a deleted RC are handled. Core/v1 RCs default to Orphan on the server, so
@@ -82,10 +85,16 @@ impl Kube {
         }
     }
 
-    /// Deletes one pod (graceful, with its own termination grace period). Missing → false.
-    pub fn delete_pod(&self, name: &str) -> Result<bool> {
-        let what = format!("delete pod {}/{name}", self.namespace());
-        match self.block_on(self.pods().delete(name, &DeleteParams::default())) {
+    /// Makes a pod the first its controller removes on the next scale-down: the
+    /// `pod-deletion-cost` annotation at its lowest. (The controller still removes unscheduled,
+    /// pending and unready pods before any ready one.) A missing pod → false.
+    pub fn mark_first_to_go(&self, name: &str) -> Result<bool> {
+        let what = format!("mark pod {}/{name} for removal", self.namespace());
+        let patch = serde_json::json!({
+            "metadata": { "annotations": { DELETION_COST: i32::MIN.to_string() } }
+        });
+        match self.block_on(self.pods().patch(name, &PatchParams::default(), &Patch::Merge(&patch)))
+        {
             Ok(_) => Ok(true),
             Err(kube::Error::Api(s)) if s.code == 404 => Ok(false),
             Err(e) => Err(api_error(what, e)),

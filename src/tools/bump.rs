@@ -26,7 +26,7 @@ use crate::zk::{self, Session};
 #[argh(
     subcommand,
     name = "bump",
-    note = "GLOB matches `<namespace>.<cluster>` (a bare name matches any namespace); each matched cluster is bumped on its own. A new RC is created from the newest RC's pod template with the image tag set to RELEASE (a registry port is kept), at 0 replicas. Then, --step pods at a time: the new RC grows by the step; once its pods are registered in ZooKeeper and configured by their leader (in the cluster's snapshot), as many of the oldest old pods get `/control/kill` until 410, are deleted and their RC lowered. At the end the old RCs are deleted (propagation Background). Each wait lasts at most -t seconds. With --strict, a failure rolls back: the new RC is deleted and the old RCs get their replicas back.\n\nOutput: problems on stderr, then `<P>% success (<N> pods)`. With -j: {{\"<cluster>\": {{\"ok\": bool, \"application\": \"<new rc>\", \"up\": [seq…], \"problems\": [\"…\"]}}}}. Exit 0 when every cluster was rolled, 1 otherwise or when nothing matched, 2 on usage errors."
+    note = "GLOB matches `<namespace>.<cluster>` (a bare name matches any namespace); each matched cluster is bumped on its own. A new RC is created from the newest RC's pod template with the image tag set to RELEASE (a registry port is kept), at 0 replicas. Then, --step pods at a time: the new RC grows by the step; once its pods are registered in ZooKeeper and configured by their leader (in the cluster's snapshot), as many of the oldest old pods get `/control/kill` until 410, are marked as the first to go (pod-deletion-cost) and their RC lowered, so its controller removes exactly them; the step ends once their registrations are gone. At the end the old RCs are deleted (propagation Background). Each wait lasts at most -t seconds. With --strict, a failure rolls back: the new RC is deleted and the old RCs get their replicas back.\n\nOutput: problems on stderr, then `<P>% success (<N> pods)`. With -j: {{\"<cluster>\": {{\"ok\": bool, \"application\": \"<new rc>\", \"up\": [seq…], \"problems\": [\"…\"]}}}}. Exit 0 when every cluster was rolled, 1 otherwise or when nothing matched, 2 on usage errors."
 )]
 pub struct Args {
     /// cluster glob
@@ -236,7 +236,7 @@ fn roll(
                 eprintln!("{cluster}: {}: no graceful kill ({why})", pod.key());
             }
         }
-        let problems = workload::remove_pods(kube, &chosen);
+        let problems = workload::remove_pods(kube, zk, &chosen, Instant::now() + timeout);
         if !problems.is_empty() {
             return Err(Error::Failed(problems.join("; ")));
         }

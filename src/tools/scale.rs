@@ -1,7 +1,7 @@
 //! `ocho scale GLOB -f @N|+N|-N|xF`: changes the number of pods of each matched cluster through
 //! the `scale` subresource of its ReplicationControllers. Growing adds to the newest RC;
 //! shrinking picks the pods to remove (newest `seq` first, oldest with `--fifo`), kills them
-//! gracefully, deletes them and lowers their own RC's replicas, so a cluster spread over several
+//! gracefully, marks them as the first to go and lowers their own RC's replicas, so a cluster spread over several
 //! RCs (during or after a `bump`) shrinks where its chosen pods are.
 
 use std::process::ExitCode;
@@ -21,7 +21,7 @@ use crate::zk::{self, Session};
 #[argh(
     subcommand,
     name = "scale",
-    note = "GLOB matches `<namespace>.<cluster>` (a bare name matches any namespace); each matched cluster is scaled on its own. -f gives the target: @N (exactly N), +N / -N (relative), xF (current × F, rounded down). The current count is the sum of the replicas of the cluster's RCs. Up: the newest RC gets the extra replicas. Down: the newest pods by seq (oldest with --fifo) get `/control/kill` until 410, are deleted, and their RC's replicas are lowered, so the controller does not replace them. --wait blocks until the pods registered in ZooKeeper match the target and the cluster is configured.\n\nOutput: problems on stderr, then `<P>% success (<delta with sign> pods)`. With -j: {{\"<cluster>\": {{\"ok\": bool, \"delta\": int, \"replicas\": int, \"problems\": [\"…\"]}}}}. Exit 0 when every cluster reached its target, 1 otherwise or when nothing matched, 2 on a usage error."
+    note = "GLOB matches `<namespace>.<cluster>` (a bare name matches any namespace); each matched cluster is scaled on its own. -f gives the target: @N (exactly N), +N / -N (relative), xF (current × F, rounded down). The current count is the sum of the replicas of the cluster's RCs. Up: the newest RC gets the extra replicas. Down: the newest pods by seq (oldest with --fifo) get `/control/kill` until 410, are marked as the first to go (annotation controller.kubernetes.io/pod-deletion-cost) and their RC's replicas are lowered, so the controller removes exactly those pods and replaces none; the tool waits until their registrations are gone. --wait blocks until the pods registered in ZooKeeper match the target and the cluster is configured.\n\nOutput: problems on stderr, then `<P>% success (<delta with sign> pods)`. With -j: {{\"<cluster>\": {{\"ok\": bool, \"delta\": int, \"replicas\": int, \"problems\": [\"…\"]}}}}. Exit 0 when every cluster reached its target, 1 otherwise or when nothing matched, 2 on a usage error."
 )]
 pub struct Args {
     /// cluster glob
@@ -188,7 +188,7 @@ fn scale(
                 outcome.problems.push(format!("{}: no graceful kill ({why})", pod.key()));
             }
         }
-        outcome.problems.extend(workload::remove_pods(kube, &chosen));
+        outcome.problems.extend(workload::remove_pods(kube, zk, &chosen, deadline));
         // Pods that never registered cannot be chosen; the rest comes off the newest RCs and
         // the controller picks which pods go.
         let mut missing = remove.saturating_sub(chosen.len()) as i32;

@@ -1,7 +1,7 @@
 //! What `kill`, `scale` and `bump` share: the ReplicationControllers of an Ochopod cluster
 //! (found by label, whatever registered in ZooKeeper), the graceful `/control/kill` loop, the
-//! removal of chosen pods (delete them, then lower their RC's replicas so the controller does not
-//! replace them), the wait for a cluster's pods to be registered and configured, and the way
+//! removal of chosen pods (mark them, then lower their RC's replicas so the controller removes
+//! exactly those and replaces none), the wait for a cluster's pods to be registered and configured, and the way
 //! their results are reported.
 
 use std::collections::BTreeMap;
@@ -151,40 +151,94 @@ pub fn graceful_kill(pods: &[Pod], timeout: Duration) -> Vec<Killed> {
     })
 }
 
-/// Removes chosen pods from their RCs: deletes each pod (by its `task`, the Kubernetes pod
-/// name), then lowers each RC's replicas by as many, through the `scale` subresource. Deleting
-/// first keeps the controller from picking other, live pods as the surplus; a replacement it may
-/// create in between is the newest and unready, so it is the one removed by the scale-down.
-/// Returns one line per problem.
-pub fn remove_pods(kube: &Kube, chosen: &[&Pod]) -> Vec<String> {
+/// Removes chosen pods from their RCs without letting the controller start replacements:
+/// each pod (by its `task`, the Kubernetes pod name) is marked as the first to go on a
+/// scale-down (`pod-deletion-cost`), then its RC's replicas are lowered by as many through the
+/// `scale` subresource, so the controller itself deletes exactly those pods; then waits, up to
+/// `deadline`, until their registrations are gone from ZooKeeper (their agents exited). A chosen
+/// pod still registered then (the controller removed another, e.g. an unready one, first) is
+/// named. Deleting first, as the original did, makes the controller
+/// create a replacement at once, which is scheduled, registers and is configured before the
+/// scale-down reaches it. Returns one line per problem.
+pub fn remove_pods(kube: &Kube, zk: &Session, chosen: &[&Pod], deadline: Instant) -> Vec<String> {
     let mut problems = Vec::new();
     let mut by_app: BTreeMap<String, Vec<&Pod>> = BTreeMap::new();
     for pod in chosen {
         by_app.entry(pod.field("application")).or_default().push(pod);
     }
+    let mut marked: Vec<&Pod> = Vec::new();
     for (app, pods) in by_app {
-        for pod in &pods {
+        if app.is_empty() {
+            problems.push(format!(
+                "{} pod(s) without an application in their registration: not removed",
+                pods.len()
+            ));
+            continue;
+        }
+        let mut mine = Vec::new();
+        for pod in pods {
             let task = pod.field("task");
             if task.is_empty() {
                 problems.push(format!("{}: no task (pod name) in its registration", pod.key()));
-            } else if let Err(e) = kube.delete_pod(&task) {
-                problems.push(format!("{}: {}", pod.key(), crate::error::chain(&e)));
+                continue;
+            }
+            match kube.mark_first_to_go(&task) {
+                Ok(true) => mine.push(pod),
+                // Gone already: its controller has replaced it, so its replicas stay.
+                Ok(false) => problems.push(format!(
+                    "{}: pod {task} no longer exists; replicas of {app} unchanged for it",
+                    pod.key()
+                )),
+                Err(e) => problems.push(format!("{}: {}", pod.key(), crate::error::chain(&e))),
             }
         }
-        if app.is_empty() {
-            problems
-                .push(format!("{} pod(s) without an application: replicas unchanged", pods.len()));
+        if mine.is_empty() {
             continue;
         }
         let lowered = kube.get_scale(&app).and_then(|current| {
-            let target = (current - pods.len() as i32).max(0);
+            let target = (current - mine.len() as i32).max(0);
             kube.set_scale(&app, target)
         });
-        if let Err(e) = lowered {
-            problems.push(crate::error::chain(&e));
+        match lowered {
+            Ok(()) => marked.extend(mine),
+            Err(e) => problems.push(crate::error::chain(&e)),
         }
     }
+    problems.extend(wait_gone(zk, &marked, deadline));
     problems
+}
+
+/// Waits until none of `pods` is registered any more; names those still registered at
+/// `deadline`.
+fn wait_gone(zk: &Session, pods: &[&Pod], deadline: Instant) -> Vec<String> {
+    let mut left: Vec<&Pod> = pods.to_vec();
+    loop {
+        let mut clusters: Vec<&str> = left.iter().map(|p| p.cluster.as_str()).collect();
+        clusters.sort_unstable();
+        clusters.dedup();
+        let mut registered = Vec::new();
+        for cluster in clusters {
+            match pods_of(zk, cluster) {
+                Ok(found) => registered.extend(found.into_iter().map(|p| p.uuid)),
+                Err(e) => return vec![crate::error::chain(&e)],
+            }
+        }
+        left.retain(|p| registered.contains(&p.uuid));
+        if left.is_empty() || Instant::now() >= deadline {
+            break;
+        }
+        thread::sleep(Duration::from_millis(250));
+    }
+    left.iter()
+        .map(|pod| {
+            format!(
+                "{}: still registered after its RC was scaled down (its controller removes \
+                 unscheduled, pending and unready pods before ready ones, whatever their \
+                 deletion cost; kill it again with -i once those are gone)",
+                pod.key()
+            )
+        })
+        .collect()
 }
 
 /// Registered pods of one cluster (exact qualified name).
