@@ -830,3 +830,31 @@ fn removing_chosen_pods_starts_no_replacement_and_removes_exactly_them() {
         "an old pod is still registered"
     );
 }
+
+/// A typo in `verbatim` is refused by the server, naming its path, and nothing is created; a
+/// real field there reaches the RC.
+#[test]
+fn a_verbatim_typo_is_an_error_naming_its_path() {
+    let kube = fake(Kubelet::Off);
+    let typo = format!("{WEB}verbatim:\n  spec:\n    nodeSelectr: {{disk: ssd}}\n");
+    let good = "cluster: db\nimage: example/db:1.0\nverbatim:\n  spec:\n    nodeSelector: {disk: ssd}\n    tolerations: [{key: k, operator: Exists}]\n";
+    let dir = definitions(&[("web.yaml", &typo), ("db.yaml", good)]);
+    let (code, out, err) = ocho(&kube, dir.path(), &["deploy", "web.yaml", "db.yaml"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        err.contains("web.yaml: kubernetes: create replicationcontroller default/")
+            && err.contains(
+                ": 400 BadRequest: ReplicationController in version \"v1\" cannot be handled as a \
+                 ReplicationController: strict decoding error: unknown field \
+                 \"spec.template.spec.nodeSelectr\""
+            ),
+        "{err}"
+    );
+    let rcs = kube.rcs("default");
+    assert_eq!(rcs.len(), 1, "only db.yaml's RC");
+    let spec = rcs[0].spec.clone().unwrap().template.unwrap().spec.unwrap();
+    assert_eq!(spec.node_selector.unwrap()["disk"], "ssd");
+    assert_eq!(spec.tolerations.unwrap().len(), 1);
+    let post = kube.requests().into_iter().find(|r| r.method == "POST").unwrap();
+    assert_eq!(post.param("fieldValidation"), Some("Strict"));
+}

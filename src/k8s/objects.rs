@@ -243,6 +243,87 @@ fn merge_verbatim(
     serde_json::from_value(merged).map_err(bad)
 }
 
+/// The parts of `def`'s `verbatim` that the typed model of `rc` (built from `def`) dropped:
+/// fields this client's Kubernetes model does not know, a typo or a field newer than it. They
+/// are sent anyway ([`wire`]), so the server, asked for strict field validation, accepts a real
+/// field and refuses a typo naming its path, instead of the typo vanishing. Shaped like the
+/// pod template: objects hold only dropped keys; a list holds `null` where nothing was dropped.
+/// `Null` when nothing was.
+pub fn dropped_by_model(def: &Definition, rc: &ReplicationController) -> Value {
+    let Some(template) = rc.spec.as_ref().and_then(|s| s.template.as_ref()) else {
+        return Value::Null;
+    };
+    if def.verbatim.is_empty() {
+        return Value::Null;
+    }
+    let typed = serde_json::to_value(template).unwrap_or(Value::Null);
+    dropped(&Value::Object(def.verbatim.clone()), &typed, "")
+}
+
+fn dropped(extra: &Value, typed: &Value, path: &str) -> Value {
+    match (extra, typed) {
+        (Value::Object(e), Value::Object(t)) => {
+            let mut out = Map::new();
+            for (key, value) in e.iter().filter(|(_, v)| !v.is_null()) {
+                let sub = match t.get(key) {
+                    None => value.clone(),
+                    Some(existing) => dropped(value, existing, &format!("{path}/{key}")),
+                };
+                if !sub.is_null() {
+                    out.insert(key.clone(), sub);
+                }
+            }
+            if out.is_empty() { Value::Null } else { Value::Object(out) }
+        }
+        (Value::Array(e), Value::Array(t)) => {
+            // As merged: containers index by index, every other list appended at the end.
+            let offset =
+                if path == "/spec/containers" { 0 } else { t.len().saturating_sub(e.len()) };
+            let mut out = vec![Value::Null; t.len()];
+            for (i, value) in e.iter().enumerate() {
+                if let Some(existing) = t.get(i + offset) {
+                    out[i + offset] = dropped(value, existing, &format!("{path}/{i}"));
+                }
+            }
+            if out.iter().all(Value::is_null) { Value::Null } else { Value::Array(out) }
+        }
+        _ => Value::Null,
+    }
+}
+
+/// The JSON sent for `rc`: its typed form with `dropped` (from [`dropped_by_model`]) put back
+/// into the pod template.
+pub fn wire(rc: &ReplicationController, dropped: &Value) -> Value {
+    let mut v = serde_json::to_value(rc).unwrap_or(Value::Null);
+    if !dropped.is_null()
+        && let Some(template) = v.pointer_mut("/spec/template")
+    {
+        overlay(template, dropped);
+    }
+    v
+}
+
+fn overlay(target: &mut Value, extra: &Value) {
+    match (target, extra) {
+        (Value::Object(t), Value::Object(e)) => {
+            for (key, value) in e {
+                match t.get_mut(key) {
+                    Some(existing) => overlay(existing, value),
+                    None => {
+                        t.insert(key.clone(), value.clone());
+                    }
+                }
+            }
+        }
+        (Value::Array(t), Value::Array(e)) => {
+            for (existing, value) in t.iter_mut().zip(e) {
+                overlay(existing, value);
+            }
+        }
+        _ => {}
+    }
+}
+
 fn merge_under(generated: &mut Value, extra: &Value, path: &str) {
     match (generated, extra) {
         (Value::Object(g), Value::Object(e)) => {
@@ -407,6 +488,39 @@ mod tests {
         assert_eq!(tpl.metadata.unwrap().labels.unwrap()[LABEL_APPLICATION], t.application);
         let c = &tpl.spec.unwrap().containers[0];
         assert_eq!((c.name.as_str(), c.image.as_deref()), ("a", Some("b")));
+    }
+
+    #[test]
+    fn fields_the_model_drops_are_kept_for_the_wire_at_their_place() {
+        let mut def = fixture("full.yaml");
+        def.verbatim = serde_json::from_str(
+            r#"{"spec": {"nodeSelectr": {"disk": "ssd"}, "nodeSelector": {"disk": "ssd"},
+                         "containers": [{"imagee": "x", "tty": true}],
+                         "tolerations": [{"key": "k", "operator": "Exists", "effct": "NoSchedule"}]},
+                "metadata": {"labelz": {"a": "b"}}}"#,
+        )
+        .unwrap();
+        let rc = build(&def, &target(&def, "default", 1)).unwrap();
+        let extra = dropped_by_model(&def, &rc);
+        assert_eq!(
+            extra,
+            serde_json::json!({"metadata": {"labelz": {"a": "b"}},
+                "spec": {"nodeSelectr": {"disk": "ssd"}, "containers": [{"imagee": "x"}],
+                         "tolerations": [{"effct": "NoSchedule"}]}})
+        );
+        let sent = wire(&rc, &extra);
+        let spec = &sent["spec"]["template"]["spec"];
+        assert_eq!(spec["nodeSelectr"]["disk"], "ssd");
+        assert_eq!(spec["nodeSelector"]["disk"], "ssd");
+        assert_eq!(spec["containers"][0]["imagee"], "x");
+        assert_eq!(spec["containers"][0]["tty"], true);
+        assert_eq!(spec["containers"][0]["name"], "web");
+        assert_eq!(spec["tolerations"][0]["effct"], "NoSchedule");
+        assert_eq!(sent["spec"]["template"]["metadata"]["labelz"]["a"], "b");
+        let plain = fixture("minimal.yaml");
+        let rc = build(&plain, &target(&plain, "default", 1)).unwrap();
+        assert!(dropped_by_model(&plain, &rc).is_null());
+        assert_eq!(wire(&rc, &Value::Null), serde_json::to_value(&rc).unwrap());
     }
 
     #[test]

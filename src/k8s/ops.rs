@@ -4,7 +4,7 @@
 //! policy, read logs. Objects are built in [`super::objects`], never here.
 
 use k8s_openapi::api::core::v1::{Pod, ReplicationController};
-use kube::api::{Api, DeleteParams, ListParams, LogParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, LogParams, Patch, PatchParams};
 
 use super::{Kube, api_error};
 
@@ -34,11 +34,21 @@ impl Kube {
         Api::namespaced(self.client(), self.namespace())
     }
 
-    /// Creates an RC; returns it as the server stored it.
-    pub fn create_rc(&self, rc: &ReplicationController) -> Result<ReplicationController> {
-        let name = rc.metadata.name.as_deref().unwrap_or("");
+    /// Creates an RC from its wire form ([`super::objects::wire`]) with strict field validation,
+    /// so a field the server does not know is a 400 naming its path instead of being dropped;
+    /// returns the RC as the server stored it.
+    pub fn create_rc(&self, rc: &serde_json::Value) -> Result<ReplicationController> {
+        let name = rc.pointer("/metadata/name").and_then(|n| n.as_str()).unwrap_or("");
         let what = format!("create replicationcontroller {}/{name}", self.namespace());
-        self.block_on(self.rcs().create(&PostParams::default(), rc)).map_err(|e| api_error(what, e))
+        let path = format!(
+            "/api/v1/namespaces/{}/replicationcontrollers?fieldValidation=Strict",
+            self.namespace()
+        );
+        let request = http::Request::post(path)
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(serde_json::to_vec(rc).unwrap_or_default())
+            .map_err(|e| crate::error::Error::Failed(format!("{what}: {e}")))?;
+        self.send(&what, request)
     }
 
     /// RCs matching a label selector (`k=v,k2=v2`).

@@ -152,7 +152,7 @@ fn bump(
     let created = (|| -> Result<String> {
         for _ in 0..3 {
             let rc = next_rc(newest, &args.release, SystemTime::now(), objects::random())?;
-            match kube.create_rc(&rc) {
+            match kube.create_rc(&objects::wire(&rc, &serde_json::Value::Null)) {
                 Ok(rc) => return Ok(workload::name(&rc)),
                 Err(e) if is_code(&e, 409) => continue,
                 Err(e) => return Err(e),

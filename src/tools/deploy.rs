@@ -23,7 +23,7 @@ use crate::k8s::{Access, Kube, is_code};
 #[argh(
     subcommand,
     name = "deploy",
-    note = "FILE arguments are container definition YAML files, or globs (`*.yml`) expanded against the working directory. Each becomes one ReplicationController named `ochopod.<ns>.<cluster>-<UTC YYYY-MM-DD-HH-MM-SS>-<5 random chars>` (shortened to 63 characters from the left part when needed), labelled ochopod.io/namespace, ochopod.io/cluster and ochopod.io/application. Its one container gets the Ochopod environment (ochopod_cluster, ochopod_namespace, ochopod_application, ochopod_zk, ochopod_port, ochopod_ports, ochopod_debug, ochopod_start, ochopod_depends_on, pod = settings JSON, POD_IP, POD_NAME, NODE_NAME), never a credential. The definition's `command` and `args` become the container's command and args unchanged: with an image whose entrypoint is `ocho pod … --`, give only `args`, the workload the agent starts.\n\nOutput: one line per failed definition on stderr (`<file>: <reason>`), then `<P>% success / spawned <N> pod(s)`. With -j one JSON object: {{\"<file>\": {{\"ok\": bool, \"up\": [seq… with --wait], \"application\": \"<rc name>\", \"replicas\": N, \"error\": \"…\"}}}}. --dry-run prints the objects (YAML documents; a JSON array with -j) and calls nothing. Exit 0 when every definition was deployed, 1 otherwise, 2 on a usage error."
+    note = "FILE arguments are container definition YAML files, or globs (`*.yml`) expanded against the working directory. Each becomes one ReplicationController named `ochopod.<ns>.<cluster>-<UTC YYYY-MM-DD-HH-MM-SS>-<5 random chars>` (shortened to 63 characters from the left part when needed), labelled ochopod.io/namespace, ochopod.io/cluster and ochopod.io/application. Its one container gets the Ochopod environment (ochopod_cluster, ochopod_namespace, ochopod_application, ochopod_zk, ochopod_port, ochopod_ports, ochopod_debug, ochopod_start, ochopod_depends_on, pod = settings JSON, POD_IP, POD_NAME, NODE_NAME), never a credential. The definition's `command` and `args` become the container's command and args unchanged: with an image whose entrypoint is `ocho pod … --`, give only `args`, the workload the agent starts.\n\nOutput: one line per failed definition on stderr (`<file>: <reason>`), then `<P>% success / spawned <N> pod(s)`. With -j one JSON object: {{\"<file>\": {{\"ok\": bool, \"up\": [seq… with --wait], \"application\": \"<rc name>\", \"replicas\": N, \"error\": \"…\", \"warnings\": [\"…\"]}}}}; the server's warnings also go to stderr as `<file>: warning: <text>`. Objects are created with strict field validation: a field the server does not know (a typo in `verbatim`) fails the definition, naming its path. --dry-run prints the objects (YAML documents; a JSON array with -j) and calls nothing. Exit 0 when every definition was deployed, 1 otherwise, 2 on a usage error."
 )]
 pub struct Args {
     /// container definition files or globs
@@ -82,9 +82,13 @@ pub const PROXY_SERVICE: &str = "ocho-proxy";
 struct Item {
     file: String,
     rc: Option<ReplicationController>,
+    /// What the typed model dropped from the definition's `verbatim` (sent anyway).
+    extra: Value,
     replicas: i32,
     error: Option<String>,
     up: Vec<u64>,
+    /// What the server warned about this definition's object.
+    warnings: Vec<String>,
 }
 
 /// Runs the tool.
@@ -127,9 +131,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
             Err(reason) => items.push(Item {
                 file: pattern.clone(),
                 rc: None,
+                extra: Value::Null,
                 replicas: 0,
                 error: Some(reason),
                 up: vec![],
+                warnings: vec![],
             }),
         }
     }
@@ -162,7 +168,7 @@ fn build(
     zk: &str,
 ) -> Item {
     let name = file.display().to_string();
-    let built = (|| -> Result<(ReplicationController, i32)> {
+    let built = (|| -> Result<(ReplicationController, Value, i32)> {
         let mut def = definition::load(file)?;
         let opts = Prepare {
             namespace: &args.namespace,
@@ -189,11 +195,28 @@ fn build(
         };
         let mut rc = objects::build(&def, &target).map_err(wrap)?;
         rc.metadata.namespace = Some(k8s_ns.to_string());
-        Ok((rc, replicas))
+        let extra = objects::dropped_by_model(&def, &rc);
+        Ok((rc, extra, replicas))
     })();
     match built {
-        Ok((rc, replicas)) => Item { file: name, rc: Some(rc), replicas, error: None, up: vec![] },
-        Err(e) => Item { file: name, rc: None, replicas: 0, error: Some(chain(&e)), up: vec![] },
+        Ok((rc, extra, replicas)) => Item {
+            file: name,
+            rc: Some(rc),
+            extra,
+            replicas,
+            error: None,
+            up: vec![],
+            warnings: vec![],
+        },
+        Err(e) => Item {
+            file: name,
+            rc: None,
+            extra: Value::Null,
+            replicas: 0,
+            error: Some(chain(&e)),
+            up: vec![],
+            warnings: vec![],
+        },
     }
 }
 
@@ -209,7 +232,9 @@ fn submit(kube: &Kube, items: &mut [Item]) {
         }
         let mut attempt = 0;
         loop {
-            match kube.create_rc(rc) {
+            let created = kube.create_rc(&objects::wire(rc, &item.extra));
+            item.warnings.extend(kube.take_warnings());
+            match created {
                 Ok(created) => {
                     *rc = created;
                     break;
@@ -304,7 +329,8 @@ fn rename(rc: &mut ReplicationController) {
 }
 
 fn print_dry_run(items: &[Item], as_json: bool) -> Result<ExitCode> {
-    let rcs: Vec<&ReplicationController> = items.iter().filter_map(|i| i.rc.as_ref()).collect();
+    let rcs: Vec<Value> =
+        items.iter().filter_map(|i| Some(objects::wire(i.rc.as_ref()?, &i.extra))).collect();
     if as_json {
         let text = serde_json::to_string(&rcs)
             .map_err(|e| Error::Failed(format!("render the objects as JSON: {e}")))?;
@@ -322,6 +348,9 @@ fn print_dry_run(items: &[Item], as_json: bool) -> Result<ExitCode> {
 
 fn print_failures(items: &[Item]) {
     for item in items {
+        for warning in &item.warnings {
+            eprintln!("{}: warning: {warning}", item.file);
+        }
         if let Some(error) = &item.error {
             eprintln!("{}: {error}", item.file);
         }
@@ -342,6 +371,7 @@ fn report(items: &[Item], as_json: bool) -> Result<ExitCode> {
             if let Some(e) = &item.error {
                 entry["error"] = json!(e);
             }
+            entry["warnings"] = json!(item.warnings);
             out.insert(item.file.clone(), entry);
         }
         println!("{}", Value::Object(out));

@@ -110,13 +110,27 @@ async fn respond(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
         return error(e);
     }
     let req = Req {
+        warnings: Default::default(),
         method,
         path,
         query: pairs.into_iter().collect::<BTreeMap<_, _>>(),
         content_type,
         body,
     };
-    match api::handle(shared, &req) {
+    let reply = api::handle(shared, &req);
+    let mut response = reply_to_response(reply);
+    for text in req.warnings.borrow().iter() {
+        // RFC 7234 warn-code 299, no agent, the text as a quoted string.
+        let value = format!("299 - \"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""));
+        if let Ok(v) = hyper::header::HeaderValue::from_str(&value) {
+            response.headers_mut().append("warning", v);
+        }
+    }
+    response
+}
+
+fn reply_to_response(reply: Result<Reply, ApiError>) -> Response<Body> {
+    match reply {
         Ok(Reply::Json(code, v)) => full(code, "application/json", v.to_string()),
         Ok(Reply::Text(t)) => full(200, "text/plain", t),
         Ok(Reply::Stream { content_type, first, rx, limit }) => {

@@ -1,0 +1,76 @@
+//! The fake decodes request bodies as a real API server does with `fieldValidation`: a field the
+//! model does not know is a 400 `strict decoding error` naming its path with `Strict`, a
+//! `Warning` header with `Warn` (the default) and nothing with `Ignore`.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use serde_json::{Value, json};
+use support::fake_kube::Kubelet;
+use support::fake_kube::testing::{rc, start};
+
+/// POSTs `body` to the RC collection with `query`; returns (code, warnings, body).
+async fn post(
+    kube: &support::fake_kube::FakeKube,
+    query: &str,
+    body: &Value,
+) -> (u16, Vec<String>, Value) {
+    let client = kube.client().await;
+    let req =
+        http::Request::post(format!("/api/v1/namespaces/default/replicationcontrollers{query}"))
+            .header("content-type", "application/json")
+            .body(kube::client::Body::from(serde_json::to_vec(body).unwrap()))
+            .unwrap();
+    let res = client.send(req).await.unwrap();
+    let code = res.status().as_u16();
+    let warnings =
+        res.headers().get_all("warning").iter().map(|v| v.to_str().unwrap().to_string()).collect();
+    let bytes = res.into_body().collect_bytes().await.unwrap();
+    (code, warnings, serde_json::from_slice(&bytes).unwrap())
+}
+
+fn with_typos(name: &str) -> Value {
+    let mut v = serde_json::to_value(rc(name, name, 0)).unwrap();
+    v["spec"]["template"]["spec"]["nodeSelectr"] = json!({"disk": "ssd"});
+    v["spec"]["template"]["spec"]["containers"][0]["imagee"] = json!("x");
+    v["spec"]["template"]["spec"]["nodeName"] = Value::Null; // a null is no unknown field
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_fields_follow_field_validation() {
+    let kube = start(Kubelet::Off);
+    let (code, warnings, body) = post(&kube, "?fieldValidation=Strict", &with_typos("a")).await;
+    assert_eq!(code, 400, "{body}");
+    assert_eq!(body["reason"], "BadRequest");
+    assert_eq!(
+        body["message"],
+        "ReplicationController in version \"v1\" cannot be handled as a ReplicationController: \
+         strict decoding error: unknown field \"spec.template.spec.containers[0].imagee\", \
+         unknown field \"spec.template.spec.nodeSelectr\""
+    );
+    assert!(warnings.is_empty());
+    assert!(kube.rcs("default").is_empty(), "nothing stored");
+
+    let (code, warnings, _) = post(&kube, "", &with_typos("b")).await;
+    assert_eq!(code, 201);
+    assert_eq!(
+        warnings,
+        [
+            r#"299 - "unknown field \"spec.template.spec.containers[0].imagee\"""#,
+            r#"299 - "unknown field \"spec.template.spec.nodeSelectr\"""#
+        ]
+    );
+    let stored = serde_json::to_value(&kube.rcs("default")[0]).unwrap();
+    assert!(stored["spec"]["template"]["spec"].get("nodeSelectr").is_none(), "dropped");
+
+    let (code, warnings, _) = post(&kube, "?fieldValidation=Ignore", &with_typos("c")).await;
+    assert_eq!((code, warnings.len()), (201, 0));
+
+    // A known field passes Strict.
+    let mut ok = serde_json::to_value(rc("d", "d", 0)).unwrap();
+    ok["spec"]["template"]["spec"]["nodeSelector"] = json!({"disk": "ssd"});
+    let (code, warnings, body) = post(&kube, "?fieldValidation=Strict", &ok).await;
+    assert_eq!((code, warnings.len()), (201, 0), "{body}");
+    assert_eq!(body["spec"]["template"]["spec"]["nodeSelector"]["disk"], "ssd");
+}
