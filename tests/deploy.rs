@@ -209,3 +209,46 @@ fn context_picks_a_kubeconfig_context_and_its_namespace() {
 fn text_of(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
+
+/// What could never run, or what the server's storage would refuse with a 500, is refused before
+/// any call, after YAML aliases are expanded, naming the variable and the limit.
+#[test]
+fn oversized_environment_strings_and_objects_are_refused_before_any_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let big = "x".repeat(200 * 1024);
+    std::fs::write(
+        dir.path().join("settings.yaml"),
+        format!("cluster: s\nimage: x\nsettings:\n  blob: {big}\n"),
+    )
+    .unwrap();
+    // 100 KiB once in the file, 16 times in the object: every variable fits, the whole does not.
+    let chunk = "y".repeat(100 * 1024);
+    let mut aliased = format!("cluster: a\nimage: x\nenv:\n  V0: &big {chunk}\n");
+    for i in 1..16 {
+        aliased.push_str(&format!("  V{i}: *big\n"));
+    }
+    std::fs::write(dir.path().join("aliased.yaml"), &aliased).unwrap();
+    let fine = format!("cluster: f\nimage: x\nenv:\n  V0: &big {chunk}\n  V1: *big\n");
+    std::fs::write(dir.path().join("fine.yaml"), fine).unwrap();
+    assert!(aliased.len() < 110 * 1024);
+
+    let (api, url) = listener();
+    let cfg = kubeconfig(dir.path(), &url);
+    let out = deploy(dir.path(), &cfg, &["settings.yaml", "aliased.yaml"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(
+            "settings.yaml: definition settings.yaml: env pod (the settings as JSON): 204816 \
+             bytes as NAME=value; Linux refuses any environment string over 131072 bytes (128 KiB)"
+        ),
+        "{stderr}"
+    );
+    assert!(stderr.contains("aliased.yaml: definition aliased.yaml: the replicationcontroller: "));
+    assert!(stderr.contains("bytes as JSON (aliases expanded); the API server's storage refuses objects over 1572864 bytes (1.5 MiB)"), "{stderr}");
+    assert_eq!(text(&out.stdout), "0% success / spawned 0 pod(s)\n");
+    assert_eq!(connections(&api), 0, "nothing valid, nothing sent");
+
+    let out = deploy(dir.path(), &cfg, &["fine.yaml", "--dry-run"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}

@@ -1,6 +1,7 @@
-//! The fake decodes request bodies as a real API server does with `fieldValidation`: a field the
+//! The fake takes request bodies as a real API server does: with `fieldValidation`, a field the
 //! model does not know is a 400 `strict decoding error` naming its path with `Strict`, a
-//! `Warning` header with `Warn` (the default) and nothing with `Ignore`.
+//! `Warning` header with `Warn` (the default) and nothing with `Ignore`; objects too big for etcd
+//! are a 500 worded as etcd's, bodies over 3 MiB a 413.
 #![allow(clippy::unwrap_used)]
 
 mod support;
@@ -73,4 +74,32 @@ async fn unknown_fields_follow_field_validation() {
     let (code, warnings, body) = post(&kube, "?fieldValidation=Strict", &ok).await;
     assert_eq!((code, warnings.len()), (201, 0), "{body}");
     assert_eq!(body["spec"]["template"]["spec"]["nodeSelector"]["disk"], "ssd");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn objects_too_big_for_etcd_are_refused_as_a_real_server_does() {
+    let kube = start(Kubelet::Off);
+    let sized = |name: &str, kib: usize| {
+        let mut v = serde_json::to_value(rc(name, name, 0)).unwrap();
+        // An env value: no validation limit, unlike annotations (256 KiB in all).
+        v["spec"]["template"]["spec"]["containers"][0]["env"] =
+            json!([{"name": "BLOB", "value": "x".repeat(kib * 1024)}]);
+        v
+    };
+    let (code, _, body) = post(&kube, "", &sized("a", 1400)).await;
+    assert_eq!(code, 201, "{body}");
+    let (code, _, body) = post(&kube, "", &sized("b", 1700)).await;
+    assert_eq!((code, body["message"].as_str()), (500, Some("etcdserver: request is too large")));
+    let (code, _, body) = post(&kube, "", &sized("c", 2200)).await;
+    assert_eq!(code, 500);
+    let message = body["message"].as_str().unwrap();
+    assert!(
+        message.starts_with(
+            "rpc error: code = ResourceExhausted desc = trying to send message larger than max ("
+        ) && message.ends_with(" vs. 2097152)"),
+        "{message}"
+    );
+    let (code, _, body) = post(&kube, "", &sized("d", 3100)).await;
+    assert_eq!((code, body["reason"].as_str()), (413, Some("RequestEntityTooLarge")));
+    assert_eq!(kube.rcs("default").len(), 1);
 }

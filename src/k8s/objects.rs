@@ -324,6 +324,70 @@ fn overlay(target: &mut Value, extra: &Value) {
     }
 }
 
+/// Linux refuses to start a program with any one environment or argument string
+/// (`NAME=value` and its terminating NUL) longer than this (`MAX_ARG_STRLEN`, 128 KiB).
+pub const MAX_EXEC_STRING: usize = 128 * 1024;
+/// The largest object `deploy` sends, as JSON: etcd refuses requests over 1.5 MiB (its default
+/// `--max-request-bytes`), and the API server's own client anything over 2 MiB.
+pub const MAX_OBJECT: usize = 1536 * 1024;
+
+/// Checks what the server would accept but the object could never run, or what the server's
+/// storage would refuse with a 500: each environment string and argument of each container at
+/// most [`MAX_EXEC_STRING`], the object ([`wire`] form, YAML aliases long expanded) at most
+/// [`MAX_OBJECT`]. The first problem names the variable (or argument) and the limit.
+pub fn check_limits(wire: &Value) -> Result<(), Invalid> {
+    let kib = |n: usize| n / 1024;
+    let containers = wire.pointer("/spec/template/spec/containers").and_then(Value::as_array);
+    for (i, c) in containers.into_iter().flatten().enumerate() {
+        for e in c.get("env").and_then(Value::as_array).into_iter().flatten() {
+            let name = e.get("name").and_then(Value::as_str).unwrap_or("");
+            let value = e.get("value").and_then(Value::as_str).unwrap_or("");
+            let size = name.len() + 1 + value.len() + 1;
+            if size > MAX_EXEC_STRING {
+                let field = if name == "pod" {
+                    "env pod (the settings as JSON)".to_string()
+                } else {
+                    format!("env {name}")
+                };
+                return Err(Invalid::Field {
+                    field,
+                    why: format!(
+                        "{size} bytes as NAME=value; Linux refuses any environment string over \
+                         {MAX_EXEC_STRING} bytes ({} KiB), so the container could not start",
+                        kib(MAX_EXEC_STRING)
+                    ),
+                });
+            }
+        }
+        for key in ["command", "args"] {
+            for (j, a) in c.get(key).and_then(Value::as_array).into_iter().flatten().enumerate() {
+                let size = a.as_str().map_or(0, str::len) + 1;
+                if size > MAX_EXEC_STRING {
+                    return Err(Invalid::Field {
+                        field: format!("containers[{i}].{key}[{j}]"),
+                        why: format!(
+                            "{size} bytes; Linux refuses any argument over {MAX_EXEC_STRING} \
+                             bytes ({} KiB), so the container could not start",
+                            kib(MAX_EXEC_STRING)
+                        ),
+                    });
+                }
+            }
+        }
+    }
+    let size = serde_json::to_vec(wire).map_or(0, |v| v.len());
+    if size > MAX_OBJECT {
+        return Err(Invalid::Field {
+            field: "the replicationcontroller".into(),
+            why: format!(
+                "{size} bytes as JSON (aliases expanded); the API server's storage refuses \
+                 objects over {MAX_OBJECT} bytes (1.5 MiB)"
+            ),
+        });
+    }
+    Ok(())
+}
+
 fn merge_under(generated: &mut Value, extra: &Value, path: &str) {
     match (generated, extra) {
         (Value::Object(g), Value::Object(e)) => {

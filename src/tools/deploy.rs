@@ -196,6 +196,7 @@ fn build(
         let mut rc = objects::build(&def, &target).map_err(wrap)?;
         rc.metadata.namespace = Some(k8s_ns.to_string());
         let extra = objects::dropped_by_model(&def, &rc);
+        objects::check_limits(&objects::wire(&rc, &extra)).map_err(wrap)?;
         Ok((rc, extra, replicas))
     })();
     match built {

@@ -21,8 +21,9 @@ use super::api::{self, Reply, Req};
 use super::status::ApiError;
 use super::{Recorded, Shared};
 
-/// Request bodies larger than this are refused (a client cannot make the fake buffer more).
-const MAX_BODY: usize = 4 << 20;
+/// Request bodies larger than this are refused with 413, as the real API server's default limit
+/// (3 MiB) does.
+const MAX_BODY: usize = 3 << 20;
 
 type Body = BoxBody<Bytes, Infallible>;
 
@@ -88,7 +89,7 @@ async fn respond(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
             return error(ApiError::new(
                 413,
                 "RequestEntityTooLarge",
-                "the request body is too large",
+                &format!("Request entity too large: limit is {MAX_BODY}"),
                 None,
             ));
         }

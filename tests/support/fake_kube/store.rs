@@ -290,6 +290,7 @@ impl State {
         if dry_run {
             return Ok(obj);
         }
+        fits_in_etcd(&obj)?;
         let rv = self.next_rv();
         obj.metadata_mut().resource_version = Some(rv.to_string());
         if T::KIND == Pod::KIND {
@@ -351,6 +352,7 @@ impl State {
         if dry_run {
             return Ok(new);
         }
+        fits_in_etcd(&new)?;
         Ok(self.commit(&old, new))
     }
 
@@ -499,6 +501,29 @@ impl State {
     pub(crate) fn close_watches(&mut self) {
         self.watchers.clear();
     }
+}
+
+/// etcd's request limit (`--max-request-bytes`, 1.5 MiB by default).
+pub const ETCD_MAX_REQUEST: usize = 1536 * 1024;
+/// The API server's gRPC client refuses to send a larger message to etcd (2 MiB).
+pub const ETCD_MAX_SEND: usize = 2 << 20;
+
+/// Storage errors for objects too big to write, as a real server answers them (a 500 without a
+/// reason). The stored size is approximated by the JSON encoding (the real server stores
+/// protobuf, somewhat smaller).
+fn fits_in_etcd<T: Serialize>(obj: &T) -> Result<(), ApiError> {
+    let size = serde_json::to_vec(obj).map_or(0, |v| v.len());
+    let message = if size > ETCD_MAX_SEND {
+        format!(
+            "rpc error: code = ResourceExhausted desc = trying to send message larger than max \
+             ({size} vs. {ETCD_MAX_SEND})"
+        )
+    } else if size > ETCD_MAX_REQUEST {
+        "etcdserver: request is too large".to_string()
+    } else {
+        return Ok(());
+    };
+    Err(ApiError::new(500, "", &message, None))
 }
 
 pub(crate) fn to_json<T: Serialize>(obj: &T) -> Value {
