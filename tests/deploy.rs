@@ -65,7 +65,7 @@ fn dry_run_prints_yaml_and_opens_no_connection() {
     assert!(stdout.contains("replicas: 3"), "{stdout}");
     assert!(stdout.contains("namespace: ocho\n"), "the context's namespace: {stdout}");
     assert!(stdout.contains("value: ocho-proxy.ocho.svc:2181"), "{stdout}");
-    assert!(stdout.contains("name: ochopod.default.zookeeper-"), "{stdout}");
+    assert!(stdout.contains("name: ochopod-default-zookeeper-"), "{stdout}");
     assert_eq!(connections(&api), 0, "--dry-run must call nothing");
 }
 
@@ -139,7 +139,7 @@ fn an_unreachable_api_creates_nothing_and_says_why() {
     assert_eq!(out.status.code(), Some(1));
     let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let a = value["a.yaml"]["error"].as_str().unwrap();
-    assert!(a.contains("kubernetes: create replicationcontroller ocho/ochopod.default.a-"), "{a}");
+    assert!(a.contains("kubernetes: create replicationcontroller ocho/ochopod-default-a-"), "{a}");
     let b = value["b.yaml"]["error"].as_str().unwrap();
     assert!(b.starts_with("not submitted: "), "{b}");
     assert_eq!(value["a.yaml"]["ok"], false);

@@ -103,3 +103,20 @@ async fn objects_too_big_for_etcd_are_refused_as_a_real_server_does() {
     assert_eq!((code, body["reason"].as_str()), (413, Some("RequestEntityTooLarge")));
     assert_eq!(kube.rcs("default").len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rc_names_that_are_no_dns_label_draw_the_real_warning() {
+    let kube = start(Kubelet::Off);
+    let dotted = serde_json::to_value(rc("ochopod.default.web-1", "w1", 0)).unwrap();
+    let (code, warnings, _) = post(&kube, "", &dotted).await;
+    assert_eq!(code, 201);
+    assert_eq!(
+        warnings,
+        [
+            r#"299 - "metadata.name: this is used in Pod names and hostnames, which can result in surprising behavior; a DNS label is recommended: [must not contain dots]""#
+        ]
+    );
+    let label = serde_json::to_value(rc("ochopod-default-web-1", "w2", 0)).unwrap();
+    let (code, warnings, _) = post(&kube, "", &label).await;
+    assert_eq!((code, warnings.len()), (201, 0));
+}

@@ -241,7 +241,7 @@ fn deploy_creates_one_rc_per_definition_whose_pods_run() {
     assert_eq!(rcs.len(), 2);
     for rc in &rcs {
         let name = rc.metadata.name.clone().unwrap();
-        assert!(name.len() <= 63 && name.starts_with("ochopod.default."), "{name}");
+        assert!(name.len() <= 63 && name.starts_with("ochopod-default-"), "{name}");
         assert_eq!(label(&rc.metadata, "ochopod.io/application"), name);
         let env =
             &rc.spec.as_ref().unwrap().template.as_ref().unwrap().spec.as_ref().unwrap().containers
@@ -281,7 +281,7 @@ fn api_errors_name_the_object_and_keep_the_server_message() {
     assert_eq!(out, "50% success / spawned 1 pod(s)\n");
     assert!(
         err.starts_with(
-            "db.yaml: kubernetes: create replicationcontroller default/ochopod.default.db-"
+            "db.yaml: kubernetes: create replicationcontroller default/ochopod-default-db-"
         ),
         "{err}"
     );
@@ -532,7 +532,7 @@ fn bump_rolls_the_cluster_onto_a_new_rc_with_the_new_tag() {
     assert_eq!(web["up"].as_array().map(Vec::len), Some(2), "{out}");
     assert_eq!(web["problems"], json!([]), "{out}");
     let application = web["application"].as_str().unwrap();
-    assert!(application.starts_with("ochopod.default.web-") && application != new, "{out}");
+    assert!(application.starts_with("ochopod-default-web-") && application != new, "{out}");
 }
 
 /// The whole flow with real `ocho pod` agents run by the fake's process kubelet (one process per
@@ -857,4 +857,33 @@ fn a_verbatim_typo_is_an_error_naming_its_path() {
     assert_eq!(spec.tolerations.unwrap().len(), 1);
     let post = kube.requests().into_iter().find(|r| r.method == "POST").unwrap();
     assert_eq!(post.param("fieldValidation"), Some("Strict"));
+}
+
+/// The server's warnings reach the operator (stderr, and `-j`); RC names are DNS labels, so a
+/// deploy draws none of the real server's dotted-name warnings.
+#[test]
+fn server_warnings_reach_the_operator_and_rc_names_draw_none() {
+    let kube = fake(Kubelet::Status);
+    let agents = Agents::start(&kube, "k8s_warnings", 69);
+    let dir = definitions(&[("web.yaml", WEB)]);
+    let (code, out, err) = ocho(&kube, dir.path(), &["deploy", "web.yaml", "-p", "1", "-j"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let reply: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(reply["web.yaml"]["warnings"], json!([]), "{out}");
+    assert!(!err.contains("warning"), "{err}");
+    let app = reply["web.yaml"]["application"].as_str().unwrap().to_string();
+    assert!(!app.contains('.'), "{app}");
+    registered(&kube, &agents, "default.web", 1);
+
+    let text = "autoscaling/v1 Scale is watched by an admission policy";
+    kube.warn("PATCH", "/api/v1/namespaces/default/replicationcontrollers/", text);
+    let (code, out, err) =
+        ocho(&kube, dir.path(), &["scale", "default.web", "-f", "+1", "--zk", &agents.hosts]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(err.contains(&format!("default.web: warning: {text}\n")), "{err}");
+    let (code, out, err) =
+        ocho(&kube, dir.path(), &["scale", "default.web", "-f", "+1", "--zk", &agents.hosts, "-j"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let reply: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(reply["default.web"]["warnings"], json!([text]), "{out}");
 }

@@ -48,12 +48,14 @@ pub struct Target {
     pub zk: String,
 }
 
-/// The RC name `ochopod.<ns>.<cluster>-<YYYY-MM-DD-HH-MM-SS>-<random>`, shortened from the left
-/// part when it would pass [`MAX_NAME`]: the time and random part always stay, so two deploys in
-/// the same second do not collide; the full identity is in the labels and annotations.
+/// The RC name `ochopod-<ns>-<cluster>-<YYYY-MM-DD-HH-MM-SS>-<random>` (dots of the namespace
+/// become dashes), shortened from the left part when it would pass [`MAX_NAME`]: the time and
+/// random part always stay, so two deploys in the same second do not collide; the full identity
+/// is in the labels and annotations. A DNS label, not only a subdomain: pod names, hence
+/// hostnames, start with it, and the API server warns about dots in it.
 pub fn rc_name(namespace: &str, cluster: &str, now: SystemTime, random: u64) -> String {
     let tail = format!("-{}-{}", timestamp(now), random_part(random));
-    let mut head = format!("ochopod.{namespace}.{cluster}");
+    let mut head = format!("ochopod-{}-{cluster}", namespace.replace('.', "-"));
     head.truncate(MAX_NAME - tail.len());
     let head = head.trim_end_matches(['.', '-']);
     format!("{head}{tail}")
@@ -464,10 +466,14 @@ mod tests {
     fn rc_names_fit_63_characters_and_stay_dns_names() {
         let now = UNIX_EPOCH + Duration::from_secs(T0);
         let short = rc_name("default", "zookeeper", now, 0);
-        assert_eq!(short, "ochopod.default.zookeeper-2015-05-04-08-03-05-bbbbb");
+        assert_eq!(short, "ochopod-default-zookeeper-2015-05-04-08-03-05-bbbbb");
         let long = rc_name("team.production", &"c".repeat(63), now, 7);
         assert_eq!(long.len(), MAX_NAME);
-        assert!(long.starts_with("ochopod.team.production.ccc"), "{long}");
+        assert!(long.starts_with("ochopod-team-production-ccc"), "{long}");
+        // A DNS label: what pod names (hence hostnames) start with, no dots.
+        for name in [&short, &long] {
+            assert!(crate::definition::check_dns_label("name", name).is_ok(), "{name}");
+        }
         assert!(long.ends_with("-2015-05-04-08-03-05-kbbbb"), "{long}");
         // Truncation never leaves a dot or dash before the time part.
         let cut = rc_name("ab", &"x".repeat(26), now, 0);
@@ -591,8 +597,8 @@ mod tests {
     fn renaming_keeps_selector_labels_and_env_in_step() {
         let def = fixture("zookeeper.yaml");
         let mut rc = build(&def, &target(&def, "default", 1)).unwrap();
-        set_application(&mut rc, "ochopod.default.zookeeper-new");
-        let name = "ochopod.default.zookeeper-new".to_string();
+        set_application(&mut rc, "ochopod-default-zookeeper-new");
+        let name = "ochopod-default-zookeeper-new".to_string();
         assert_eq!(rc.metadata.name.as_ref(), Some(&name));
         assert_eq!(rc.metadata.labels.as_ref().unwrap()[LABEL_APPLICATION], name);
         let spec = rc.spec.unwrap();

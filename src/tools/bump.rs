@@ -26,7 +26,7 @@ use crate::zk::{self, Session};
 #[argh(
     subcommand,
     name = "bump",
-    note = "GLOB matches `<namespace>.<cluster>` (a bare name matches any namespace); each matched cluster is bumped on its own. A new RC is created from the newest RC's pod template with the image tag set to RELEASE (a registry port is kept), at 0 replicas. Then, --step pods at a time: the new RC grows by the step; once its pods are registered in ZooKeeper and configured by their leader (in the cluster's snapshot), as many of the oldest old pods get `/control/kill` until 410, are marked as the first to go (pod-deletion-cost) and their RC lowered, so its controller removes exactly them; the step ends once their registrations are gone. At the end the old RCs are deleted (propagation Background). Each wait lasts at most -t seconds. With --strict, a failure rolls back: the new RC is deleted and the old RCs get their replicas back.\n\nOutput: problems on stderr, then `<P>% success (<N> pods)`. With -j: {{\"<cluster>\": {{\"ok\": bool, \"application\": \"<new rc>\", \"up\": [seq…], \"problems\": [\"…\"]}}}}. Exit 0 when every cluster was rolled, 1 otherwise or when nothing matched, 2 on usage errors."
+    note = "GLOB matches `<namespace>.<cluster>` (a bare name matches any namespace); each matched cluster is bumped on its own. A new RC is created from the newest RC's pod template with the image tag set to RELEASE (a registry port is kept), at 0 replicas. Then, --step pods at a time: the new RC grows by the step; once its pods are registered in ZooKeeper and configured by their leader (in the cluster's snapshot), as many of the oldest old pods get `/control/kill` until 410, are marked as the first to go (pod-deletion-cost) and their RC lowered, so its controller removes exactly them; the step ends once their registrations are gone. At the end the old RCs are deleted (propagation Background). Each wait lasts at most -t seconds. With --strict, a failure rolls back: the new RC is deleted and the old RCs get their replicas back.\n\nOutput: problems on stderr, then `<P>% success (<N> pods)`. With -j: {{\"<cluster>\": {{\"ok\": bool, \"application\": \"<new rc>\", \"up\": [seq…], \"problems\": [\"…\"], \"warnings\": [\"<server warning>\"]}}}}; server warnings also go to stderr as `<item>: warning: <text>`. Exit 0 when every cluster was rolled, 1 otherwise or when nothing matched, 2 on usage errors."
 )]
 pub struct Args {
     /// cluster glob
@@ -64,6 +64,7 @@ struct Outcome {
     up: Vec<u64>,
     problems: Vec<String>,
     failed: bool,
+    warnings: Vec<String>,
 }
 
 /// The new RC: the newest one's template with `image` re-tagged, a fresh name, 0 replicas, and
@@ -123,7 +124,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
     }
     let mut outcomes = Vec::new();
     for (cluster, rcs) in &clusters {
-        outcomes.push((cluster.clone(), bump(&kube, &zk, cluster, rcs, &args)));
+        let mut outcome = bump(&kube, &zk, cluster, rcs, &args);
+        outcome.warnings = kube.take_warnings();
+        outcomes.push((cluster.clone(), outcome));
     }
     let up: usize = outcomes.iter().map(|(_, o)| o.up.len()).sum();
     let items = outcomes
@@ -133,6 +136,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             failed: o.failed,
             problems: o.problems,
             fields: json!({"application": o.application, "up": o.up}),
+            warnings: o.warnings,
         })
         .collect();
     Ok(workload::report(items, args.json, |p| format!("{p}% success ({up} pods)")))
@@ -272,7 +276,7 @@ mod tests {
         let def = definition::load(&path).unwrap();
         let target = Target {
             namespace: "default".into(),
-            application: "ochopod.default.web-old".into(),
+            application: "ochopod-default-web-old".into(),
             replicas: 3,
             zk: "zk:2181".into(),
         };
@@ -282,7 +286,7 @@ mod tests {
         let new = next_rc(&old, "2.0", SystemTime::UNIX_EPOCH, 0).unwrap();
         assert_eq!(
             new.metadata.name.as_deref(),
-            Some("ochopod.default.web-1970-01-01-00-00-00-bbbbb")
+            Some("ochopod-default-web-1970-01-01-00-00-00-bbbbb")
         );
         assert_eq!(
             (new.metadata.uid.as_ref(), new.metadata.resource_version.as_ref()),
@@ -293,7 +297,7 @@ mod tests {
         let tpl = spec.template.unwrap();
         assert_eq!(
             tpl.metadata.unwrap().labels.unwrap()[LABEL_APPLICATION],
-            "ochopod.default.web-1970-01-01-00-00-00-bbbbb"
+            "ochopod-default-web-1970-01-01-00-00-00-bbbbb"
         );
         let c = &tpl.spec.unwrap().containers[0];
         assert_eq!(c.image.as_deref(), Some("registry.local:5000/team/web:2.0"));

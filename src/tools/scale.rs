@@ -21,7 +21,7 @@ use crate::zk::{self, Session};
 #[argh(
     subcommand,
     name = "scale",
-    note = "GLOB matches `<namespace>.<cluster>` (a bare name matches any namespace); each matched cluster is scaled on its own. -f gives the target: @N (exactly N), +N / -N (relative), xF (current × F, rounded down). The current count is the sum of the replicas of the cluster's RCs. Up: the newest RC gets the extra replicas. Down: the newest pods by seq (oldest with --fifo) get `/control/kill` until 410, are marked as the first to go (annotation controller.kubernetes.io/pod-deletion-cost) and their RC's replicas are lowered, so the controller removes exactly those pods and replaces none; the tool waits until their registrations are gone. --wait blocks until the pods registered in ZooKeeper match the target and the cluster is configured.\n\nOutput: problems on stderr, then `<P>% success (<delta with sign> pods)`. With -j: {{\"<cluster>\": {{\"ok\": bool, \"delta\": int, \"replicas\": int, \"problems\": [\"…\"]}}}}. Exit 0 when every cluster reached its target, 1 otherwise or when nothing matched, 2 on a usage error."
+    note = "GLOB matches `<namespace>.<cluster>` (a bare name matches any namespace); each matched cluster is scaled on its own. -f gives the target: @N (exactly N), +N / -N (relative), xF (current × F, rounded down). The current count is the sum of the replicas of the cluster's RCs. Up: the newest RC gets the extra replicas. Down: the newest pods by seq (oldest with --fifo) get `/control/kill` until 410, are marked as the first to go (annotation controller.kubernetes.io/pod-deletion-cost) and their RC's replicas are lowered, so the controller removes exactly those pods and replaces none; the tool waits until their registrations are gone. --wait blocks until the pods registered in ZooKeeper match the target and the cluster is configured.\n\nOutput: problems on stderr, then `<P>% success (<delta with sign> pods)`. With -j: {{\"<cluster>\": {{\"ok\": bool, \"delta\": int, \"replicas\": int, \"problems\": [\"…\"], \"warnings\": [\"<server warning>\"]}}}}; server warnings also go to stderr as `<item>: warning: <text>`. Exit 0 when every cluster reached its target, 1 otherwise or when nothing matched, 2 on a usage error."
 )]
 pub struct Args {
     /// cluster glob
@@ -115,6 +115,7 @@ struct Outcome {
     replicas: i32,
     problems: Vec<String>,
     failed: bool,
+    warnings: Vec<String>,
 }
 
 /// Runs the tool.
@@ -136,9 +137,13 @@ pub fn run(args: Args) -> Result<ExitCode> {
     }
     let mut outcomes = Vec::new();
     for (cluster, rcs) in &clusters {
-        let outcome = scale(&kube, &zk, cluster, rcs, factor, &args, timeout).unwrap_or_else(|e| {
-            Outcome { problems: vec![chain(&e)], failed: true, ..Default::default() }
-        });
+        let mut outcome =
+            scale(&kube, &zk, cluster, rcs, factor, &args, timeout).unwrap_or_else(|e| Outcome {
+                problems: vec![chain(&e)],
+                failed: true,
+                ..Default::default()
+            });
+        outcome.warnings = kube.take_warnings();
         outcomes.push((cluster.clone(), outcome));
     }
     let delta: i32 = outcomes.iter().map(|(_, o)| o.delta).sum();
@@ -149,6 +154,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             failed: o.failed,
             problems: o.problems,
             fields: json!({"delta": o.delta, "replicas": o.replicas}),
+            warnings: o.warnings,
         })
         .collect();
     Ok(workload::report(items, args.json, |p| format!("{p}% success ({delta:+} pods)")))

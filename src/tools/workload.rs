@@ -41,10 +41,13 @@ pub struct Item {
     pub problems: Vec<String>,
     /// The tool's own JSON fields, as an object (`{"up": …}`, `{"delta": …}`, …).
     pub fields: Value,
+    /// What the API server warned about while working on it (its `Warning` headers).
+    pub warnings: Vec<String>,
 }
 
 /// Prints the result of kill, scale or bump. With `-j`: one object
-/// `{"<item>": {"ok": bool, <fields>, "problems": [...]}}`; otherwise every problem on stderr as
+/// `{"<item>": {"ok": bool, <fields>, "problems": [...], "warnings": [...]}}`; otherwise every
+/// server warning on stderr as `<item>: warning: <text>` and every problem as
 /// `<item>: <problem>`, then `summary(percent of items that succeeded)` on stdout. Exit 0 only when
 /// every item succeeded.
 pub fn report(items: Vec<Item>, as_json: bool, summary: impl FnOnce(usize) -> String) -> ExitCode {
@@ -59,11 +62,15 @@ pub fn report(items: Vec<Item>, as_json: bool, summary: impl FnOnce(usize) -> St
             }
             fields.insert("ok".into(), json!(!item.failed));
             fields.insert("problems".into(), json!(item.problems));
+            fields.insert("warnings".into(), json!(item.warnings));
             out.insert(item.name, Value::Object(fields));
         }
         println!("{}", Value::Object(out));
     } else {
         for item in &items {
+            for warning in &item.warnings {
+                eprintln!("{}: warning: {warning}", item.name);
+            }
             for problem in &item.problems {
                 eprintln!("{}: {problem}", item.name);
             }

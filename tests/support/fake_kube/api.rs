@@ -312,6 +312,20 @@ fn collection<T: Obj>(shared: &Shared, ns: Option<&str>, req: &Req) -> Res {
             };
             let obj: T = parse_body(req, T::KIND)?;
             let created = shared.with(|s| s.create::<T>(ns, obj, dry_run(req)))?;
+            let name = created.metadata().name.clone().unwrap_or_default();
+            // The replication manager's create warning: its pods' names, hence their hostnames,
+            // start with the RC's.
+            if T::KIND == "ReplicationController" && !super::select::is_dns1123_label(&name) {
+                let why = if name.contains('.') && name.len() <= 63 {
+                    "must not contain dots".to_string()
+                } else {
+                    "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')".to_string()
+                };
+                req.warnings.borrow_mut().push(format!(
+                    "metadata.name: this is used in Pod names and hostnames, which can result in \
+                     surprising behavior; a DNS label is recommended: [{why}]"
+                ));
+            }
             Ok(Reply::Json(201, to_json(&created)))
         }
         "DELETE" => {

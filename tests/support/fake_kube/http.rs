@@ -119,6 +119,11 @@ async fn respond(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
         body,
     };
     let reply = api::handle(shared, &req);
+    for (m, prefix, text) in shared.warns.lock().expect("warns lock").iter() {
+        if m.eq_ignore_ascii_case(&req.method) && req.path.starts_with(prefix.as_str()) {
+            req.warnings.borrow_mut().push(text.clone());
+        }
+    }
     let mut response = reply_to_response(reply);
     for text in req.warnings.borrow().iter() {
         // RFC 7234 warn-code 299, no agent, the text as a quoted string.
