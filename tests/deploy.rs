@@ -142,6 +142,11 @@ fn an_unreachable_api_creates_nothing_and_says_why() {
     assert!(a.contains("kubernetes: create replicationcontroller ocho/ochopod-default-a-"), "{a}");
     let b = value["b.yaml"]["error"].as_str().unwrap();
     assert!(b.starts_with("not submitted: "), "{b}");
+    // It names the definition that hit the wall, not that definition's object as if it were b's.
+    assert!(
+        b.contains("could not be reached for a.yaml") && !b.contains("ochopod-default-a-"),
+        "{b}"
+    );
     assert_eq!(value["a.yaml"]["ok"], false);
 }
 

@@ -170,8 +170,10 @@ fn agents_loop(kubeconfig: &Path, hosts: &str, net: u8, stop: &AtomicBool) {
             let ns = label(&pod.metadata, "ochopod.io/namespace").to_string();
             let cluster = label(&pod.metadata, "ochopod.io/cluster").to_string();
             let image = pod.spec.as_ref().and_then(|s| s.containers[0].image.clone());
-            // A release that "does not start": its pods never register.
-            let broken = image.is_some_and(|i| i.ends_with(":broken"));
+            // A release that "does not start": its pods never register; one whose workload
+            // ends at once: they register, and their process is dead.
+            let broken = image.as_ref().is_some_and(|i| i.ends_with(":broken"));
+            let dead = image.as_ref().is_some_and(|i| i.ends_with(":dead"));
             if app.is_empty()
                 || broken
                 || phase(&pod) != "Running"
@@ -179,16 +181,16 @@ fn agents_loop(kubeconfig: &Path, hosts: &str, net: u8, stop: &AtomicBool) {
             {
                 continue;
             }
-            current.insert(name, (app, ns, cluster));
+            current.insert(name, (app, ns, cluster, dead));
         }
-        for (name, (app, ns, cluster)) in &current {
+        for (name, (app, ns, cluster, dead)) in &current {
             if known.contains_key(name) {
                 continue;
             }
             seq += 1;
             let fake = FakePod::answering(
                 &format!("127.0.{net}.{}", seq % 250 + 2),
-                "running",
+                if *dead { "dead" } else { "running" },
                 "leader",
                 json!({}),
             );
@@ -232,7 +234,8 @@ fn deploy_creates_one_rc_per_definition_whose_pods_run() {
     let dir = definitions(&[("web.yaml", WEB), ("db.yaml", DB)]);
     let (code, out, err) = ocho(&kube, dir.path(), &["deploy", "*.yaml", "-p", "2"]);
     assert_eq!(code, 0, "{out}{err}");
-    assert_eq!(out, "100% success / spawned 4 pod(s)\n");
+    assert!(out.ends_with("100% success / spawned 4 pod(s)\n"), "{out}");
+    assert_eq!(out.matches(" created (2 pod(s))\n").count(), 2, "every RC named: {out}");
     kube.wait_until(WAIT, |s| {
         s.pods("default").iter().filter(|p| phase(p) == "Running").count() == 4
     })
@@ -278,7 +281,8 @@ fn api_errors_name_the_object_and_keep_the_server_message() {
     kube.fail_next("POST", "/api/v1/namespaces/default/replicationcontrollers", 403, 1);
     let (code, out, err) = ocho(&kube, dir.path(), &["deploy", "db.yaml", "web.yaml"]);
     assert_eq!(code, 1, "{out}{err}");
-    assert_eq!(out, "50% success / spawned 1 pod(s)\n");
+    assert!(out.starts_with("web.yaml: ochopod-default-web-"), "{out}");
+    assert!(out.ends_with(" created (1 pod(s))\n50% success / spawned 1 pod(s)\n"), "{out}");
     assert!(
         err.starts_with(
             "db.yaml: kubernetes: create replicationcontroller default/ochopod-default-db-"
@@ -376,7 +380,7 @@ fn deploy_wait_strict_deletes_what_it_created_on_timeout() {
     );
     assert_eq!(code, 1, "{out}{err}");
     assert!(
-        err.contains("0 of 1 pod(s) registered and configured after 5s; deleted (--strict)"),
+        err.contains("0 of 1 pod(s) registered, 0 configured after 5s; deleted (--strict)"),
         "{err}"
     );
     let deletes: Vec<_> = kube.requests().into_iter().filter(|r| r.method == "DELETE").collect();
@@ -712,8 +716,9 @@ fn bump_strict_rolls_back_when_the_new_pods_never_come_up() {
         &["bump", "default.web", "-r", "broken", "--strict", "-t", "5", "--zk", &agents.hosts],
     );
     assert_eq!(code, 1, "{out}{err}");
-    assert!(err.contains("0 of 1 pod(s) registered and configured after 5s"), "{err}");
-    assert_eq!(out, "0% success (0 pods)\n");
+    assert!(err.contains("0 of 1 pod(s) registered, 0 configured after 5s"), "{err}");
+    assert!(out.contains(": rolled back: deleted ochopod-default-web-"), "{out}");
+    assert!(out.ends_with(&format!(", {old} back to 2\n0% success (0 pods)\n")), "{out}");
     kube.wait_until(WAIT, |s| {
         let rcs = s.rcs("default");
         rcs.len() == 1
@@ -738,7 +743,7 @@ fn kill_names_silent_pods_and_still_removes_them() {
     let (code, out, err) =
         ocho(&kube, dir.path(), &["kill", "default.web", "--force", "-t", "5", "--zk", &zk.hosts]);
     assert_eq!(code, 0, "{out}{err}");
-    assert_eq!(out, "100% success / killed 1 pod(s)\n");
+    assert_eq!(out, format!("default.web: deleted {app}\n100% success / killed 1 pod(s)\n"));
     assert!(err.contains("default.web: default.web #7: no graceful kill ("), "{err}");
     assert!(err.contains("; deleted through kubernetes"), "{err}");
     kube.wait_until(WAIT, |s| s.rcs("default").is_empty() && s.pods("default").is_empty()).unwrap();
@@ -886,4 +891,55 @@ fn server_warnings_reach_the_operator_and_rc_names_draw_none() {
     assert_eq!(code, 0, "{out}{err}");
     let reply: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(reply["default.web"]["warnings"], json!([text]), "{out}");
+}
+
+/// Pods that register but whose workload is dead end the wait at once, and say so; what is left
+/// behind or rolled back is named.
+#[test]
+fn waits_give_up_early_on_dead_pods_and_name_what_they_leave() {
+    let kube = fake(Kubelet::Status);
+    let agents = Agents::start(&kube, "k8s_dead", 70);
+    let dead = "cluster: web\nimage: example/web:dead\n";
+    let dir = definitions(&[("dead.yaml", dead), ("web.yaml", WEB)]);
+    // A timeout this test never reaches: only giving up early lets it finish.
+    let (code, out, err) = ocho(
+        &kube,
+        dir.path(),
+        &["deploy", "dead.yaml", "-p", "2", "--wait", "-t", "3600", "--zk", &agents.hosts],
+    );
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        err.contains("2 of 2 pod(s) registered, ")
+            && err.contains(" configured, 2 dead: gave up early, the new pods are dead"),
+        "{err}"
+    );
+    assert!(err.contains("is left behind (without --strict)"), "{err}");
+    assert!(
+        out.contains("dead.yaml: ochopod-default-web-")
+            && out.contains(" left behind (2 pod(s))\n"),
+        "{out}"
+    );
+    assert!(out.ends_with("0% success / spawned 2 pod(s)\n"), "{out}");
+    let (code, out, err) =
+        ocho(&kube, dir.path(), &["kill", "default.web", "--force", "--zk", &agents.hosts]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("default.web: deleted ochopod-default-web-"), "{out}");
+    kube.wait_until(WAIT, |s| s.rcs("default").is_empty() && s.pods("default").is_empty()).unwrap();
+    registered(&kube, &agents, "default.web", 0);
+
+    let old = deployed(&kube, dir.path(), "web.yaml", "2");
+    registered(&kube, &agents, "default.web", 2);
+    let (code, out, err) = ocho(
+        &kube,
+        dir.path(),
+        &["bump", "default.web", "-r", "dead", "--strict", "-t", "3600", "--zk", &agents.hosts],
+    );
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains(" configured, 1 dead: gave up early"), "{err}");
+    assert!(out.contains(&format!(", {old} back to 2\n")), "{out}");
+    kube.wait_until(WAIT, |s| {
+        let rcs = s.rcs("default");
+        rcs.len() == 1 && rcs[0].metadata.name.as_deref() == Some(old.as_str())
+    })
+    .unwrap();
 }

@@ -26,7 +26,7 @@ use crate::zk::{self, Session};
 #[argh(
     subcommand,
     name = "bump",
-    note = "GLOB matches `<namespace>.<cluster>` (a bare name matches any namespace); each matched cluster is bumped on its own. A new RC is created from the newest RC's pod template with the image tag set to RELEASE (a registry port is kept), at 0 replicas. Then, --step pods at a time: the new RC grows by the step; once its pods are registered in ZooKeeper and configured by their leader (in the cluster's snapshot), as many of the oldest old pods get `/control/kill` until 410, are marked as the first to go (pod-deletion-cost) and their RC lowered, so its controller removes exactly them; the step ends once their registrations are gone. At the end the old RCs are deleted (propagation Background). Each wait lasts at most -t seconds. With --strict, a failure rolls back: the new RC is deleted and the old RCs get their replicas back.\n\nOutput: problems on stderr, then `<P>% success (<N> pods)`. With -j: {{\"<cluster>\": {{\"ok\": bool, \"application\": \"<new rc>\", \"up\": [seq…], \"problems\": [\"…\"], \"warnings\": [\"<server warning>\"]}}}}; server warnings also go to stderr as `<item>: warning: <text>`. Exit 0 when every cluster was rolled, 1 otherwise or when nothing matched, 2 on usage errors."
+    note = "GLOB matches `<namespace>.<cluster>` (a bare name matches any namespace); each matched cluster is bumped on its own. A new RC is created from the newest RC's pod template with the image tag set to RELEASE (a registry port is kept), at 0 replicas. Then, --step pods at a time: the new RC grows by the step; once its pods are registered in ZooKeeper and configured by their leader (in the cluster's snapshot), as many of the oldest old pods get `/control/kill` until 410, are marked as the first to go (pod-deletion-cost) and their RC lowered, so its controller removes exactly them; the step ends once their registrations are gone. At the end the old RCs are deleted (propagation Background). Each wait lasts at most -t seconds. With --strict, a failure rolls back: the new RC is deleted and the old RCs get their replicas back.\n\nA step gives up early once its new pods report their process dead. Output: problems on stderr, then one stdout line per RC created, deleted, left behind or rolled back (`<cluster>: created <rc>`, `<cluster>: rolled back: deleted <rc>, <old> back to N`), then `<P>% success (<N> pods)`. With -j: {{\"<cluster>\": {{\"ok\": bool, \"application\": \"<new rc>\", \"up\": [seq…], \"deleted\": [\"<old rc>\"…], \"rolled_back\": bool, \"problems\": [\"…\"], \"warnings\": [\"<server warning>\"]}}}}; server warnings also go to stderr as `<item>: warning: <text>`. Exit 0 when every cluster was rolled, 1 otherwise or when nothing matched, 2 on usage errors."
 )]
 pub struct Args {
     /// cluster glob
@@ -62,6 +62,11 @@ pub struct Args {
 struct Outcome {
     application: String,
     up: Vec<u64>,
+    /// What was done to RCs, for the text output.
+    notes: Vec<String>,
+    /// Old RCs deleted at the end.
+    deleted: Vec<String>,
+    rolled_back: bool,
     problems: Vec<String>,
     failed: bool,
     warnings: Vec<String>,
@@ -135,8 +140,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
             name: cluster,
             failed: o.failed,
             problems: o.problems,
-            fields: json!({"application": o.application, "up": o.up}),
+            fields: json!({"application": o.application, "up": o.up, "deleted": o.deleted,
+                "rolled_back": o.rolled_back}),
             warnings: o.warnings,
+            notes: o.notes,
         })
         .collect();
     Ok(workload::report(items, args.json, |p| format!("{p}% success ({up} pods)")))
@@ -173,13 +180,21 @@ fn bump(
         }
     };
     outcome.application = app.clone();
+    outcome.notes.push(format!("created {app}"));
     match roll(kube, zk, cluster, &app, &old, args) {
         Ok(up) => {
             outcome.up = up;
             for (name, _) in &old {
-                if let Err(e) = kube.delete_rc(name, Propagation::Background) {
-                    outcome.failed = true;
-                    outcome.problems.push(chain(&e));
+                match kube.delete_rc(name, Propagation::Background) {
+                    Ok(_) => {
+                        outcome.notes.push(format!("deleted {name}"));
+                        outcome.deleted.push(name.clone());
+                    }
+                    Err(e) => {
+                        outcome.failed = true;
+                        outcome.notes.push(format!("{name} left behind (delete failed)"));
+                        outcome.problems.push(chain(&e));
+                    }
                 }
             }
         }
@@ -187,7 +202,25 @@ fn bump(
             outcome.failed = true;
             outcome.problems.push(chain(&e));
             if args.strict {
-                outcome.problems.extend(rollback(kube, &app, &old));
+                let problems = rollback(kube, &app, &old);
+                if problems.is_empty() {
+                    outcome.rolled_back = true;
+                    let restored: Vec<String> =
+                        old.iter().map(|(n, r)| format!("{n} back to {r}")).collect();
+                    outcome
+                        .notes
+                        .push(format!("rolled back: deleted {app}, {}", restored.join(", ")));
+                } else {
+                    outcome.notes.push(format!("rollback incomplete: {app} may be left behind"));
+                    outcome.problems.extend(problems);
+                }
+            } else {
+                let olds: Vec<&str> = old.iter().map(|(n, _)| n.as_str()).collect();
+                outcome.notes.push(format!(
+                    "{app} left behind with the pods it has, next to {} (no --strict: no \
+                     rollback)",
+                    olds.join(", ")
+                ));
             }
         }
     }
@@ -212,21 +245,23 @@ fn roll(
         let n = args.step.min(total - moved);
         kube.set_scale(app, moved + n)?;
         let deadline = Instant::now() + timeout;
-        let (seen, ok) = workload::wait_for(
+        let waited = workload::wait_for(
             zk,
             cluster,
             deadline,
+            Some((app, n as usize)),
             |_| {},
             |pods, configured| workload::settled(pods, configured, app, (moved + n) as usize),
         )?;
-        if !ok {
-            let mine = seen.iter().filter(|p| p.field("application") == app).count();
-            return Err(Error::Failed(format!(
-                "{app}: {mine} of {} pod(s) registered and configured after {}s",
-                moved + n,
-                timeout.as_secs()
+        if !waited.ok {
+            return Err(Error::Failed(workload::wait_failure(
+                app,
+                &waited,
+                (moved + n) as usize,
+                timeout,
             )));
         }
+        let seen = waited.pods;
         pods = seen;
         if !args.json {
             println!("{cluster}: {} of {total} pod(s) on {app}", moved + n);

@@ -25,7 +25,7 @@ use crate::zk::{self, Session};
 #[argh(
     subcommand,
     name = "kill",
-    note = "Each GLOB matches `<namespace>.<cluster>` (a bare name matches any namespace). Every matched pod gets `POST /control/kill/<secs>` until it answers 410 or -t passes; then the RCs of the cluster (each pod's `application`, plus every RC labelled for the cluster) are deleted with propagation Background, so Kubernetes removes every pod, silent ones included. With -i SEQ…, only those pods are killed; then they are marked as the first to go (annotation controller.kubernetes.io/pod-deletion-cost) and their RC's replicas lowered by as many, so its controller removes exactly them and starts no replacement; the tool waits (up to -t) until their registrations are gone. Without -i, --force is required.\n\nOutput: per-pod problems on stderr (`<glob>: <pod key>: <reason>`), then `<P>% success / killed <N> pod(s)` (P over globs). With -j: {{\"<glob>\": {{\"ok\": bool, \"down\": [seq…], \"graceful\": [seq…], \"deleted\": [\"<rc>\"…], \"problems\": [\"…\"], \"warnings\": [\"<server warning>\"]}}}}; server warnings also go to stderr as `<item>: warning: <text>`. Exit 0 when every glob succeeded, 1 otherwise (a glob matching nothing fails), 2 on a usage error."
+    note = "Each GLOB matches `<namespace>.<cluster>` (a bare name matches any namespace). Every matched pod gets `POST /control/kill/<secs>` until it answers 410 or -t passes; then the RCs of the cluster (each pod's `application`, plus every RC labelled for the cluster) are deleted with propagation Background, so Kubernetes removes every pod, silent ones included. With -i SEQ…, only those pods are killed; then they are marked as the first to go (annotation controller.kubernetes.io/pod-deletion-cost) and their RC's replicas lowered by as many, so its controller removes exactly them and starts no replacement; the tool waits (up to -t) until their registrations are gone. Without -i, --force is required.\n\nOutput: per-pod problems on stderr (`<glob>: <pod key>: <reason>`), a stdout line `<glob>: deleted <rc>` per RC deleted, then `<P>% success / killed <N> pod(s)` (P over globs). With -j: {{\"<glob>\": {{\"ok\": bool, \"down\": [seq…], \"graceful\": [seq…], \"deleted\": [\"<rc>\"…], \"problems\": [\"…\"], \"warnings\": [\"<server warning>\"]}}}}; server warnings also go to stderr as `<item>: warning: <text>`. Exit 0 when every glob succeeded, 1 otherwise (a glob matching nothing fails), 2 on a usage error."
 )]
 pub struct Args {
     /// cluster globs
@@ -185,6 +185,7 @@ fn report(outcomes: &[(&Glob, Outcome)], as_json: bool) -> Result<ExitCode> {
                 "graceful": o.graceful,
                 "deleted": o.deleted}),
             warnings: o.warnings.clone(),
+            notes: o.deleted.iter().map(|rc| format!("deleted {rc}")).collect(),
         })
         .collect();
     Ok(workload::report(items, as_json, |p| format!("{p}% success / killed {killed} pod(s)")))

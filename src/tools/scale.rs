@@ -155,6 +155,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             problems: o.problems,
             fields: json!({"delta": o.delta, "replicas": o.replicas}),
             warnings: o.warnings,
+            notes: Vec::new(),
         })
         .collect();
     Ok(workload::report(items, args.json, |p| format!("{p}% success ({delta:+} pods)")))
@@ -212,10 +213,11 @@ fn scale(
         outcome.failed = !outcome.problems.is_empty();
     }
     if args.wait && !outcome.failed {
-        let (pods, ok) = workload::wait_for(
+        let waited = workload::wait_for(
             zk,
             cluster,
             deadline,
+            None,
             |pods| {
                 if !args.json {
                     println!("{cluster}: {} pod(s) registered", pods.len());
@@ -227,11 +229,16 @@ fn scale(
                 mine.len() == target as usize && mine.iter().all(|p| configured.contains(&p.uuid))
             },
         )?;
-        if !ok {
+        if !waited.ok {
+            let mine: Vec<&Pod> =
+                waited.pods.iter().filter(|p| names.contains(&p.field("application"))).collect();
+            let configured = mine.iter().filter(|p| waited.configured.contains(&p.uuid)).count();
             outcome.failed = true;
             outcome.problems.push(format!(
-                "timed out with {} pod(s) registered, waiting for {target} configured",
-                pods.len()
+                "timed out after {}s with {} pod(s) registered, {configured} configured, \
+                 waiting for {target}",
+                timeout.as_secs(),
+                mine.len()
             ));
         }
     }

@@ -43,6 +43,9 @@ pub struct Item {
     pub fields: Value,
     /// What the API server warned about while working on it (its `Warning` headers).
     pub warnings: Vec<String>,
+    /// What was done to Kubernetes objects, one line each (`created <rc>`, `deleted <rc>`,
+    /// `rolled back: …`), printed on stdout before the summary in text mode.
+    pub notes: Vec<String>,
 }
 
 /// Prints the result of kill, scale or bump. With `-j`: one object
@@ -73,6 +76,11 @@ pub fn report(items: Vec<Item>, as_json: bool, summary: impl FnOnce(usize) -> St
             }
             for problem in &item.problems {
                 eprintln!("{}: {problem}", item.name);
+            }
+        }
+        for item in &items {
+            for note in &item.notes {
+                println!("{}: {note}", item.name);
             }
         }
         println!("{}", summary(super::deploy::percent(ok, all)));
@@ -265,28 +273,102 @@ pub fn configured(zk: &Session, cluster: &str) -> Result<Vec<String>> {
     })
 }
 
-/// Waits until `want(pods)` holds for the registered pods of `cluster`, checking every 250 ms
-/// up to `deadline`; `progress` sees each new count. Returns the last pods seen and whether the
-/// condition held.
+/// What [`wait_for`] saw last.
+#[derive(Debug, Default)]
+pub struct Waited {
+    /// The registered pods of the cluster.
+    pub pods: Vec<Pod>,
+    /// The uuids in the cluster's snapshot (configured by its leader).
+    pub configured: Vec<String>,
+    /// Whether the condition held.
+    pub ok: bool,
+    /// Seqs of the watched application's pods whose process is `dead` (their `/info`).
+    pub dead: Vec<u64>,
+    /// It stopped before the deadline because enough watched pods were dead.
+    pub gave_up: bool,
+}
+
+impl Waited {
+    /// Registered and configured pods of `application`, and how many are dead, for a report:
+    /// `2 of 3 pod(s) registered, 1 configured, 1 dead`.
+    pub fn counts(&self, application: &str, want: usize) -> String {
+        let mine: Vec<&Pod> =
+            self.pods.iter().filter(|p| p.field("application") == application).collect();
+        let configured = mine.iter().filter(|p| self.configured.contains(&p.uuid)).count();
+        let mut text =
+            format!("{} of {want} pod(s) registered, {configured} configured", mine.len());
+        if !self.dead.is_empty() {
+            text.push_str(&format!(", {} dead", self.dead.len()));
+        }
+        text
+    }
+}
+
+/// Why a wait for `want` pods of `application` failed: the counts, and either that the
+/// watched pods are dead (given up early) or the time waited.
+pub fn wait_failure(application: &str, waited: &Waited, want: usize, timeout: Duration) -> String {
+    let counts = waited.counts(application, want);
+    if waited.gave_up {
+        format!(
+            "{application}: {counts}: gave up early, the new pods are dead (their workload \
+             ended; see `ocho log`)"
+        )
+    } else {
+        format!("{application}: {counts} after {}s", timeout.as_secs())
+    }
+}
+
+/// Waits until `want(pods, configured)` holds for the registered pods of `cluster`, checking
+/// every 250 ms up to `deadline`; `progress` sees each new count. With `watch` =
+/// (application, n), it also asks that application's pods for `/info` about once a second and
+/// gives up early once `n` of them report their process `dead` (a pod whose workload ended
+/// stays so: waiting longer cannot help).
 pub fn wait_for(
     zk: &Session,
     cluster: &str,
     deadline: Instant,
+    watch: Option<(&str, usize)>,
     mut progress: impl FnMut(&[Pod]),
     want: impl Fn(&[Pod], &[String]) -> bool,
-) -> Result<(Vec<Pod>, bool)> {
+) -> Result<Waited> {
     let mut last_count = usize::MAX;
+    let mut next_look = Instant::now();
     loop {
         let pods = pods_of(zk, cluster)?;
         if pods.len() != last_count {
             last_count = pods.len();
             progress(&pods);
         }
-        if want(&pods, &configured(zk, cluster)?) {
-            return Ok((pods, true));
+        let configured = configured(zk, cluster)?;
+        let held = want(&pods, &configured);
+        // A dead pod may well be registered and configured: look before saying it held.
+        let mut dead = Vec::new();
+        if let Some((app, n)) = watch
+            && n > 0
+            && (held || Instant::now() >= next_look)
+        {
+            next_look = Instant::now() + Duration::from_secs(1);
+            let mine: Vec<Pod> =
+                pods.iter().filter(|p| p.field("application") == app).cloned().collect();
+            let answers =
+                fan_out(&mine, PARALLEL, |p| post(p, "/info", b"", Duration::from_secs(3)));
+            dead = mine
+                .iter()
+                .zip(&answers)
+                .filter(|(_, a)| {
+                    a.ok().and_then(|i| i.get("process")).and_then(Value::as_str) == Some("dead")
+                })
+                .map(|(p, _)| p.seq)
+                .collect();
+            if dead.len() >= n {
+                return Ok(Waited { pods, configured, ok: false, dead, gave_up: true });
+            }
+        }
+        if held {
+            return Ok(Waited { pods, configured, ok: true, dead, gave_up: false });
         }
         if Instant::now() >= deadline {
-            return Ok((pods, false));
+            return Ok(Waited { pods, configured, ok: false, dead, gave_up: false });
         }
         thread::sleep(Duration::from_millis(250));
     }
