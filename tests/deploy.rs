@@ -257,3 +257,22 @@ fn oversized_environment_strings_and_objects_are_refused_before_any_call() {
     let out = deploy(dir.path(), &cfg, &["fine.yaml", "--dry-run"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
 }
+
+#[test]
+fn image_references_are_checked_against_the_reference_grammar_before_any_call() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("up.yaml"), "cluster: web\nimage: Example/Web:1.0\n").unwrap();
+    let (api, url) = listener();
+    let cfg = kubeconfig(dir.path(), &url);
+    let out = deploy(dir.path(), &cfg, &["up.yaml"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(
+            "up.yaml: definition up.yaml: image: \"Example/Web:1.0\" is not a valid image \
+             reference: repository \"Example/Web\" must be lowercase"
+        ),
+        "{stderr}"
+    );
+    assert_eq!(connections(&api), 0);
+}
