@@ -406,6 +406,10 @@ fn kill_is_graceful_then_deletes_the_rcs_with_background_propagation() {
     let reply: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(reply["default.web"]["ok"], true, "{out}");
     assert_eq!(reply["default.web"]["deleted"], json!([app]));
+    // Its last pod gone, the cluster left ZooKeeper: `ls`, even with --all, no longer lists it.
+    assert_eq!(reply["default.web"]["forgotten"], json!(["default.web"]), "{out}");
+    let (_, ls, _) = tools_support::run(&["ls", "--all", "-j", "--zk", &agents.hosts]);
+    assert_eq!(ls, "{}\n");
     assert_eq!(reply["default.web"]["graceful"].as_array().unwrap().len(), 2, "{out}");
     let delete = kube.requests().into_iter().find(|r| r.method == "DELETE").unwrap();
     assert_eq!(delete.path, format!("/api/v1/namespaces/default/replicationcontrollers/{app}"));
@@ -743,7 +747,13 @@ fn kill_names_silent_pods_and_still_removes_them() {
     let (code, out, err) =
         ocho(&kube, dir.path(), &["kill", "default.web", "--force", "-t", "5", "--zk", &zk.hosts]);
     assert_eq!(code, 0, "{out}{err}");
-    assert_eq!(out, format!("default.web: deleted {app}\n100% success / killed 1 pod(s)\n"));
+    assert_eq!(
+        out,
+        format!(
+            "default.web: deleted {app}\ndefault.web: kept default.web in zookeeper: still \
+             registered after 5s: default.web #7\n100% success / killed 1 pod(s)\n"
+        )
+    );
     assert!(err.contains("default.web: default.web #7: no graceful kill ("), "{err}");
     assert!(err.contains("; deleted through kubernetes"), "{err}");
     kube.wait_until(WAIT, |s| s.rcs("default").is_empty() && s.pods("default").is_empty()).unwrap();

@@ -245,6 +245,8 @@ fn roll(
         let n = args.step.min(total - moved);
         kube.set_scale(app, moved + n)?;
         let deadline = Instant::now() + timeout;
+        let step_zk = workload::reconnect(zk)?;
+        let zk = &step_zk;
         let waited = workload::wait_for(
             zk,
             cluster,
@@ -275,7 +277,8 @@ fn roll(
                 eprintln!("{cluster}: {}: no graceful kill ({why})", pod.key());
             }
         }
-        let problems = workload::remove_pods(kube, zk, &chosen, Instant::now() + timeout);
+        let fresh = workload::reconnect(zk)?;
+        let problems = workload::remove_pods(kube, &fresh, &chosen, Instant::now() + timeout);
         if !problems.is_empty() {
             return Err(Error::Failed(problems.join("; ")));
         }

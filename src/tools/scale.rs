@@ -195,7 +195,8 @@ fn scale(
                 outcome.problems.push(format!("{}: no graceful kill ({why})", pod.key()));
             }
         }
-        outcome.problems.extend(workload::remove_pods(kube, zk, &chosen, deadline));
+        let fresh = workload::reconnect(zk)?;
+        outcome.problems.extend(workload::remove_pods(kube, &fresh, &chosen, deadline));
         // Pods that never registered cannot be chosen; the rest comes off the newest RCs and
         // the controller picks which pods go.
         let mut missing = remove.saturating_sub(chosen.len()) as i32;
@@ -213,6 +214,7 @@ fn scale(
         outcome.failed = !outcome.problems.is_empty();
     }
     if args.wait && !outcome.failed {
+        let zk = &workload::reconnect(zk)?;
         let waited = workload::wait_for(
             zk,
             cluster,

@@ -33,6 +33,13 @@ pub fn clients(
     Ok((Kube::connect(&access)?, Session::connect(zk, Duration::from_secs(10))?))
 }
 
+/// A fresh session on the same hosts. The session's client runs only while a call is in
+/// progress, so after a long stretch without one (a graceful kill that waits for silent pods)
+/// its server connection may have timed out; the tools reconnect after such a stretch.
+pub fn reconnect(zk: &Session) -> Result<Session> {
+    Session::connect(zk.hosts(), Duration::from_secs(10))
+}
+
 /// One cluster's (or glob's) result in a workload tool's report.
 pub struct Item {
     /// The cluster or glob it is about.
@@ -262,6 +269,32 @@ pub fn pods_of(zk: &Session, cluster: &str) -> Result<Vec<Pod>> {
     let mut found = lookup(zk, std::slice::from_ref(&glob), None)?.pods;
     found.retain(|p| p.cluster == cluster);
     Ok(found)
+}
+
+/// Once no pod of `cluster` is registered (waiting up to `deadline`), removes the cluster's
+/// ZooKeeper nodes (`/ochopod/clusters/<cluster>` and everything under it), so `ls` no longer
+/// lists a killed cluster. Returns the pods still registered at the deadline (nothing removed
+/// then).
+pub fn forget_cluster(zk: &Session, cluster: &str, deadline: Instant) -> Result<Vec<Pod>> {
+    loop {
+        let left = pods_of(zk, cluster)?;
+        if !left.is_empty() {
+            if Instant::now() >= deadline {
+                return Ok(left);
+            }
+            thread::sleep(Duration::from_millis(250));
+            continue;
+        }
+        delete_tree(zk, &format!("{ROOT}/{cluster}"))?;
+        return Ok(Vec::new());
+    }
+}
+
+fn delete_tree(zk: &Session, path: &str) -> Result<()> {
+    for child in zk.children(path)?.unwrap_or_default() {
+        delete_tree(zk, &format!("{path}/{child}"))?;
+    }
+    zk.delete(path)
 }
 
 /// The uuids in a cluster's `snapshot` node: the pods its leader configured last.
