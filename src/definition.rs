@@ -232,6 +232,9 @@ pub fn parse(text: &str) -> Result<Definition, Invalid> {
     if raw.image.trim().is_empty() || raw.image.chars().any(char::is_whitespace) {
         return Err(field("image", format!("{} is not an image reference", excerpt(&raw.image))));
     }
+    check_image_reference(&raw.image).map_err(|why| {
+        field("image", format!("{:?} is not a valid image reference: {why}", raw.image))
+    })?;
     let control_port = match raw.control_port {
         None => DEFAULT_CONTROL_PORT,
         Some(n) => port_number("control-port", n)?,
@@ -363,6 +366,164 @@ fn find_nulls(path: &str, value: &Value, out: &mut Vec<String>) {
             }
         }
         _ => {}
+    }
+}
+
+/// Checks an image reference against the distribution reference grammar (what registries and
+/// the kubelet's runtime accept): `[host[:port]/]path[:tag][@algorithm:hex]`, the path lowercase
+/// components separated by `/` and, inside one, by `.`, `_`, `__` or dashes; the host a DNS
+/// name or an address (`[v6]` too); a tag of at most 128 word characters, `.` and `-`, not
+/// starting with either; the name at most 255 characters. The error says what is wrong.
+pub fn check_image_reference(image: &str) -> Result<(), String> {
+    let (rest, digest) = match image.split_once('@') {
+        Some((r, d)) => (r, Some(d)),
+        None => (image, None),
+    };
+    if let Some(d) = digest {
+        let (algorithm, hex) =
+            d.split_once(':').ok_or_else(|| format!("digest {d:?} has no algorithm"))?;
+        let algorithm_ok = !algorithm.is_empty()
+            && algorithm.split(['+', '.', '_', '-']).all(|c| {
+                c.chars().next().is_some_and(|f| f.is_ascii_alphabetic())
+                    && c.chars().all(|x| x.is_ascii_alphanumeric())
+            });
+        if !algorithm_ok || hex.len() < 32 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err(format!("digest {d:?} is not <algorithm>:<32 or more hex digits>"));
+        }
+    }
+    let last_slash = rest.rfind('/').map_or(0, |i| i + 1);
+    let (name, tag) = match rest[last_slash..].find(':') {
+        Some(colon) => (&rest[..last_slash + colon], Some(&rest[last_slash + colon + 1..])),
+        None => (rest, None),
+    };
+    if let Some(t) = tag {
+        let ok = (1..=128).contains(&t.len())
+            && t.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+            && !t.starts_with(['.', '-']);
+        if !ok {
+            return Err(format!(
+                "tag {t:?}: give 1 to 128 letters, digits, '_', '.', '-' (not first)"
+            ));
+        }
+    }
+    if name.is_empty() {
+        return Err("no repository name".into());
+    }
+    if name.len() > 255 {
+        return Err(format!("repository name longer than 255 characters ({})", name.len()));
+    }
+    let mut parts: Vec<&str> = name.split('/').collect();
+    // The first part is a registry when it cannot be a path: a dot, a port, or localhost.
+    if parts.len() > 1
+        && (parts[0].contains(['.', ':']) || parts[0] == "localhost" || parts[0].starts_with('['))
+    {
+        check_registry(parts.remove(0))?;
+    }
+    for part in &parts {
+        if part.chars().any(|c| c.is_ascii_uppercase()) {
+            return Err(format!("repository {name:?} must be lowercase"));
+        }
+        if !path_component(part) {
+            return Err(format!(
+                "path component {part:?}: lowercase letters and digits, separated by '.', '_', \
+                 '__' or dashes"
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn check_registry(domain: &str) -> Result<(), String> {
+    let bad = || format!("registry {domain:?} is not host[:port]");
+    let (host, port) = if let Some(v6) = domain.strip_prefix('[') {
+        let (addr, after) = v6.split_once(']').ok_or_else(bad)?;
+        if addr.parse::<std::net::Ipv6Addr>().is_err() {
+            return Err(bad());
+        }
+        (None, after.strip_prefix(':'))
+    } else {
+        match domain.split_once(':') {
+            Some((h, p)) => (Some(h), Some(p)),
+            None => (Some(domain), None),
+        }
+    };
+    if let Some(p) = port
+        && (p.is_empty() || !p.chars().all(|c| c.is_ascii_digit()))
+    {
+        return Err(bad());
+    }
+    if let Some(h) = host {
+        let component_ok = |c: &str| {
+            !c.is_empty()
+                && c.chars().all(|x| x.is_ascii_alphanumeric() || x == '-')
+                && !c.starts_with('-')
+                && !c.ends_with('-')
+        };
+        if !h.split('.').all(component_ok) {
+            return Err(bad());
+        }
+    }
+    Ok(())
+}
+
+/// `[a-z0-9]+` joined by `.`, `_`, `__` or one or more `-`.
+fn path_component(part: &str) -> bool {
+    let alnum = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
+    let chars: Vec<char> = part.chars().collect();
+    if chars.is_empty() || !alnum(chars[0]) || !alnum(chars[chars.len() - 1]) {
+        return false;
+    }
+    let mut i = 0;
+    while i < chars.len() {
+        if alnum(chars[i]) {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < chars.len() && !alnum(chars[i]) {
+            i += 1;
+        }
+        let sep: String = chars[start..i].iter().collect();
+        if !(sep == "." || sep == "_" || sep == "__" || sep.chars().all(|c| c == '-')) {
+            return false;
+        }
+    }
+    true
+}
+
+#[cfg(test)]
+mod image_tests {
+    use super::check_image_reference as check;
+
+    #[test]
+    fn image_references_follow_the_distribution_grammar() {
+        for good in [
+            "b",
+            "paugamo/k8s-ec2-zookeeper",
+            "registry.local:5000/team/web:1.2",
+            "localhost/x",
+            "localhost:5000/a/b__c/d-e--f.g_h:v1.0-rc_1",
+            "Registry.Example.com/team/web",
+            "[::1]:5000/web:1",
+            "web@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+            "web:1.0@sha256:0123456789abcdef0123456789abcdef",
+        ] {
+            assert!(check(good).is_ok(), "{good}: {:?}", check(good));
+        }
+        for (bad, why) in [
+            ("Example/Web:1.0", "must be lowercase"),
+            ("web:", "tag"),
+            ("web:.x", "tag"),
+            ("-web", "path component"),
+            ("a//b", "path component"),
+            ("a/b_-c", "path component"),
+            ("host:x/web", "registry"),
+            ("web@sha256:abc", "digest"),
+            ("web@md5", "digest"),
+        ] {
+            let err = check(bad).expect_err(bad);
+            assert!(err.contains(why), "{bad}: {err}");
+        }
     }
 }
 

@@ -65,7 +65,7 @@ fn dry_run_prints_yaml_and_opens_no_connection() {
     assert!(stdout.contains("replicas: 3"), "{stdout}");
     assert!(stdout.contains("namespace: ocho\n"), "the context's namespace: {stdout}");
     assert!(stdout.contains("value: ocho-proxy.ocho.svc:2181"), "{stdout}");
-    assert!(stdout.contains("name: ochopod.default.zookeeper-"), "{stdout}");
+    assert!(stdout.contains("name: ochopod-default-zookeeper-"), "{stdout}");
     assert_eq!(connections(&api), 0, "--dry-run must call nothing");
 }
 
@@ -139,9 +139,14 @@ fn an_unreachable_api_creates_nothing_and_says_why() {
     assert_eq!(out.status.code(), Some(1));
     let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let a = value["a.yaml"]["error"].as_str().unwrap();
-    assert!(a.contains("kubernetes: create replicationcontroller ocho/ochopod.default.a-"), "{a}");
+    assert!(a.contains("kubernetes: create replicationcontroller ocho/ochopod-default-a-"), "{a}");
     let b = value["b.yaml"]["error"].as_str().unwrap();
     assert!(b.starts_with("not submitted: "), "{b}");
+    // It names the definition that hit the wall, not that definition's object as if it were b's.
+    assert!(
+        b.contains("could not be reached for a.yaml") && !b.contains("ochopod-default-a-"),
+        "{b}"
+    );
     assert_eq!(value["a.yaml"]["ok"], false);
 }
 
@@ -208,4 +213,66 @@ fn context_picks_a_kubeconfig_context_and_its_namespace() {
 
 fn text_of(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// What could never run, or what the server's storage would refuse with a 500, is refused before
+/// any call, after YAML aliases are expanded, naming the variable and the limit.
+#[test]
+fn oversized_environment_strings_and_objects_are_refused_before_any_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let big = "x".repeat(200 * 1024);
+    std::fs::write(
+        dir.path().join("settings.yaml"),
+        format!("cluster: s\nimage: x\nsettings:\n  blob: {big}\n"),
+    )
+    .unwrap();
+    // 100 KiB once in the file, 16 times in the object: every variable fits, the whole does not.
+    let chunk = "y".repeat(100 * 1024);
+    let mut aliased = format!("cluster: a\nimage: x\nenv:\n  V0: &big {chunk}\n");
+    for i in 1..16 {
+        aliased.push_str(&format!("  V{i}: *big\n"));
+    }
+    std::fs::write(dir.path().join("aliased.yaml"), &aliased).unwrap();
+    let fine = format!("cluster: f\nimage: x\nenv:\n  V0: &big {chunk}\n  V1: *big\n");
+    std::fs::write(dir.path().join("fine.yaml"), fine).unwrap();
+    assert!(aliased.len() < 110 * 1024);
+
+    let (api, url) = listener();
+    let cfg = kubeconfig(dir.path(), &url);
+    let out = deploy(dir.path(), &cfg, &["settings.yaml", "aliased.yaml"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(
+            "settings.yaml: definition settings.yaml: env pod (the settings as JSON): 204816 \
+             bytes as NAME=value; Linux refuses any environment string over 131072 bytes (128 KiB)"
+        ),
+        "{stderr}"
+    );
+    assert!(stderr.contains("aliased.yaml: definition aliased.yaml: the replicationcontroller: "));
+    assert!(stderr.contains("bytes as JSON (aliases expanded); the API server's storage refuses objects over 1572864 bytes (1.5 MiB)"), "{stderr}");
+    assert_eq!(text(&out.stdout), "0% success / spawned 0 pod(s)\n");
+    assert_eq!(connections(&api), 0, "nothing valid, nothing sent");
+
+    let out = deploy(dir.path(), &cfg, &["fine.yaml", "--dry-run"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
+#[test]
+fn image_references_are_checked_against_the_reference_grammar_before_any_call() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("up.yaml"), "cluster: web\nimage: Example/Web:1.0\n").unwrap();
+    let (api, url) = listener();
+    let cfg = kubeconfig(dir.path(), &url);
+    let out = deploy(dir.path(), &cfg, &["up.yaml"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(
+            "up.yaml: definition up.yaml: image: \"Example/Web:1.0\" is not a valid image \
+             reference: repository \"Example/Web\" must be lowercase"
+        ),
+        "{stderr}"
+    );
+    assert_eq!(connections(&api), 0);
 }

@@ -170,8 +170,10 @@ fn agents_loop(kubeconfig: &Path, hosts: &str, net: u8, stop: &AtomicBool) {
             let ns = label(&pod.metadata, "ochopod.io/namespace").to_string();
             let cluster = label(&pod.metadata, "ochopod.io/cluster").to_string();
             let image = pod.spec.as_ref().and_then(|s| s.containers[0].image.clone());
-            // A release that "does not start": its pods never register.
-            let broken = image.is_some_and(|i| i.ends_with(":broken"));
+            // A release that "does not start": its pods never register; one whose workload
+            // ends at once: they register, and their process is dead.
+            let broken = image.as_ref().is_some_and(|i| i.ends_with(":broken"));
+            let dead = image.as_ref().is_some_and(|i| i.ends_with(":dead"));
             if app.is_empty()
                 || broken
                 || phase(&pod) != "Running"
@@ -179,16 +181,16 @@ fn agents_loop(kubeconfig: &Path, hosts: &str, net: u8, stop: &AtomicBool) {
             {
                 continue;
             }
-            current.insert(name, (app, ns, cluster));
+            current.insert(name, (app, ns, cluster, dead));
         }
-        for (name, (app, ns, cluster)) in &current {
+        for (name, (app, ns, cluster, dead)) in &current {
             if known.contains_key(name) {
                 continue;
             }
             seq += 1;
             let fake = FakePod::answering(
                 &format!("127.0.{net}.{}", seq % 250 + 2),
-                "running",
+                if *dead { "dead" } else { "running" },
                 "leader",
                 json!({}),
             );
@@ -232,7 +234,8 @@ fn deploy_creates_one_rc_per_definition_whose_pods_run() {
     let dir = definitions(&[("web.yaml", WEB), ("db.yaml", DB)]);
     let (code, out, err) = ocho(&kube, dir.path(), &["deploy", "*.yaml", "-p", "2"]);
     assert_eq!(code, 0, "{out}{err}");
-    assert_eq!(out, "100% success / spawned 4 pod(s)\n");
+    assert!(out.ends_with("100% success / spawned 4 pod(s)\n"), "{out}");
+    assert_eq!(out.matches(" created (2 pod(s))\n").count(), 2, "every RC named: {out}");
     kube.wait_until(WAIT, |s| {
         s.pods("default").iter().filter(|p| phase(p) == "Running").count() == 4
     })
@@ -241,7 +244,7 @@ fn deploy_creates_one_rc_per_definition_whose_pods_run() {
     assert_eq!(rcs.len(), 2);
     for rc in &rcs {
         let name = rc.metadata.name.clone().unwrap();
-        assert!(name.len() <= 63 && name.starts_with("ochopod.default."), "{name}");
+        assert!(name.len() <= 63 && name.starts_with("ochopod-default-"), "{name}");
         assert_eq!(label(&rc.metadata, "ochopod.io/application"), name);
         let env =
             &rc.spec.as_ref().unwrap().template.as_ref().unwrap().spec.as_ref().unwrap().containers
@@ -278,10 +281,11 @@ fn api_errors_name_the_object_and_keep_the_server_message() {
     kube.fail_next("POST", "/api/v1/namespaces/default/replicationcontrollers", 403, 1);
     let (code, out, err) = ocho(&kube, dir.path(), &["deploy", "db.yaml", "web.yaml"]);
     assert_eq!(code, 1, "{out}{err}");
-    assert_eq!(out, "50% success / spawned 1 pod(s)\n");
+    assert!(out.starts_with("web.yaml: ochopod-default-web-"), "{out}");
+    assert!(out.ends_with(" created (1 pod(s))\n50% success / spawned 1 pod(s)\n"), "{out}");
     assert!(
         err.starts_with(
-            "db.yaml: kubernetes: create replicationcontroller default/ochopod.default.db-"
+            "db.yaml: kubernetes: create replicationcontroller default/ochopod-default-db-"
         ),
         "{err}"
     );
@@ -376,7 +380,7 @@ fn deploy_wait_strict_deletes_what_it_created_on_timeout() {
     );
     assert_eq!(code, 1, "{out}{err}");
     assert!(
-        err.contains("0 of 1 pod(s) registered and configured after 5s; deleted (--strict)"),
+        err.contains("0 of 1 pod(s) registered, 0 configured after 5s; deleted (--strict)"),
         "{err}"
     );
     let deletes: Vec<_> = kube.requests().into_iter().filter(|r| r.method == "DELETE").collect();
@@ -402,6 +406,10 @@ fn kill_is_graceful_then_deletes_the_rcs_with_background_propagation() {
     let reply: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(reply["default.web"]["ok"], true, "{out}");
     assert_eq!(reply["default.web"]["deleted"], json!([app]));
+    // Its last pod gone, the cluster left ZooKeeper: `ls`, even with --all, no longer lists it.
+    assert_eq!(reply["default.web"]["forgotten"], json!(["default.web"]), "{out}");
+    let (_, ls, _) = tools_support::run(&["ls", "--all", "-j", "--zk", &agents.hosts]);
+    assert_eq!(ls, "{}\n");
     assert_eq!(reply["default.web"]["graceful"].as_array().unwrap().len(), 2, "{out}");
     let delete = kube.requests().into_iter().find(|r| r.method == "DELETE").unwrap();
     assert_eq!(delete.path, format!("/api/v1/namespaces/default/replicationcontrollers/{app}"));
@@ -532,7 +540,7 @@ fn bump_rolls_the_cluster_onto_a_new_rc_with_the_new_tag() {
     assert_eq!(web["up"].as_array().map(Vec::len), Some(2), "{out}");
     assert_eq!(web["problems"], json!([]), "{out}");
     let application = web["application"].as_str().unwrap();
-    assert!(application.starts_with("ochopod.default.web-") && application != new, "{out}");
+    assert!(application.starts_with("ochopod-default-web-") && application != new, "{out}");
 }
 
 /// The whole flow with real `ocho pod` agents run by the fake's process kubelet (one process per
@@ -712,8 +720,9 @@ fn bump_strict_rolls_back_when_the_new_pods_never_come_up() {
         &["bump", "default.web", "-r", "broken", "--strict", "-t", "5", "--zk", &agents.hosts],
     );
     assert_eq!(code, 1, "{out}{err}");
-    assert!(err.contains("0 of 1 pod(s) registered and configured after 5s"), "{err}");
-    assert_eq!(out, "0% success (0 pods)\n");
+    assert!(err.contains("0 of 1 pod(s) registered, 0 configured after 5s"), "{err}");
+    assert!(out.contains(": rolled back: deleted ochopod-default-web-"), "{out}");
+    assert!(out.ends_with(&format!(", {old} back to 2\n0% success (0 pods)\n")), "{out}");
     kube.wait_until(WAIT, |s| {
         let rcs = s.rcs("default");
         rcs.len() == 1
@@ -724,7 +733,7 @@ fn bump_strict_rolls_back_when_the_new_pods_never_come_up() {
 }
 
 /// A registered pod that does not answer is not dropped: it is named, and still removed through
-/// Kubernetes with the rest of its RC (spec ochonetes §10.9).
+/// Kubernetes with the rest of its RC.
 #[test]
 fn kill_names_silent_pods_and_still_removes_them() {
     let kube = fake(Kubelet::Status);
@@ -738,8 +747,209 @@ fn kill_names_silent_pods_and_still_removes_them() {
     let (code, out, err) =
         ocho(&kube, dir.path(), &["kill", "default.web", "--force", "-t", "5", "--zk", &zk.hosts]);
     assert_eq!(code, 0, "{out}{err}");
-    assert_eq!(out, "100% success / killed 1 pod(s)\n");
+    assert_eq!(
+        out,
+        format!(
+            "default.web: deleted {app}\ndefault.web: kept default.web in zookeeper: still \
+             registered after 5s: default.web #7\n100% success / killed 1 pod(s)\n"
+        )
+    );
     assert!(err.contains("default.web: default.web #7: no graceful kill ("), "{err}");
     assert!(err.contains("; deleted through kubernetes"), "{err}");
     kube.wait_until(WAIT, |s| s.rcs("default").is_empty() && s.pods("default").is_empty()).unwrap();
+}
+
+/// seq → pod name (`task`) of every registration of `cluster`, read from ZooKeeper.
+fn tasks(hosts: &str, cluster: &str) -> BTreeMap<u64, String> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let zk = zkc::Client::connect(hosts).await.unwrap();
+        let dir = format!("/ochopod/clusters/{cluster}/pods");
+        let mut found = BTreeMap::new();
+        for child in zk.list_children(&dir).await.unwrap_or_default() {
+            let Ok((data, _)) = zk.get_data(&format!("{dir}/{child}")).await else { continue };
+            let reg: Value = serde_json::from_slice(&data).unwrap();
+            found.insert(reg["seq"].as_u64().unwrap(), reg["task"].as_str().unwrap().to_string());
+        }
+        found
+    })
+}
+
+fn live_names(kube: &FakeKube) -> Vec<String> {
+    live(&kube.pods("default")).iter().map(|p| p.metadata.name.clone().unwrap()).collect()
+}
+
+/// Removing chosen pods (`kill -i`, `scale` down, `bump`) never makes the RC controller start a
+/// replacement: deleting a pod first, with its RC still wanting it, does at once. The chosen pods
+/// are the ones that go, and the fake creates exactly the pods the tools asked for.
+#[test]
+fn removing_chosen_pods_starts_no_replacement_and_removes_exactly_them() {
+    let kube = fake(Kubelet::Status);
+    let agents = Agents::start(&kube, "k8s_no_churn", 68);
+    let dir = definitions(&[("web.yaml", WEB)]);
+    let app = deployed(&kube, dir.path(), "web.yaml", "4");
+    registered(&kube, &agents, "default.web", 4);
+    let created = || kube.with_state(|s| s.pods_created("default").len());
+    assert_eq!(created(), 4);
+
+    // kill -i: the pod with the second seq, not the newest nor the oldest.
+    let before = tasks(&agents.hosts, "default.web");
+    let (&seq, victim) = before.iter().nth(1).unwrap();
+    let (code, out, err) = ocho(
+        &kube,
+        dir.path(),
+        &["kill", "default.web", "-i", &seq.to_string(), "--zk", &agents.hosts],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    kube.wait_until(WAIT, |s| {
+        s.pods("default").iter().all(|p| p.metadata.name.as_ref() != Some(victim))
+            && s.rc("default", &app).is_some_and(|rc| replicas(rc) == 3)
+    })
+    .unwrap();
+    assert_eq!(created(), 4, "a replacement pod was created");
+    assert_eq!(live_names(&kube).len(), 3);
+    assert!(!tasks(&agents.hosts, "default.web").contains_key(&seq), "still registered");
+    assert_eq!(kube.with_state(|s| replicas(s.rc("default", &app).unwrap())), 3);
+
+    // scale down by 2: the two newest by seq go, nothing else.
+    let before = tasks(&agents.hosts, "default.web");
+    let newest: Vec<&String> = before.values().rev().take(2).collect();
+    let (code, out, err) =
+        ocho(&kube, dir.path(), &["scale", "default.web", "-f", "-2", "--zk", &agents.hosts]);
+    assert_eq!(code, 0, "{out}{err}");
+    let left = live_names(&kube);
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert!(newest.iter().all(|n| !left.contains(n)), "{newest:?} should be gone: {left:?}");
+    assert_eq!(created(), 4, "a replacement pod was created");
+
+    // bump --step 1 with two pods: exactly two new pods, and no old one outlives the roll.
+    let (code, out, err) = ocho(
+        &kube,
+        dir.path(),
+        &["scale", "default.web", "-f", "@2", "--wait", "--zk", &agents.hosts],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(created(), 5);
+    let old = live_names(&kube);
+    let (code, out, err) = ocho(
+        &kube,
+        dir.path(),
+        &["bump", "default.web", "-r", "2.0", "--zk", &agents.hosts, "-t", "60"],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(created(), 7, "bump made replacements: {}", describe(&kube));
+    let now = live_names(&kube);
+    assert!(old.iter().all(|n| !now.contains(n)), "old pods left: {now:?}");
+    assert!(
+        tasks(&agents.hosts, "default.web").values().all(|t| now.contains(t)),
+        "an old pod is still registered"
+    );
+}
+
+/// A typo in `verbatim` is refused by the server, naming its path, and nothing is created; a
+/// real field there reaches the RC.
+#[test]
+fn a_verbatim_typo_is_an_error_naming_its_path() {
+    let kube = fake(Kubelet::Off);
+    let typo = format!("{WEB}verbatim:\n  spec:\n    nodeSelectr: {{disk: ssd}}\n");
+    let good = "cluster: db\nimage: example/db:1.0\nverbatim:\n  spec:\n    nodeSelector: {disk: ssd}\n    tolerations: [{key: k, operator: Exists}]\n";
+    let dir = definitions(&[("web.yaml", &typo), ("db.yaml", good)]);
+    let (code, out, err) = ocho(&kube, dir.path(), &["deploy", "web.yaml", "db.yaml"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        err.contains("web.yaml: kubernetes: create replicationcontroller default/")
+            && err.contains(
+                ": 400 BadRequest: ReplicationController in version \"v1\" cannot be handled as a \
+                 ReplicationController: strict decoding error: unknown field \
+                 \"spec.template.spec.nodeSelectr\""
+            ),
+        "{err}"
+    );
+    let rcs = kube.rcs("default");
+    assert_eq!(rcs.len(), 1, "only db.yaml's RC");
+    let spec = rcs[0].spec.clone().unwrap().template.unwrap().spec.unwrap();
+    assert_eq!(spec.node_selector.unwrap()["disk"], "ssd");
+    assert_eq!(spec.tolerations.unwrap().len(), 1);
+    let post = kube.requests().into_iter().find(|r| r.method == "POST").unwrap();
+    assert_eq!(post.param("fieldValidation"), Some("Strict"));
+}
+
+/// The server's warnings reach the operator (stderr, and `-j`); RC names are DNS labels, so a
+/// deploy draws none of the real server's dotted-name warnings.
+#[test]
+fn server_warnings_reach_the_operator_and_rc_names_draw_none() {
+    let kube = fake(Kubelet::Status);
+    let agents = Agents::start(&kube, "k8s_warnings", 69);
+    let dir = definitions(&[("web.yaml", WEB)]);
+    let (code, out, err) = ocho(&kube, dir.path(), &["deploy", "web.yaml", "-p", "1", "-j"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let reply: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(reply["web.yaml"]["warnings"], json!([]), "{out}");
+    assert!(!err.contains("warning"), "{err}");
+    let app = reply["web.yaml"]["application"].as_str().unwrap().to_string();
+    assert!(!app.contains('.'), "{app}");
+    registered(&kube, &agents, "default.web", 1);
+
+    let text = "autoscaling/v1 Scale is watched by an admission policy";
+    kube.warn("PATCH", "/api/v1/namespaces/default/replicationcontrollers/", text);
+    let (code, out, err) =
+        ocho(&kube, dir.path(), &["scale", "default.web", "-f", "+1", "--zk", &agents.hosts]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(err.contains(&format!("default.web: warning: {text}\n")), "{err}");
+    let (code, out, err) =
+        ocho(&kube, dir.path(), &["scale", "default.web", "-f", "+1", "--zk", &agents.hosts, "-j"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let reply: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(reply["default.web"]["warnings"], json!([text]), "{out}");
+}
+
+/// Pods that register but whose workload is dead end the wait at once, and say so; what is left
+/// behind or rolled back is named.
+#[test]
+fn waits_give_up_early_on_dead_pods_and_name_what_they_leave() {
+    let kube = fake(Kubelet::Status);
+    let agents = Agents::start(&kube, "k8s_dead", 70);
+    let dead = "cluster: web\nimage: example/web:dead\n";
+    let dir = definitions(&[("dead.yaml", dead), ("web.yaml", WEB)]);
+    // A timeout this test never reaches: only giving up early lets it finish.
+    let (code, out, err) = ocho(
+        &kube,
+        dir.path(),
+        &["deploy", "dead.yaml", "-p", "2", "--wait", "-t", "3600", "--zk", &agents.hosts],
+    );
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        err.contains("2 of 2 pod(s) registered, ")
+            && err.contains(" configured, 2 dead: gave up early, the new pods are dead"),
+        "{err}"
+    );
+    assert!(err.contains("is left behind (without --strict)"), "{err}");
+    assert!(
+        out.contains("dead.yaml: ochopod-default-web-")
+            && out.contains(" left behind (2 pod(s))\n"),
+        "{out}"
+    );
+    assert!(out.ends_with("0% success / spawned 2 pod(s)\n"), "{out}");
+    let (code, out, err) =
+        ocho(&kube, dir.path(), &["kill", "default.web", "--force", "--zk", &agents.hosts]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("default.web: deleted ochopod-default-web-"), "{out}");
+    kube.wait_until(WAIT, |s| s.rcs("default").is_empty() && s.pods("default").is_empty()).unwrap();
+    registered(&kube, &agents, "default.web", 0);
+
+    let old = deployed(&kube, dir.path(), "web.yaml", "2");
+    registered(&kube, &agents, "default.web", 2);
+    let (code, out, err) = ocho(
+        &kube,
+        dir.path(),
+        &["bump", "default.web", "-r", "dead", "--strict", "-t", "3600", "--zk", &agents.hosts],
+    );
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains(" configured, 1 dead: gave up early"), "{err}");
+    assert!(out.contains(&format!(", {old} back to 2\n")), "{out}");
+    kube.wait_until(WAIT, |s| {
+        let rcs = s.rcs("default");
+        rcs.len() == 1 && rcs[0].metadata.name.as_deref() == Some(old.as_str())
+    })
+    .unwrap();
 }

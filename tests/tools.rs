@@ -125,11 +125,19 @@ fn queries_print_the_original_layouts() {
          cluster  |  ok   |  status           \n\
          \x20        |       |                   \n\
          q.db     |  1/1  |                   \n\
-         q.old    |  0/0  |                   \n\
          q.web    |  2/4  |  probe ok (2 pods)\n\
-         \n2 pods did not answer: q.web #3 (timed out), q.web #4 (connection refused)\n"
+         \n2 pods did not answer: q.web #3 (timed out), q.web #4 (connection refused)\n\
+         \n1 cluster(s) without pods not shown (--all shows them)\n"
     );
-    let (_, out, _) = run(&["ls", "--zk", zk, "-t", "1", "-j", "q.db", "q.old"]);
+    let (_, out, _) = run(&["ls", "--zk", zk, "-t", "1", "--all", "q.old"]);
+    assert_eq!(
+        out,
+        "\n0 pods ->\n\n\
+         cluster  |  ok   |  status\n\
+         \x20        |       |        \n\
+         q.old    |  0/0  |        \n"
+    );
+    let (_, out, _) = run(&["ls", "--zk", zk, "-t", "1", "-j", "--all", "q.db", "q.old"]);
     assert_eq!(
         out,
         "{\"q.db\": {\"leader\": \"q.db #0\", \"running\": 1, \"status\": \"\", \"total\": 1, \

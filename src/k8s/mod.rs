@@ -32,6 +32,8 @@ pub struct Kube {
     rt: tokio::runtime::Runtime,
     client: kube::Client,
     namespace: String,
+    /// The server's `Warning` headers so far, oldest first (see [`Kube::take_warnings`]).
+    warnings: std::sync::Mutex<Vec<String>>,
 }
 
 /// The time allowed to open a connection to the API server.
@@ -79,7 +81,7 @@ impl Kube {
             source,
         })?;
         drop(_guard);
-        Ok(Kube { rt, client, namespace })
+        Ok(Kube { rt, client, namespace, warnings: Default::default() })
     }
 
     /// The Kubernetes namespace every operation uses.
@@ -96,6 +98,65 @@ impl Kube {
     pub fn block_on<F: Future>(&self, future: F) -> F::Output {
         self.rt.block_on(future)
     }
+
+    /// The warnings the server sent since the last call (the text of each `Warning` header, as
+    /// kubectl prints them), oldest first.
+    pub fn take_warnings(&self) -> Vec<String> {
+        std::mem::take(&mut *self.warnings.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Sends one request, keeps the server's warnings, and decodes a 2xx answer as `T`; any
+    /// other answer is the API error, naming `what`.
+    pub fn send<T: serde::de::DeserializeOwned>(
+        &self,
+        what: &str,
+        request: http::Request<Vec<u8>>,
+    ) -> Result<T> {
+        let client = self.client();
+        self.block_on(async move {
+            let response = client
+                .send(request.map(kube::client::Body::from))
+                .await
+                .map_err(|e| api_error(what, e))?;
+            let texts = response.headers().get_all(http::header::WARNING).iter();
+            let texts: Vec<String> =
+                texts.filter_map(|v| v.to_str().ok()).map(warning_text).collect();
+            self.warnings.lock().unwrap_or_else(|p| p.into_inner()).extend(texts);
+            let status = response.status();
+            let body =
+                response.into_body().collect_bytes().await.map_err(|e| api_error(what, e))?;
+            if !status.is_success() {
+                let answer = serde_json::from_slice::<kube::core::Status>(&body)
+                    .ok()
+                    .filter(|s| s.code != 0)
+                    .unwrap_or_else(|| {
+                        let text = String::from_utf8_lossy(&body).trim().to_string();
+                        kube::core::Status::failure(&text, "").with_code(status.as_u16())
+                    });
+                return Err(api_error(what, kube::Error::Api(answer.boxed())));
+            }
+            serde_json::from_slice(&body).map_err(|e| api_error(what, kube::Error::SerdeError(e)))
+        })
+    }
+}
+
+/// The text of one `Warning` header (`299 - "text"`): the quoted part, unescaped.
+pub fn warning_text(header: &str) -> String {
+    let mut parts = header.splitn(3, ' ');
+    let (code, _agent, rest) = (parts.next(), parts.next(), parts.next().unwrap_or(""));
+    let Some(quoted) = rest.trim().strip_prefix('"') else {
+        return header.to_string();
+    };
+    let mut out = String::new();
+    let mut chars = quoted.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => out.extend(chars.next()),
+            '"' => break,
+            c => out.push(c),
+        }
+    }
+    if code.is_some_and(|c| c.len() == 3) { out } else { header.to_string() }
 }
 
 async fn load_config(access: &Access) -> Result<kube::Config> {
@@ -136,4 +197,19 @@ pub fn api_error(what: impl Into<String>, err: kube::Error) -> Error {
 /// True when `err` is an API answer with this HTTP code.
 pub fn is_code(err: &Error, want: u16) -> bool {
     matches!(err, Error::K8sApi { code, .. } if *code == want)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn warning_headers_give_their_text() {
+        assert_eq!(
+            warning_text(r#"299 - "unknown field \"spec.x\"""#),
+            r#"unknown field "spec.x""#
+        );
+        assert_eq!(warning_text(r#"299 - "a \\ b""#), r"a \ b");
+        assert_eq!(warning_text("odd"), "odd");
+    }
 }

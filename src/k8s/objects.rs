@@ -48,12 +48,14 @@ pub struct Target {
     pub zk: String,
 }
 
-/// The RC name `ochopod.<ns>.<cluster>-<YYYY-MM-DD-HH-MM-SS>-<random>`, shortened from the left
-/// part when it would pass [`MAX_NAME`]: the time and random part always stay, so two deploys in
-/// the same second do not collide; the full identity is in the labels and annotations.
+/// The RC name `ochopod-<ns>-<cluster>-<YYYY-MM-DD-HH-MM-SS>-<random>` (dots of the namespace
+/// become dashes), shortened from the left part when it would pass [`MAX_NAME`]: the time and
+/// random part always stay, so two deploys in the same second do not collide; the full identity
+/// is in the labels and annotations. A DNS label, not only a subdomain: pod names, hence
+/// hostnames, start with it, and the API server warns about dots in it.
 pub fn rc_name(namespace: &str, cluster: &str, now: SystemTime, random: u64) -> String {
     let tail = format!("-{}-{}", timestamp(now), random_part(random));
-    let mut head = format!("ochopod.{namespace}.{cluster}");
+    let mut head = format!("ochopod-{}-{cluster}", namespace.replace('.', "-"));
     head.truncate(MAX_NAME - tail.len());
     let head = head.trim_end_matches(['.', '-']);
     format!("{head}{tail}")
@@ -243,6 +245,151 @@ fn merge_verbatim(
     serde_json::from_value(merged).map_err(bad)
 }
 
+/// The parts of `def`'s `verbatim` that the typed model of `rc` (built from `def`) dropped:
+/// fields this client's Kubernetes model does not know, a typo or a field newer than it. They
+/// are sent anyway ([`wire`]), so the server, asked for strict field validation, accepts a real
+/// field and refuses a typo naming its path, instead of the typo vanishing. Shaped like the
+/// pod template: objects hold only dropped keys; a list holds `null` where nothing was dropped.
+/// `Null` when nothing was.
+pub fn dropped_by_model(def: &Definition, rc: &ReplicationController) -> Value {
+    let Some(template) = rc.spec.as_ref().and_then(|s| s.template.as_ref()) else {
+        return Value::Null;
+    };
+    if def.verbatim.is_empty() {
+        return Value::Null;
+    }
+    let typed = serde_json::to_value(template).unwrap_or(Value::Null);
+    dropped(&Value::Object(def.verbatim.clone()), &typed, "")
+}
+
+fn dropped(extra: &Value, typed: &Value, path: &str) -> Value {
+    match (extra, typed) {
+        (Value::Object(e), Value::Object(t)) => {
+            let mut out = Map::new();
+            for (key, value) in e.iter().filter(|(_, v)| !v.is_null()) {
+                let sub = match t.get(key) {
+                    None => value.clone(),
+                    Some(existing) => dropped(value, existing, &format!("{path}/{key}")),
+                };
+                if !sub.is_null() {
+                    out.insert(key.clone(), sub);
+                }
+            }
+            if out.is_empty() { Value::Null } else { Value::Object(out) }
+        }
+        (Value::Array(e), Value::Array(t)) => {
+            // As merged: containers index by index, every other list appended at the end.
+            let offset =
+                if path == "/spec/containers" { 0 } else { t.len().saturating_sub(e.len()) };
+            let mut out = vec![Value::Null; t.len()];
+            for (i, value) in e.iter().enumerate() {
+                if let Some(existing) = t.get(i + offset) {
+                    out[i + offset] = dropped(value, existing, &format!("{path}/{i}"));
+                }
+            }
+            if out.iter().all(Value::is_null) { Value::Null } else { Value::Array(out) }
+        }
+        _ => Value::Null,
+    }
+}
+
+/// The JSON sent for `rc`: its typed form with `dropped` (from [`dropped_by_model`]) put back
+/// into the pod template.
+pub fn wire(rc: &ReplicationController, dropped: &Value) -> Value {
+    let mut v = serde_json::to_value(rc).unwrap_or(Value::Null);
+    if !dropped.is_null()
+        && let Some(template) = v.pointer_mut("/spec/template")
+    {
+        overlay(template, dropped);
+    }
+    v
+}
+
+fn overlay(target: &mut Value, extra: &Value) {
+    match (target, extra) {
+        (Value::Object(t), Value::Object(e)) => {
+            for (key, value) in e {
+                match t.get_mut(key) {
+                    Some(existing) => overlay(existing, value),
+                    None => {
+                        t.insert(key.clone(), value.clone());
+                    }
+                }
+            }
+        }
+        (Value::Array(t), Value::Array(e)) => {
+            for (existing, value) in t.iter_mut().zip(e) {
+                overlay(existing, value);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Linux refuses to start a program with any one environment or argument string
+/// (`NAME=value` and its terminating NUL) longer than this (`MAX_ARG_STRLEN`, 128 KiB).
+pub const MAX_EXEC_STRING: usize = 128 * 1024;
+/// The largest object `deploy` sends, as JSON: etcd refuses requests over 1.5 MiB (its default
+/// `--max-request-bytes`), and the API server's own client anything over 2 MiB.
+pub const MAX_OBJECT: usize = 1536 * 1024;
+
+/// Checks what the server would accept but the object could never run, or what the server's
+/// storage would refuse with a 500: each environment string and argument of each container at
+/// most [`MAX_EXEC_STRING`], the object ([`wire`] form, YAML aliases long expanded) at most
+/// [`MAX_OBJECT`]. The first problem names the variable (or argument) and the limit.
+pub fn check_limits(wire: &Value) -> Result<(), Invalid> {
+    let kib = |n: usize| n / 1024;
+    let containers = wire.pointer("/spec/template/spec/containers").and_then(Value::as_array);
+    for (i, c) in containers.into_iter().flatten().enumerate() {
+        for e in c.get("env").and_then(Value::as_array).into_iter().flatten() {
+            let name = e.get("name").and_then(Value::as_str).unwrap_or("");
+            let value = e.get("value").and_then(Value::as_str).unwrap_or("");
+            let size = name.len() + 1 + value.len() + 1;
+            if size > MAX_EXEC_STRING {
+                let field = if name == "pod" {
+                    "env pod (the settings as JSON)".to_string()
+                } else {
+                    format!("env {name}")
+                };
+                return Err(Invalid::Field {
+                    field,
+                    why: format!(
+                        "{size} bytes as NAME=value; Linux refuses any environment string over \
+                         {MAX_EXEC_STRING} bytes ({} KiB), so the container could not start",
+                        kib(MAX_EXEC_STRING)
+                    ),
+                });
+            }
+        }
+        for key in ["command", "args"] {
+            for (j, a) in c.get(key).and_then(Value::as_array).into_iter().flatten().enumerate() {
+                let size = a.as_str().map_or(0, str::len) + 1;
+                if size > MAX_EXEC_STRING {
+                    return Err(Invalid::Field {
+                        field: format!("containers[{i}].{key}[{j}]"),
+                        why: format!(
+                            "{size} bytes; Linux refuses any argument over {MAX_EXEC_STRING} \
+                             bytes ({} KiB), so the container could not start",
+                            kib(MAX_EXEC_STRING)
+                        ),
+                    });
+                }
+            }
+        }
+    }
+    let size = serde_json::to_vec(wire).map_or(0, |v| v.len());
+    if size > MAX_OBJECT {
+        return Err(Invalid::Field {
+            field: "the replicationcontroller".into(),
+            why: format!(
+                "{size} bytes as JSON (aliases expanded); the API server's storage refuses \
+                 objects over {MAX_OBJECT} bytes (1.5 MiB)"
+            ),
+        });
+    }
+    Ok(())
+}
+
 fn merge_under(generated: &mut Value, extra: &Value, path: &str) {
     match (generated, extra) {
         (Value::Object(g), Value::Object(e)) => {
@@ -319,10 +466,14 @@ mod tests {
     fn rc_names_fit_63_characters_and_stay_dns_names() {
         let now = UNIX_EPOCH + Duration::from_secs(T0);
         let short = rc_name("default", "zookeeper", now, 0);
-        assert_eq!(short, "ochopod.default.zookeeper-2015-05-04-08-03-05-bbbbb");
+        assert_eq!(short, "ochopod-default-zookeeper-2015-05-04-08-03-05-bbbbb");
         let long = rc_name("team.production", &"c".repeat(63), now, 7);
         assert_eq!(long.len(), MAX_NAME);
-        assert!(long.starts_with("ochopod.team.production.ccc"), "{long}");
+        assert!(long.starts_with("ochopod-team-production-ccc"), "{long}");
+        // A DNS label: what pod names (hence hostnames) start with, no dots.
+        for name in [&short, &long] {
+            assert!(crate::definition::check_dns_label("name", name).is_ok(), "{name}");
+        }
         assert!(long.ends_with("-2015-05-04-08-03-05-kbbbb"), "{long}");
         // Truncation never leaves a dot or dash before the time part.
         let cut = rc_name("ab", &"x".repeat(26), now, 0);
@@ -410,11 +561,44 @@ mod tests {
     }
 
     #[test]
+    fn fields_the_model_drops_are_kept_for_the_wire_at_their_place() {
+        let mut def = fixture("full.yaml");
+        def.verbatim = serde_json::from_str(
+            r#"{"spec": {"nodeSelectr": {"disk": "ssd"}, "nodeSelector": {"disk": "ssd"},
+                         "containers": [{"imagee": "x", "tty": true}],
+                         "tolerations": [{"key": "k", "operator": "Exists", "effct": "NoSchedule"}]},
+                "metadata": {"labelz": {"a": "b"}}}"#,
+        )
+        .unwrap();
+        let rc = build(&def, &target(&def, "default", 1)).unwrap();
+        let extra = dropped_by_model(&def, &rc);
+        assert_eq!(
+            extra,
+            serde_json::json!({"metadata": {"labelz": {"a": "b"}},
+                "spec": {"nodeSelectr": {"disk": "ssd"}, "containers": [{"imagee": "x"}],
+                         "tolerations": [{"effct": "NoSchedule"}]}})
+        );
+        let sent = wire(&rc, &extra);
+        let spec = &sent["spec"]["template"]["spec"];
+        assert_eq!(spec["nodeSelectr"]["disk"], "ssd");
+        assert_eq!(spec["nodeSelector"]["disk"], "ssd");
+        assert_eq!(spec["containers"][0]["imagee"], "x");
+        assert_eq!(spec["containers"][0]["tty"], true);
+        assert_eq!(spec["containers"][0]["name"], "web");
+        assert_eq!(spec["tolerations"][0]["effct"], "NoSchedule");
+        assert_eq!(sent["spec"]["template"]["metadata"]["labelz"]["a"], "b");
+        let plain = fixture("minimal.yaml");
+        let rc = build(&plain, &target(&plain, "default", 1)).unwrap();
+        assert!(dropped_by_model(&plain, &rc).is_null());
+        assert_eq!(wire(&rc, &Value::Null), serde_json::to_value(&rc).unwrap());
+    }
+
+    #[test]
     fn renaming_keeps_selector_labels_and_env_in_step() {
         let def = fixture("zookeeper.yaml");
         let mut rc = build(&def, &target(&def, "default", 1)).unwrap();
-        set_application(&mut rc, "ochopod.default.zookeeper-new");
-        let name = "ochopod.default.zookeeper-new".to_string();
+        set_application(&mut rc, "ochopod-default-zookeeper-new");
+        let name = "ochopod-default-zookeeper-new".to_string();
         assert_eq!(rc.metadata.name.as_ref(), Some(&name));
         assert_eq!(rc.metadata.labels.as_ref().unwrap()[LABEL_APPLICATION], name);
         let spec = rc.spec.unwrap();

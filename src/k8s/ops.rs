@@ -1,13 +1,18 @@
 //! The API operations the tools apply, each a thin blocking call on [`Kube`] that names its
 //! object in errors: create an RC, list RCs and pods by label, read and set the `scale`
-//! subresource, delete with an explicit propagation policy, read logs. Objects are built in
-//! [`super::objects`], never here.
+//! subresource, mark pods for the next scale-down, delete RCs with an explicit propagation
+//! policy, read logs. Objects are built in [`super::objects`], never here.
 
 use k8s_openapi::api::core::v1::{Pod, ReplicationController};
-use kube::api::{Api, DeleteParams, ListParams, LogParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, ListParams, LogParams};
 
-use super::{Kube, api_error};
-use crate::error::Result;
+use serde_json::{Value, json};
+
+use super::{Kube, api_error, is_code};
+
+/// The annotation a ReplicationController's scale-down ranks ready pods by (lowest first).
+pub const DELETION_COST: &str = "controller.kubernetes.io/pod-deletion-cost";
+use crate::error::{Error, Result};
 
 /// How dependents of a deleted RC are handled. Core/v1 RCs default to Orphan on the server, so
 /// every delete here names its policy: a `kill` that sent none would leave every pod running.
@@ -31,11 +36,24 @@ impl Kube {
         Api::namespaced(self.client(), self.namespace())
     }
 
-    /// Creates an RC; returns it as the server stored it.
-    pub fn create_rc(&self, rc: &ReplicationController) -> Result<ReplicationController> {
-        let name = rc.metadata.name.as_deref().unwrap_or("");
+    /// Creates an RC from its wire form ([`super::objects::wire`]) with strict field validation,
+    /// so a field the server does not know is a 400 naming its path instead of being dropped;
+    /// returns the RC as the server stored it.
+    pub fn create_rc(&self, rc: &Value) -> Result<ReplicationController> {
+        let name = rc.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("");
         let what = format!("create replicationcontroller {}/{name}", self.namespace());
-        self.block_on(self.rcs().create(&PostParams::default(), rc)).map_err(|e| api_error(what, e))
+        let path = format!("{}?fieldValidation=Strict", self.path("replicationcontrollers", ""));
+        self.send(&what, json_request(http::Method::POST, &path, None, rc)?)
+    }
+
+    /// `/api/v1/namespaces/<ns>/<resource>[/<rest>]`.
+    fn path(&self, resource: &str, rest: &str) -> String {
+        let ns = self.namespace();
+        if rest.is_empty() {
+            format!("/api/v1/namespaces/{ns}/{resource}")
+        } else {
+            format!("/api/v1/namespaces/{ns}/{resource}/{rest}")
+        }
     }
 
     /// RCs matching a label selector (`k=v,k2=v2`).
@@ -58,37 +76,49 @@ impl Kube {
     /// `kubectl scale` sends).
     pub fn set_scale(&self, rc: &str, replicas: i32) -> Result<()> {
         let what = format!("scale replicationcontroller {}/{rc} to {replicas}", self.namespace());
-        let patch = serde_json::json!({ "spec": { "replicas": replicas } });
-        self.block_on(self.rcs().patch_scale(rc, &PatchParams::default(), &Patch::Merge(&patch)))
+        let patch = json!({ "spec": { "replicas": replicas } });
+        let path = self.path("replicationcontrollers", &format!("{rc}/scale"));
+        self.send::<Value>(&what, json_request(http::Method::PATCH, &path, Some(MERGE), &patch)?)
             .map(|_| ())
-            .map_err(|e| api_error(what, e))
     }
 
     /// Deletes an RC with the given propagation. A missing RC is not an error (already gone):
     /// returns false then.
     pub fn delete_rc(&self, name: &str, propagation: Propagation) -> Result<bool> {
         let what = format!("delete replicationcontroller {}/{name}", self.namespace());
-        let params = match propagation {
-            Propagation::Background => DeleteParams::background(),
-            Propagation::Foreground => DeleteParams::foreground(),
-            Propagation::Orphan => DeleteParams::orphan(),
+        let policy = match propagation {
+            Propagation::Background => "Background",
+            Propagation::Foreground => "Foreground",
+            Propagation::Orphan => "Orphan",
         };
+        let options =
+            json!({"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": policy});
+        let path = self.path("replicationcontrollers", name);
         // The answer is a Status when the RC went at once, the RC itself while finalizers run:
         // both mean the deletion was accepted.
-        match self.block_on(self.rcs().delete(name, &params)) {
+        match self.send::<Value>(&what, json_request(http::Method::DELETE, &path, None, &options)?)
+        {
             Ok(_) => Ok(true),
-            Err(kube::Error::Api(s)) if s.code == 404 => Ok(false),
-            Err(e) => Err(api_error(what, e)),
+            Err(e) if is_code(&e, 404) => Ok(false),
+            Err(e) => Err(e),
         }
     }
 
-    /// Deletes one pod (graceful, with its own termination grace period). Missing → false.
-    pub fn delete_pod(&self, name: &str) -> Result<bool> {
-        let what = format!("delete pod {}/{name}", self.namespace());
-        match self.block_on(self.pods().delete(name, &DeleteParams::default())) {
+    /// Makes a pod the first its controller removes on the next scale-down: the
+    /// `pod-deletion-cost` annotation at its lowest. (The controller still removes unscheduled,
+    /// pending and unready pods before any ready one.) A missing pod → false.
+    pub fn mark_first_to_go(&self, name: &str) -> Result<bool> {
+        let what = format!("mark pod {}/{name} for removal", self.namespace());
+        let patch = json!({
+            "metadata": { "annotations": { DELETION_COST: i32::MIN.to_string() } }
+        });
+        let path = self.path("pods", name);
+        match self
+            .send::<Value>(&what, json_request(http::Method::PATCH, &path, Some(MERGE), &patch)?)
+        {
             Ok(_) => Ok(true),
-            Err(kube::Error::Api(s)) if s.code == 404 => Ok(false),
-            Err(e) => Err(api_error(what, e)),
+            Err(e) if is_code(&e, 404) => Ok(false),
+            Err(e) => Err(e),
         }
     }
 
@@ -98,4 +128,22 @@ impl Kube {
         let params = LogParams { tail_lines: tail, ..Default::default() };
         self.block_on(self.pods().logs(pod, &params)).map_err(|e| api_error(what, e))
     }
+}
+
+const MERGE: &str = "application/merge-patch+json";
+
+/// A request with a JSON body (`content_type`, default `application/json`).
+fn json_request(
+    method: http::Method,
+    path: &str,
+    content_type: Option<&str>,
+    body: &Value,
+) -> Result<http::Request<Vec<u8>>> {
+    http::Request::builder()
+        .method(method)
+        .uri(path)
+        .header(http::header::CONTENT_TYPE, content_type.unwrap_or("application/json"))
+        .header(http::header::ACCEPT, "application/json")
+        .body(serde_json::to_vec(body).unwrap_or_default())
+        .map_err(|e| Error::Failed(format!("build the request for {path}: {e}")))
 }

@@ -26,7 +26,7 @@ use crate::zk::{self, Session};
 #[argh(
     subcommand,
     name = "bump",
-    note = "GLOB matches `<namespace>.<cluster>` (a bare name matches any namespace); each matched cluster is bumped on its own. A new RC is created from the newest RC's pod template with the image tag set to RELEASE (a registry port is kept), at 0 replicas. Then, --step pods at a time: the new RC grows by the step; once its pods are registered in ZooKeeper and configured by their leader (in the cluster's snapshot), as many of the oldest old pods get `/control/kill` until 410, are deleted and their RC lowered. At the end the old RCs are deleted (propagation Background). Each wait lasts at most -t seconds. With --strict, a failure rolls back: the new RC is deleted and the old RCs get their replicas back.\n\nOutput: problems on stderr, then `<P>% success (<N> pods)`. With -j: {{\"<cluster>\": {{\"ok\": bool, \"application\": \"<new rc>\", \"up\": [seq…], \"problems\": [\"…\"]}}}}. Exit 0 when every cluster was rolled, 1 otherwise or when nothing matched, 2 on usage errors."
+    note = "GLOB matches `<namespace>.<cluster>` (a bare name matches any namespace); each matched cluster is bumped on its own. A new RC is created from the newest RC's pod template with the image tag set to RELEASE (a registry port is kept), at 0 replicas. Then, --step pods at a time: the new RC grows by the step; once its pods are registered in ZooKeeper and configured by their leader (in the cluster's snapshot), as many of the oldest old pods get `/control/kill` until 410, are marked as the first to go (pod-deletion-cost) and their RC lowered, so its controller removes exactly them; the step ends once their registrations are gone. At the end the old RCs are deleted (propagation Background). Each wait lasts at most -t seconds. With --strict, a failure rolls back: the new RC is deleted and the old RCs get their replicas back.\n\nA step gives up early once its new pods report their process dead. Output: problems on stderr, then one stdout line per RC created, deleted, left behind or rolled back (`<cluster>: created <rc>`, `<cluster>: rolled back: deleted <rc>, <old> back to N`), then `<P>% success (<N> pods)`. With -j: {{\"<cluster>\": {{\"ok\": bool, \"application\": \"<new rc>\", \"up\": [seq…], \"deleted\": [\"<old rc>\"…], \"rolled_back\": bool, \"problems\": [\"…\"], \"warnings\": [\"<server warning>\"]}}}}; server warnings also go to stderr as `<item>: warning: <text>`. Exit 0 when every cluster was rolled, 1 otherwise or when nothing matched, 2 on usage errors."
 )]
 pub struct Args {
     /// cluster glob
@@ -62,8 +62,14 @@ pub struct Args {
 struct Outcome {
     application: String,
     up: Vec<u64>,
+    /// What was done to RCs, for the text output.
+    notes: Vec<String>,
+    /// Old RCs deleted at the end.
+    deleted: Vec<String>,
+    rolled_back: bool,
     problems: Vec<String>,
     failed: bool,
+    warnings: Vec<String>,
 }
 
 /// The new RC: the newest one's template with `image` re-tagged, a fresh name, 0 replicas, and
@@ -123,7 +129,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
     }
     let mut outcomes = Vec::new();
     for (cluster, rcs) in &clusters {
-        outcomes.push((cluster.clone(), bump(&kube, &zk, cluster, rcs, &args)));
+        let mut outcome = bump(&kube, &zk, cluster, rcs, &args);
+        outcome.warnings = kube.take_warnings();
+        outcomes.push((cluster.clone(), outcome));
     }
     let up: usize = outcomes.iter().map(|(_, o)| o.up.len()).sum();
     let items = outcomes
@@ -132,7 +140,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
             name: cluster,
             failed: o.failed,
             problems: o.problems,
-            fields: json!({"application": o.application, "up": o.up}),
+            fields: json!({"application": o.application, "up": o.up, "deleted": o.deleted,
+                "rolled_back": o.rolled_back}),
+            warnings: o.warnings,
+            notes: o.notes,
         })
         .collect();
     Ok(workload::report(items, args.json, |p| format!("{p}% success ({up} pods)")))
@@ -152,7 +163,7 @@ fn bump(
     let created = (|| -> Result<String> {
         for _ in 0..3 {
             let rc = next_rc(newest, &args.release, SystemTime::now(), objects::random())?;
-            match kube.create_rc(&rc) {
+            match kube.create_rc(&objects::wire(&rc, &serde_json::Value::Null)) {
                 Ok(rc) => return Ok(workload::name(&rc)),
                 Err(e) if is_code(&e, 409) => continue,
                 Err(e) => return Err(e),
@@ -169,13 +180,21 @@ fn bump(
         }
     };
     outcome.application = app.clone();
+    outcome.notes.push(format!("created {app}"));
     match roll(kube, zk, cluster, &app, &old, args) {
         Ok(up) => {
             outcome.up = up;
             for (name, _) in &old {
-                if let Err(e) = kube.delete_rc(name, Propagation::Background) {
-                    outcome.failed = true;
-                    outcome.problems.push(chain(&e));
+                match kube.delete_rc(name, Propagation::Background) {
+                    Ok(_) => {
+                        outcome.notes.push(format!("deleted {name}"));
+                        outcome.deleted.push(name.clone());
+                    }
+                    Err(e) => {
+                        outcome.failed = true;
+                        outcome.notes.push(format!("{name} left behind (delete failed)"));
+                        outcome.problems.push(chain(&e));
+                    }
                 }
             }
         }
@@ -183,7 +202,25 @@ fn bump(
             outcome.failed = true;
             outcome.problems.push(chain(&e));
             if args.strict {
-                outcome.problems.extend(rollback(kube, &app, &old));
+                let problems = rollback(kube, &app, &old);
+                if problems.is_empty() {
+                    outcome.rolled_back = true;
+                    let restored: Vec<String> =
+                        old.iter().map(|(n, r)| format!("{n} back to {r}")).collect();
+                    outcome
+                        .notes
+                        .push(format!("rolled back: deleted {app}, {}", restored.join(", ")));
+                } else {
+                    outcome.notes.push(format!("rollback incomplete: {app} may be left behind"));
+                    outcome.problems.extend(problems);
+                }
+            } else {
+                let olds: Vec<&str> = old.iter().map(|(n, _)| n.as_str()).collect();
+                outcome.notes.push(format!(
+                    "{app} left behind with the pods it has, next to {} (no --strict: no \
+                     rollback)",
+                    olds.join(", ")
+                ));
             }
         }
     }
@@ -208,21 +245,25 @@ fn roll(
         let n = args.step.min(total - moved);
         kube.set_scale(app, moved + n)?;
         let deadline = Instant::now() + timeout;
-        let (seen, ok) = workload::wait_for(
+        let step_zk = workload::reconnect(zk)?;
+        let zk = &step_zk;
+        let waited = workload::wait_for(
             zk,
             cluster,
             deadline,
+            Some((app, n as usize)),
             |_| {},
             |pods, configured| workload::settled(pods, configured, app, (moved + n) as usize),
         )?;
-        if !ok {
-            let mine = seen.iter().filter(|p| p.field("application") == app).count();
-            return Err(Error::Failed(format!(
-                "{app}: {mine} of {} pod(s) registered and configured after {}s",
-                moved + n,
-                timeout.as_secs()
+        if !waited.ok {
+            return Err(Error::Failed(workload::wait_failure(
+                app,
+                &waited,
+                (moved + n) as usize,
+                timeout,
             )));
         }
+        let seen = waited.pods;
         pods = seen;
         if !args.json {
             println!("{cluster}: {} of {total} pod(s) on {app}", moved + n);
@@ -236,7 +277,8 @@ fn roll(
                 eprintln!("{cluster}: {}: no graceful kill ({why})", pod.key());
             }
         }
-        let problems = workload::remove_pods(kube, &chosen);
+        let fresh = workload::reconnect(zk)?;
+        let problems = workload::remove_pods(kube, &fresh, &chosen, Instant::now() + timeout);
         if !problems.is_empty() {
             return Err(Error::Failed(problems.join("; ")));
         }
@@ -272,7 +314,7 @@ mod tests {
         let def = definition::load(&path).unwrap();
         let target = Target {
             namespace: "default".into(),
-            application: "ochopod.default.web-old".into(),
+            application: "ochopod-default-web-old".into(),
             replicas: 3,
             zk: "zk:2181".into(),
         };
@@ -282,7 +324,7 @@ mod tests {
         let new = next_rc(&old, "2.0", SystemTime::UNIX_EPOCH, 0).unwrap();
         assert_eq!(
             new.metadata.name.as_deref(),
-            Some("ochopod.default.web-1970-01-01-00-00-00-bbbbb")
+            Some("ochopod-default-web-1970-01-01-00-00-00-bbbbb")
         );
         assert_eq!(
             (new.metadata.uid.as_ref(), new.metadata.resource_version.as_ref()),
@@ -293,7 +335,7 @@ mod tests {
         let tpl = spec.template.unwrap();
         assert_eq!(
             tpl.metadata.unwrap().labels.unwrap()[LABEL_APPLICATION],
-            "ochopod.default.web-1970-01-01-00-00-00-bbbbb"
+            "ochopod-default-web-1970-01-01-00-00-00-bbbbb"
         );
         let c = &tpl.spec.unwrap().containers[0];
         assert_eq!(c.image.as_deref(), Some("registry.local:5000/team/web:2.0"));

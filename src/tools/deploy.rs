@@ -23,7 +23,7 @@ use crate::k8s::{Access, Kube, is_code};
 #[argh(
     subcommand,
     name = "deploy",
-    note = "FILE arguments are container definition YAML files, or globs (`*.yml`) expanded against the working directory. Each becomes one ReplicationController named `ochopod.<ns>.<cluster>-<UTC YYYY-MM-DD-HH-MM-SS>-<5 random chars>` (shortened to 63 characters from the left part when needed), labelled ochopod.io/namespace, ochopod.io/cluster and ochopod.io/application. Its one container gets the Ochopod environment (ochopod_cluster, ochopod_namespace, ochopod_application, ochopod_zk, ochopod_port, ochopod_ports, ochopod_debug, ochopod_start, ochopod_depends_on, pod = settings JSON, POD_IP, POD_NAME, NODE_NAME), never a credential. The definition's `command` and `args` become the container's command and args unchanged: with an image whose entrypoint is `ocho pod … --`, give only `args`, the workload the agent starts.\n\nOutput: one line per failed definition on stderr (`<file>: <reason>`), then `<P>% success / spawned <N> pod(s)`. With -j one JSON object: {{\"<file>\": {{\"ok\": bool, \"up\": [seq… with --wait], \"application\": \"<rc name>\", \"replicas\": N, \"error\": \"…\"}}}}. --dry-run prints the objects (YAML documents; a JSON array with -j) and calls nothing. Exit 0 when every definition was deployed, 1 otherwise, 2 on a usage error."
+    note = "FILE arguments are container definition YAML files, or globs (`*.yml`) expanded against the working directory. Each becomes one ReplicationController named `ochopod-<ns>-<cluster>-<UTC YYYY-MM-DD-HH-MM-SS>-<5 random chars>` (a DNS label: dots of the namespace become dashes; shortened to 63 characters from the left part when needed), labelled ochopod.io/namespace, ochopod.io/cluster and ochopod.io/application. Its one container gets the Ochopod environment (ochopod_cluster, ochopod_namespace, ochopod_application, ochopod_zk, ochopod_port, ochopod_ports, ochopod_debug, ochopod_start, ochopod_depends_on, pod = settings JSON, POD_IP, POD_NAME, NODE_NAME), never a credential. The definition's `command` and `args` become the container's command and args unchanged: with an image whose entrypoint is `ocho pod … --`, give only `args`, the workload the agent starts.\n\nOutput: one line per failed definition on stderr (`<file>: <reason>`; with --wait the pods registered, configured and dead, and what became of the RC), one stdout line per RC created (`<file>: <rc> created|left behind|deleted again (--strict) (<N> pod(s))`), then `<P>% success / spawned <N> pod(s)` (the pods of the RCs still there). --wait gives up early once every new pod reports its process dead. With -j one JSON object: {{\"<file>\": {{\"ok\": bool, \"up\": [seq… with --wait], \"created\": bool, \"deleted\": bool, \"application\": \"<rc name>\", \"replicas\": N, \"error\": \"…\", \"warnings\": [\"…\"]}}}}; the server's warnings also go to stderr as `<file>: warning: <text>`. Objects are created with strict field validation: a field the server does not know (a typo in `verbatim`) fails the definition, naming its path. --dry-run prints the objects (YAML documents; a JSON array with -j) and calls nothing. Exit 0 when every definition was deployed, 1 otherwise, 2 on a usage error."
 )]
 pub struct Args {
     /// container definition files or globs
@@ -82,9 +82,17 @@ pub const PROXY_SERVICE: &str = "ocho-proxy";
 struct Item {
     file: String,
     rc: Option<ReplicationController>,
+    /// What the typed model dropped from the definition's `verbatim` (sent anyway).
+    extra: Value,
     replicas: i32,
     error: Option<String>,
     up: Vec<u64>,
+    /// What the server warned about this definition's object.
+    warnings: Vec<String>,
+    /// Its RC was created (it may have been deleted again: `deleted`).
+    created: bool,
+    /// Its RC was deleted again (`--strict` after a failed wait).
+    deleted: bool,
 }
 
 /// Runs the tool.
@@ -127,9 +135,13 @@ pub fn run(args: Args) -> Result<ExitCode> {
             Err(reason) => items.push(Item {
                 file: pattern.clone(),
                 rc: None,
+                extra: Value::Null,
                 replicas: 0,
                 error: Some(reason),
                 up: vec![],
+                warnings: vec![],
+                created: false,
+                deleted: false,
             }),
         }
     }
@@ -162,7 +174,7 @@ fn build(
     zk: &str,
 ) -> Item {
     let name = file.display().to_string();
-    let built = (|| -> Result<(ReplicationController, i32)> {
+    let built = (|| -> Result<(ReplicationController, Value, i32)> {
         let mut def = definition::load(file)?;
         let opts = Prepare {
             namespace: &args.namespace,
@@ -190,11 +202,33 @@ fn build(
         };
         let mut rc = objects::build(&def, &target).map_err(wrap)?;
         rc.metadata.namespace = Some(k8s_ns.to_string());
-        Ok((rc, replicas))
+        let extra = objects::dropped_by_model(&def, &rc);
+        objects::check_limits(&objects::wire(&rc, &extra)).map_err(wrap)?;
+        Ok((rc, extra, replicas))
     })();
     match built {
-        Ok((rc, replicas)) => Item { file: name, rc: Some(rc), replicas, error: None, up: vec![] },
-        Err(e) => Item { file: name, rc: None, replicas: 0, error: Some(chain(&e)), up: vec![] },
+        Ok((rc, extra, replicas)) => Item {
+            file: name,
+            rc: Some(rc),
+            extra,
+            replicas,
+            error: None,
+            up: vec![],
+            warnings: vec![],
+            created: false,
+            deleted: false,
+        },
+        Err(e) => Item {
+            file: name,
+            rc: None,
+            extra: Value::Null,
+            replicas: 0,
+            error: Some(chain(&e)),
+            up: vec![],
+            warnings: vec![],
+            created: false,
+            deleted: false,
+        },
     }
 }
 
@@ -204,15 +238,20 @@ fn submit(kube: &Kube, items: &mut [Item]) {
     let mut unreachable: Option<String> = None;
     for item in items.iter_mut() {
         let Some(rc) = item.rc.as_mut() else { continue };
-        if let Some(reason) = &unreachable {
-            item.error = Some(format!("not submitted: {reason}"));
+        if let Some(earlier) = &unreachable {
+            item.error = Some(format!(
+                "not submitted: the API server could not be reached for {earlier} (see there)"
+            ));
             continue;
         }
         let mut attempt = 0;
         loop {
-            match kube.create_rc(rc) {
+            let created = kube.create_rc(&objects::wire(rc, &item.extra));
+            item.warnings.extend(kube.take_warnings());
+            match created {
                 Ok(created) => {
                     *rc = created;
+                    item.created = true;
                     break;
                 }
                 Err(e) if is_code(&e, 409) && attempt < 3 => {
@@ -221,7 +260,7 @@ fn submit(kube: &Kube, items: &mut [Item]) {
                 }
                 Err(e) => {
                     if matches!(e, Error::K8s { .. }) {
-                        unreachable = Some(chain(&e));
+                        unreachable = Some(item.file.clone());
                     }
                     item.error = Some(chain(&e));
                     break;
@@ -249,10 +288,11 @@ fn wait(kube: &Kube, args: &Args, items: &mut [Item]) -> Result<()> {
         let (file, quiet) = (item.file.clone(), args.json);
         // First the pods of this RC, registered and in the cluster's snapshot; then the `wait`
         // tool's own readiness (every pod's process running, a settled leader).
-        let (pods, mut ok) = workload::wait_for(
+        let waited = workload::wait_for(
             &zk,
             &cluster,
             deadline,
+            Some((&app, want)),
             |pods| {
                 let mine = pods.iter().filter(|p| p.field("application") == app).count();
                 if !quiet {
@@ -261,6 +301,7 @@ fn wait(kube: &Kube, args: &Args, items: &mut [Item]) -> Result<()> {
             },
             |pods, configured| workload::settled(pods, configured, &app, want),
         )?;
+        let mut ok = waited.ok;
         if ok && want > 0 {
             let target = super::wait::Target {
                 globs: vec![super::Glob(cluster.clone())],
@@ -276,18 +317,31 @@ fn wait(kube: &Kube, args: &Args, items: &mut [Item]) -> Result<()> {
             })?;
             ok = statuses.iter().all(|s| s.ready);
         }
-        item.up = pods.iter().filter(|p| p.field("application") == app).map(|p| p.seq).collect();
+        item.up =
+            waited.pods.iter().filter(|p| p.field("application") == app).map(|p| p.seq).collect();
         if !ok {
-            let mut reason = format!(
-                "{app}: {} of {want} pod(s) registered and configured after {}s",
-                item.up.len(),
-                args.timeout.max(5)
-            );
+            let timeout = std::time::Duration::from_secs(args.timeout.max(5));
+            let mut reason = if waited.ok {
+                format!(
+                    "{app}: registered and configured, but not ready after {}s",
+                    timeout.as_secs()
+                )
+            } else {
+                workload::wait_failure(&app, &waited, want, timeout)
+            };
             if args.strict {
                 match kube.delete_rc(&app, Propagation::Background) {
-                    Ok(_) => reason.push_str("; deleted (--strict)"),
-                    Err(e) => reason.push_str(&format!("; --strict delete failed: {}", chain(&e))),
+                    Ok(_) => {
+                        item.deleted = true;
+                        reason.push_str("; deleted (--strict)");
+                    }
+                    Err(e) => reason.push_str(&format!(
+                        "; --strict delete failed, {app} is left behind: {}",
+                        chain(&e)
+                    )),
                 }
+            } else {
+                reason.push_str(&format!("; {app} is left behind (without --strict)"));
             }
             item.error = Some(reason);
         }
@@ -305,7 +359,8 @@ fn rename(rc: &mut ReplicationController) {
 }
 
 fn print_dry_run(items: &[Item], as_json: bool) -> Result<ExitCode> {
-    let rcs: Vec<&ReplicationController> = items.iter().filter_map(|i| i.rc.as_ref()).collect();
+    let rcs: Vec<Value> =
+        items.iter().filter_map(|i| Some(objects::wire(i.rc.as_ref()?, &i.extra))).collect();
     if as_json {
         let text = serde_json::to_string(&rcs)
             .map_err(|e| Error::Failed(format!("render the objects as JSON: {e}")))?;
@@ -323,6 +378,9 @@ fn print_dry_run(items: &[Item], as_json: bool) -> Result<ExitCode> {
 
 fn print_failures(items: &[Item]) {
     for item in items {
+        for warning in &item.warnings {
+            eprintln!("{}: warning: {warning}", item.file);
+        }
         if let Some(error) = &item.error {
             eprintln!("{}: {error}", item.file);
         }
@@ -331,24 +389,37 @@ fn print_failures(items: &[Item]) {
 
 fn report(items: &[Item], as_json: bool) -> Result<ExitCode> {
     let ok = items.iter().filter(|i| i.error.is_none()).count();
+    let name = |item: &Item| item.rc.as_ref().and_then(|rc| rc.metadata.name.clone());
     if as_json {
         let mut out = serde_json::Map::new();
         for item in items {
-            let application = item.rc.as_ref().and_then(|rc| rc.metadata.name.clone());
-            let mut entry = json!({ "ok": item.error.is_none(), "up": item.up });
-            if item.error.is_none() {
-                entry["application"] = json!(application);
+            let mut entry = json!({ "ok": item.error.is_none(), "up": item.up,
+                "created": item.created, "deleted": item.deleted });
+            if item.created {
+                entry["application"] = json!(name(item));
                 entry["replicas"] = json!(item.replicas);
             }
             if let Some(e) = &item.error {
                 entry["error"] = json!(e);
             }
+            entry["warnings"] = json!(item.warnings);
             out.insert(item.file.clone(), entry);
         }
         println!("{}", Value::Object(out));
     } else {
         print_failures(items);
-        let spawned: i32 = items.iter().filter(|i| i.error.is_none()).map(|i| i.replicas).sum();
+        // Every RC this run created, and whether it is still there.
+        for item in items.iter().filter(|i| i.created) {
+            let rc = name(item).unwrap_or_default();
+            let fate = match (item.deleted, item.error.is_some()) {
+                (true, _) => "deleted again (--strict)",
+                (false, true) => "left behind",
+                (false, false) => "created",
+            };
+            println!("{}: {rc} {fate} ({} pod(s))", item.file, item.replicas);
+        }
+        let spawned: i32 =
+            items.iter().filter(|i| i.created && !i.deleted).map(|i| i.replicas).sum();
         println!("{}% success / spawned {spawned} pod(s)", percent(ok, items.len()));
     }
     Ok(if ok == items.len() { ExitCode::SUCCESS } else { ExitCode::from(1) })

@@ -25,7 +25,7 @@ use crate::zk::{self, Session};
 #[argh(
     subcommand,
     name = "kill",
-    note = "Each GLOB matches `<namespace>.<cluster>` (a bare name matches any namespace). Every matched pod gets `POST /control/kill/<secs>` until it answers 410 or -t passes; then the RCs of the cluster (each pod's `application`, plus every RC labelled for the cluster) are deleted with propagation Background, so Kubernetes removes every pod, silent ones included. With -i SEQ…, only those pods are killed and deleted, and their RC's replicas lowered by as many. Without -i, --force is required.\n\nOutput: per-pod problems on stderr (`<glob>: <pod key>: <reason>`), then `<P>% success / killed <N> pod(s)` (P over globs). With -j: {{\"<glob>\": {{\"ok\": bool, \"down\": [seq…], \"graceful\": [seq…], \"deleted\": [\"<rc>\"…], \"problems\": [\"…\"]}}}}. Exit 0 when every glob succeeded, 1 otherwise (a glob matching nothing fails), 2 on a usage error."
+    note = "Each GLOB matches `<namespace>.<cluster>` (a bare name matches any namespace). Every matched pod gets `POST /control/kill/<secs>` until it answers 410 or -t passes; then the RCs of the cluster (each pod's `application`, plus every RC labelled for the cluster) are deleted with propagation Background, so Kubernetes removes every pod, silent ones included. With -i SEQ…, only those pods are killed; then they are marked as the first to go (annotation controller.kubernetes.io/pod-deletion-cost) and their RC's replicas lowered by as many, so its controller removes exactly them and starts no replacement; the tool waits (up to -t) until their registrations are gone. Without -i, --force is required.\n\nOutput: per-pod problems on stderr (`<glob>: <pod key>: <reason>`), a stdout line `<glob>: deleted <rc>` per RC deleted, and (without -i) once the cluster's last pod is gone `<glob>: removed <cluster> from zookeeper` (its nodes deleted, so `ls` no longer lists it; waits up to -t), then `<P>% success / killed <N> pod(s)` (P over globs). With -j: {{\"<glob>\": {{\"ok\": bool, \"down\": [seq…], \"graceful\": [seq…], \"deleted\": [\"<rc>\"…], \"forgotten\": [\"<cluster>\"…], \"problems\": [\"…\"], \"warnings\": [\"<server warning>\"]}}}}; server warnings also go to stderr as `<item>: warning: <text>`. Exit 0 when every glob succeeded, 1 otherwise (a glob matching nothing fails), 2 on a usage error."
 )]
 pub struct Args {
     /// cluster globs
@@ -60,8 +60,13 @@ struct Outcome {
     down: Vec<u64>,
     graceful: Vec<u64>,
     deleted: Vec<String>,
+    /// Clusters whose ZooKeeper nodes were removed once their last pod was gone.
+    forgotten: Vec<String>,
+    /// Lines for the text output about ZooKeeper.
+    notes: Vec<String>,
     problems: Vec<String>,
     failed: bool,
+    warnings: Vec<String>,
 }
 
 /// Parses `-i` values: numbers, repeatable or comma separated.
@@ -94,9 +99,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
 
     let mut outcomes = Vec::new();
     for glob in &globs {
-        let outcome = kill(&kube, &zk, glob, indices.as_ref(), timeout).unwrap_or_else(|e| {
+        let mut outcome = kill(&kube, &zk, glob, indices.as_ref(), timeout).unwrap_or_else(|e| {
             Outcome { problems: vec![chain(&e)], failed: true, ..Default::default() }
         });
+        outcome.warnings = kube.take_warnings();
         outcomes.push((glob, outcome));
     }
     report(&outcomes, args.json)
@@ -129,9 +135,12 @@ fn kill(
         }
     }
 
+    let fresh = workload::reconnect(zk)?;
+    let zk = &fresh;
     if indices.is_some() {
         let chosen: Vec<&Pod> = pods.iter().collect();
-        let problems = workload::remove_pods(kube, &chosen);
+        let problems =
+            workload::remove_pods(kube, zk, &chosen, std::time::Instant::now() + timeout);
         outcome.failed = !problems.is_empty();
         outcome.problems.extend(problems);
         outcome.down = pods.iter().map(|p| p.seq).collect();
@@ -167,6 +176,25 @@ fn kill(
     }
     outcome.down =
         pods.iter().filter(|p| done.contains(&p.field("application"))).map(|p| p.seq).collect();
+    if !outcome.failed {
+        let mut clusters: BTreeSet<String> = pods.iter().map(|p| p.cluster.clone()).collect();
+        clusters.extend(by_label.keys().cloned());
+        let deadline = std::time::Instant::now() + timeout;
+        for cluster in clusters {
+            let left = workload::forget_cluster(zk, &cluster, deadline)?;
+            if left.is_empty() {
+                outcome.notes.push(format!("removed {cluster} from zookeeper"));
+                outcome.forgotten.push(cluster);
+            } else {
+                let keys: Vec<String> = left.iter().map(Pod::key).collect();
+                outcome.notes.push(format!(
+                    "kept {cluster} in zookeeper: still registered after {}s: {}",
+                    timeout.as_secs(),
+                    keys.join(", ")
+                ));
+            }
+        }
+    }
     Ok(outcome)
 }
 
@@ -180,7 +208,15 @@ fn report(outcomes: &[(&Glob, Outcome)], as_json: bool) -> Result<ExitCode> {
             problems: o.problems.clone(),
             fields: json!({"down": o.down,
                 "graceful": o.graceful,
-                "deleted": o.deleted}),
+                "deleted": o.deleted,
+                "forgotten": o.forgotten}),
+            warnings: o.warnings.clone(),
+            notes: o
+                .deleted
+                .iter()
+                .map(|rc| format!("deleted {rc}"))
+                .chain(o.notes.iter().cloned())
+                .collect(),
         })
         .collect();
     Ok(workload::report(items, as_json, |p| format!("{p}% success / killed {killed} pod(s)")))

@@ -14,8 +14,10 @@ tool_args! {
         name = "ls",
         note = "Text: `<N> pods, P% replies ->`, then a table cluster | ok | status where ok is\n\
                 running/total (total counts every registered pod, answering or not) and status\n\
-                is the leader's; clusters left without pods show 0/0. Then the pods that did not\n\
-                answer. Exit 1 unless --min-replies is met.\n\
+                is the leader's. Clusters with no registered pod (killed ones, left in zookeeper)\n\
+                are hidden, and counted in a last line, unless --all (they show 0/0). Then the\n\
+                pods that did not answer. Without any pod the header is `0 pods ->`. Exit 1\n\
+                unless --min-replies is met.\n\
                 JSON (-j): {{\"<ns.cluster>\": {{\"total\": int, \"running\": int, \"status\": str,\n\
                 \"leader\": \"<ns.cluster #seq>\"|null, \"unanswered\": {{\"<pod>\": \"<reason>\"}}}}, …}}"
     )]
@@ -23,6 +25,9 @@ tool_args! {
         /// cluster globs on <namespace>.<cluster> (default *; a bare name also matches *.name)
         #[argh(positional)]
         pub clusters: Vec<String>,
+        /// also list clusters with no registered pod (0/0)
+        #[argh(switch)]
+        pub all: bool,
     }
     timeout = "5.0", "seconds each pod has to answer (default 5)";
 }
@@ -59,7 +64,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let common = args.common()?;
     let scan = super::scan(&common, Glob::list(&args.clusters)?, "/info")?;
     let pairs: Vec<(&Pod, &Answer)> = scan.lookup.pods.iter().zip(&scan.answers).collect();
-    let rows: Vec<(String, Row)> = scan
+    let mut rows: Vec<(String, Row)> = scan
         .lookup
         .clusters
         .iter()
@@ -68,6 +73,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
             (c.clone(), summarise(&pods))
         })
         .collect();
+    let before = rows.len();
+    if !args.all {
+        rows.retain(|(_, r)| r.total > 0);
+    }
+    let hidden = before - rows.len();
     let all = scan.tally_all();
     if common.json {
         let map: Map<String, Value> = rows
@@ -84,16 +94,25 @@ pub fn run(args: Args) -> Result<ExitCode> {
             })
             .collect();
         output::emit(&(output::one_line(&Value::Object(map)) + "\n"));
-    } else if all.total == 0 && rows.is_empty() {
+    } else if all.total == 0 && rows.is_empty() && hidden == 0 {
         output::emit("\n0 pods\n");
     } else {
         let table: Vec<Vec<String>> = rows
             .iter()
             .map(|(c, r)| vec![c.clone(), format!("{}/{}", r.running, r.total), r.status.clone()])
             .collect();
-        let mut out = format!("\n{} pods, {}% replies ->\n\n", all.total, all.percent());
-        out += &output::table(&["cluster", "ok", "status"], &table);
+        let mut out = if all.total == 0 {
+            "\n0 pods ->\n\n".to_string()
+        } else {
+            format!("\n{} pods, {}% replies ->\n\n", all.total, all.percent())
+        };
+        if !table.is_empty() {
+            out += &output::table(&["cluster", "ok", "status"], &table);
+        }
         output::failures(&mut out, &all);
+        if hidden > 0 {
+            out += &format!("\n{hidden} cluster(s) without pods not shown (--all shows them)\n");
+        }
         output::emit(&out);
     }
     Ok(super::finish(&common, &all, &scan.lookup.skipped))

@@ -1,7 +1,7 @@
 //! `ocho scale GLOB -f @N|+N|-N|xF`: changes the number of pods of each matched cluster through
 //! the `scale` subresource of its ReplicationControllers. Growing adds to the newest RC;
 //! shrinking picks the pods to remove (newest `seq` first, oldest with `--fifo`), kills them
-//! gracefully, deletes them and lowers their own RC's replicas, so a cluster spread over several
+//! gracefully, marks them as the first to go and lowers their own RC's replicas, so a cluster spread over several
 //! RCs (during or after a `bump`) shrinks where its chosen pods are.
 
 use std::process::ExitCode;
@@ -21,7 +21,7 @@ use crate::zk::{self, Session};
 #[argh(
     subcommand,
     name = "scale",
-    note = "GLOB matches `<namespace>.<cluster>` (a bare name matches any namespace); each matched cluster is scaled on its own. -f gives the target: @N (exactly N), +N / -N (relative), xF (current × F, rounded down). The current count is the sum of the replicas of the cluster's RCs. Up: the newest RC gets the extra replicas. Down: the newest pods by seq (oldest with --fifo) get `/control/kill` until 410, are deleted, and their RC's replicas are lowered, so the controller does not replace them. --wait blocks until the pods registered in ZooKeeper match the target and the cluster is configured.\n\nOutput: problems on stderr, then `<P>% success (<delta with sign> pods)`. With -j: {{\"<cluster>\": {{\"ok\": bool, \"delta\": int, \"replicas\": int, \"problems\": [\"…\"]}}}}. Exit 0 when every cluster reached its target, 1 otherwise or when nothing matched, 2 on a usage error."
+    note = "GLOB matches `<namespace>.<cluster>` (a bare name matches any namespace); each matched cluster is scaled on its own. -f gives the target: @N (exactly N), +N / -N (relative), xF (current × F, rounded down). The current count is the sum of the replicas of the cluster's RCs. Up: the newest RC gets the extra replicas. Down: the newest pods by seq (oldest with --fifo) get `/control/kill` until 410, are marked as the first to go (annotation controller.kubernetes.io/pod-deletion-cost) and their RC's replicas are lowered, so the controller removes exactly those pods and replaces none; the tool waits until their registrations are gone. --wait blocks until the pods registered in ZooKeeper match the target and the cluster is configured.\n\nOutput: problems on stderr, then `<P>% success (<delta with sign> pods)`. With -j: {{\"<cluster>\": {{\"ok\": bool, \"delta\": int, \"replicas\": int, \"problems\": [\"…\"], \"warnings\": [\"<server warning>\"]}}}}; server warnings also go to stderr as `<item>: warning: <text>`. Exit 0 when every cluster reached its target, 1 otherwise or when nothing matched, 2 on a usage error."
 )]
 pub struct Args {
     /// cluster glob
@@ -115,6 +115,7 @@ struct Outcome {
     replicas: i32,
     problems: Vec<String>,
     failed: bool,
+    warnings: Vec<String>,
 }
 
 /// Runs the tool.
@@ -136,9 +137,13 @@ pub fn run(args: Args) -> Result<ExitCode> {
     }
     let mut outcomes = Vec::new();
     for (cluster, rcs) in &clusters {
-        let outcome = scale(&kube, &zk, cluster, rcs, factor, &args, timeout).unwrap_or_else(|e| {
-            Outcome { problems: vec![chain(&e)], failed: true, ..Default::default() }
-        });
+        let mut outcome =
+            scale(&kube, &zk, cluster, rcs, factor, &args, timeout).unwrap_or_else(|e| Outcome {
+                problems: vec![chain(&e)],
+                failed: true,
+                ..Default::default()
+            });
+        outcome.warnings = kube.take_warnings();
         outcomes.push((cluster.clone(), outcome));
     }
     let delta: i32 = outcomes.iter().map(|(_, o)| o.delta).sum();
@@ -149,6 +154,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
             failed: o.failed,
             problems: o.problems,
             fields: json!({"delta": o.delta, "replicas": o.replicas}),
+            warnings: o.warnings,
+            notes: Vec::new(),
         })
         .collect();
     Ok(workload::report(items, args.json, |p| format!("{p}% success ({delta:+} pods)")))
@@ -188,7 +195,8 @@ fn scale(
                 outcome.problems.push(format!("{}: no graceful kill ({why})", pod.key()));
             }
         }
-        outcome.problems.extend(workload::remove_pods(kube, &chosen));
+        let fresh = workload::reconnect(zk)?;
+        outcome.problems.extend(workload::remove_pods(kube, &fresh, &chosen, deadline));
         // Pods that never registered cannot be chosen; the rest comes off the newest RCs and
         // the controller picks which pods go.
         let mut missing = remove.saturating_sub(chosen.len()) as i32;
@@ -206,10 +214,12 @@ fn scale(
         outcome.failed = !outcome.problems.is_empty();
     }
     if args.wait && !outcome.failed {
-        let (pods, ok) = workload::wait_for(
+        let zk = &workload::reconnect(zk)?;
+        let waited = workload::wait_for(
             zk,
             cluster,
             deadline,
+            None,
             |pods| {
                 if !args.json {
                     println!("{cluster}: {} pod(s) registered", pods.len());
@@ -221,11 +231,16 @@ fn scale(
                 mine.len() == target as usize && mine.iter().all(|p| configured.contains(&p.uuid))
             },
         )?;
-        if !ok {
+        if !waited.ok {
+            let mine: Vec<&Pod> =
+                waited.pods.iter().filter(|p| names.contains(&p.field("application"))).collect();
+            let configured = mine.iter().filter(|p| waited.configured.contains(&p.uuid)).count();
             outcome.failed = true;
             outcome.problems.push(format!(
-                "timed out with {} pod(s) registered, waiting for {target} configured",
-                pods.len()
+                "timed out after {}s with {} pod(s) registered, {configured} configured, \
+                 waiting for {target}",
+                timeout.as_secs(),
+                mine.len()
             ));
         }
     }

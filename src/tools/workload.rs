@@ -1,7 +1,7 @@
 //! What `kill`, `scale` and `bump` share: the ReplicationControllers of an Ochopod cluster
 //! (found by label, whatever registered in ZooKeeper), the graceful `/control/kill` loop, the
-//! removal of chosen pods (delete them, then lower their RC's replicas so the controller does not
-//! replace them), the wait for a cluster's pods to be registered and configured, and the way
+//! removal of chosen pods (mark them, then lower their RC's replicas so the controller removes
+//! exactly those and replaces none), the wait for a cluster's pods to be registered and configured, and the way
 //! their results are reported.
 
 use std::collections::BTreeMap;
@@ -33,6 +33,13 @@ pub fn clients(
     Ok((Kube::connect(&access)?, Session::connect(zk, Duration::from_secs(10))?))
 }
 
+/// A fresh session on the same hosts. The session's client runs only while a call is in
+/// progress, so after a long stretch without one (a graceful kill that waits for silent pods)
+/// its server connection may have timed out; the tools reconnect after such a stretch.
+pub fn reconnect(zk: &Session) -> Result<Session> {
+    Session::connect(zk.hosts(), Duration::from_secs(10))
+}
+
 /// One cluster's (or glob's) result in a workload tool's report.
 pub struct Item {
     /// The cluster or glob it is about.
@@ -41,10 +48,16 @@ pub struct Item {
     pub problems: Vec<String>,
     /// The tool's own JSON fields, as an object (`{"up": …}`, `{"delta": …}`, …).
     pub fields: Value,
+    /// What the API server warned about while working on it (its `Warning` headers).
+    pub warnings: Vec<String>,
+    /// What was done to Kubernetes objects, one line each (`created <rc>`, `deleted <rc>`,
+    /// `rolled back: …`), printed on stdout before the summary in text mode.
+    pub notes: Vec<String>,
 }
 
 /// Prints the result of kill, scale or bump. With `-j`: one object
-/// `{"<item>": {"ok": bool, <fields>, "problems": [...]}}`; otherwise every problem on stderr as
+/// `{"<item>": {"ok": bool, <fields>, "problems": [...], "warnings": [...]}}`; otherwise every
+/// server warning on stderr as `<item>: warning: <text>` and every problem as
 /// `<item>: <problem>`, then `summary(percent of items that succeeded)` on stdout. Exit 0 only when
 /// every item succeeded.
 pub fn report(items: Vec<Item>, as_json: bool, summary: impl FnOnce(usize) -> String) -> ExitCode {
@@ -59,13 +72,22 @@ pub fn report(items: Vec<Item>, as_json: bool, summary: impl FnOnce(usize) -> St
             }
             fields.insert("ok".into(), json!(!item.failed));
             fields.insert("problems".into(), json!(item.problems));
+            fields.insert("warnings".into(), json!(item.warnings));
             out.insert(item.name, Value::Object(fields));
         }
         println!("{}", Value::Object(out));
     } else {
         for item in &items {
+            for warning in &item.warnings {
+                eprintln!("{}: warning: {warning}", item.name);
+            }
             for problem in &item.problems {
                 eprintln!("{}: {problem}", item.name);
+            }
+        }
+        for item in &items {
+            for note in &item.notes {
+                println!("{}: {note}", item.name);
             }
         }
         println!("{}", summary(super::deploy::percent(ok, all)));
@@ -151,40 +173,94 @@ pub fn graceful_kill(pods: &[Pod], timeout: Duration) -> Vec<Killed> {
     })
 }
 
-/// Removes chosen pods from their RCs: deletes each pod (by its `task`, the Kubernetes pod
-/// name), then lowers each RC's replicas by as many, through the `scale` subresource. Deleting
-/// first keeps the controller from picking other, live pods as the surplus; a replacement it may
-/// create in between is the newest and unready, so it is the one removed by the scale-down.
-/// Returns one line per problem.
-pub fn remove_pods(kube: &Kube, chosen: &[&Pod]) -> Vec<String> {
+/// Removes chosen pods from their RCs without letting the controller start replacements:
+/// each pod (by its `task`, the Kubernetes pod name) is marked as the first to go on a
+/// scale-down (`pod-deletion-cost`), then its RC's replicas are lowered by as many through the
+/// `scale` subresource, so the controller itself deletes exactly those pods; then waits, up to
+/// `deadline`, until their registrations are gone from ZooKeeper (their agents exited). A chosen
+/// pod still registered then (the controller removed another, e.g. an unready one, first) is
+/// named. Deleting first, as the original did, makes the controller
+/// create a replacement at once, which is scheduled, registers and is configured before the
+/// scale-down reaches it. Returns one line per problem.
+pub fn remove_pods(kube: &Kube, zk: &Session, chosen: &[&Pod], deadline: Instant) -> Vec<String> {
     let mut problems = Vec::new();
     let mut by_app: BTreeMap<String, Vec<&Pod>> = BTreeMap::new();
     for pod in chosen {
         by_app.entry(pod.field("application")).or_default().push(pod);
     }
+    let mut marked: Vec<&Pod> = Vec::new();
     for (app, pods) in by_app {
-        for pod in &pods {
+        if app.is_empty() {
+            problems.push(format!(
+                "{} pod(s) without an application in their registration: not removed",
+                pods.len()
+            ));
+            continue;
+        }
+        let mut mine = Vec::new();
+        for pod in pods {
             let task = pod.field("task");
             if task.is_empty() {
                 problems.push(format!("{}: no task (pod name) in its registration", pod.key()));
-            } else if let Err(e) = kube.delete_pod(&task) {
-                problems.push(format!("{}: {}", pod.key(), crate::error::chain(&e)));
+                continue;
+            }
+            match kube.mark_first_to_go(&task) {
+                Ok(true) => mine.push(pod),
+                // Gone already: its controller has replaced it, so its replicas stay.
+                Ok(false) => problems.push(format!(
+                    "{}: pod {task} no longer exists; replicas of {app} unchanged for it",
+                    pod.key()
+                )),
+                Err(e) => problems.push(format!("{}: {}", pod.key(), crate::error::chain(&e))),
             }
         }
-        if app.is_empty() {
-            problems
-                .push(format!("{} pod(s) without an application: replicas unchanged", pods.len()));
+        if mine.is_empty() {
             continue;
         }
         let lowered = kube.get_scale(&app).and_then(|current| {
-            let target = (current - pods.len() as i32).max(0);
+            let target = (current - mine.len() as i32).max(0);
             kube.set_scale(&app, target)
         });
-        if let Err(e) = lowered {
-            problems.push(crate::error::chain(&e));
+        match lowered {
+            Ok(()) => marked.extend(mine),
+            Err(e) => problems.push(crate::error::chain(&e)),
         }
     }
+    problems.extend(wait_gone(zk, &marked, deadline));
     problems
+}
+
+/// Waits until none of `pods` is registered any more; names those still registered at
+/// `deadline`.
+fn wait_gone(zk: &Session, pods: &[&Pod], deadline: Instant) -> Vec<String> {
+    let mut left: Vec<&Pod> = pods.to_vec();
+    loop {
+        let mut clusters: Vec<&str> = left.iter().map(|p| p.cluster.as_str()).collect();
+        clusters.sort_unstable();
+        clusters.dedup();
+        let mut registered = Vec::new();
+        for cluster in clusters {
+            match pods_of(zk, cluster) {
+                Ok(found) => registered.extend(found.into_iter().map(|p| p.uuid)),
+                Err(e) => return vec![crate::error::chain(&e)],
+            }
+        }
+        left.retain(|p| registered.contains(&p.uuid));
+        if left.is_empty() || Instant::now() >= deadline {
+            break;
+        }
+        thread::sleep(Duration::from_millis(250));
+    }
+    left.iter()
+        .map(|pod| {
+            format!(
+                "{}: still registered after its RC was scaled down (its controller removes \
+                 unscheduled, pending and unready pods before ready ones, whatever their \
+                 deletion cost; kill it again with -i once those are gone)",
+                pod.key()
+            )
+        })
+        .collect()
 }
 
 /// Registered pods of one cluster (exact qualified name).
@@ -193,6 +269,32 @@ pub fn pods_of(zk: &Session, cluster: &str) -> Result<Vec<Pod>> {
     let mut found = lookup(zk, std::slice::from_ref(&glob), None)?.pods;
     found.retain(|p| p.cluster == cluster);
     Ok(found)
+}
+
+/// Once no pod of `cluster` is registered (waiting up to `deadline`), removes the cluster's
+/// ZooKeeper nodes (`/ochopod/clusters/<cluster>` and everything under it), so `ls` no longer
+/// lists a killed cluster. Returns the pods still registered at the deadline (nothing removed
+/// then).
+pub fn forget_cluster(zk: &Session, cluster: &str, deadline: Instant) -> Result<Vec<Pod>> {
+    loop {
+        let left = pods_of(zk, cluster)?;
+        if !left.is_empty() {
+            if Instant::now() >= deadline {
+                return Ok(left);
+            }
+            thread::sleep(Duration::from_millis(250));
+            continue;
+        }
+        delete_tree(zk, &format!("{ROOT}/{cluster}"))?;
+        return Ok(Vec::new());
+    }
+}
+
+fn delete_tree(zk: &Session, path: &str) -> Result<()> {
+    for child in zk.children(path)?.unwrap_or_default() {
+        delete_tree(zk, &format!("{path}/{child}"))?;
+    }
+    zk.delete(path)
 }
 
 /// The uuids in a cluster's `snapshot` node: the pods its leader configured last.
@@ -204,28 +306,102 @@ pub fn configured(zk: &Session, cluster: &str) -> Result<Vec<String>> {
     })
 }
 
-/// Waits until `want(pods)` holds for the registered pods of `cluster`, checking every 250 ms
-/// up to `deadline`; `progress` sees each new count. Returns the last pods seen and whether the
-/// condition held.
+/// What [`wait_for`] saw last.
+#[derive(Debug, Default)]
+pub struct Waited {
+    /// The registered pods of the cluster.
+    pub pods: Vec<Pod>,
+    /// The uuids in the cluster's snapshot (configured by its leader).
+    pub configured: Vec<String>,
+    /// Whether the condition held.
+    pub ok: bool,
+    /// Seqs of the watched application's pods whose process is `dead` (their `/info`).
+    pub dead: Vec<u64>,
+    /// It stopped before the deadline because enough watched pods were dead.
+    pub gave_up: bool,
+}
+
+impl Waited {
+    /// Registered and configured pods of `application`, and how many are dead, for a report:
+    /// `2 of 3 pod(s) registered, 1 configured, 1 dead`.
+    pub fn counts(&self, application: &str, want: usize) -> String {
+        let mine: Vec<&Pod> =
+            self.pods.iter().filter(|p| p.field("application") == application).collect();
+        let configured = mine.iter().filter(|p| self.configured.contains(&p.uuid)).count();
+        let mut text =
+            format!("{} of {want} pod(s) registered, {configured} configured", mine.len());
+        if !self.dead.is_empty() {
+            text.push_str(&format!(", {} dead", self.dead.len()));
+        }
+        text
+    }
+}
+
+/// Why a wait for `want` pods of `application` failed: the counts, and either that the
+/// watched pods are dead (given up early) or the time waited.
+pub fn wait_failure(application: &str, waited: &Waited, want: usize, timeout: Duration) -> String {
+    let counts = waited.counts(application, want);
+    if waited.gave_up {
+        format!(
+            "{application}: {counts}: gave up early, the new pods are dead (their workload \
+             ended; see `ocho log`)"
+        )
+    } else {
+        format!("{application}: {counts} after {}s", timeout.as_secs())
+    }
+}
+
+/// Waits until `want(pods, configured)` holds for the registered pods of `cluster`, checking
+/// every 250 ms up to `deadline`; `progress` sees each new count. With `watch` =
+/// (application, n), it also asks that application's pods for `/info` about once a second and
+/// gives up early once `n` of them report their process `dead` (a pod whose workload ended
+/// stays so: waiting longer cannot help).
 pub fn wait_for(
     zk: &Session,
     cluster: &str,
     deadline: Instant,
+    watch: Option<(&str, usize)>,
     mut progress: impl FnMut(&[Pod]),
     want: impl Fn(&[Pod], &[String]) -> bool,
-) -> Result<(Vec<Pod>, bool)> {
+) -> Result<Waited> {
     let mut last_count = usize::MAX;
+    let mut next_look = Instant::now();
     loop {
         let pods = pods_of(zk, cluster)?;
         if pods.len() != last_count {
             last_count = pods.len();
             progress(&pods);
         }
-        if want(&pods, &configured(zk, cluster)?) {
-            return Ok((pods, true));
+        let configured = configured(zk, cluster)?;
+        let held = want(&pods, &configured);
+        // A dead pod may well be registered and configured: look before saying it held.
+        let mut dead = Vec::new();
+        if let Some((app, n)) = watch
+            && n > 0
+            && (held || Instant::now() >= next_look)
+        {
+            next_look = Instant::now() + Duration::from_secs(1);
+            let mine: Vec<Pod> =
+                pods.iter().filter(|p| p.field("application") == app).cloned().collect();
+            let answers =
+                fan_out(&mine, PARALLEL, |p| post(p, "/info", b"", Duration::from_secs(3)));
+            dead = mine
+                .iter()
+                .zip(&answers)
+                .filter(|(_, a)| {
+                    a.ok().and_then(|i| i.get("process")).and_then(Value::as_str) == Some("dead")
+                })
+                .map(|(p, _)| p.seq)
+                .collect();
+            if dead.len() >= n {
+                return Ok(Waited { pods, configured, ok: false, dead, gave_up: true });
+            }
+        }
+        if held {
+            return Ok(Waited { pods, configured, ok: true, dead, gave_up: false });
         }
         if Instant::now() >= deadline {
-            return Ok((pods, false));
+            return Ok(Waited { pods, configured, ok: false, dead, gave_up: false });
         }
         thread::sleep(Duration::from_millis(250));
     }

@@ -21,6 +21,8 @@ use super::store::{Obj, Part, State, WatchSpec, to_json};
 
 /// A request as the API layer sees it (the path without the query; the query form-decoded).
 pub struct Req {
+    /// `Warning` headers for the response (the real server's `299 - "…"`), filled while handling.
+    pub warnings: std::cell::RefCell<Vec<String>>,
     pub method: String,
     pub path: String,
     pub query: BTreeMap<String, String>,
@@ -198,8 +200,12 @@ fn selectors<T: Obj>(req: &Req) -> Result<(LabelSelector, FieldSelector), ApiErr
     Ok((labels, fields))
 }
 
-/// Decodes a JSON body into `T`, refusing a body that names another kind.
-fn parse_body<T: serde::de::DeserializeOwned>(req: &Req, kind: &str) -> Result<T, ApiError> {
+/// Decodes a JSON body into `T`, refusing a body that names another kind, then checks its
+/// fields against the typed model (`decoded`).
+fn parse_body<T: serde::de::DeserializeOwned + serde::Serialize>(
+    req: &Req,
+    kind: &str,
+) -> Result<T, ApiError> {
     let v: Value = serde_json::from_slice(&req.body)
         .map_err(|e| ApiError::bad_request(&format!("the request body is not valid JSON: {e}")))?;
     if let Some(k) = v.get("kind").and_then(Value::as_str).filter(|k| *k != kind) {
@@ -207,7 +213,62 @@ fn parse_body<T: serde::de::DeserializeOwned>(req: &Req, kind: &str) -> Result<T
             "the object provided is of kind {k}, expected {kind}"
         )));
     }
-    serde_json::from_value(v).map_err(|e| ApiError::bad_request(&format!("decoding {kind}: {e}")))
+    decoded(req, kind, v)
+}
+
+/// Decodes `v` into `T` as the real server does with `fieldValidation`: the fields the typed
+/// model would drop are a 400 `strict decoding error` with `Strict`, a `Warning` header each
+/// with `Warn` (the default), nothing with `Ignore`.
+fn decoded<T: serde::de::DeserializeOwned + serde::Serialize>(
+    req: &Req,
+    kind: &str,
+    v: Value,
+) -> Result<T, ApiError> {
+    let obj: T = serde_json::from_value(v.clone()).map_err(|e| {
+        ApiError::bad_request(&format!(
+            "{kind} in version \"v1\" cannot be handled as a {kind}: {e}"
+        ))
+    })?;
+    let mut unknown = Vec::new();
+    unknown_fields(&v, &to_json(&obj), "", &mut unknown);
+    if unknown.is_empty() {
+        return Ok(obj);
+    }
+    let texts: Vec<String> = unknown.iter().map(|f| format!("unknown field \"{f}\"")).collect();
+    match req.query.get("fieldValidation").map(String::as_str) {
+        Some("Strict") => Err(ApiError::bad_request(&format!(
+            "{kind} in version \"v1\" cannot be handled as a {kind}: strict decoding error: {}",
+            texts.join(", ")
+        ))),
+        Some("Ignore") => Ok(obj),
+        _ => {
+            req.warnings.borrow_mut().extend(texts);
+            Ok(obj)
+        }
+    }
+}
+
+/// The paths (`spec.template.spec.containers[0].imagee`) present in `raw` but lost by the typed
+/// round trip `typed`. Nulls are skipped: they decode as absent.
+fn unknown_fields(raw: &Value, typed: &Value, path: &str, out: &mut Vec<String>) {
+    match (raw, typed) {
+        (Value::Object(r), Value::Object(t)) => {
+            for (k, v) in r {
+                let sub = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                match t.get(k) {
+                    _ if v.is_null() => {}
+                    None => out.push(sub),
+                    Some(tv) => unknown_fields(v, tv, &sub, out),
+                }
+            }
+        }
+        (Value::Array(r), Value::Array(t)) => {
+            for (i, (rv, tv)) in r.iter().zip(t).enumerate() {
+                unknown_fields(rv, tv, &format!("{path}[{i}]"), out);
+            }
+        }
+        _ => {}
+    }
 }
 
 fn collection<T: Obj>(shared: &Shared, ns: Option<&str>, req: &Req) -> Res {
@@ -251,6 +312,20 @@ fn collection<T: Obj>(shared: &Shared, ns: Option<&str>, req: &Req) -> Res {
             };
             let obj: T = parse_body(req, T::KIND)?;
             let created = shared.with(|s| s.create::<T>(ns, obj, dry_run(req)))?;
+            let name = created.metadata().name.clone().unwrap_or_default();
+            // The replication manager's create warning: its pods' names, hence their hostnames,
+            // start with the RC's.
+            if T::KIND == "ReplicationController" && !super::select::is_dns1123_label(&name) {
+                let why = if name.contains('.') && name.len() <= 63 {
+                    "must not contain dots".to_string()
+                } else {
+                    "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')".to_string()
+                };
+                req.warnings.borrow_mut().push(format!(
+                    "metadata.name: this is used in Pod names and hostnames, which can result in \
+                     surprising behavior; a DNS label is recommended: [{why}]"
+                ));
+            }
             Ok(Reply::Json(201, to_json(&created)))
         }
         "DELETE" => {
@@ -300,8 +375,7 @@ fn patched<T: Obj>(s: &State, ns: &str, name: &str, req: &Req) -> Result<T, ApiE
         .map_err(|e| ApiError::bad_request(&format!("the patch is not valid JSON: {e}")))?;
     let mut v = to_json(s.get::<T>(ns, name)?);
     apply(kind, &mut v, &patch).map_err(|e| ApiError::new(422, "Invalid", &e, None))?;
-    serde_json::from_value(v)
-        .map_err(|e| ApiError::bad_request(&format!("decoding the patched {}: {e}", T::KIND)))
+    decoded(req, T::KIND, v)
 }
 
 fn item<T: Obj>(shared: &Shared, ns: &str, name: &str, req: &Req) -> Res {

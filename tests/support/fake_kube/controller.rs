@@ -1,11 +1,12 @@
 //! The replication manager (spec §11) and the garbage collector (spec §13), as passes over the
 //! store that the fake's background thread runs after every change.
 
-use std::cmp::Reverse;
+use std::cmp::Ordering;
 use std::collections::HashSet;
 
 use k8s_openapi::api::core::v1::{Pod, ReplicationController, ReplicationControllerStatus};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use k8s_openapi::jiff::Timestamp;
 
 use super::delete::{DeleteOpts, FOREGROUND, ORPHAN, delete_pod};
 use super::select::LabelSelector;
@@ -20,6 +21,81 @@ pub fn is_ready(pod: &Pod) -> bool {
 
 pub fn phase(pod: &Pod) -> &str {
     pod.status.as_ref().and_then(|s| s.phase.as_deref()).unwrap_or("")
+}
+
+/// The annotation that lowers (or raises) a pod's rank when its controller scales down.
+pub const DELETION_COST: &str = "controller.kubernetes.io/pod-deletion-cost";
+
+fn deletion_cost(pod: &Pod) -> i32 {
+    // An absent or unparsable value counts as 0, as the real controller treats it.
+    pod.metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(DELETION_COST))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+fn phase_ordinal(pod: &Pod) -> u8 {
+    match phase(pod) {
+        "Unknown" => 1,
+        "Running" => 2,
+        _ => 0,
+    }
+}
+
+fn ready_since(pod: &Pod) -> Option<Timestamp> {
+    let c = pod.status.as_ref()?.conditions.as_ref()?;
+    let ready = c.iter().find(|c| c.type_ == "Ready" && c.status == "True")?;
+    ready.last_transition_time.as_ref().map(|t| t.0)
+}
+
+fn max_restarts(pod: &Pod) -> i32 {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.container_statuses.as_ref())
+        .map_or(0, |cs| cs.iter().map(|c| c.restart_count).max().unwrap_or(0))
+}
+
+/// The power-of-two bucket of an age (nanoseconds): ages in the same bucket tie.
+fn age_bucket(t: Timestamp, now: Timestamp) -> i64 {
+    let d = now.as_nanosecond() - t.as_nanosecond();
+    if d > 0 { (d as f64).log2() as i64 } else { -1 }
+}
+
+/// Orders a controller's pods for a scale-down, the first to delete first, as the real
+/// replication manager ranks them: unscheduled before scheduled; Pending, then Unknown, then
+/// Running; not ready before ready; lower `pod-deletion-cost` first; then, between ready pods,
+/// the more recently ready; more container restarts first; the newer. Ages compare by
+/// power-of-two bucket (the real controller's logarithmic scale-down) and ties go by uid, so
+/// between pods started about the same time the choice is effectively arbitrary: a tool that
+/// wants particular pods gone must say so with the deletion cost.
+pub fn scale_down_order(a: &Pod, b: &Pod, now: Timestamp) -> Ordering {
+    let assigned = |p: &Pod| p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_some();
+    let by_age = |x: Option<Timestamp>, y: Option<Timestamp>| match (x, y) {
+        (None, None) => Ordering::Equal,
+        (None, Some(_)) => Ordering::Less,
+        (Some(_), None) => Ordering::Greater,
+        (Some(x), Some(y)) if x == y => Ordering::Equal,
+        (Some(x), Some(y)) => age_bucket(x, now)
+            .cmp(&age_bucket(y, now))
+            .then_with(|| a.metadata.uid.cmp(&b.metadata.uid)),
+    };
+    let created = |p: &Pod| p.metadata.creation_timestamp.as_ref().map(|t| t.0);
+    assigned(a)
+        .cmp(&assigned(b))
+        .then_with(|| phase_ordinal(a).cmp(&phase_ordinal(b)))
+        .then_with(|| is_ready(a).cmp(&is_ready(b)))
+        .then_with(|| deletion_cost(a).cmp(&deletion_cost(b)))
+        .then_with(|| {
+            if is_ready(a) && is_ready(b) {
+                by_age(ready_since(a), ready_since(b))
+            } else {
+                Ordering::Equal
+            }
+        })
+        .then_with(|| max_restarts(b).cmp(&max_restarts(a)))
+        .then_with(|| by_age(created(a), created(b)))
 }
 
 fn controller_uid(pod: &Pod) -> Option<&str> {
@@ -89,26 +165,8 @@ pub fn reconcile_rcs(state: &mut State) {
             }
         } else if active.len() > want {
             let mut surplus = active.clone();
-            surplus.sort_by_key(|p| {
-                let rank = match phase(p) {
-                    "Pending" => 0,
-                    "Running" => 2,
-                    _ => 1,
-                };
-                let created = p
-                    .metadata
-                    .uid
-                    .as_ref()
-                    .and_then(|u| state.created.get(u))
-                    .copied()
-                    .unwrap_or(0);
-                (
-                    p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_some(),
-                    rank,
-                    is_ready(p),
-                    Reverse(created),
-                )
-            });
+            let now = Timestamp::now();
+            surplus.sort_by(|a, b| scale_down_order(a, b, now));
             for p in surplus.iter().take(active.len() - want) {
                 let pname = p.metadata.name.clone().unwrap_or_default();
                 let _ = delete_pod(state, &ns, &pname, &DeleteOpts::default());

@@ -21,8 +21,9 @@ use super::api::{self, Reply, Req};
 use super::status::ApiError;
 use super::{Recorded, Shared};
 
-/// Request bodies larger than this are refused (a client cannot make the fake buffer more).
-const MAX_BODY: usize = 4 << 20;
+/// Request bodies larger than this are refused with 413, as the real API server's default limit
+/// (3 MiB) does.
+const MAX_BODY: usize = 3 << 20;
 
 type Body = BoxBody<Bytes, Infallible>;
 
@@ -88,7 +89,7 @@ async fn respond(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
             return error(ApiError::new(
                 413,
                 "RequestEntityTooLarge",
-                "the request body is too large",
+                &format!("Request entity too large: limit is {MAX_BODY}"),
                 None,
             ));
         }
@@ -110,13 +111,32 @@ async fn respond(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
         return error(e);
     }
     let req = Req {
+        warnings: Default::default(),
         method,
         path,
         query: pairs.into_iter().collect::<BTreeMap<_, _>>(),
         content_type,
         body,
     };
-    match api::handle(shared, &req) {
+    let reply = api::handle(shared, &req);
+    for (m, prefix, text) in shared.warns.lock().expect("warns lock").iter() {
+        if m.eq_ignore_ascii_case(&req.method) && req.path.starts_with(prefix.as_str()) {
+            req.warnings.borrow_mut().push(text.clone());
+        }
+    }
+    let mut response = reply_to_response(reply);
+    for text in req.warnings.borrow().iter() {
+        // RFC 7234 warn-code 299, no agent, the text as a quoted string.
+        let value = format!("299 - \"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""));
+        if let Ok(v) = hyper::header::HeaderValue::from_str(&value) {
+            response.headers_mut().append("warning", v);
+        }
+    }
+    response
+}
+
+fn reply_to_response(reply: Result<Reply, ApiError>) -> Response<Body> {
+    match reply {
         Ok(Reply::Json(code, v)) => full(code, "application/json", v.to_string()),
         Ok(Reply::Text(t)) => full(200, "text/plain", t),
         Ok(Reply::Stream { content_type, first, rx, limit }) => {

@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::core::v1::{Pod, ReplicationController};
 
 #[allow(unused_imports)] // re-exports for tests; not every test binary uses each one
-pub use controller::{is_ready, phase};
+pub use controller::{DELETION_COST, is_ready, phase, scale_down_order};
 #[allow(unused_imports)]
 pub use kubelet::{Kubelet, NODE};
 pub use store::State;
@@ -117,6 +117,8 @@ pub(crate) struct Shared {
     faults: Mutex<Vec<Fault>>,
     /// Denied (verb, resource, namespace or any).
     forbid: Mutex<Vec<(String, String, Option<String>)>>,
+    /// Extra `Warning` texts for (method, path prefix).
+    warns: Mutex<Vec<(String, String, String)>>,
 }
 
 /// The user named in 403 messages (the portal's scoped service account).
@@ -187,6 +189,7 @@ impl FakeKube {
             records: Mutex::new(Vec::new()),
             faults: Mutex::new(Vec::new()),
             forbid: Mutex::new(Vec::new()),
+            warns: Mutex::new(Vec::new()),
         });
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         let (tx, rx) = tokio::sync::oneshot::channel();
@@ -329,6 +332,16 @@ impl FakeKube {
             verb.to_string(),
             resource.to_string(),
             namespace.map(str::to_string),
+        ));
+    }
+
+    /// Every later request with this method and a path starting with `path_prefix` gets a
+    /// `Warning: 299 - "<text>"` header (as admission webhooks and deprecations add them).
+    pub fn warn(&self, method: &str, path_prefix: &str, text: &str) {
+        self.shared.warns.lock().expect("warns lock").push((
+            method.to_string(),
+            path_prefix.to_string(),
+            text.to_string(),
         ));
     }
 

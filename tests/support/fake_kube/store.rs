@@ -2,7 +2,7 @@
 //! the server-set fields (spec §3), optimistic concurrency, the event history and the open
 //! watches (spec §9). Everything here runs under the fake's single mutex.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 
 use bytes::Bytes;
 use k8s_openapi::api::core::v1::{Namespace, Pod, ReplicationController};
@@ -98,8 +98,8 @@ pub struct State {
     watchers: Vec<Watcher>,
     /// (namespace, pod, container) → log lines.
     pub(crate) logs: BTreeMap<(String, String, String), LogBuf>,
-    /// uid → resourceVersion at creation ("newest first" for the RC controller).
-    pub(crate) created: HashMap<String, u64>,
+    /// Every pod ever created, in order (tests count replacements with it).
+    pub(crate) created: Vec<Key>,
     /// Pod addresses 127.0.0.N in use: N → pod uid.
     pub(crate) ips: BTreeMap<u8, String>,
     /// Pod uids whose address a live process still holds (process-mode kubelet).
@@ -117,7 +117,7 @@ impl State {
             floor: 1,
             watchers: Vec::new(),
             logs: BTreeMap::new(),
-            created: HashMap::new(),
+            created: Vec::new(),
             ips: BTreeMap::new(),
             ip_held: HashSet::new(),
         };
@@ -149,6 +149,11 @@ impl State {
     }
 
     /// The log lines (without timestamps) of one container.
+    /// The names of every pod ever created in `ns` (deleted ones included), oldest first.
+    pub fn pods_created(&self, ns: &str) -> Vec<String> {
+        self.created.iter().filter(|(n, _)| n == ns).map(|(_, p)| p.clone()).collect()
+    }
+
     pub fn log_lines(&self, ns: &str, pod: &str, container: &str) -> Vec<String> {
         self.logs
             .get(&(ns.into(), pod.into(), container.into()))
@@ -285,9 +290,12 @@ impl State {
         if dry_run {
             return Ok(obj);
         }
+        fits_in_etcd(&obj)?;
         let rv = self.next_rv();
         obj.metadata_mut().resource_version = Some(rv.to_string());
-        self.created.insert(obj.metadata().uid.clone().expect("set above"), rv);
+        if T::KIND == Pod::KIND {
+            self.created.push(key.clone());
+        }
         T::table_mut(self).insert(key, obj.clone());
         self.emit("ADDED", None, &obj);
         Ok(obj)
@@ -344,6 +352,7 @@ impl State {
         if dry_run {
             return Ok(new);
         }
+        fits_in_etcd(&new)?;
         Ok(self.commit(&old, new))
     }
 
@@ -393,7 +402,6 @@ impl State {
         let rv = self.next_rv();
         obj.metadata_mut().resource_version = Some(rv.to_string());
         let uid = obj.metadata().uid.clone().unwrap_or_default();
-        self.created.remove(&uid);
         if T::KIND == Pod::KIND {
             // As on a real server, the last state of a deleted pod carries the deletion marks.
             let m = obj.metadata_mut();
@@ -493,6 +501,29 @@ impl State {
     pub(crate) fn close_watches(&mut self) {
         self.watchers.clear();
     }
+}
+
+/// etcd's request limit (`--max-request-bytes`, 1.5 MiB by default).
+pub const ETCD_MAX_REQUEST: usize = 1536 * 1024;
+/// The API server's gRPC client refuses to send a larger message to etcd (2 MiB).
+pub const ETCD_MAX_SEND: usize = 2 << 20;
+
+/// Storage errors for objects too big to write, as a real server answers them (a 500 without a
+/// reason). The stored size is approximated by the JSON encoding (the real server stores
+/// protobuf, somewhat smaller).
+fn fits_in_etcd<T: Serialize>(obj: &T) -> Result<(), ApiError> {
+    let size = serde_json::to_vec(obj).map_or(0, |v| v.len());
+    let message = if size > ETCD_MAX_SEND {
+        format!(
+            "rpc error: code = ResourceExhausted desc = trying to send message larger than max \
+             ({size} vs. {ETCD_MAX_SEND})"
+        )
+    } else if size > ETCD_MAX_REQUEST {
+        "etcdserver: request is too large".to_string()
+    } else {
+        return Ok(());
+    };
+    Err(ApiError::new(500, "", &message, None))
 }
 
 pub(crate) fn to_json<T: Serialize>(obj: &T) -> Value {
