@@ -144,7 +144,10 @@ fn settings(args: &Args) -> Result<Settings> {
         classpath: server::resolve_classpath(&args.zk_classpath)?,
         heap: args.zk_heap.clone(),
     };
-    let cfg = config::ServerConfig { data_dir: PathBuf::from(&args.zk_data), bind, port };
+    // Absolute, because the JVM does not run in the data directory.
+    let data_dir = std::path::absolute(PathBuf::from(&args.zk_data))
+        .map_err(|source| Error::io("resolve --zk-data", PathBuf::from(&args.zk_data), source))?;
+    let cfg = config::ServerConfig { data_dir, bind, port };
     Ok(Settings {
         zk_hosts: config::client_addr(bind, port),
         zk: Some((cfg, jvm)),
@@ -216,15 +219,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             zoo_cfg.display(),
             cfg.data_dir.display()
         );
-        let data_dir = cfg.data_dir.clone();
-        services.push(Service::new(
-            "zookeeper",
-            Box::new(move || {
-                let mut cmd = server::command(&jvm, &zoo_cfg);
-                cmd.current_dir(&data_dir);
-                cmd
-            }),
-        ));
+        services.push(Service::new("zookeeper", Box::new(move || server::command(&jvm, &zoo_cfg))));
     }
     if let Some(bind) = settings.portal_bind {
         let hosts = settings.zk_hosts.clone();
@@ -280,14 +275,23 @@ pub fn run(args: Args) -> Result<ExitCode> {
                         svc.restart_at = None;
                     }
                 }
-                Signal::SIGHUP | Signal::SIGUSR1 | Signal::SIGUSR2 => {
-                    let target =
-                        services.iter().find(|s| s.name == "zookeeper").or(services.first());
-                    if let Some(Service { pid: Some(pid), name, .. }) = target {
-                        eprintln!("init: forwarding {} to {name}", signal.as_str());
+                // HUP means "reload": only the portal has something to reload (its token and
+                // TLS files). The JVM is never signalled: HotSpot ends on HUP (129) and USR1,
+                // and uses USR2 internally (a USR2 from outside crashes it), so any of them
+                // would drop every session and with them every pod's registration.
+                Signal::SIGHUP => match services.iter().find(|s| s.name == "portal") {
+                    Some(Service { pid: Some(pid), .. }) => {
+                        eprintln!("init: SIGHUP received: forwarded to the portal (reload)");
                         let _ = kill(*pid, signal);
                     }
-                }
+                    _ => eprintln!(
+                        "init: SIGHUP received: no portal running; zookeeper is not signalled"
+                    ),
+                },
+                Signal::SIGUSR1 | Signal::SIGUSR2 => eprintln!(
+                    "init: {} received: ignored (never forwarded to the zookeeper JVM)",
+                    signal.as_str()
+                ),
                 // Job-control and window signals mean nothing to a supervisor without a terminal.
                 _ => {}
             }

@@ -84,12 +84,20 @@ pub fn resolve_classpath(spec: &str) -> Result<String> {
     Ok(spec.to_string())
 }
 
-/// The command line of the JVM for a rendered `zoo.cfg`.
+/// Working directory of the JVM: never the data directory, so nothing the JVM writes relative
+/// to its cwd (a crash report, a core file) lands on the data volume. In the image `/` is
+/// read-only.
+pub const JVM_CWD: &str = "/";
+
+/// The command line of the JVM for a rendered `zoo.cfg`. A fatal error report (`hs_err`) goes
+/// to stderr, so it reaches init's log as `zookeeper: ` lines instead of a file.
 pub fn command(jvm: &Jvm, zoo_cfg: &Path) -> Command {
     let mut cmd = Command::new(&jvm.java);
-    cmd.arg(format!("-Xmx{}", jvm.heap))
+    cmd.current_dir(JVM_CWD)
+        .arg(format!("-Xmx{}", jvm.heap))
         .arg("-XX:+UseSerialGC")
         .arg("-XX:+ExitOnOutOfMemoryError")
+        .arg("-XX:+ErrorFileToStderr")
         .arg("-cp")
         .arg(&jvm.classpath)
         .arg(MAIN_CLASS)
@@ -110,6 +118,7 @@ mod tests {
         };
         let cmd = command(&jvm, Path::new("/data/zoo.cfg"));
         assert_eq!(cmd.get_program(), "/opt/jre/bin/java");
+        assert_eq!(cmd.get_current_dir(), Some(Path::new("/")));
         let args: Vec<_> = cmd.get_args().map(|a| a.to_str().unwrap()).collect();
         assert_eq!(
             args,
@@ -117,6 +126,7 @@ mod tests {
                 "-Xmx256m",
                 "-XX:+UseSerialGC",
                 "-XX:+ExitOnOutOfMemoryError",
+                "-XX:+ErrorFileToStderr",
                 "-cp",
                 "a.jar:b.jar",
                 MAIN_CLASS,
