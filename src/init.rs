@@ -20,7 +20,7 @@ use nix::unistd::Pid;
 
 use crate::error::{Error, Result};
 use crate::supervise::{child, reap, signals};
-use crate::zk::{config, probe, server};
+use crate::zk::{config, data, probe, server};
 
 /// PID 1 of the proxy: supervise ZooKeeper and the portal
 #[derive(FromArgs, ArgsInfo)]
@@ -159,7 +159,10 @@ fn settings(args: &Args) -> Result<Settings> {
 /// One supervised child.
 struct Service {
     name: &'static str,
-    command: Box<dyn Fn() -> Command>,
+    /// The command; its argument asks ZooKeeper to trust an empty snapshot (see [`data`]).
+    command: Box<dyn Fn(bool) -> Command>,
+    /// ZooKeeper's data directory, checked and repaired before each start.
+    data_dir: Option<PathBuf>,
     pid: Option<Pid>,
     started: Instant,
     failures: u32,
@@ -171,10 +174,11 @@ struct Service {
 }
 
 impl Service {
-    fn new(name: &'static str, command: Box<dyn Fn() -> Command>) -> Self {
+    fn new(name: &'static str, command: Box<dyn Fn(bool) -> Command>) -> Self {
         Service {
             name,
             command,
+            data_dir: None,
             pid: None,
             started: Instant::now(),
             failures: 0,
@@ -219,19 +223,29 @@ pub fn run(args: Args) -> Result<ExitCode> {
             zoo_cfg.display(),
             cfg.data_dir.display()
         );
-        services.push(Service::new("zookeeper", Box::new(move || server::command(&jvm, &zoo_cfg))));
+        let mut zk = Service::new(
+            "zookeeper",
+            Box::new(move |trust_empty| server::command(&jvm, &zoo_cfg, trust_empty)),
+        );
+        zk.data_dir = Some(cfg.data_dir.clone());
+        services.push(zk);
     }
     if let Some(bind) = settings.portal_bind {
         let hosts = settings.zk_hosts.clone();
+        let damage = settings.zk.as_ref().map(|(cfg, _)| data::damage_file(&cfg.data_dir));
         services.push(Service::new(
             "portal",
-            Box::new(move || {
+            Box::new(move |_| {
                 let mut cmd = Command::new("/proc/self/exe");
                 cmd.arg0("ocho")
                     .arg("portal")
                     .arg("--bind")
                     .arg(bind.to_string())
                     .env("OCHOPOD_ZK", &hosts);
+                if let Some(damage) = &damage {
+                    // Where init counts repairs of ZooKeeper's data (for /readyz and /metrics).
+                    cmd.env("OCHO_ZK_DAMAGE", damage);
+                }
                 cmd
             }),
         ));
@@ -419,7 +433,8 @@ fn schedule_restart(svc: &mut Service, exit: Option<(&WaitStatus, Duration)>) {
 
 /// Starts one child with its output prefixed by its name, and for ZooKeeper a readiness probe.
 fn start(svc: &mut Service, zk_hosts: &str, generation: &Arc<AtomicU64>) -> Result<()> {
-    let mut cmd = (svc.command)();
+    let trust_empty = svc.data_dir.as_deref().is_some_and(check_data);
+    let mut cmd = (svc.command)(trust_empty);
     cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
     let opts =
         child::Opts { own_group: true, die_with_parent: nix::unistd::getpid().as_raw() != 1 };
@@ -445,6 +460,53 @@ fn start(svc: &mut Service, zk_hosts: &str, generation: &Arc<AtomicU64>) -> Resu
         std::thread::spawn(move || announce_ready(&addr, mine, &generation));
     }
     Ok(())
+}
+
+/// Checks ZooKeeper's data before a start and repairs what would make it crash-loop or skip
+/// data, saying loudly what was found and done; true when ZooKeeper must trust an empty
+/// snapshot (every snapshot was damaged).
+fn check_data(dir: &std::path::Path) -> bool {
+    let now = crate::clock::Utc::now();
+    let stamp = format!(
+        "{:04}-{:02}-{:02}T{:02}-{:02}-{:02}.{:03}Z",
+        now.year, now.month, now.day, now.hour, now.minute, now.second, now.millis
+    );
+    let repair = match data::repair(dir, &stamp) {
+        Ok(repair) => repair,
+        Err(err) => {
+            eprintln!(
+                "init: cannot check zookeeper data in {}: {}; starting it anyway",
+                dir.display(),
+                crate::error::chain(&err)
+            );
+            return false;
+        }
+    };
+    for f in &repair.findings {
+        eprintln!(
+            "init: zookeeper data damaged: {}: {}{}; {}",
+            f.file,
+            f.why,
+            if f.lost { " [DATA LOST OR SKIPPED]" } else { "" },
+            f.action
+        );
+    }
+    if let Some(q) = &repair.quarantine {
+        eprintln!(
+            "init: zookeeper data damaged: {} finding(s), {}; originals in {}, counted in {}",
+            repair.findings.len(),
+            if repair.lost() { "DATA WAS LOST OR SKIPPED" } else { "no acknowledged data lost" },
+            q.display(),
+            data::damage_file(dir).display()
+        );
+    }
+    if repair.trust_empty_snapshot {
+        eprintln!(
+            "init: no valid snapshot left: zookeeper replays its transaction logs from an empty \
+             tree (zookeeper.snapshot.trust.empty=true)"
+        );
+    }
+    repair.trust_empty_snapshot
 }
 
 /// Waits until the children's output is copied out (their pipes reach end of file), for at most

@@ -91,8 +91,13 @@ pub const JVM_CWD: &str = "/";
 
 /// The command line of the JVM for a rendered `zoo.cfg`. A fatal error report (`hs_err`) goes
 /// to stderr, so it reaches init's log as `zookeeper: ` lines instead of a file.
-pub fn command(jvm: &Jvm, zoo_cfg: &Path) -> Command {
+/// `trust_empty_snapshot` lets ZooKeeper replay its logs when no valid snapshot is left (it
+/// refuses to start otherwise); init sets it only after quarantining every snapshot.
+pub fn command(jvm: &Jvm, zoo_cfg: &Path, trust_empty_snapshot: bool) -> Command {
     let mut cmd = Command::new(&jvm.java);
+    if trust_empty_snapshot {
+        cmd.arg("-Dzookeeper.snapshot.trust.empty=true");
+    }
     cmd.current_dir(JVM_CWD)
         .arg(format!("-Xmx{}", jvm.heap))
         .arg("-XX:+UseSerialGC")
@@ -116,7 +121,7 @@ mod tests {
             classpath: "a.jar:b.jar".into(),
             heap: "256m".into(),
         };
-        let cmd = command(&jvm, Path::new("/data/zoo.cfg"));
+        let cmd = command(&jvm, Path::new("/data/zoo.cfg"), false);
         assert_eq!(cmd.get_program(), "/opt/jre/bin/java");
         assert_eq!(cmd.get_current_dir(), Some(Path::new("/")));
         let args: Vec<_> = cmd.get_args().map(|a| a.to_str().unwrap()).collect();
@@ -132,6 +137,11 @@ mod tests {
                 MAIN_CLASS,
                 "/data/zoo.cfg"
             ]
+        );
+        let trusting = command(&jvm, Path::new("/data/zoo.cfg"), true);
+        assert_eq!(
+            trusting.get_args().next().and_then(|a| a.to_str()),
+            Some("-Dzookeeper.snapshot.trust.empty=true")
         );
     }
 
