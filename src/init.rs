@@ -19,7 +19,7 @@ use nix::sys::wait::WaitStatus;
 use nix::unistd::Pid;
 
 use crate::error::{Error, Result};
-use crate::supervise::{child, reap, signals};
+use crate::supervise::{child, guard, reap, signals};
 use crate::zk::{config, data, probe, server};
 
 /// PID 1 of the proxy: supervise ZooKeeper and the portal
@@ -208,8 +208,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
     if me.as_raw() != 1 {
         nix::sys::prctl::set_child_subreaper(true)
             .map_err(|source| Error::Sys { what: "become child subreaper", source })?;
+        // Still single-threaded: the guardian is forked before any thread exists.
+        let guardian = guard::start("init")?;
         eprintln!(
-            "init: not PID 1 (pid {me}): registered as child subreaper, orphans are reaped here"
+            "init: not PID 1 (pid {me}): registered as child subreaper, orphans are reaped here; \
+             guardian pid {guardian} kills every process group of the tree if init dies"
         );
     }
     let settings = settings(&args)?;
@@ -314,12 +317,22 @@ pub fn run(args: Args) -> Result<ExitCode> {
             if let Some(svc) = services.iter_mut().find(|s| s.pid == Some(pid)) {
                 svc.pid = None;
                 ended(svc, &status, stopping.is_some());
+            } else if guard::pid() == Some(pid) {
+                eprintln!(
+                    "init: the guardian exited with {}: if init dies now, its descendants may \
+                     outlive it",
+                    reap::describe(&status)
+                );
             }
             // Anything else is an orphan re-parented to us: reaping it is all there is to do.
+        }
+        for (group, pid) in guard::scan() {
+            eprintln!("init: tracking process group {group} (pid {pid}): killed if init dies");
         }
         if let Some(stop) = &mut stopping {
             if advance_stop(stop, &services) {
                 drain(&mut services, Duration::from_secs(2));
+                guard::finish();
                 return Ok(finish(stop, grace));
             }
         } else {
