@@ -19,8 +19,8 @@ use nix::sys::wait::WaitStatus;
 use nix::unistd::Pid;
 
 use crate::error::{Error, Result};
-use crate::supervise::{child, reap, signals};
-use crate::zk::{config, probe, server};
+use crate::supervise::{child, guard, reap, signals};
+use crate::zk::{config, data, probe, server};
 
 /// PID 1 of the proxy: supervise ZooKeeper and the portal
 #[derive(FromArgs, ArgsInfo)]
@@ -156,7 +156,10 @@ fn settings(args: &Args) -> Result<Settings> {
         classpath: server::resolve_classpath(&args.zk_classpath)?,
         heap: args.zk_heap.clone(),
     };
-    let cfg = config::ServerConfig { data_dir: PathBuf::from(&args.zk_data), bind, port };
+    // Absolute, because the JVM does not run in the data directory.
+    let data_dir = std::path::absolute(PathBuf::from(&args.zk_data))
+        .map_err(|source| Error::io("resolve --zk-data", PathBuf::from(&args.zk_data), source))?;
+    let cfg = config::ServerConfig { data_dir, bind, port };
     Ok(Settings {
         zk_hosts: config::client_addr(bind, port),
         zk: Some((cfg, jvm)),
@@ -169,7 +172,10 @@ fn settings(args: &Args) -> Result<Settings> {
 /// One supervised child.
 struct Service {
     name: &'static str,
-    command: Box<dyn Fn() -> Command>,
+    /// The command; its argument asks ZooKeeper to trust an empty snapshot (see [`data`]).
+    command: Box<dyn Fn(bool) -> Command>,
+    /// ZooKeeper's data directory, checked and repaired before each start.
+    data_dir: Option<PathBuf>,
     pid: Option<Pid>,
     started: Instant,
     failures: u32,
@@ -181,10 +187,11 @@ struct Service {
 }
 
 impl Service {
-    fn new(name: &'static str, command: Box<dyn Fn() -> Command>) -> Self {
+    fn new(name: &'static str, command: Box<dyn Fn(bool) -> Command>) -> Self {
         Service {
             name,
             command,
+            data_dir: None,
             pid: None,
             started: Instant::now(),
             failures: 0,
@@ -214,8 +221,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
     if me.as_raw() != 1 {
         nix::sys::prctl::set_child_subreaper(true)
             .map_err(|source| Error::Sys { what: "become child subreaper", source })?;
+        // Still single-threaded: the guardian is forked before any thread exists.
+        let guardian = guard::start("init")?;
         eprintln!(
-            "init: not PID 1 (pid {me}): registered as child subreaper, orphans are reaped here"
+            "init: not PID 1 (pid {me}): registered as child subreaper, orphans are reaped here; \
+             guardian pid {guardian} kills every process group of the tree if init dies"
         );
     }
     let settings = settings(&args)?;
@@ -229,22 +239,20 @@ pub fn run(args: Args) -> Result<ExitCode> {
             zoo_cfg.display(),
             cfg.data_dir.display()
         );
-        let data_dir = cfg.data_dir.clone();
-        services.push(Service::new(
+        let mut zk = Service::new(
             "zookeeper",
-            Box::new(move || {
-                let mut cmd = server::command(&jvm, &zoo_cfg);
-                cmd.current_dir(&data_dir);
-                cmd
-            }),
-        ));
+            Box::new(move |trust_empty| server::command(&jvm, &zoo_cfg, trust_empty)),
+        );
+        zk.data_dir = Some(cfg.data_dir.clone());
+        services.push(zk);
     }
     if let Some(bind) = settings.portal_bind {
         let hosts = settings.zk_hosts.clone();
         let max_concurrent = settings.max_concurrent;
+        let damage = settings.zk.as_ref().map(|(cfg, _)| data::damage_file(&cfg.data_dir));
         services.push(Service::new(
             "portal",
-            Box::new(move || {
+            Box::new(move |_| {
                 let mut cmd = Command::new("/proc/self/exe");
                 cmd.arg0("ocho")
                     .arg("portal")
@@ -253,6 +261,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
                     .env("OCHOPOD_ZK", &hosts);
                 if let Some(n) = max_concurrent {
                     cmd.arg("--max-concurrent").arg(n.to_string());
+                }
+                if let Some(damage) = &damage {
+                    // Where init counts repairs of ZooKeeper's data (for /readyz and /metrics).
+                    cmd.env("OCHO_ZK_DAMAGE", damage);
                 }
                 cmd
             }),
@@ -297,14 +309,23 @@ pub fn run(args: Args) -> Result<ExitCode> {
                         svc.restart_at = None;
                     }
                 }
-                Signal::SIGHUP | Signal::SIGUSR1 | Signal::SIGUSR2 => {
-                    let target =
-                        services.iter().find(|s| s.name == "zookeeper").or(services.first());
-                    if let Some(Service { pid: Some(pid), name, .. }) = target {
-                        eprintln!("init: forwarding {} to {name}", signal.as_str());
+                // HUP means "reload": only the portal has something to reload (its token and
+                // TLS files). The JVM is never signalled: HotSpot ends on HUP (129) and USR1,
+                // and uses USR2 internally (a USR2 from outside crashes it), so any of them
+                // would drop every session and with them every pod's registration.
+                Signal::SIGHUP => match services.iter().find(|s| s.name == "portal") {
+                    Some(Service { pid: Some(pid), .. }) => {
+                        eprintln!("init: SIGHUP received: forwarded to the portal (reload)");
                         let _ = kill(*pid, signal);
                     }
-                }
+                    _ => eprintln!(
+                        "init: SIGHUP received: no portal running; zookeeper is not signalled"
+                    ),
+                },
+                Signal::SIGUSR1 | Signal::SIGUSR2 => eprintln!(
+                    "init: {} received: ignored (never forwarded to the zookeeper JVM)",
+                    signal.as_str()
+                ),
                 // Job-control and window signals mean nothing to a supervisor without a terminal.
                 _ => {}
             }
@@ -313,12 +334,22 @@ pub fn run(args: Args) -> Result<ExitCode> {
             if let Some(svc) = services.iter_mut().find(|s| s.pid == Some(pid)) {
                 svc.pid = None;
                 ended(svc, &status, stopping.is_some());
+            } else if guard::pid() == Some(pid) {
+                eprintln!(
+                    "init: the guardian exited with {}: if init dies now, its descendants may \
+                     outlive it",
+                    reap::describe(&status)
+                );
             }
             // Anything else is an orphan re-parented to us: reaping it is all there is to do.
+        }
+        for (group, pid) in guard::scan() {
+            eprintln!("init: tracking process group {group} (pid {pid}): killed if init dies");
         }
         if let Some(stop) = &mut stopping {
             if advance_stop(stop, &services) {
                 drain(&mut services, Duration::from_secs(2));
+                guard::finish();
                 return Ok(finish(stop, grace));
             }
         } else {
@@ -432,7 +463,8 @@ fn schedule_restart(svc: &mut Service, exit: Option<(&WaitStatus, Duration)>) {
 
 /// Starts one child with its output prefixed by its name, and for ZooKeeper a readiness probe.
 fn start(svc: &mut Service, zk_hosts: &str, generation: &Arc<AtomicU64>) -> Result<()> {
-    let mut cmd = (svc.command)();
+    let trust_empty = svc.data_dir.as_deref().is_some_and(check_data);
+    let mut cmd = (svc.command)(trust_empty);
     cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
     let opts =
         child::Opts { own_group: true, die_with_parent: nix::unistd::getpid().as_raw() != 1 };
@@ -458,6 +490,53 @@ fn start(svc: &mut Service, zk_hosts: &str, generation: &Arc<AtomicU64>) -> Resu
         std::thread::spawn(move || announce_ready(&addr, mine, &generation));
     }
     Ok(())
+}
+
+/// Checks ZooKeeper's data before a start and repairs what would make it crash-loop or skip
+/// data, saying loudly what was found and done; true when ZooKeeper must trust an empty
+/// snapshot (every snapshot was damaged).
+fn check_data(dir: &std::path::Path) -> bool {
+    let now = crate::clock::Utc::now();
+    let stamp = format!(
+        "{:04}-{:02}-{:02}T{:02}-{:02}-{:02}.{:03}Z",
+        now.year, now.month, now.day, now.hour, now.minute, now.second, now.millis
+    );
+    let repair = match data::repair(dir, &stamp) {
+        Ok(repair) => repair,
+        Err(err) => {
+            eprintln!(
+                "init: cannot check zookeeper data in {}: {}; starting it anyway",
+                dir.display(),
+                crate::error::chain(&err)
+            );
+            return false;
+        }
+    };
+    for f in &repair.findings {
+        eprintln!(
+            "init: zookeeper data damaged: {}: {}{}; {}",
+            f.file,
+            f.why,
+            if f.lost { " [DATA LOST OR SKIPPED]" } else { "" },
+            f.action
+        );
+    }
+    if let Some(q) = &repair.quarantine {
+        eprintln!(
+            "init: zookeeper data damaged: {} finding(s), {}; originals in {}, counted in {}",
+            repair.findings.len(),
+            if repair.lost() { "DATA WAS LOST OR SKIPPED" } else { "no acknowledged data lost" },
+            q.display(),
+            data::damage_file(dir).display()
+        );
+    }
+    if repair.trust_empty_snapshot {
+        eprintln!(
+            "init: no valid snapshot left: zookeeper replays its transaction logs from an empty \
+             tree (zookeeper.snapshot.trust.empty=true)"
+        );
+    }
+    repair.trust_empty_snapshot
 }
 
 /// Waits until the children's output is copied out (their pipes reach end of file), for at most

@@ -94,3 +94,68 @@ fn no_zk_runs_only_the_portal_against_an_external_ensemble() {
     assert_eq!(init.expect_exit(DEADLINE).code(), Some(0), "{}", init.tail());
     assert!(!init.lines().iter().any(|l| l.contains("started zookeeper")), "{}", init.tail());
 }
+
+/// Kills a pid the test found, whatever happens to the test.
+struct Stray(i32);
+
+impl Drop for Stray {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.0), Signal::SIGKILL);
+    }
+}
+
+fn gone(pid: i32) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Gone, or a zombie waiting for whoever inherited it.
+    stat.is_empty() || stat.rsplit(')').next().is_some_and(|s| s.trim_start().starts_with('Z'))
+}
+
+fn until_gone(pid: i32, what: &str) {
+    let end = std::time::Instant::now() + DEADLINE;
+    while !gone(pid) {
+        assert!(std::time::Instant::now() < end, "{what} (pid {pid}) outlived init");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn nothing_outlives_a_subreaper_init_killed_with_sigkill() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    // A child whose grandchild double-forks into a session (and process group) of its own, and a
+    // second one that stays in the child's group.
+    let java = dir.path().join("java");
+    std::fs::write(
+        &java,
+        "#!/bin/sh\n\
+         ( setsid sh -c 'echo escaped $$; exec sleep 1000' & )\n\
+         ( sh -c 'echo stayed $$; exec sleep 1000' & )\n\
+         echo fixture ready $$\n\
+         while :; do sleep 1000 & wait $!; done\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&java, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut cmd = ocho();
+    cmd.args(["init", "--no-portal", "--zk-classpath", "/bin/sh", "--zk-bind", "127.0.0.1"])
+        .args(["--zk-port", &free_port().to_string(), "--grace", "5"])
+        .arg("--java")
+        .arg(&java)
+        .arg("--zk-data")
+        .arg(dir.path().join("data"));
+    let init = Proc::spawn("init", cmd);
+    let number = |line: String| -> i32 { line.rsplit(' ').next().unwrap().parse().unwrap() };
+    let escaped = Stray(number(init.wait_for_line("zookeeper: escaped ", DEADLINE)));
+    let stayed = Stray(number(init.wait_for_line("zookeeper: stayed ", DEADLINE)));
+    let child = Stray(number(init.wait_for_line("zookeeper: fixture ready ", DEADLINE)));
+    init.wait_for_line("guardian pid", DEADLINE);
+    // The escaped grandchild leads a group init only knows from its scan of the tree.
+    init.wait_for_line(&format!("init: tracking process group {0} (pid {0})", escaped.0), DEADLINE);
+    init.signal(Signal::SIGKILL);
+    for (pid, what) in [
+        (child.0, "the child"),
+        (stayed.0, "the grandchild in its group"),
+        (escaped.0, "the grandchild that called setsid"),
+    ] {
+        until_gone(pid, what);
+    }
+}

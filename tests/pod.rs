@@ -421,3 +421,50 @@ fn failing_hooks_stop_the_workload_or_kill_the_pod() {
     assert_eq!(post(&format!("127.0.0.15:{port}"), "/info", None).2["process"], "dead");
     assert_eq!(starts(&refused), 0);
 }
+
+#[test]
+fn nothing_outlives_a_subreaper_agent_killed_with_sigkill() {
+    let zk = shared_zookeeper();
+    let port = free_port();
+    // The workload's grandchildren: one double-forks into a session of its own, one stays in the
+    // workload's process group.
+    let script = "( setsid sh -c 'echo escaped $$; exec sleep 1000' & )\n\
+                  ( sh -c 'echo stayed $$; exec sleep 1000' & )\n\
+                  echo workload started $$\n\
+                  while :; do sleep 1000 & wait $!; done";
+    let agent = pod(zk, "guarded", "web", "127.0.0.70", port, &[], &["/bin/sh", "-c", script]);
+    let number = |line: String| -> i32 { line.rsplit(' ').next().unwrap().parse().unwrap() };
+    let first = |word: &'static str| {
+        let line = agent.wait_for(word, DEADLINE, |l| l.starts_with(word));
+        Stray(number(line))
+    };
+    let (escaped, stayed, workload) =
+        (first("escaped "), first("stayed "), first("workload started "));
+    agent.wait_for_line(&format!("tracking process group {0} (pid {0})", escaped.0), DEADLINE);
+    agent.signal(Signal::SIGKILL);
+    for (pid, what) in [
+        (workload.0, "the workload"),
+        (stayed.0, "the grandchild in its group"),
+        (escaped.0, "the grandchild that called setsid"),
+    ] {
+        let end = std::time::Instant::now() + DEADLINE;
+        while !gone(pid) {
+            assert!(std::time::Instant::now() < end, "{what} (pid {pid}) outlived the agent");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// Kills a pid the test found, whatever happens to the test.
+struct Stray(i32);
+
+impl Drop for Stray {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.0), Signal::SIGKILL);
+    }
+}
+
+fn gone(pid: i32) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    stat.is_empty() || stat.rsplit(')').next().is_some_and(|s| s.trim_start().starts_with('Z'))
+}

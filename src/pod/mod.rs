@@ -282,6 +282,9 @@ pub fn run(mut args: Args) -> Result<ExitCode> {
     if nix::unistd::getpid().as_raw() != 1 {
         nix::sys::prctl::set_child_subreaper(true)
             .map_err(|source| Error::Sys { what: "become child subreaper", source })?;
+        // Still single-threaded: the guardian is forked before any thread exists. It kills
+        // every process group of the workload's tree if the agent dies, SIGKILL included.
+        crate::supervise::guard::start("pod")?;
     }
     if args.cmd.is_empty() {
         return Err(Error::Usage("no workload: ocho pod [options] -- CMD [ARGS…]".into()));
@@ -411,11 +414,17 @@ fn supervise(
             }
         }
         reaper.reap();
+        for (group, pid) in crate::supervise::guard::scan() {
+            shared.log.info(format!(
+                "tracking process group {group} (pid {pid}): killed if the agent dies"
+            ));
+        }
         if let Some(Ok(code)) = stopping.as_ref().map(Receiver::try_recv) {
             shared.shutdown.notify_one();
             // The coordinator closes its session; don't wait on a ZooKeeper that is gone.
             let _ = coordinator_done.recv_timeout(Duration::from_secs(3));
             shared.log.info(format!("exiting with {code}"));
+            crate::supervise::guard::finish();
             return Ok(ExitCode::from(code));
         }
     }

@@ -56,7 +56,11 @@ pub fn spawn(cmd: &mut Command, what: &str, opts: Opts) -> Result<Child> {
             Ok(())
         });
     }
-    cmd.spawn().map_err(|source| Error::Spawn { what: what.to_string(), source })
+    let child = cmd.spawn().map_err(|source| Error::Spawn { what: what.to_string(), source })?;
+    if opts.own_group {
+        super::guard::watch(nix::unistd::Pid::from_raw(child.id() as i32));
+    }
+    Ok(child)
 }
 
 /// Exit code a supervisor reports when it cannot execute a program: 127 when it does not exist,

@@ -1,6 +1,9 @@
 //! Process supervision shared by `ocho init`, `ocho pod` and the portal: signal masks
-//! ([`signals`]), spawning children with a clean signal state ([`child`]) and reaping ([`reap`]).
+//! ([`signals`]), spawning children with a clean signal state ([`child`]), reaping ([`reap`]) and,
+//! when not PID 1, a guardian that kills what is left of the tree when the supervisor dies
+//! ([`guard`]).
 
 pub mod child;
+pub mod guard;
 pub mod reap;
 pub mod signals;

@@ -3,6 +3,7 @@
 //! callers get blocking methods driven by a private current-thread runtime.
 
 pub mod config;
+pub mod data;
 pub mod probe;
 pub mod server;
 pub mod status;

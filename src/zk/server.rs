@@ -84,12 +84,25 @@ pub fn resolve_classpath(spec: &str) -> Result<String> {
     Ok(spec.to_string())
 }
 
-/// The command line of the JVM for a rendered `zoo.cfg`.
-pub fn command(jvm: &Jvm, zoo_cfg: &Path) -> Command {
+/// Working directory of the JVM: never the data directory, so nothing the JVM writes relative
+/// to its cwd (a crash report, a core file) lands on the data volume. In the image `/` is
+/// read-only.
+pub const JVM_CWD: &str = "/";
+
+/// The command line of the JVM for a rendered `zoo.cfg`. A fatal error report (`hs_err`) goes
+/// to stderr, so it reaches init's log as `zookeeper: ` lines instead of a file.
+/// `trust_empty_snapshot` lets ZooKeeper replay its logs when no valid snapshot is left (it
+/// refuses to start otherwise); init sets it only after quarantining every snapshot.
+pub fn command(jvm: &Jvm, zoo_cfg: &Path, trust_empty_snapshot: bool) -> Command {
     let mut cmd = Command::new(&jvm.java);
-    cmd.arg(format!("-Xmx{}", jvm.heap))
+    if trust_empty_snapshot {
+        cmd.arg("-Dzookeeper.snapshot.trust.empty=true");
+    }
+    cmd.current_dir(JVM_CWD)
+        .arg(format!("-Xmx{}", jvm.heap))
         .arg("-XX:+UseSerialGC")
         .arg("-XX:+ExitOnOutOfMemoryError")
+        .arg("-XX:+ErrorFileToStderr")
         .arg("-cp")
         .arg(&jvm.classpath)
         .arg(MAIN_CLASS)
@@ -108,8 +121,9 @@ mod tests {
             classpath: "a.jar:b.jar".into(),
             heap: "256m".into(),
         };
-        let cmd = command(&jvm, Path::new("/data/zoo.cfg"));
+        let cmd = command(&jvm, Path::new("/data/zoo.cfg"), false);
         assert_eq!(cmd.get_program(), "/opt/jre/bin/java");
+        assert_eq!(cmd.get_current_dir(), Some(Path::new("/")));
         let args: Vec<_> = cmd.get_args().map(|a| a.to_str().unwrap()).collect();
         assert_eq!(
             args,
@@ -117,11 +131,17 @@ mod tests {
                 "-Xmx256m",
                 "-XX:+UseSerialGC",
                 "-XX:+ExitOnOutOfMemoryError",
+                "-XX:+ErrorFileToStderr",
                 "-cp",
                 "a.jar:b.jar",
                 MAIN_CLASS,
                 "/data/zoo.cfg"
             ]
+        );
+        let trusting = command(&jvm, Path::new("/data/zoo.cfg"), true);
+        assert_eq!(
+            trusting.get_args().next().and_then(|a| a.to_str()),
+            Some("-Dzookeeper.snapshot.trust.empty=true")
         );
     }
 

@@ -13,6 +13,7 @@ use zookeeper_client as zkc;
 
 use crate::support::{Proc, ocho};
 
+#[allow(unused_imports)]
 pub use crate::support::shared_zookeeper;
 
 /// A blocking ZooKeeper client for assertions.
@@ -32,6 +33,11 @@ impl Zk {
             )
             .unwrap();
         Zk { rt, client }
+    }
+
+    /// Runs a future of this client (its session is driven by this runtime only).
+    pub fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
+        self.rt.block_on(future)
     }
 
     pub fn children(&self, path: &str) -> Vec<String> {
