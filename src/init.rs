@@ -65,6 +65,26 @@ pub struct Args {
     /// tools the portal runs at once (env OCHO_MAX_CONCURRENT; default the portal's, 32)
     #[argh(option, default = "env_or(\"OCHO_MAX_CONCURRENT\", \"\")")]
     pub max_concurrent: String,
+    /// YAML list of the portal's named tokens (env OCHO_TOKENS_FILE; see `ocho portal --help`)
+    #[argh(option, default = "env_or(\"OCHO_TOKENS_FILE\", \"\")")]
+    pub tokens_file: String,
+    /// PEM certificate chain: the portal serves HTTPS only (env OCHO_TLS_CERT; needs --tls-key)
+    #[argh(option, default = "env_or(\"OCHO_TLS_CERT\", \"\")")]
+    pub tls_cert: String,
+    /// PEM private key of --tls-cert (env OCHO_TLS_KEY)
+    #[argh(option, default = "env_or(\"OCHO_TLS_KEY\", \"\")")]
+    pub tls_key: String,
+    /// a mounted kubernetes.io/tls Secret: HTTPS with DIR/tls.crt and DIR/tls.key when both
+    /// are there, plain HTTP when neither is, an error when one is (env OCHO_TLS_DIR)
+    #[argh(option, default = "env_or(\"OCHO_TLS_DIR\", \"\")")]
+    pub tls_dir: String,
+    /// the portal's audit journal (env OCHO_AUDIT; default <zk-data>/audit/journal.jsonl
+    /// when ZooKeeper runs here, none with --no-zk)
+    #[argh(option, default = "env_or(\"OCHO_AUDIT\", \"\")")]
+    pub audit: String,
+    /// keep no audit journal (env OCHO_NO_AUDIT=1)
+    #[argh(switch)]
+    pub no_audit: bool,
 }
 
 fn env_or(var: &str, default: &str) -> String {
@@ -102,7 +122,62 @@ struct Settings {
     portal_bind: Option<SocketAddr>,
     /// `--max-concurrent` for the portal, when given.
     max_concurrent: Option<usize>,
+    /// Options handed to the portal as they are (tokens, TLS, audit).
+    portal_args: Vec<(&'static str, PathBuf)>,
     grace: Duration,
+}
+
+/// The portal's credentials, TLS and journal options, checked as far as init can: a TLS pair
+/// must be whole. With ZooKeeper here, the journal defaults to the data volume.
+fn portal_args(
+    args: &Args,
+    data_dir: Option<&std::path::Path>,
+) -> Result<Vec<(&'static str, PathBuf)>> {
+    let mut out = Vec::new();
+    if !args.tokens_file.is_empty() {
+        out.push(("--tokens-file", PathBuf::from(&args.tokens_file)));
+    }
+    let mut pair = (args.tls_cert.clone(), args.tls_key.clone());
+    if !args.tls_dir.is_empty() {
+        if !pair.0.is_empty() || !pair.1.is_empty() {
+            return Err(Error::Usage("--tls-dir or --tls-cert/--tls-key, not both".into()));
+        }
+        let dir = PathBuf::from(&args.tls_dir);
+        let (cert, key) = (dir.join("tls.crt"), dir.join("tls.key"));
+        match (cert.exists(), key.exists()) {
+            (true, true) => pair = (cert.display().to_string(), key.display().to_string()),
+            (false, false) => eprintln!(
+                "init: {} holds no tls.crt and tls.key: the portal serves plain HTTP",
+                dir.display()
+            ),
+            _ => {
+                return Err(Error::Usage(format!(
+                    "--tls-dir {}: tls.crt and tls.key go together, one is missing",
+                    dir.display()
+                )));
+            }
+        }
+    }
+    match pair {
+        (cert, key) if cert.is_empty() && key.is_empty() => {}
+        (cert, key) if cert.is_empty() || key.is_empty() => {
+            return Err(Error::Usage("--tls-cert and --tls-key go together".into()));
+        }
+        (cert, key) => {
+            out.push(("--tls-cert", PathBuf::from(cert)));
+            out.push(("--tls-key", PathBuf::from(key)));
+        }
+    }
+    if args.no_audit || env_flag("OCHO_NO_AUDIT") {
+        if !args.audit.is_empty() {
+            return Err(Error::Usage("--no-audit with --audit: choose one".into()));
+        }
+    } else if !args.audit.is_empty() {
+        out.push(("--audit", PathBuf::from(&args.audit)));
+    } else if let Some(data) = data_dir {
+        out.push(("--audit", data.join("audit").join("journal.jsonl")));
+    }
+    Ok(out)
 }
 
 fn settings(args: &Args) -> Result<Settings> {
@@ -138,6 +213,7 @@ fn settings(args: &Args) -> Result<Settings> {
             zk_hosts: args.zk.trim().to_string(),
             portal_bind,
             max_concurrent,
+            portal_args: portal_args(args, None)?,
             grace: Duration::from_secs_f64(grace),
         });
     }
@@ -159,12 +235,14 @@ fn settings(args: &Args) -> Result<Settings> {
     // Absolute, because the JVM does not run in the data directory.
     let data_dir = std::path::absolute(PathBuf::from(&args.zk_data))
         .map_err(|source| Error::io("resolve --zk-data", PathBuf::from(&args.zk_data), source))?;
+    let portal_args = portal_args(args, Some(&data_dir))?;
     let cfg = config::ServerConfig { data_dir, bind, port };
     Ok(Settings {
         zk_hosts: config::client_addr(bind, port),
         zk: Some((cfg, jvm)),
         portal_bind,
         max_concurrent,
+        portal_args,
         grace: Duration::from_secs_f64(grace),
     })
 }
@@ -249,6 +327,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     if let Some(bind) = settings.portal_bind {
         let hosts = settings.zk_hosts.clone();
         let max_concurrent = settings.max_concurrent;
+        let portal_args = settings.portal_args.clone();
         let damage = settings.zk.as_ref().map(|(cfg, _)| data::damage_file(&cfg.data_dir));
         services.push(Service::new(
             "portal",
@@ -261,6 +340,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
                     .env("OCHOPOD_ZK", &hosts);
                 if let Some(n) = max_concurrent {
                     cmd.arg("--max-concurrent").arg(n.to_string());
+                }
+                for (flag, value) in &portal_args {
+                    cmd.arg(flag).arg(value);
                 }
                 if let Some(damage) = &damage {
                     // Where init counts repairs of ZooKeeper's data (for /readyz and /metrics).
@@ -631,6 +713,54 @@ mod tests {
         match crate::cli::parse_words(&[&["init"], words].concat()) {
             crate::cli::Parsed::Run(crate::cli::Mode::Init(a)) => a,
             _ => panic!("not init args"),
+        }
+    }
+
+    #[test]
+    fn portal_options_pass_through_and_the_journal_defaults_to_the_data_volume() {
+        let data = std::path::Path::new("/data");
+        let got = portal_args(&args(&["--tokens-file", "/t.yaml"]), Some(data)).unwrap();
+        assert_eq!(
+            got,
+            [
+                ("--tokens-file", PathBuf::from("/t.yaml")),
+                ("--audit", PathBuf::from("/data/audit/journal.jsonl"))
+            ]
+        );
+        assert_eq!(portal_args(&args(&["--no-audit"]), Some(data)).unwrap(), []);
+        assert_eq!(portal_args(&args(&[]), None).unwrap(), [], "no journal with --no-zk");
+        let got = portal_args(&args(&["--audit", "/j", "--tls-cert", "c", "--tls-key", "k"]), None);
+        assert_eq!(
+            got.unwrap(),
+            [
+                ("--tls-cert", PathBuf::from("c")),
+                ("--tls-key", PathBuf::from("k")),
+                ("--audit", PathBuf::from("/j"))
+            ]
+        );
+    }
+
+    #[test]
+    fn a_tls_dir_serves_https_with_both_files_plain_with_neither_and_refuses_half() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().to_str().unwrap();
+        assert_eq!(portal_args(&args(&["--tls-dir", d, "--no-audit"]), None).unwrap(), []);
+        std::fs::write(dir.path().join("tls.crt"), "x").unwrap();
+        let err = portal_args(&args(&["--tls-dir", d]), None).unwrap_err();
+        assert!(err.to_string().contains("tls.key"), "{err}");
+        std::fs::write(dir.path().join("tls.key"), "x").unwrap();
+        assert_eq!(
+            portal_args(&args(&["--tls-dir", d, "--no-audit"]), None).unwrap(),
+            [("--tls-cert", dir.path().join("tls.crt")), ("--tls-key", dir.path().join("tls.key"))]
+        );
+        for words in [
+            &["--tls-dir", d, "--tls-cert", "c"][..],
+            &["--tls-cert", "c"],
+            &["--tls-key", "k"],
+            &["--no-audit", "--audit", "/j"],
+        ] {
+            let err = portal_args(&args(words), None).unwrap_err();
+            assert!(matches!(err, Error::Usage(_)), "{words:?}: {err}");
         }
     }
 

@@ -28,6 +28,15 @@ fn init_runs_zookeeper_and_portal_and_stops_cleanly_on_sigterm() {
     assert!(status.status.success());
     assert!(String::from_utf8_lossy(&status.stdout).contains("Mode: standalone"));
     assert!(dir.path().join("zoo.cfg").is_file());
+    // The portal's audit journal lives on the data volume by default.
+    let cli = ocho()
+        .args(["cli", &format!("127.0.0.1:{portal_port}"), "args", "audited"])
+        .env_remove("OCHOPOD_TOKEN")
+        .output()
+        .unwrap();
+    assert!(cli.status.success(), "{}", String::from_utf8_lossy(&cli.stderr));
+    let journal = std::fs::read_to_string(dir.path().join("audit/journal.jsonl")).unwrap();
+    assert!(journal.contains("\"audited\""), "{journal}");
 
     init.signal(Signal::SIGTERM);
     let exit = init.expect_exit(DEADLINE);

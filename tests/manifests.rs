@@ -146,8 +146,8 @@ fn the_proxy_runs_unprivileged_with_a_read_only_root_and_nested_graces() {
         container.volume_mounts.clone().unwrap().into_iter().map(|m| m.mount_path).collect();
     assert_eq!(
         mounts,
-        ["/var/lib/zookeeper", "/tmp", "/var/run/ocho/token"],
-        "writable paths under a read-only root, and the token"
+        ["/var/lib/zookeeper", "/tmp", "/var/run/ocho/token", "/var/run/ocho/tls"],
+        "writable paths under a read-only root, the token and the TLS pair"
     );
     // The token is required and comes as a file (re-read on rotation), never an env value.
     assert!(env.iter().all(|e| e.name != "OCHO_TOKEN"), "the token must be a mounted file");
@@ -157,6 +157,12 @@ fn the_proxy_runs_unprivileged_with_a_read_only_root_and_nested_graces() {
     let secret = volumes.iter().find_map(|v| v.secret.clone()).expect("the token Secret volume");
     assert_eq!(secret.secret_name.as_deref(), Some("ocho-portal-token"));
     assert_eq!(secret.optional, Some(false), "the portal token is required");
+    // TLS is optional: the Secret may be missing (plain HTTP), and init reads it as a directory.
+    let tls = volumes.iter().find(|v| v.name == "tls").and_then(|v| v.secret.clone()).unwrap();
+    assert_eq!(tls.secret_name.as_deref(), Some("ocho-portal-tls"));
+    assert_eq!(tls.optional, Some(true));
+    let tls_dir = env.iter().find(|e| e.name == "OCHO_TLS_DIR").unwrap();
+    assert_eq!(tls_dir.value.as_deref(), Some("/var/run/ocho/tls"));
     let hosts = env.iter().find(|e| e.name == "OCHO_ALLOWED_HOSTS").unwrap();
     assert!(hosts.value.as_deref().unwrap().contains("ocho-proxy.$(POD_NAMESPACE).svc"));
     let service: Service = find("Service");

@@ -1,6 +1,6 @@
 //! HTTPS in the portal, with a CA made in the test: `ocho cli https://…` and curl with the right
 //! CA, a clear error with the wrong one (never a silent fallback), plain HTTP refused on the
-//! HTTPS port, and a certificate replaced in place taken up without a restart.
+//! HTTPS port but for the probes, and a certificate replaced in place taken up without a restart.
 #![allow(clippy::unwrap_used)]
 
 mod support;
@@ -112,13 +112,27 @@ fn https_with_a_good_and_a_bad_certificate_through_ocho_cli_and_curl() {
     let (code, _, err) = cli(&addr, None, &["args", "x"]);
     assert_ne!(code, Some(0));
     assert!(err.contains("TLS") || err.contains("roots"), "{err}");
-    // Plain HTTP on the HTTPS port gets no HTTP answer.
-    let mut plain = TcpStream::connect(&addr).unwrap();
-    plain.set_read_timeout(Some(std::time::Duration::from_secs(30))).unwrap();
-    plain.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
-    let mut got = Vec::new();
-    let _ = plain.read_to_end(&mut got);
-    assert!(!got.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&got));
+    // Plain HTTP on the HTTPS port: the probes answer (Kubernetes' httpGet probes send no TLS),
+    // anything else is refused with a 400 that says to use https, and runs nothing.
+    let plain = |request: &str| {
+        let mut plain = TcpStream::connect(&addr).unwrap();
+        plain.set_read_timeout(Some(std::time::Duration::from_secs(30))).unwrap();
+        plain.write_all(request.as_bytes()).unwrap();
+        let mut got = Vec::new();
+        let _ = plain.read_to_end(&mut got);
+        String::from_utf8_lossy(&got).into_owned()
+    };
+    let got = plain("GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    assert!(got.starts_with("HTTP/1.1 200"), "{got}");
+    for request in [
+        "POST /shell HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer t0k\r\nX-Shell: args plain\r\nContent-Length: 0\r\n\r\n",
+        "GET /tools HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer t0k\r\n\r\n",
+        "GET /healthz/../shell?line=args HTTP/1.1\r\nHost: x\r\n\r\n",
+    ] {
+        let got = plain(request);
+        assert!(got.starts_with("HTTP/1.1 400"), "{request}: {got}");
+        assert!(got.contains("use https://"), "{got}");
+    }
     let ran = portal.proc.lines().iter().filter(|l| l.contains(" /shell args ")).count();
     assert_eq!(ran, 2, "only the verified requests ran tools");
 

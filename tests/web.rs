@@ -394,8 +394,8 @@ fn on_a_phone_output_scrolls_sideways_and_history_is_a_tap_away() {
     assert_eq!(state, "ok");
 }
 
-/// The banner names the proxy as the browser reaches it and the portal's version; nobody is
-/// named while the portal does not say who the credentials belong to.
+/// The banner names the proxy as the browser reaches it, the portal's version, and that the
+/// portal asked for no credentials (who the caller is comes from /tools).
 #[test]
 fn the_banner_names_the_proxy_and_its_version() {
     let portal = Portal::start(&[], &[]);
@@ -404,7 +404,8 @@ fn the_banner_names_the_proxy_and_its_version() {
     browser.wait_for("the banner", "document.body.dataset.banner", PAGE);
     assert_eq!(browser.text("#proxy"), portal.addr);
     assert_eq!(browser.text("#version"), format!("ocho {}", env!("CARGO_PKG_VERSION")));
-    assert_eq!(browser.eval("document.getElementById('who').hidden"), true);
+    assert_eq!(browser.eval("document.getElementById('who').hidden"), false);
+    assert_eq!(browser.text("#who"), "open portal: no credentials asked");
 }
 
 /// The page's own files served by a stand-in whose stream carries empty lines between events

@@ -153,7 +153,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let mut server = serve::Server::bind(&args.bind, limits)
         .map_err(|e| Error::Failed(format!("cannot listen on {}: {e}", args.bind)))?;
     if let Some(certs) = certs {
-        server = server.with_tls(certs);
+        server = server.with_tls(certs, &["/healthz", "/readyz"]);
     }
     let addr = server.local_addr();
     if open && !addr.ip().is_loopback() && !insecure {

@@ -87,6 +87,7 @@ pub struct Server {
     limits: Limits,
     peers: Arc<Peers>,
     tls: Option<Arc<tls::Certs>>,
+    plain_paths: &'static [&'static str],
 }
 
 /// What the accept loop and the connection threads share.
@@ -96,6 +97,8 @@ struct Shared {
     handler: Arc<Handler>,
     /// HTTPS only, with these certificates.
     tls: Option<Arc<tls::Certs>>,
+    /// With `tls`: the paths a plain-HTTP request may still reach (the probes).
+    plain_paths: &'static [&'static str],
     stopping: AtomicBool,
     /// Body bytes held by all connections.
     buffered: AtomicUsize,
@@ -128,12 +131,17 @@ impl Server {
         let listener = TcpListener::bind(addr)?;
         listener.set_nonblocking(true)?;
         limits.max_connections = limits.max_connections.min(fd_allowance()).max(1);
-        Ok(Server { listener, limits, peers: Arc::default(), tls: None })
+        Ok(Server { listener, limits, peers: Arc::default(), tls: None, plain_paths: &[] })
     }
 
-    /// Serves HTTPS only, with `certs` (re-read when their files change).
-    pub fn with_tls(mut self, certs: tls::Certs) -> Server {
+    /// Serves HTTPS only, with `certs` (re-read when their files change). A connection that
+    /// speaks plain HTTP instead (its first byte is not a TLS handshake record) may only reach
+    /// `plain_paths` — liveness and readiness probes, which carry nothing secret and which
+    /// Kubernetes' `httpGet` sends without TLS — and gets 400 for anything else, as nginx
+    /// answers plain HTTP on its HTTPS port.
+    pub fn with_tls(mut self, certs: tls::Certs, plain_paths: &'static [&'static str]) -> Server {
         self.tls = Some(Arc::new(certs));
+        self.plain_paths = plain_paths;
         self
     }
 
@@ -153,6 +161,7 @@ impl Server {
             peers: self.peers,
             handler,
             tls: self.tls,
+            plain_paths: self.plain_paths,
             stopping: AtomicBool::new(false),
             buffered: AtomicUsize::new(0),
             open: Mutex::new(0),
@@ -380,7 +389,15 @@ fn connection(stream: TcpStream, peer: SocketAddr, shared: &Shared) {
     let limits = &shared.limits;
     let tcp = Arc::new(stream);
     let _ = tcp.set_write_timeout(Some(limits.write_timeout));
-    let Ok(stream) = tls::Conn::new(Arc::clone(&tcp), shared.tls.as_deref()) else { return };
+    // On an HTTPS server, a connection whose first byte is not a TLS handshake record (0x16)
+    // speaks plain HTTP: it is served without TLS, for the probe paths only.
+    let plain = shared.tls.is_some() && {
+        let _ = tcp.set_read_timeout(Some(limits.head_timeout));
+        let mut first = [0u8; 1];
+        matches!(tcp.peek(&mut first), Ok(1) if first[0] != 0x16)
+    };
+    let certs = if plain { None } else { shared.tls.as_deref() };
+    let Ok(stream) = tls::Conn::new(Arc::clone(&tcp), certs) else { return };
     let stream = Arc::new(stream);
     shared.peers.insert(peer, Arc::clone(&tcp));
     let mut reader = BufReader::with_capacity(16 * 1024, Io(Arc::clone(&stream)));
@@ -412,7 +429,13 @@ fn connection(stream: TcpStream, peer: SocketAddr, shared: &Shared) {
             }
         };
         shared.peers.set_busy(&peer, true);
-        let outcome = serve_one(&stream, &mut reader, peer, head, shared, &set_deadline);
+        let outcome = if plain && !plain_allowed(&head.target, shared.plain_paths) {
+            let why = "this port speaks HTTPS only: use https://";
+            let _ = Io(Arc::clone(&stream)).write_all(&simple(400, why, true));
+            Outcome::Refused
+        } else {
+            serve_one(&stream, &mut reader, peer, head, shared, &set_deadline)
+        };
         shared.peers.set_busy(&peer, false);
         match outcome {
             Outcome::KeepAlive => {}
@@ -428,6 +451,13 @@ fn connection(stream: TcpStream, peer: SocketAddr, shared: &Shared) {
         linger(&tcp);
     }
     stream.shutdown();
+}
+
+/// Whether a plain-HTTP request to an HTTPS server may go on: its path (query left out) is one
+/// of `paths`.
+fn plain_allowed(target: &str, paths: &[&str]) -> bool {
+    let path = target.split_once('?').map_or(target, |(p, _)| p);
+    paths.contains(&path)
 }
 
 /// After refusing a request whose client may still be sending (a huge header, a body we will

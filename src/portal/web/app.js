@@ -338,17 +338,21 @@ document.addEventListener("drop", (e) => {
   addFiles(e.dataTransfer.files);
 });
 
-// ---- the banner: which proxy, its version and, when the portal says so, who you are. The
-// portal's /tools may carry "who": {"name", "role"} (the token's name once access control
-// names tokens); the banner shows it as soon as it is there.
+// ---- the banner: which proxy, its version and who you are: /tools carries "who": {"name",
+// "role", "scope"?}, the name of the token the browser's credentials matched, or "-" on a portal
+// that asks for none.
 $("proxy").textContent = location.host;
 fetch("/tools", { headers: { "Accept": "application/json" } })
   .then((r) => (r.ok ? r.json() : Promise.reject(new Error("HTTP " + r.status))))
   .then((tools) => {
     $("version").textContent = tools.version ? "ocho " + tools.version : "";
     const who = tools.who;
-    if (who && who.name) {
-      $("who").textContent = "you: " + who.name + (who.role ? " (" + who.role + ")" : "");
+    if (who && who.name === "-") {
+      $("who").textContent = "open portal: no credentials asked";
+      $("who").hidden = false;
+    } else if (who && who.name) {
+      const scope = who.scope ? ", " + who.scope.join(" ") : "";
+      $("who").textContent = "you: " + who.name + (who.role ? " (" + who.role + scope + ")" : "");
       $("who").hidden = false;
     }
   })
