@@ -2,7 +2,7 @@
 BIN    := ocho
 TARGET := x86_64-unknown-linux-musl
 STATIC := target/$(TARGET)/release/$(BIN)
-# ring's build script needs a musl C compiler (platform notes §2).
+# ring's build script needs a musl C compiler (docs/platform.md §2).
 export CC_x86_64_unknown_linux_musl ?= musl-gcc
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Debian packages the build, the tests and the image need.

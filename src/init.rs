@@ -2,7 +2,7 @@
 //! children (the ZooKeeper JVM and `ocho portal`), forwards signals, reaps every orphan, restarts
 //! crashed children with backoff, and shuts down in order (portal first, it drains requests;
 //! then ZooKeeper) within a grace period. Nothing else runs in this process, because a
-//! `waitpid(-1)` reaper steals the statuses of any other waiter (platform notes §4.3).
+//! `waitpid(-1)` reaper steals the statuses of any other waiter (docs/platform.md §4.3).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{IpAddr, SocketAddr};
@@ -292,7 +292,7 @@ struct Stopping {
 
 /// Runs init until a requested stop completes.
 pub fn run(args: Args) -> Result<ExitCode> {
-    // Before any thread exists: every thread inherits the mask (platform notes §4.1).
+    // Before any thread exists: every thread inherits the mask (docs/platform.md §4.1).
     signals::block_all()?;
     let mut sigs = signals::Signals::open()?;
     let me = nix::unistd::getpid();

@@ -1,5 +1,5 @@
 //! Shell-style glob matching (`*`, `?`, `[…]`) over cluster names, as Python's `fnmatch` does
-//! for wildcard dependencies (spec §4.6) and as the tools match `<ns>.<cluster>` names.
+//! for wildcard dependencies (docs/protocol.md §4.6) and as the tools match `<ns>.<cluster>` names.
 
 /// True when `name` matches `pattern` in full. `*` matches any run (dots included), `?` one
 /// character, `[abc]`/`[a-z]`/`[!x]` a set.

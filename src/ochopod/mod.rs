@@ -2,7 +2,7 @@
 //! tools: ZooKeeper paths ([`paths`]), the registration record ([`Registration`]), the leader's
 //! control payload ([`Payload`]), the cluster view pods compute from it ([`Cluster`]), the keys
 //! of `/info` ([`INFO_KEYS`]) and the dependency naming rules ([`dependency_targets`]).
-//! Nothing here talks to ZooKeeper or HTTP. Reference: `shared/spec/ochopod.md`.
+//! Nothing here talks to ZooKeeper or HTTP. Reference: docs/protocol.md.
 
 pub mod glob;
 
@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-/// ZooKeeper paths of the Ochopod tree (spec §1.1).
+/// ZooKeeper paths of the Ochopod tree (docs/protocol.md §1.1).
 pub mod paths {
     /// Parent of every cluster node.
     pub const ROOT: &str = "/ochopod/clusters";
@@ -54,7 +54,7 @@ pub mod paths {
     }
 }
 
-/// Marker of kazoo lock contender names `<hex32>__lock__<seq10>` (spec §1.6).
+/// Marker of kazoo lock contender names `<hex32>__lock__<seq10>` (docs/protocol.md §1.6).
 pub const LOCK_MARKER: &str = "__lock__";
 
 /// The sort key kazoo uses for lock contenders: the text after `__lock__`. kazoo computes
@@ -66,8 +66,8 @@ pub fn lock_sort_key(name: &str) -> &str {
     }
 }
 
-/// Keys `/info` may carry (spec §3.3: the Kubernetes whitelist plus 1.0.7's `metrics` and
-/// `dependencies`). Keys absent from a pod's state are absent from the reply.
+/// Keys `/info` may carry (docs/protocol.md §3.3: the Kubernetes whitelist plus 1.0.7's `metrics`
+/// and `dependencies`). Keys absent from a pod's state are absent from the reply.
 pub const INFO_KEYS: &[&str] = &[
     "application",
     "ip",
@@ -83,7 +83,7 @@ pub const INFO_KEYS: &[&str] = &[
     "dependencies",
 ];
 
-/// Values of `/info` `process` (spec §3.3).
+/// Values of `/info` `process` (docs/protocol.md §3.3).
 pub mod process {
     pub const STOPPED: &str = "stopped";
     pub const RUNNING: &str = "running";
@@ -91,7 +91,7 @@ pub mod process {
     pub const DEAD: &str = "dead";
 }
 
-/// Values of `/info` `state` (spec §3.3).
+/// Values of `/info` `state` (docs/protocol.md §3.3).
 pub mod state {
     pub const FOLLOWER: &str = "follower";
     pub const LEADER: &str = "leader";
@@ -99,11 +99,11 @@ pub mod state {
     pub const CONFIGURING: &str = "leader (configuring)";
 }
 
-/// Control verbs a pod understands (spec §3.6). Anything else is answered 400.
+/// Control verbs a pod understands (docs/protocol.md §3.6). Anything else is answered 400.
 pub const VERBS: &[&str] = &["check", "on", "off", "ok", "kill", "signal"];
 
-/// One registration record (spec §1.3): a JSON object whose keys are the pod's hints (`cluster`,
-/// `namespace`, `ip`, `port` as a string, `ports` string → integer, `seq`, …) plus any
+/// One registration record (docs/protocol.md §1.3): a JSON object whose keys are the pod's hints
+/// (`cluster`, `namespace`, `ip`, `port` as a string, `ports` string → integer, `seq`, …) plus any
 /// `ochopod_<x>` variable as `<x>`. Kept as the raw object so that records written by Python
 /// pods pass through leaders byte-for-byte equivalent; accessors read the well-known keys.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -112,7 +112,7 @@ pub struct Registration(pub Map<String, Value>);
 
 impl Registration {
     /// Parses a registration node's data. Empty or invalid data (a node seen between its
-    /// creation and the write of its JSON, spec §5.9) gives `None`: readers skip it.
+    /// creation and the write of its JSON, docs/protocol.md §5.9) gives `None`: readers skip it.
     pub fn parse(data: &[u8]) -> Option<Registration> {
         match serde_json::from_slice(data) {
             Ok(Value::Object(map)) if !map.is_empty() => Some(Registration(map)),
@@ -146,7 +146,8 @@ impl Registration {
         self.0.get("ports")?.get(port).and_then(Value::as_u64).and_then(|p| u16::try_from(p).ok())
     }
 
-    /// `ip:<mapped port>` for a container port, as the leader and tools reach pods (spec §6a.3).
+    /// `ip:<mapped port>` for a container port, as the leader and tools reach pods
+    /// (docs/protocol.md §6.1 item 3).
     pub fn endpoint(&self, port: &str) -> Option<String> {
         Some(format!("{}:{}", self.ip()?, self.mapped_port(port)?))
     }
@@ -158,8 +159,8 @@ impl Registration {
     }
 }
 
-/// The leader's body for `/control/*` (spec §4.5): every pod, the dependencies as written in
-/// `depends_on` (name → uuid → registration) and the receiving pod's uuid.
+/// The leader's body for `/control/*` (docs/protocol.md §4.5): every pod, the dependencies as
+/// written in `depends_on` (name → uuid → registration) and the receiving pod's uuid.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Payload {
     pub pods: BTreeMap<String, Registration>,
@@ -169,7 +170,8 @@ pub struct Payload {
 
 impl Payload {
     /// Reads a request body: empty, unparsable, `null`, `[]` or `{}` mean "no payload"
-    /// (spec §3.6); an object missing `pods`, `dependencies` or `key` is invalid (`Err`).
+    /// (docs/protocol.md §3.6); an object missing `pods`, `dependencies` or `key` is invalid
+    /// (`Err`).
     pub fn from_body(body: &[u8]) -> Result<Option<Payload>, String> {
         let value: Value = match serde_json::from_slice(body) {
             Ok(v) => v,
@@ -188,8 +190,8 @@ impl Payload {
     }
 }
 
-/// What a pod knows of its cluster once configured (spec §4.2.6): the view handed to templates
-/// and hooks. `index` is the position of `key` among the sorted uuids (not stable across
+/// What a pod knows of its cluster once configured (docs/protocol.md §4.2.6): the view handed to
+/// templates and hooks. `index` is the position of `key` among the sorted uuids (not stable across
 /// membership changes); `seq` is stable for the pod's process lifetime.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Cluster {
@@ -247,7 +249,7 @@ impl Cluster {
     }
 }
 
-/// Where a `depends_on` entry points (spec §4.6).
+/// Where a `depends_on` entry points (docs/protocol.md §4.6).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Dependency {
     /// One cluster node name (`<ns>.<cluster>`).

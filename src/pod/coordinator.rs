@@ -1,5 +1,5 @@
-//! The coordinator (spec §4.1, §4.4): one thread with a current-thread tokio runtime and one
-//! ZooKeeper session at a time. It registers the pod (§1.3, sticky `seq`), contends for the
+//! The coordinator (docs/protocol.md §4.1, §4.4): one thread with a current-thread tokio runtime
+//! and one ZooKeeper session at a time. It registers the pod (§1.3, sticky `seq`), contends for the
 //! kazoo-compatible lock (§1.6) and, once it holds it, runs the leader model: watch `pods/` and
 //! the dependencies' snapshots, compare hashes, apply the damper, configure (§4.4.4), probe.
 //! Any session trouble, `/reset` or shutdown closes the session (our ephemerals vanish at once)
@@ -19,7 +19,7 @@ use crate::ochopod::{
     state,
 };
 
-/// ZooKeeper session timeout of Python pods (spec §1.7): a longer one delays failover.
+/// ZooKeeper session timeout of Python pods (docs/protocol.md §1.7): a longer one delays failover.
 const SESSION_TIMEOUT: Duration = Duration::from_secs(5);
 /// Ochopod's tick: the leader re-reads `pods/` and the dependencies at least this often.
 const TICK: Duration = Duration::from_secs(1);
@@ -157,7 +157,7 @@ impl Coordinator {
         }
     }
 
-    /// Registers `pods/<uuid>.<seq10>` (spec §1.3); the first registration fixes `seq`.
+    /// Registers `pods/<uuid>.<seq10>` (docs/protocol.md §1.3); the first registration fixes `seq`.
     async fn register(&mut self, client: &zkc::Client) -> Result<(), String> {
         let persistent = zkc::CreateMode::Persistent.with_acls(zkc::Acls::anyone_all());
         let ephemeral_seq = zkc::CreateMode::EphemeralSequential.with_acls(zkc::Acls::anyone_all());
@@ -206,7 +206,7 @@ impl Coordinator {
         Value::Object(record).to_string()
     }
 
-    /// The kazoo lock recipe (spec §1.6); returns only when the leader model ends.
+    /// The kazoo lock recipe (docs/protocol.md §1.6); returns only when the leader model ends.
     async fn elect(&mut self, client: &zkc::Client) -> Result<(), String> {
         let coord = paths::coordinator(&self.name);
         let persistent = zkc::CreateMode::Persistent.with_acls(zkc::Acls::anyone_all());
@@ -248,7 +248,7 @@ impl Coordinator {
         self.lead(client).await
     }
 
-    /// The leader model (spec §4.4).
+    /// The leader model (docs/protocol.md §4.4).
     async fn lead(&mut self, client: &zkc::Client) -> Result<(), String> {
         let snapshot = paths::snapshot(&self.name);
         let ephemeral = zkc::CreateMode::Ephemeral.with_acls(zkc::Acls::anyone_all());
@@ -284,8 +284,9 @@ impl Coordinator {
                     Err(e) => return Err(format!("read {path}: {e}")),
                 }
             }
-            // A registration seen between its creation and its JSON (spec §5.9) is normally
-            // complete 1 ms later: wait for it rather than configure twice, but not forever.
+            // A registration seen between its creation and its JSON (docs/protocol.md §5.9) is
+            // normally complete 1 ms later: wait for it rather than configure twice, but not
+            // forever.
             if incomplete {
                 let since = *incomplete_since.get_or_insert_with(Instant::now);
                 if since.elapsed() < INCOMPLETE_WAIT {
@@ -388,7 +389,8 @@ impl Coordinator {
         }
     }
 
-    /// Reads every dependency's snapshot (spec §4.6), keyed by the `--depends-on` entry.
+    /// Reads every dependency's snapshot (docs/protocol.md §4.6), keyed by the `--depends-on`
+    /// entry.
     async fn dependencies(&self, client: &zkc::Client) -> Result<Deps, String> {
         let mut deps = Deps::new();
         for entry in &self.leader.depends_on {
@@ -409,7 +411,7 @@ impl Coordinator {
                 let path = paths::snapshot(&target);
                 match client.get_data(&path).await {
                     Ok((data, _)) => {
-                        // Invalid JSON counts as {} (spec §4.6).
+                        // Invalid JSON counts as {} (docs/protocol.md §4.6).
                         let pods: BTreeMap<String, Registration> =
                             serde_json::from_slice(&data).unwrap_or_default();
                         merged.extend(pods);
@@ -453,7 +455,8 @@ async fn write(client: &zkc::Client, path: &str, value: &Value) -> Result<(), St
 }
 
 /// The `hash` of a view: MD5 of `{"local": pods, "<dependency>": pods, …}` with sorted keys.
-/// Python leaders compute different bytes for the same view; they reconfigure once (§1.5).
+/// Python leaders compute different bytes for the same view; they reconfigure once
+/// (docs/protocol.md §1.5).
 fn hash_of(view: &View) -> String {
     let mut all = BTreeMap::new();
     all.insert("local".to_string(), &view.0);

@@ -1,7 +1,8 @@
 //! Hook programs (`--configure`, `--can-configure`, `--probe`, `--sanity`, `--signal`): the
 //! agent's replacement for Ochopod's Python callbacks. A hook is executed directly (no shell)
 //! through the agent's reaper, gets its input JSON on stdin and in env `OCHO_INPUT`, and answers
-//! with its exit code and stdout (capped). The contract is documented in README.pod.md.
+//! with its exit code and stdout (capped). The contract is docs/protocol.md §7.1
+//! (users: README.md, section "`ocho pod`: the Ochopod agent", Hooks).
 
 use std::io::{Read, Write};
 use std::process::{Command, Stdio};

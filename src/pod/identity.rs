@@ -1,6 +1,6 @@
 //! Who this pod is: the registration hints from defaults, `ochopod_*` variables and flags
-//! (spec §1.3, §2), the pod address, the `ports` map, and the random identities (a UUID v4 per
-//! process, kazoo's 32-hex lock prefix).
+//! (docs/protocol.md §1.3, §2), the pod address, the `ports` map, and the random identities (a UUID
+//! v4 per process, kazoo's 32-hex lock prefix).
 
 use std::collections::BTreeMap;
 
@@ -71,8 +71,8 @@ fn parse_ports(text: &str, control: u16) -> Result<BTreeMap<String, u16>> {
     Ok(ports)
 }
 
-/// The hints (registration record without `seq`, spec §1.3 and §2): defaults, then every
-/// `ochopod_<x>` variable as `<x>`, then the flags, then the binding's own keys.
+/// The hints (registration record without `seq`, docs/protocol.md §1.3 and §2): defaults, then
+/// every `ochopod_<x>` variable as `<x>`, then the flags, then the binding's own keys.
 pub fn hints(args: &Args, vars: &[(String, String)]) -> Result<(Map<String, Value>, u16)> {
     let mut h = Map::new();
     for (k, v) in [

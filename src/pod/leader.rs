@@ -1,7 +1,7 @@
-//! The leader's configuration round (spec §4.4.4), blocking: `check` to every pod (410 drops it,
-//! anything else but 200 fails the round), optional `off`, `on` to the survivors (all must answer
-//! 200), then `ok` fire-and-forget. Requests go in parallel threads, or one at a time with
-//! `--sequential`, each with the payload `{pods, dependencies, key}` and a client timeout of
+//! The leader's configuration round (docs/protocol.md §4.4.4), blocking: `check` to every pod (410
+//! drops it, anything else but 200 fails the round), optional `off`, `on` to the survivors (all
+//! must answer 200), then `ok` fire-and-forget. Requests go in parallel threads, or one at a time
+//! with `--sequential`, each with the payload `{pods, dependencies, key}` and a client timeout of
 //! 1.25 × the URL's timeout.
 
 use std::collections::BTreeMap;

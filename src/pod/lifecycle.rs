@@ -1,8 +1,8 @@
-//! The lifecycle actor (Ochopod's `Piped` model, spec §4.2): one thread that owns the workload
-//! and runs control verbs one at a time in arrival order. It configures (templates, `--configure`
-//! hook), starts, restarts with backoff, sanity-checks and tears down the workload, and turns the
-//! pod `dead` after `kill` or a workload exiting 0. Exit statuses arrive as messages from the
-//! agent's reaper, so this thread never calls `wait`.
+//! The lifecycle actor (Ochopod's `Piped` model, docs/protocol.md §4.2): one thread that owns the
+//! workload and runs control verbs one at a time in arrival order. It configures (templates,
+//! `--configure` hook), starts, restarts with backoff, sanity-checks and tears down the workload,
+//! and turns the pod `dead` after `kill` or a workload exiting 0. Exit statuses arrive as messages
+//! from the agent's reaper, so this thread never calls `wait`.
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -270,7 +270,7 @@ impl Lifecycle {
         (200, json!({}))
     }
 
-    /// Ochopod's answer to a failed `on`: 406, and the pod kills itself (spec §3.6).
+    /// Ochopod's answer to a failed `on`: 406, and the pod kills itself (docs/protocol.md §3.6).
     fn refuse_and_die(&mut self) -> (u16, Value) {
         self.backlog.push_front(Msg::Control {
             verb: "kill".into(),

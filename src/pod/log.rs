@@ -1,6 +1,7 @@
 //! The agent's own log: each line goes to stderr and into a bounded ring that `POST /log`
 //! returns oldest first, each line ending in `\n`, in Ochopod's format
-//! `2015-05-04 08:04:01,123 - INFO - message` (spec §3.4). The workload's output is not in it.
+//! `2015-05-04 08:04:01,123 - INFO - message` (docs/protocol.md §3.4). The workload's output is not
+//! in it.
 
 use std::collections::VecDeque;
 use std::io::Write;

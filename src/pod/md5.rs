@@ -1,6 +1,6 @@
 //! MD5 (RFC 1321), only for the cluster `hash` node, which Ochopod renders as 16 lower-case hex
-//! pairs joined by `:` (spec §1.5). Not used for anything security-related; 60 lines are
-//! cheaper than a crate for one call per configuration.
+//! pairs joined by `:` (docs/protocol.md §1.5). Not used for anything security-related; 60 lines
+//! are cheaper than a crate for one call per configuration.
 
 const S: [u32; 64] = [
     7, 12, 17, 22, 7, 12, 17, 22, 7, 12, 17, 22, 7, 12, 17, 22, 5, 9, 14, 20, 5, 9, 14, 20, 5, 9,

@@ -1,5 +1,5 @@
 //! `ocho pod [options] -- CMD [ARGS…]`: the Ochopod agent, wire-compatible with Python Ochopod
-//! pods (`shared/spec/ochopod.md`). PID 1 (or subreaper) of the workload container. Threads:
+//! pods (docs/protocol.md). PID 1 (or subreaper) of the workload container. Threads:
 //! the main thread blocks signals, reaps every child ([`reaper`]) and handles SIGTERM; the
 //! lifecycle actor ([`lifecycle`]) owns the workload; the control port ([`server`], rouille)
 //! queues verbs to it; the coordinator ([`coordinator`], async, one ZooKeeper session at a time)
@@ -149,7 +149,7 @@ pub struct Shared {
 struct Status {
     process: &'static str,
     state: &'static str,
-    /// Absent until the pod leads once (spec §3.3).
+    /// Absent until the pod leads once (docs/protocol.md §3.3).
     status: Option<String>,
     metrics: Value,
 }
@@ -276,7 +276,8 @@ fn dependencies(flags: &[String], env: Option<String>) -> Vec<String> {
 }
 
 pub fn run(mut args: Args) -> Result<ExitCode> {
-    // Before any thread (tokio, async-io, rouille): threads inherit the mask (platform §4.1).
+    // Before any thread (tokio, async-io, rouille): threads inherit the mask (docs/platform.md
+    // §4.1).
     signals::block_all()?;
     let mut sigs = signals::Signals::open()?;
     if nix::unistd::getpid().as_raw() != 1 {

@@ -1,4 +1,4 @@
-//! The agent's single reaper (platform notes §4.3): the main thread is the only `waitpid(-1)`
+//! The agent's single reaper (docs/platform.md §4.3): the main thread is the only `waitpid(-1)`
 //! caller; every child (the workload and each hook program) is spawned through [`Reaper::spawn`],
 //! which registers a waiter under the same lock the reaper holds while it reaps, so no status can
 //! be collected before its waiter exists.

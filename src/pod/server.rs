@@ -1,4 +1,4 @@
-//! The pod's control port (spec §3): `POST /info`, `/log`, `/reset` and
+//! The pod's control port (docs/protocol.md §3): `POST /info`, `/log`, `/reset` and
 //! `/control/<verb>[/<timeout>]`, JSON bodies with `application/json`, 405 for other methods,
 //! 404 for other paths. Control requests are queued to the lifecycle actor and answered within
 //! their timeout, or 408 while the command stays queued.

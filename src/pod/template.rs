@@ -1,7 +1,8 @@
 //! `--template SRC:DEST`: a small mustache-like language filled with the cluster facts before
 //! each start of the workload, so a `FROM scratch` image can configure itself without a shell
 //! (a ZooKeeper ensemble's `zoo.cfg` and `myid` are the reference case). The language is
-//! documented in README.pod.md; this file is its only implementation. Rendering is pure: files
+//! documented in README.md (section "`ocho pod`: the Ochopod agent", Templates) and
+//! docs/protocol.md §7.2; this file is its only implementation. Rendering is pure: files
 //! are written by [`render_all`] only after every template rendered.
 
 use std::collections::BTreeMap;

@@ -1,10 +1,10 @@
 //! Running one tool for one request: re-exec `/proc/self/exe` (arg0 `ocho`) with the validated
 //! argv, in the request's temporary directory, stdin `/dev/null`, an allow-listed environment,
 //! in a process group of its own and with a clean signal mask (`supervise::child::spawn`).
-//! stdout and stderr are drained concurrently line by line (no pipe deadlock, spec §10.3) and
-//! capped; the deadline, the output cap and a vanished client each end the whole group with
-//! SIGTERM, then SIGKILL after a grace. The child is waited by pid, never with `waitpid(-1)`
-//! (platform notes §4.3). The temporary directory itself belongs to the caller.
+//! stdout and stderr are drained concurrently line by line (no pipe deadlock: docs/architecture.md
+//! §7.3) and capped; the deadline, the output cap and a vanished client each end the whole group
+//! with SIGTERM, then SIGKILL after a grace. The child is waited by pid, never with `waitpid(-1)`
+//! (docs/platform.md §4.3). The temporary directory itself belongs to the caller.
 
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::process::{CommandExt, ExitStatusExt};

@@ -1,6 +1,6 @@
 //! `ocho portal`: the proxy's HTTP face (rouille, one thread per request). Owns the server: its
 //! options, the shared state, the "listening on ADDR" readiness line, the open-portal warning and
-//! the graceful drain on SIGTERM/SIGINT/SIGQUIT (platform notes §5.2). Routes live in
+//! the graceful drain on SIGTERM/SIGINT/SIGQUIT (docs/platform.md §5.2). Routes live in
 //! `routes.rs`, tool execution in `exec.rs`, credentials in `auth.rs`, the web terminal in `web/`.
 
 mod access;

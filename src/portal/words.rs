@@ -2,7 +2,7 @@
 //! separates words, single quotes keep everything literally, double quotes keep everything but
 //! let a backslash escape `$`, `` ` ``, `"`, `\` and newline, and an unquoted backslash escapes the
 //! next character. `$(…)`, backticks, `;`, `|`, `>`, `#` and globs are ordinary characters: no
-//! shell ever sees the line (spec §3.6, §10.1).
+//! shell ever sees the line (docs/security.md §6.1, docs/architecture.md §7.1).
 
 /// Why a line cannot be split.
 #[derive(Debug, PartialEq, thiserror::Error)]

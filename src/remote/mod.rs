@@ -1,7 +1,7 @@
 //! `ocho cli`: the operator's client. Posts tool lines to a portal (`POST /shell`, `X-Shell`)
-//! over plain HTTP with our own client (no curl, no shell, spec §10.2), uploads the local files a
-//! line names (under their base names), prints the NDJSON stream as it arrives and exits with
-//! the tool's exit code. Without a tool line it runs a REPL (`exit` or Ctrl-D to leave,
+//! over plain HTTP with our own client (no curl, no shell: docs/architecture.md §7.2), uploads the
+//! local files a line names (under their base names), prints the NDJSON stream as it arrives and
+//! exits with the tool's exit code. Without a tool line it runs a REPL (`exit` or Ctrl-D to leave,
 //! `history`, `!!`, `!N`, a line editor with ↑/↓ history on a terminal: editor.rs).
 
 mod editor;

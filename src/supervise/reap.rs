@@ -1,5 +1,5 @@
 //! Reaping. A supervisor that is PID 1 (or a subreaper) inherits every orphan of its tree and
-//! must `waitpid(-1)` them all; it is the only waiter in its process (platform notes §4.3).
+//! must `waitpid(-1)` them all; it is the only waiter in its process (docs/platform.md §4.3).
 
 use nix::errno::Errno;
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};

@@ -1,7 +1,7 @@
 //! Signal plumbing. Supervisors block every asynchronous signal in the main thread before any
 //! other thread exists (threads inherit the mask), then read them synchronously from a
 //! [`SignalFd`]. The original mask is kept so that [`super::child::spawn`] can restore it in
-//! every child: std passes a blocked mask on to children (platform notes §4.2).
+//! every child: std passes a blocked mask on to children (docs/platform.md §4.2).
 
 use std::os::fd::AsFd;
 use std::sync::OnceLock;

@@ -1,7 +1,7 @@
 //! What the state-changing verbs (`on`, `off`, `reset`, `ping`) share: the pod-side timeout
-//! segment with a longer client deadline (spec ochonetes §10.5), and the per-glob report
+//! segment with a longer client deadline (docs/architecture.md §7.5), and the per-glob report
 //! `<GLOB> -> P% replies, N pods <verb>` with its JSON form. A glob that matches no pod is a
-//! failure for these verbs (§10.10).
+//! failure for these verbs (docs/architecture.md §7.10).
 
 use std::process::ExitCode;
 use std::time::Duration;

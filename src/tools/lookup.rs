@@ -1,6 +1,6 @@
 //! The ZooKeeper side of the tools: registered pods ([`Pod`]) of the clusters matching some
 //! globs ([`lookup`]), read with pipelined requests, sorted by cluster and numeric `seq`,
-//! tolerant of vanished nodes and unreadable registrations (spec ochopod §1.3, §6(a)).
+//! tolerant of vanished nodes and unreadable registrations (docs/protocol.md §1.3, §6.1).
 
 use std::collections::BTreeSet;
 
@@ -10,7 +10,7 @@ use super::{Glob, ROOT, text};
 use crate::error::{Error, Result};
 use crate::zk::Session;
 
-/// One registered pod, from its ZooKeeper registration (spec ochopod §1.3).
+/// One registered pod, from its ZooKeeper registration (docs/protocol.md §1.3).
 #[derive(Debug, Clone)]
 pub struct Pod {
     /// Qualified cluster name `<namespace>.<cluster>`, the znode under [`ROOT`].

@@ -5,7 +5,7 @@
 //! here. Output formats are in [`output`]; one file per tool, named as its subcommand.
 //!
 //! Pods that do not answer are never dropped: every [`Answer`] is kept next to its pod, counted
-//! in totals and named in the output (spec ochonetes §10.9).
+//! in totals and named in the output (docs/architecture.md §7.9).
 
 pub mod args;
 pub mod bump;

@@ -1,5 +1,5 @@
 //! `ocho on`: `/control/on` without a payload — restart each pod's last configured process.
-//! A pod that was never configured answers such an `on` with 406 and kills itself (spec ochopod
+//! A pod that was never configured answers such an `on` with 406 and kills itself (docs/protocol.md
 //! §5.1), so `on` first checks each pod and refuses the ones it cannot prove were configured.
 
 use std::collections::{BTreeMap, HashSet};

@@ -2,7 +2,7 @@
 //! reaps it, process group included), [`Proc::wait_for_line`] is the only readiness primitive
 //! (never a sleep), [`free_port`] and [`ZooKeeper`] (a real server from Debian's `zookeeper`
 //! package, run by `ocho init --no-portal`); [`fake_kube`] is the fake Kubernetes API server
-//! and kubelet (spec/kubernetes-fake.md).
+//! and kubelet (docs/fake-kubernetes.md).
 #![allow(dead_code, clippy::unwrap_used)]
 
 pub mod fake_kube;

@@ -1,6 +1,6 @@
 //! Fixtures of the tools' tests and bench: one ZooKeeper shared by the whole test binary (each
 //! test gets its own chroot), registrations written by hand, and tiny in-process HTTP pods that
-//! answer like Ochopod pods (spec ochopod §3) — or hang, or are not there at all.
+//! answer like Ochopod pods (docs/protocol.md §3) — or hang, or are not there at all.
 #![allow(dead_code, clippy::unwrap_used)]
 
 use std::collections::BTreeMap;

@@ -1,5 +1,6 @@
-//! Routing and the REST verbs (spec §4, §8, §10, §14): from a parsed request to a reply, all
-//! synchronous under the store lock. Transport, authentication and recording are in http.rs.
+//! Routing and the REST verbs (docs/fake-kubernetes.md §4, §8, §10, §14): from a parsed request to
+//! a reply, all synchronous under the store lock. Transport, authentication and recording are in
+//! http.rs.
 
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -1,5 +1,6 @@
-//! The replication manager (spec §11) and the garbage collector (spec §13), as passes over the
-//! store that the fake's background thread runs after every change.
+//! The replication manager (docs/fake-kubernetes.md §11) and the garbage collector
+//! (docs/fake-kubernetes.md §13), as passes over the store that the fake's background thread runs
+//! after every change.
 
 use std::cmp::Ordering;
 use std::collections::HashSet;

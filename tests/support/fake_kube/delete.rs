@@ -1,6 +1,6 @@
-//! DELETE with DeleteOptions (spec §13): preconditions, dry run, propagation policies with the
-//! Orphan default for core/v1 RCs, and graceful pod deletion. The garbage collector that finishes
-//! what these start is in controller.rs.
+//! DELETE with DeleteOptions (docs/fake-kubernetes.md §13): preconditions, dry run, propagation
+//! policies with the Orphan default for core/v1 RCs, and graceful pod deletion. The garbage
+//! collector that finishes what these start is in controller.rs.
 
 use std::collections::BTreeMap;
 

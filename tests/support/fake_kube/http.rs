@@ -1,6 +1,6 @@
-//! The HTTP/1.1 side (spec §2): hyper on a tokio runtime of its own, plain or TLS, bearer-token
-//! authentication, request recording, injected failures, and chunked streaming for watches and
-//! `follow=true` logs.
+//! The HTTP/1.1 side (docs/fake-kubernetes.md §2): hyper on a tokio runtime of its own, plain or
+//! TLS, bearer-token authentication, request recording, injected failures, and chunked streaming
+//! for watches and `follow=true` logs.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;

@@ -1,6 +1,6 @@
-//! The fake kubelet for node `fake-node` (spec §15): binding (the scheduler's part), pod
-//! addresses 127.0.0.N, Running status, canned logs and delete confirmation. Process mode's
-//! per-pod supervisors are in process.rs; this pass decides when they start and stop.
+//! The fake kubelet for node `fake-node` (docs/fake-kubernetes.md §15): binding (the scheduler's
+//! part), pod addresses 127.0.0.N, Running status, canned logs and delete confirmation. Process
+//! mode's per-pod supervisors are in process.rs; this pass decides when they start and stop.
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -17,7 +17,7 @@ use super::store::{Key, State};
 pub const NODE: &str = "fake-node";
 pub const HOST_IP: &str = "127.0.0.1";
 
-/// What plays the node (spec §15 modes).
+/// What plays the node (docs/fake-kubernetes.md §15).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Kubelet {
     /// Pods stay Pending with no `spec.nodeName`; deletes are immediate.

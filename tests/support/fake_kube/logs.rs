@@ -1,5 +1,6 @@
-//! Per-container log buffers (filled by the fake kubelet) and `pods/{name}/log` (spec §12):
-//! container selection, tailLines, timestamps, since*, limitBytes, follow.
+//! Per-container log buffers (filled by the fake kubelet) and `pods/{name}/log`
+//! (docs/fake-kubernetes.md §12): container selection, tailLines, timestamps, since*, limitBytes,
+//! follow.
 
 use std::collections::{BTreeMap, VecDeque};
 

@@ -1,4 +1,5 @@
-//! A fake Kubernetes API server and fake kubelet for tests (spec: kubernetes-fake.md).
+//! A fake Kubernetes API server and fake kubelet for tests (what it imitates:
+//! docs/fake-kubernetes.md).
 //!
 //! `FakeKube::start` serves core/v1 pods, RCs and namespaces over HTTPS (a CA made at start-up
 //! is written into a kubeconfig) or plain HTTP, runs an RC controller and a garbage collector,

@@ -1,5 +1,5 @@
 //! Pods and RCs as the store sees them: defaults applied on create, the validation subset that
-//! answers 422 (spec §6), and which part of each object an update may touch.
+//! answers 422 (docs/fake-kubernetes.md §6), and which part of each object an update may touch.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -16,7 +16,7 @@ const SUBDOMAIN_MSG: &str = "a lowercase RFC 1123 subdomain must consist of lowe
 const LABEL_MSG: &str = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')";
 const LABEL_VALUE_MSG: &str = "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')";
 
-/// Field paths a `valueFrom.fieldRef` may name (spec §6).
+/// Field paths a `valueFrom.fieldRef` may name (docs/fake-kubernetes.md §6).
 const FIELD_REFS: &[&str] = &[
     "metadata.name",
     "metadata.namespace",

@@ -1,6 +1,6 @@
-//! Process mode of the fake kubelet (spec §15): one supervisor thread per pod runs each
-//! container as a local process with a kubelet-like environment, feeds its output to the log
-//! buffers, restarts it with back-off, and on deletion sends SIGTERM, waits the grace period,
+//! Process mode of the fake kubelet (docs/fake-kubernetes.md §15): one supervisor thread per pod
+//! runs each container as a local process with a kubelet-like environment, feeds its output to the
+//! log buffers, restarts it with back-off, and on deletion sends SIGTERM, waits the grace period,
 //! sends SIGKILL and confirms the delete. Every process started here is killed and waited for.
 
 use std::collections::BTreeMap;
@@ -370,7 +370,7 @@ fn pump(shared: Arc<Shared>, key: (String, String, String), pipe: impl Read + Se
     });
 }
 
-/// The container environment as a kubelet builds it (spec §15).
+/// The container environment as a kubelet builds it (docs/fake-kubernetes.md §15).
 fn environment(
     shared: &Shared,
     pod: &Pod,

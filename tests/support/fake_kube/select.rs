@@ -1,5 +1,5 @@
-//! Label and field selectors (spec §7): parsing the query strings and matching objects, which
-//! are handled here as JSON values so pods and RCs share one code path.
+//! Label and field selectors (docs/fake-kubernetes.md §7): parsing the query strings and matching
+//! objects, which are handled here as JSON values so pods and RCs share one code path.
 
 use serde_json::Value;
 

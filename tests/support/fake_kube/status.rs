@@ -1,5 +1,6 @@
-//! `Status` error bodies with the codes, reasons and messages of a real API server (spec §5),
-//! plus the small helpers every part of the fake shares: time stamps and random names.
+//! `Status` error bodies with the codes, reasons and messages of a real API server
+//! (docs/fake-kubernetes.md §5), plus the small helpers every part of the fake shares: time stamps
+//! and random names.
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};

@@ -1,6 +1,7 @@
 //! The in-memory object store: pods, RCs and namespaces, one global resourceVersion counter,
-//! the server-set fields (spec §3), optimistic concurrency, the event history and the open
-//! watches (spec §9). Everything here runs under the fake's single mutex.
+//! the server-set fields (docs/fake-kubernetes.md §3), optimistic concurrency, the event history
+//! and the open watches (docs/fake-kubernetes.md §9). Everything here runs under the fake's single
+//! mutex.
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
 
@@ -548,7 +549,7 @@ fn matches(w: &Watcher, obj: &Value) -> bool {
         && w.fields.matches_object(obj)
 }
 
-/// The line a watcher gets for an event, with selector transitions (spec §9).
+/// The line a watcher gets for an event, with selector transitions (docs/fake-kubernetes.md §9).
 fn render(w: &Watcher, e: &Event) -> Option<Bytes> {
     if w.plural != e.plural || w.ns.as_deref().is_some_and(|n| n != e.ns) {
         return None;

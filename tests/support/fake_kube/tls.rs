@@ -1,5 +1,6 @@
 //! The fake's credentials: a test CA made at start-up, a server certificate for 127.0.0.1 signed
-//! by it, and the kubeconfig that carries the CA data and the bearer token (spec §2).
+//! by it, and the kubeconfig that carries the CA data and the bearer token (docs/fake-kubernetes.md
+//! §2).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
