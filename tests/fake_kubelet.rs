@@ -405,3 +405,22 @@ async fn follow_logs_stream_process_output() {
     let end = tokio::time::timeout(WAIT, async { while lines.next().await.is_some() {} });
     end.await.expect("the follow stream ends when the pod goes");
 }
+
+/// Another process of the machine holding a pod address's port 8080 (an agent's control port)
+/// makes the kubelet pass over that address instead of starting an agent that cannot listen.
+#[test]
+fn process_mode_addresses_skip_one_whose_control_port_is_taken() {
+    let kube = start(Kubelet::Status);
+    let mut held = None;
+    for _ in 0..20 {
+        let first = kube.next_process_ip("probe").unwrap();
+        // Parallel tests may take the address meanwhile: then try the next lowest.
+        if let Ok(listener) = std::net::TcpListener::bind((first.as_str(), 8080)) {
+            held = Some((first, listener));
+            break;
+        }
+    }
+    let (taken, _listener) = held.expect("an address with a free port 8080");
+    let given = kube.next_process_ip("pod").unwrap();
+    assert_ne!(given, taken, "{taken}:8080 is held by another process");
+}

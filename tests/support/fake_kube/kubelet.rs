@@ -158,13 +158,17 @@ static PROCESS_IPS: std::sync::Mutex<std::collections::BTreeSet<u8>> =
     std::sync::Mutex::new(std::collections::BTreeSet::new());
 
 /// The lowest free 127.0.0.N (N ≥ 2) for this pod, or the one it already has. `process`: also
-/// free among the processes of other fakes in this test binary (then `release_process_ip`).
+/// free among the processes of other fakes in this test binary (then `release_process_ip`) and
+/// with its port 8080 free on the machine.
 pub fn allocate_ip(state: &mut State, uid: &str, process: bool) -> Option<String> {
     if let Some((n, _)) = state.ips.iter().find(|(_, u)| *u == uid) {
         return Some(format!("127.0.0.{n}"));
     }
     let mut global = PROCESS_IPS.lock().unwrap_or_else(|p| p.into_inner());
-    let taken = |n: &u8| state.ips.contains_key(n) || (process && global.contains(n));
+    // A process-mode pod's agent listens on its address's port 8080 (Ochopod's control port):
+    // another process of the machine may hold that one (seen: 127.0.0.2:8080), so skip it.
+    let busy = |n: &u8| std::net::TcpListener::bind((format!("127.0.0.{n}"), 8080)).is_err();
+    let taken = |n: &u8| state.ips.contains_key(n) || (process && (global.contains(n) || busy(n)));
     let n = (2u8..=254).find(|n| !taken(n))?;
     if process {
         global.insert(n);

@@ -297,6 +297,15 @@ impl FakeKube {
         f(&self.shared.lock())
     }
 
+    /// The address the kubelet would give a process-mode pod `uid` now, given back at once.
+    #[allow(dead_code)] // used by some of the test binaries that include the fake
+    pub fn next_process_ip(&self, uid: &str) -> Option<String> {
+        let mut s = self.shared.lock();
+        let ip = kubelet::allocate_ip(&mut s, uid, true);
+        kubelet::release_process_ip(&mut s, uid);
+        ip
+    }
+
     pub fn pods(&self, ns: &str) -> Vec<Pod> {
         self.with_state(|s| s.pods(ns).into_iter().cloned().collect())
     }
