@@ -59,14 +59,42 @@ impl Editor {
         let file = std::env::var_os("HOME")
             .filter(|_| tty)
             .map(|h| PathBuf::from(h).join(".ocho_cli_history"));
-        let mut history: Vec<String> = file
+        Editor::with_file(file, tty)
+    }
+
+    /// An editor whose history lives in `file` (if any): loaded, and cut to its last [`KEEP`]
+    /// lines on disk too when it holds more.
+    fn with_file(file: Option<PathBuf>, tty: bool) -> Editor {
+        let history: Vec<String> = file
             .as_ref()
             .and_then(|f| std::fs::read_to_string(f).ok())
             .map(|text| text.lines().filter(|l| !l.is_empty()).map(String::from).collect())
             .unwrap_or_default();
-        let excess = history.len().saturating_sub(KEEP);
-        history.drain(..excess);
-        Editor { history, file, tty }
+        let mut editor = Editor { history, file, tty };
+        editor.trim();
+        editor
+    }
+
+    /// Keeps the last [`KEEP`] lines, and rewrites the file with them when it held more
+    /// (written beside it, then renamed over it: a crash leaves the old or the new file whole).
+    fn trim(&mut self) {
+        let excess = self.history.len().saturating_sub(KEEP);
+        if excess == 0 {
+            return;
+        }
+        self.history.drain(..excess);
+        let Some(path) = &self.file else { return };
+        let tmp = path.with_extension("tmp");
+        let written = OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .and_then(|mut f| f.write_all((self.history.join("\n") + "\n").as_bytes()));
+        if written.and_then(|()| std::fs::rename(&tmp, path)).is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
     }
 
     /// True when reading from a terminal (prompts and the banner are shown then).
@@ -91,6 +119,7 @@ impl Editor {
                 let _ = writeln!(file, "{line}");
             }
         }
+        self.trim();
     }
 
     /// Reads one line, showing `prompt` on a terminal.
@@ -252,6 +281,25 @@ mod tests {
             Input::Line(line) => Some(line),
             Input::Eof => None,
         }
+    }
+
+    #[test]
+    fn the_history_file_keeps_its_last_lines_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("history");
+        let lines: Vec<String> = (0..KEEP + 40).map(|n| format!("ls {n}")).collect();
+        std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+        let mut editor = Editor::with_file(Some(path.clone()), true);
+        assert_eq!(editor.history().len(), KEEP);
+        let on_disk = || std::fs::read_to_string(&path).unwrap().lines().count();
+        assert_eq!(on_disk(), KEEP, "the file is cut at load");
+        editor.add("grep");
+        editor.add("info");
+        assert_eq!(on_disk(), KEEP, "and stays cut as lines are added");
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.starts_with("ls 42\n") && text.ends_with("grep\ninfo\n"), "{text}");
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
     }
 
     #[test]
