@@ -57,7 +57,6 @@ pub enum Error {
     #[error("kubernetes configuration: {0}")]
     K8sConfig(String),
     /// A ZooKeeper operation failed.
-    #[allow(dead_code)] // constructed by the tools and the agent
     #[error("zookeeper {hosts}: {what}")]
     Zk {
         hosts: String,

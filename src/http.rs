@@ -4,7 +4,6 @@
 //! request, bounded headers and bodies, `Content-Length`, chunked and read-to-close bodies.
 //! HTTPS (rustls) only where asked for ([`Request::open_tls`], `ocho cli https://…`); redirects
 //! are out of scope.
-#![allow(dead_code)] // consumers (cli, tools, agent) land with issues 3-5
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
@@ -64,17 +63,10 @@ pub type Head = (u16, Vec<(String, String)>);
 #[derive(Debug, Clone)]
 pub struct Response {
     pub status: u16,
-    /// Header names are lower-cased.
-    pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
 }
 
 impl Response {
-    /// First value of header `name` (case-insensitive).
-    pub fn header(&self, name: &str) -> Option<&str> {
-        header(&self.headers, name)
-    }
-
     /// The body parsed as JSON whatever the `Content-Type` (Python pods say `text/html`).
     pub fn json(&self) -> Option<serde_json::Value> {
         serde_json::from_slice(&self.body).ok()
@@ -113,7 +105,7 @@ impl<'a> Request<'a> {
 
     /// Sends the request and reads the whole reply, refusing bodies over `max_body` bytes.
     pub fn send(&self, max_body: usize) -> Result<Response, HttpError> {
-        let ((status, headers), mut body) = self.open()?;
+        let ((status, _), mut body) = self.open()?;
         let mut buf = Vec::new();
         let n = (&mut body)
             .take(max_body as u64 + 1)
@@ -122,7 +114,7 @@ impl<'a> Request<'a> {
         if n > max_body {
             return Err(HttpError::TooLarge(max_body));
         }
-        Ok(Response { status, headers, body: buf })
+        Ok(Response { status, body: buf })
     }
 
     /// Sends the request and returns the status, the headers and a reader over the body, for
@@ -400,7 +392,6 @@ mod tests {
         let reply =
             Request::post_json(&addr, "/info", b"{}", Duration::from_secs(5)).send(1024).unwrap();
         assert_eq!(reply.status, 200);
-        assert_eq!(reply.header("Content-Type"), Some("text/html"));
         assert_eq!(reply.json().unwrap(), serde_json::json!({"ok": true}));
         let request = server.join().unwrap();
         assert!(request.starts_with("POST /info HTTP/1.1\r\n"), "{request}");

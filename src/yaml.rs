@@ -582,7 +582,7 @@ mod tests {
 
     #[derive(Deserialize, Debug)]
     #[serde(deny_unknown_fields)]
-    #[allow(dead_code)]
+    #[allow(dead_code)] // the fields exist to be deserialised, which is what the tests check
     struct Shape {
         name: String,
         #[serde(default)]

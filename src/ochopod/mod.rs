@@ -22,12 +22,6 @@ pub mod paths {
         format!("{namespace}.{cluster}")
     }
 
-    /// `/ochopod/clusters/<ns>.<cluster>`.
-    #[allow(dead_code)] // read by the tools (issue 5)
-    pub fn cluster(name: &str) -> String {
-        format!("{ROOT}/{name}")
-    }
-
     /// Parent of the registration nodes.
     pub fn pods(name: &str) -> String {
         format!("{ROOT}/{name}/pods")
@@ -135,12 +129,6 @@ impl Registration {
         self.str("ip")
     }
 
-    /// `port`, the control port as registered (a string, for example `"8080"`).
-    #[allow(dead_code)] // read by the tools (issue 5)
-    pub fn port(&self) -> Option<&str> {
-        self.str("port")
-    }
-
     /// The pod's mapping of a container port (`ports["<port>"]`), `None` when not exposed.
     pub fn mapped_port(&self, port: &str) -> Option<u16> {
         self.0.get("ports")?.get(port).and_then(Value::as_u64).and_then(|p| u16::try_from(p).ok())
@@ -150,12 +138,6 @@ impl Registration {
     /// (docs/protocol.md §6.1 item 3).
     pub fn endpoint(&self, port: &str) -> Option<String> {
         Some(format!("{}:{}", self.ip()?, self.mapped_port(port)?))
-    }
-
-    /// `ip:<mapped control port>` using the pod's own `port`.
-    #[allow(dead_code)] // read by the tools (issue 5)
-    pub fn control_endpoint(&self) -> Option<String> {
-        self.endpoint(self.port()?)
     }
 }
 
@@ -292,7 +274,7 @@ mod tests {
         assert!(Registration::parse(b"not json").is_none());
         let r = reg(json!({"ip": "10.0.0.1", "port": "8080", "ports": {"8080": 31000}, "seq": 3}));
         assert_eq!(r.seq(), Some(3));
-        assert_eq!(r.control_endpoint().as_deref(), Some("10.0.0.1:31000"));
+        assert_eq!(r.endpoint("8080").as_deref(), Some("10.0.0.1:31000"));
         assert_eq!(r.endpoint("2181"), None);
     }
 

@@ -24,7 +24,6 @@ pub fn reap_all() -> Vec<(Pid, WaitStatus)> {
 }
 
 /// The exit code a shell would report for a status: the code itself, or 128 + signal number.
-#[allow(dead_code)] // used by the agent (issue 4)
 pub fn exit_code(status: &WaitStatus) -> u8 {
     match *status {
         WaitStatus::Exited(_, code) => code as u8,

@@ -16,7 +16,6 @@ use zookeeper_client as zkc;
 use crate::error::{Error, Result};
 
 /// Default hosts of the tools: `$OCHOPOD_ZK`, else the proxy's own ZooKeeper on loopback.
-#[allow(dead_code)] // used by the tools (issue 5)
 pub fn default_hosts() -> String {
     std::env::var("OCHOPOD_ZK")
         .ok()
@@ -30,7 +29,6 @@ const CLOSE_WAIT: Duration = Duration::from_secs(2);
 /// One ZooKeeper session with blocking methods. It is closed (ZooKeeper's CloseSession, so the
 /// server forgets it at once rather than after the session timeout) by [`Session::close`] or
 /// when dropped.
-#[allow(dead_code)] // used by the tools and the agent (issues 4, 5)
 pub struct Session {
     rt: tokio::runtime::Runtime,
     /// `None` once closed.
@@ -38,14 +36,12 @@ pub struct Session {
     hosts: String,
 }
 
-#[allow(dead_code)]
 impl Drop for Session {
     fn drop(&mut self) {
         self.shut();
     }
 }
 
-#[allow(dead_code)]
 impl Session {
     /// Connects to `hosts` (`host[:port],…`; 2181 when a port is missing), failing after
     /// `timeout` when no server answers.
@@ -83,14 +79,6 @@ impl Session {
     /// The async client, for callers that need watches or multi-ops.
     pub fn client(&self) -> &zkc::Client {
         self.client.as_ref().expect("a session is used only until it is closed")
-    }
-
-    /// Closes the session and waits (up to [`CLOSE_WAIT`]) until the server has answered.
-    /// The client's own close happens in a task of this session's runtime, which nothing would
-    /// drive once the process returns: without this wait the server keeps the session until
-    /// its timeout.
-    pub fn close(mut self) {
-        self.shut();
     }
 
     fn shut(&mut self) {
@@ -134,38 +122,6 @@ impl Session {
             Err(zkc::Error::NoNode) => Ok(None),
             Err(source) => Err(self.err("read", path, source)),
         }
-    }
-
-    /// Creates every missing node of `path` (persistent, empty, open ACL).
-    pub fn mkdir(&self, path: &str) -> Result<()> {
-        let opts = zkc::CreateMode::Persistent.with_acls(zkc::Acls::anyone_all());
-        self.rt
-            .block_on(self.client().mkdir(path, &opts))
-            .map_err(|source| self.err("create", path, source))
-    }
-
-    /// Creates `path` with `data`; returns the created path (with the sequence for sequential
-    /// modes).
-    pub fn create(&self, path: &str, data: &[u8], mode: zkc::CreateMode) -> Result<String> {
-        let opts = mode.with_acls(zkc::Acls::anyone_all());
-        let (_, seq) = self
-            .rt
-            .block_on(self.client().create(path, data, &opts))
-            .map_err(|source| self.err("create", path, source))?;
-        Ok(match mode {
-            zkc::CreateMode::PersistentSequential | zkc::CreateMode::EphemeralSequential => {
-                format!("{path}{seq}")
-            }
-            _ => path.to_string(),
-        })
-    }
-
-    /// Replaces the data of `path`.
-    pub fn set(&self, path: &str, data: &[u8]) -> Result<()> {
-        self.rt
-            .block_on(self.client().set_data(path, data, None))
-            .map(|_| ())
-            .map_err(|source| self.err("write", path, source))
     }
 
     /// Deletes `path`; a missing node is not an error.
