@@ -301,6 +301,7 @@ impl Lifecycle {
         ));
         self.last = Some(payload);
         self.configured = true;
+        self.shared.set_configured();
         Ok(())
     }
 

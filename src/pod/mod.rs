@@ -139,6 +139,8 @@ pub struct Shared {
     depends_on: Vec<String>,
     status: Mutex<Status>,
     dead: AtomicBool,
+    /// Set once a leader's `on` with a payload configured this pod (`/info` `configured`).
+    configured: AtomicBool,
     workload: AtomicI32,
     shutting_down: AtomicBool,
     pub reset: tokio::sync::Notify,
@@ -172,6 +174,7 @@ impl Shared {
                 metrics: json!({}),
             }),
             dead: AtomicBool::new(false),
+            configured: AtomicBool::new(false),
             workload: AtomicI32::new(0),
             shutting_down: AtomicBool::new(false),
             reset: tokio::sync::Notify::new(),
@@ -182,6 +185,9 @@ impl Shared {
 
     fn is_dead(&self) -> bool {
         self.dead.load(Ordering::SeqCst)
+    }
+    fn set_configured(&self) {
+        self.configured.store(true, Ordering::SeqCst);
     }
     fn set_dead(&self) {
         self.dead.store(true, Ordering::SeqCst);
@@ -247,6 +253,7 @@ impl Shared {
             info.insert("status".into(), json!(status));
         }
         info.insert("metrics".into(), s.metrics.clone());
+        info.insert("configured".into(), json!(self.configured.load(Ordering::SeqCst)));
         info.insert("dependencies".into(), json!(self.depends_on));
         Value::Object(info)
     }

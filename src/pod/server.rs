@@ -159,6 +159,9 @@ mod tests {
         );
         assert!(info.get("status").is_none(), "no status before leading");
         assert_eq!(info["dependencies"], json!(["db"]));
+        assert_eq!(info["configured"], false);
+        c.shared.set_configured();
+        assert_eq!(call(&c, "POST", "/info").1["configured"], true);
         c.shared.set_leader(
             crate::ochopod::state::PENDING,
             Some("* configuration in 1.0 seconds".into()),
