@@ -468,3 +468,60 @@ fn gone(pid: i32) -> bool {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     stat.is_empty() || stat.rsplit(')').next().is_some_and(|s| s.trim_start().starts_with('Z'))
 }
+
+// See: issue 15 (no configured hook, no soft, no pipe_subprocess)
+#[test]
+fn configured_hook_soft_stop_and_piped_output() {
+    let zk = shared_zookeeper();
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let seen = dir.path().join("configured.json");
+    let fail = dir.path().join("fail");
+    let configured = script(
+        dir.path(),
+        "configured",
+        &format!("cat > {}; [ ! -e {} ] || exit 4", seen.display(), fail.display()),
+    );
+    let addr = format!("127.0.0.16:{port}");
+    // A workload that shrugs off SIGTERM (its sleeps die of it, the loop goes on).
+    let cmd = "trap '' TERM; echo workload started $$; while :; do sleep 1; done";
+    let agent = pod(
+        zk,
+        "extras",
+        "web",
+        "127.0.0.16",
+        port,
+        &["--configured", &configured, "--soft", "--pipe-subprocess"],
+        &["/bin/sh", "-c", cmd],
+    );
+    // Piped: the workload's line arrives through the agent's log, prefixed.
+    let line = agent.wait_for("the piped workload", DEADLINE, |l| {
+        l.starts_with("pod: workload (pid ") && l.contains("): workload started ")
+    });
+    let pid: i32 = line.rsplit(' ').next().unwrap().parse().unwrap();
+    let _stray = Stray(pid);
+    let log = post(&addr, "/log", None).2;
+    assert!(
+        log.as_array().unwrap().iter().any(|l| l.as_str().unwrap().contains("workload started")),
+        "{log}"
+    );
+    // The leader's ok after the configuration ran the configured hook with the cluster view.
+    let input: Value = eventually("the configured hook", DEADLINE, || {
+        serde_json::from_str(&std::fs::read_to_string(&seen).ok()?).ok()
+    });
+    assert_eq!(input["size"], 1);
+    assert!(input["key"].is_string() && input["pods"].is_object());
+    // A failing configured hook answers 500, as a raising configured() does.
+    std::fs::write(&fail, "").unwrap();
+    let me = post(&addr, "/info", None).2["ip"].clone();
+    let payload = json!({"pods": {"k": {"seq": 1, "ip": me}}, "dependencies": {}, "key": "k"});
+    assert_eq!(post(&addr, "/control/ok/10", Some(&payload.to_string())).0, 500);
+    std::fs::remove_file(&fail).unwrap();
+    assert_eq!(post(&addr, "/control/ok/10", Some(&payload.to_string())).0, 200);
+
+    // Soft: after the grace the workload is left running and forgotten, never SIGKILLed.
+    assert_eq!(post(&addr, "/control/off/30", None).0, 200);
+    agent.wait_for_line("left running (--soft)", DEADLINE);
+    assert_eq!(post(&addr, "/info", None).2["process"], "stopped");
+    assert!(!gone(pid), "the soft-stopped workload {pid} was killed");
+}

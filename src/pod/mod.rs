@@ -123,6 +123,18 @@ pub struct Args {
     /// hook: answers /control/signal, gets the payload, prints the reply JSON
     #[argh(option)]
     pub signal: Option<String>,
+    /// hook: gets the cluster JSON at ok (after a configuration succeeded on every pod);
+    /// non-zero answers 500
+    #[argh(option)]
+    pub configured: Option<String>,
+    /// never SIGKILL the workload when stopping it: after --grace it is left running and
+    /// forgotten (Ochopod's soft)
+    #[argh(switch)]
+    pub soft: bool,
+    /// copy the workload's stdout and stderr, line by line, into the pod's log (/log and the
+    /// agent's stderr; Ochopod's pipe_subprocess)
+    #[argh(switch)]
+    pub pipe_subprocess: bool,
     /// seconds a hook may run before it is killed (default 60)
     #[argh(option, default = "60.0")]
     pub hook_timeout: f64,
@@ -344,6 +356,9 @@ pub fn run(mut args: Args) -> Result<ExitCode> {
         templates,
         configure: args.configure.clone(),
         can_configure: args.can_configure.clone(),
+        configured: args.configured.clone(),
+        soft: args.soft,
+        pipe: args.pipe_subprocess,
         sanity: args.sanity.clone(),
         signal: args.signal.clone(),
         hook_timeout,
