@@ -525,3 +525,67 @@ fn configured_hook_soft_stop_and_piped_output() {
     assert_eq!(post(&addr, "/info", None).2["process"], "stopped");
     assert!(!gone(pid), "the soft-stopped workload {pid} was killed");
 }
+
+/// `POST /exec` with an optional `X-Shell` header and multipart file parts.
+fn exec(addr: &str, shell: Option<&str>, files: &[(&str, &str)]) -> (u16, Value) {
+    use std::io::{Read, Write};
+    let boundary = "ochoTestBoundary";
+    let mut body = String::new();
+    for (name, data) in files {
+        body += &format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{name}\"\r\n\
+             Content-Type: application/octet-stream\r\n\r\n{data}\r\n"
+        );
+    }
+    if !files.is_empty() {
+        body += &format!("--{boundary}--\r\n");
+    }
+    let mut head =
+        format!("POST /exec HTTP/1.0\r\nHost: {addr}\r\nContent-Length: {}\r\n", body.len());
+    if let Some(shell) = shell {
+        head += &format!("X-Shell: {shell}\r\n");
+    }
+    if !files.is_empty() {
+        head += &format!("Content-Type: multipart/form-data; boundary={boundary}\r\n");
+    }
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    write!(s, "{head}\r\n{body}").unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
+    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+}
+
+// See: issue 15 (no /exec on the agent); wire behaviour: spec §3.7
+#[test]
+fn exec_runs_only_registered_tools_with_their_uploads() {
+    let zk = shared_zookeeper();
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let show = script(dir.path(), "show", "echo \"$@\"; cat notes.txt; exit 3");
+    let addr = format!("127.0.0.17:{port}");
+    let _agent = pod(
+        zk,
+        "exec",
+        "web",
+        "127.0.0.17",
+        port,
+        &["--tool", &format!("show={show}"), "--tool", "pwd=/bin/pwd"],
+        SLEEPER,
+    );
+    let (code, reply) = exec(&addr, Some("show hello  world"), &[("notes.txt", "from a file\n")]);
+    assert_eq!(code, 200);
+    // Split on single spaces, as Ochopod does: the double space makes an empty argument.
+    assert_eq!(reply, json!({"code": 3, "stdout": ["hello  world", "from a file"]}));
+    // Each request gets a fresh directory, gone afterwards.
+    let (code, reply) = exec(&addr, Some("pwd"), &[]);
+    assert_eq!((code, reply["code"].clone()), (200, json!(0)), "{reply}");
+    let cwd = reply["stdout"][0].as_str().unwrap().to_string();
+    assert!(cwd.contains("ocho-exec-") && !std::path::Path::new(&cwd).exists(), "{cwd}");
+    // Only registered tools: anything else is 404 {}, a missing header 500 {}.
+    assert_eq!(exec(&addr, Some("/bin/sh -c id"), &[]), (404, json!({})));
+    assert_eq!(exec(&addr, Some("sh"), &[]), (404, json!({})));
+    assert_eq!(exec(&addr, None, &[]), (500, json!({})));
+}

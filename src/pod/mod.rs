@@ -135,6 +135,10 @@ pub struct Args {
     /// agent's stderr; Ochopod's pipe_subprocess)
     #[argh(switch)]
     pub pipe_subprocess: bool,
+    /// a tool POST /exec may run, as TAG=PROG (repeatable; Ochopod 1.0.7's tools): the header
+    /// `X-Shell: TAG ARGS…` runs PROG ARGS… in a directory holding the uploaded files
+    #[argh(option)]
+    pub tool: Vec<String>,
     /// seconds a hook may run before it is killed (default 60)
     #[argh(option, default = "60.0")]
     pub hook_timeout: f64,
@@ -279,6 +283,19 @@ fn seconds(what: &str, v: f64) -> Result<Duration> {
     }
 }
 
+/// `--tool TAG=PROG` flags as `(tag, program)`; a tag is one word (the first of `X-Shell`).
+fn tools(flags: &[String]) -> Result<Vec<(String, String)>> {
+    flags
+        .iter()
+        .map(|f| match f.split_once('=') {
+            Some((tag, prog)) if !tag.is_empty() && !tag.contains(' ') && !prog.is_empty() => {
+                Ok((tag.to_string(), prog.to_string()))
+            }
+            _ => Err(Error::Usage(format!("invalid --tool {f:?}: expected TAG=PROG"))),
+        })
+        .collect()
+}
+
 /// Runs the agent until SIGTERM/SIGINT/SIGQUIT; exits with the workload's status.
 /// Dependencies from the flags, else from `ochopod_depends_on` (comma separated): flags win, so a
 /// command line can override what the definition deployed.
@@ -339,7 +356,13 @@ pub fn run(mut args: Args) -> Result<ExitCode> {
     let addr =
         if bind.contains(':') { format!("[{bind}]:{port}") } else { format!("{bind}:{port}") };
     let (tx, rx) = channel();
-    let ctx = server::Ctx { shared: Arc::clone(&shared), lifecycle: Mutex::new(tx.clone()) };
+    let exec = server::Exec {
+        tools: tools(&args.tool)?,
+        reaper: reaper.clone(),
+        env: workload_env.clone(),
+        timeout: hook_timeout,
+    };
+    let ctx = server::Ctx { shared: Arc::clone(&shared), lifecycle: Mutex::new(tx.clone()), exec };
     let http = crate::serve::Server::bind(&addr, server::LIMITS)
         .map_err(|e| Error::Failed(format!("cannot listen on {addr}: {e}")))?;
     shared.log.info(format!("listening on {}", http.local_addr()));
