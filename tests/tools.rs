@@ -746,3 +746,48 @@ fn wait_returns_within_moments_of_the_leaders_configuration() {
         "wait returned {lags:?} ms after the leader configured"
     );
 }
+
+// See: issue 15 (no exec tool; Ochothon's shape)
+#[test]
+fn exec_runs_a_pods_registered_tool_with_uploads_and_reports_refusals() {
+    let zk = Zk::new("t-exec");
+    let hosts = zk.hosts.as_str();
+    let ip = "127.0.9.40";
+    let port = std::net::TcpListener::bind((ip, 0)).unwrap().local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let show = dir.path().join("show");
+    std::fs::write(&show, "#!/bin/sh\necho \"args: $*\"\ncat notes.txt\n").unwrap();
+    std::fs::set_permissions(&show, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let notes = dir.path().join("notes.txt");
+    std::fs::write(&notes, "uploaded\n").unwrap();
+    let tool = format!("show={}", show.display());
+    let a = agent_with(&zk, "ex", "web", ip, port, &["--tool", &tool]);
+    a.wait_for_line("registered as", support::DEADLINE);
+    let upload = notes.display().to_string();
+
+    let (code, out, err) =
+        run(&["exec", "--zk", hosts, "--upload", &upload, "-i", "0", "web", "show", "a", "b"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(
+        out,
+        "\n<web> -> 100% replies (1 pods total) ->\n\n- ex.web #0 (code 0)\n  args: a b\n  uploaded\n"
+    );
+    let (code, out, _) =
+        run(&["exec", "--zk", hosts, "--force", "-j", "--upload", &upload, "web", "show"]);
+    assert_eq!(
+        (code, out.as_str()),
+        (0, "{\"ex.web #0\": {\"code\": 0, \"stdout\": [\"args: \", \"uploaded\"]}}\n")
+    );
+    // A tool the pod did not register is refused by the pod (404), and said so.
+    let (code, out, _) = run(&["exec", "--zk", hosts, "--force", "web", "sh", "-c", "id"]);
+    assert_eq!(code, 1);
+    assert!(
+        out.contains("1 pod refused: ex.web #0 (HTTP 404, the pod registered no such tool)"),
+        "{out}"
+    );
+    // Without --force or -i, or without a tool, nothing is sent.
+    let (code, _, err) = run(&["exec", "--zk", hosts, "web", "show"]);
+    assert_eq!(code, 2, "{err}");
+    let (code, _, err) = run(&["exec", "--zk", hosts, "--force", "web"]);
+    assert_eq!(code, 2, "{err}");
+}

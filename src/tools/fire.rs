@@ -14,7 +14,7 @@ use crate::error::Result;
 use crate::http::Request;
 
 /// Largest reply body read from a pod (`/log` is at most about 32 KiB on Python pods).
-const MAX_REPLY: usize = 4 * 1024 * 1024;
+pub const MAX_REPLY: usize = 4 * 1024 * 1024;
 
 /// A pod's answer to one request.
 #[derive(Debug, Clone)]

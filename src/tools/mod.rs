@@ -11,6 +11,7 @@ pub mod args;
 pub mod bump;
 pub mod control;
 pub mod deploy;
+pub mod exec;
 pub mod fire;
 pub mod grep;
 pub mod info;
@@ -299,8 +300,10 @@ mod tests {
 
     #[test]
     fn every_tool_is_registered_for_the_portal() {
-        let tools =
-            ["grep", "info", "log", "ls", "port", "poll", "on", "off", "reset", "ping", "wait"];
+        let tools = [
+            "grep", "info", "log", "ls", "port", "poll", "on", "off", "reset", "ping", "exec",
+            "wait",
+        ];
         for tool in tools {
             assert!(crate::cli::is_tool(tool), "{tool}");
             match crate::cli::parse_words(&[tool, "--help"]) {
