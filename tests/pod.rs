@@ -588,4 +588,8 @@ fn exec_runs_only_registered_tools_with_their_uploads() {
     assert_eq!(exec(&addr, Some("/bin/sh -c id"), &[]), (404, json!({})));
     assert_eq!(exec(&addr, Some("sh"), &[]), (404, json!({})));
     assert_eq!(exec(&addr, None, &[]), (500, json!({})));
+    // Ochopod's internal /terminate (it stops the control port) is not served: the pod stays
+    // controllable.
+    assert_eq!(post(&addr, "/terminate", None).0, 404);
+    assert_eq!(post(&addr, "/info", None).0, 200);
 }
