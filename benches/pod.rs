@@ -1,6 +1,7 @@
 //! `cargo bench --bench pod`: numbers for the Ochopod agent against a real ZooKeeper. Prints, never
 //! asserts: idle RSS of the agent, start → registered, and how long a 5-pod cluster takes to be
-//! configured after its last pod registered (damper 0). `OCHO_BIN=path` runs another build of
+//! configured after its last pod registered (damper 0), and how long after the leader's own
+//! "configured" log timestamp `ocho wait` returns. `OCHO_BIN=path` runs another build of
 //! the agent (the static musl binary) under the same harness.
 #![allow(clippy::unwrap_used)]
 
@@ -10,7 +11,7 @@ mod support;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{Receiver, channel};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// An agent whose stderr lines arrive with their arrival time.
 struct Agent {
@@ -21,6 +22,10 @@ struct Agent {
 
 impl Agent {
     fn start(zk: &str, ns: &str, ip: &str, port: u16) -> Agent {
+        Agent::start_with(zk, ns, ip, port, &[])
+    }
+
+    fn start_with(zk: &str, ns: &str, ip: &str, port: u16, extra: &[&str]) -> Agent {
         // OCHO_BIN measures another build, e.g. the static musl binary of `make static`.
         let bin = std::env::var("OCHO_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_ocho").into());
         let mut child = Command::new(bin)
@@ -28,6 +33,7 @@ impl Agent {
             .env("ochopod_namespace", ns)
             .env("ochopod_cluster", "bench")
             .args(["pod", "--ip", ip, "--bind", ip, "--port", &port.to_string(), "--grace", "2"])
+            .args(extra)
             .args(["--", "sleep", "1000"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -138,4 +144,52 @@ fn main() {
         "pod: 5-pod cluster configured after its last registration (damper 0): {}",
         configured.iter().map(|ms| format!("{ms:.0} ms")).collect::<Vec<_>>().join(", ")
     );
+
+    // `ocho wait` started before the pod exists; the pod configures itself after a 1 s damper.
+    // Lag: wait's return against the timestamp of the leader's "configured" line in its /log.
+    let mut lags = Vec::new();
+    for round in 0..5 {
+        let cluster = format!("wait{round}.bench");
+        let zk_addr = zk.addr.clone();
+        let glob = cluster.clone();
+        let waiting = std::thread::spawn(move || {
+            let out = support::ocho().args(["wait", "--zk", &zk_addr, "-t", "60", &glob]).output();
+            (out.unwrap().status.success(), SystemTime::now())
+        });
+        let mut agent = Agent::start_with(
+            &zk.addr,
+            &format!("wait{round}"),
+            "127.0.0.90",
+            port,
+            &["--damper", "1"],
+        );
+        agent.when("configured 1 pods");
+        let (ok, returned) = waiting.join().unwrap();
+        assert!(ok, "wait failed");
+        let log =
+            support::ocho().args(["log", "--zk", &zk.addr, "-j", "-l", &cluster]).output().unwrap();
+        let log: serde_json::Value = serde_json::from_slice(&log.stdout).unwrap();
+        let line = log[format!("{cluster} #0")]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|l| l.as_str())
+            .find(|l| l.contains("configured 1 pods"))
+            .unwrap()
+            .to_string();
+        let since = returned.duration_since(UNIX_EPOCH).unwrap().as_millis() as i64;
+        lags.push((since % 86_400_000 - ms_of_day(&line)).rem_euclid(86_400_000) as f64);
+    }
+    let max = lags.iter().cloned().fold(0.0, f64::max);
+    println!(
+        "wait: returned after the leader's configured timestamp, median of 5: {:.0} ms, max {max:.0} ms (target < 100 ms)",
+        median(lags)
+    );
+}
+
+/// Milliseconds since midnight UTC of a `/log` line (`YYYY-MM-DD HH:MM:SS,mmm - …`).
+fn ms_of_day(line: &str) -> i64 {
+    let clock = &line[11..23];
+    let n = |r: std::ops::Range<usize>| clock[r].parse::<i64>().unwrap();
+    ((n(0..2) * 60 + n(3..5)) * 60 + n(6..8)) * 1000 + n(9..12)
 }

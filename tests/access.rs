@@ -101,6 +101,7 @@ const TOOLS: &[(&str, &str)] = &[
     ("bump nosuch.x -r 2", "operator"),
     ("deploy nosuch.yml", "admin"),
     ("kill nosuch.x --force", "admin"),
+    ("exec --force nosuch.x show", "admin"),
     ("audit -n 1", "admin"),
     ("args x", "admin"),
 ];

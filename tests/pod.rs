@@ -468,3 +468,128 @@ fn gone(pid: i32) -> bool {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     stat.is_empty() || stat.rsplit(')').next().is_some_and(|s| s.trim_start().starts_with('Z'))
 }
+
+// See: issue 15 (no configured hook, no soft, no pipe_subprocess)
+#[test]
+fn configured_hook_soft_stop_and_piped_output() {
+    let zk = shared_zookeeper();
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let seen = dir.path().join("configured.json");
+    let fail = dir.path().join("fail");
+    let configured = script(
+        dir.path(),
+        "configured",
+        &format!("cat > {}; [ ! -e {} ] || exit 4", seen.display(), fail.display()),
+    );
+    let addr = format!("127.0.0.16:{port}");
+    // A workload that shrugs off SIGTERM (its sleeps die of it, the loop goes on).
+    let cmd = "trap '' TERM; echo workload started $$; while :; do sleep 1; done";
+    let agent = pod(
+        zk,
+        "extras",
+        "web",
+        "127.0.0.16",
+        port,
+        &["--configured", &configured, "--soft", "--pipe-subprocess"],
+        &["/bin/sh", "-c", cmd],
+    );
+    // Piped: the workload's line arrives through the agent's log, prefixed.
+    let line = agent.wait_for("the piped workload", DEADLINE, |l| {
+        l.starts_with("pod: workload (pid ") && l.contains("): workload started ")
+    });
+    let pid: i32 = line.rsplit(' ').next().unwrap().parse().unwrap();
+    let _stray = Stray(pid);
+    let log = post(&addr, "/log", None).2;
+    assert!(
+        log.as_array().unwrap().iter().any(|l| l.as_str().unwrap().contains("workload started")),
+        "{log}"
+    );
+    // The leader's ok after the configuration ran the configured hook with the cluster view.
+    let input: Value = eventually("the configured hook", DEADLINE, || {
+        serde_json::from_str(&std::fs::read_to_string(&seen).ok()?).ok()
+    });
+    assert_eq!(input["size"], 1);
+    assert!(input["key"].is_string() && input["pods"].is_object());
+    // A failing configured hook answers 500, as a raising configured() does.
+    std::fs::write(&fail, "").unwrap();
+    let me = post(&addr, "/info", None).2["ip"].clone();
+    let payload = json!({"pods": {"k": {"seq": 1, "ip": me}}, "dependencies": {}, "key": "k"});
+    assert_eq!(post(&addr, "/control/ok/10", Some(&payload.to_string())).0, 500);
+    std::fs::remove_file(&fail).unwrap();
+    assert_eq!(post(&addr, "/control/ok/10", Some(&payload.to_string())).0, 200);
+
+    // Soft: after the grace the workload is left running and forgotten, never SIGKILLed.
+    assert_eq!(post(&addr, "/control/off/30", None).0, 200);
+    agent.wait_for_line("left running (--soft)", DEADLINE);
+    assert_eq!(post(&addr, "/info", None).2["process"], "stopped");
+    assert!(!gone(pid), "the soft-stopped workload {pid} was killed");
+}
+
+/// `POST /exec` with an optional `X-Shell` header and multipart file parts.
+fn exec(addr: &str, shell: Option<&str>, files: &[(&str, &str)]) -> (u16, Value) {
+    use std::io::{Read, Write};
+    let boundary = "ochoTestBoundary";
+    let mut body = String::new();
+    for (name, data) in files {
+        body += &format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{name}\"\r\n\
+             Content-Type: application/octet-stream\r\n\r\n{data}\r\n"
+        );
+    }
+    if !files.is_empty() {
+        body += &format!("--{boundary}--\r\n");
+    }
+    let mut head =
+        format!("POST /exec HTTP/1.0\r\nHost: {addr}\r\nContent-Length: {}\r\n", body.len());
+    if let Some(shell) = shell {
+        head += &format!("X-Shell: {shell}\r\n");
+    }
+    if !files.is_empty() {
+        head += &format!("Content-Type: multipart/form-data; boundary={boundary}\r\n");
+    }
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    write!(s, "{head}\r\n{body}").unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
+    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+}
+
+// See: issue 15 (no /exec on the agent); wire behaviour: docs/protocol.md §3.9
+#[test]
+fn exec_runs_only_registered_tools_with_their_uploads() {
+    let zk = shared_zookeeper();
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let show = script(dir.path(), "show", "echo \"$@\"; cat notes.txt; exit 3");
+    let addr = format!("127.0.0.17:{port}");
+    let _agent = pod(
+        zk,
+        "exec",
+        "web",
+        "127.0.0.17",
+        port,
+        &["--tool", &format!("show={show}"), "--tool", "pwd=/bin/pwd"],
+        SLEEPER,
+    );
+    let (code, reply) = exec(&addr, Some("show hello  world"), &[("notes.txt", "from a file\n")]);
+    assert_eq!(code, 200);
+    // Split on single spaces, as Ochopod does: the double space makes an empty argument.
+    assert_eq!(reply, json!({"code": 3, "stdout": ["hello  world", "from a file"]}));
+    // Each request gets a fresh directory, gone afterwards.
+    let (code, reply) = exec(&addr, Some("pwd"), &[]);
+    assert_eq!((code, reply["code"].clone()), (200, json!(0)), "{reply}");
+    let cwd = reply["stdout"][0].as_str().unwrap().to_string();
+    assert!(cwd.contains("ocho-exec-") && !std::path::Path::new(&cwd).exists(), "{cwd}");
+    // Only registered tools: anything else is 404 {}, a missing header 500 {}.
+    assert_eq!(exec(&addr, Some("/bin/sh -c id"), &[]), (404, json!({})));
+    assert_eq!(exec(&addr, Some("sh"), &[]), (404, json!({})));
+    assert_eq!(exec(&addr, None, &[]), (500, json!({})));
+    // Ochopod's internal /terminate (it stops the control port) is not served: the pod stays
+    // controllable.
+    assert_eq!(post(&addr, "/terminate", None).0, 404);
+    assert_eq!(post(&addr, "/info", None).0, 200);
+}

@@ -46,7 +46,25 @@ pub fn run(
     env: &[(String, String)],
     timeout: Duration,
 ) -> Result<Outcome, String> {
+    run_in(reaper, prog, &[], input, env, timeout, None)
+}
+
+/// [`run`] with arguments and a working directory (`/exec` runs a tool in the directory
+/// holding the request's uploads).
+pub fn run_in(
+    reaper: &Reaper,
+    prog: &str,
+    args: &[&str],
+    input: &str,
+    env: &[(String, String)],
+    timeout: Duration,
+    cwd: Option<&std::path::Path>,
+) -> Result<Outcome, String> {
     let mut cmd = Command::new(prog);
+    cmd.args(args);
+    if let Some(dir) = cwd {
+        cmd.current_dir(dir);
+    }
     cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
     cmd.env("OCHO_INPUT", input);
     for (k, v) in env {

@@ -44,6 +44,12 @@ pub struct Config {
     pub templates: Vec<(PathBuf, PathBuf)>,
     pub configure: Option<String>,
     pub can_configure: Option<String>,
+    /// Hook run at `ok` with the cluster view (Ochopod's `configured(cluster)`).
+    pub configured: Option<String>,
+    /// Never SIGKILL at the end of the grace (Ochopod's `soft`).
+    pub soft: bool,
+    /// Copy the workload's output into the pod's log (Ochopod's `pipe_subprocess`).
+    pub pipe: bool,
     pub sanity: Option<String>,
     pub signal: Option<String>,
     pub hook_timeout: Duration,
@@ -56,6 +62,21 @@ pub struct Config {
 struct Workload {
     pid: i32,
     started: Instant,
+}
+
+/// Copies each line of a workload's output into the pod's log (`--pipe-subprocess`) until the
+/// last holder of the pipe closes it; a thread per stream, as the pipe may outlive the workload
+/// (its children keep it open).
+fn pipe_lines(shared: &Arc<Shared>, pid: i32, stream: impl std::io::Read + Send + 'static) {
+    let shared = Arc::clone(shared);
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stream).split(b'\n') {
+            let Ok(line) = line else { break };
+            let line = String::from_utf8_lossy(&line);
+            shared.log.info(format!("workload (pid {pid}): {}", line.trim_end_matches('\r')));
+        }
+    });
 }
 
 /// A workload that ran this long before failing starts its backoff from 1 s again.
@@ -191,7 +212,7 @@ impl Lifecycle {
                 (200, json!({}))
             }
             "ok" => match payload().as_ref().map(Cluster::new) {
-                Some(Ok(_)) => (200, json!({})),
+                Some(Ok(cluster)) => self.configured(&cluster),
                 _ => (500, json!({})),
             },
             "kill" => {
@@ -230,6 +251,24 @@ impl Lifecycle {
             }
         }
         (200, json!({}))
+    }
+
+    /// `ok`: the leader's configuration went through on every pod; the `--configured` hook
+    /// hears of it, and its failure is a 500 as a raising `configured()` is in Ochopod.
+    fn configured(&mut self, cluster: &Cluster) -> (u16, Value) {
+        let Some(prog) = self.cfg.configured.clone() else { return (200, json!({})) };
+        let input = serde_json::to_string(cluster).unwrap_or_default();
+        match hooks::run(&self.reaper, &prog, &input, &self.cfg.env, self.cfg.hook_timeout) {
+            Ok(out) if out.code == 0 => (200, json!({})),
+            Ok(out) => {
+                self.log(format!("ok: {prog} failed: {}", out.failure()));
+                (500, json!({}))
+            }
+            Err(why) => {
+                self.log(format!("ok: {why}"));
+                (500, json!({}))
+            }
+        }
     }
 
     fn on(&mut self, payload: Option<Payload>) -> (u16, Value) {
@@ -301,6 +340,7 @@ impl Lifecycle {
         ));
         self.last = Some(payload);
         self.configured = true;
+        self.shared.set_configured();
         Ok(())
     }
 
@@ -326,11 +366,14 @@ impl Lifecycle {
         };
         let mut cmd = Command::new(prog);
         cmd.args(args).stdin(Stdio::null());
+        if self.cfg.pipe {
+            cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        }
         for (k, v) in self.cfg.env.iter().chain(self.overrides.iter()) {
             cmd.env(k, v);
         }
         let tx = self.tx.clone();
-        let child = self
+        let mut child = self
             .reaper
             .spawn_with(&mut cmd, prog, move |status| {
                 if let Some(pid) = status.pid() {
@@ -339,6 +382,12 @@ impl Lifecycle {
             })
             .map_err(|e| crate::error::chain(&e))?;
         let pid = child.id() as i32;
+        if let Some(out) = child.stdout.take() {
+            pipe_lines(&self.shared, pid, out);
+        }
+        if let Some(err) = child.stderr.take() {
+            pipe_lines(&self.shared, pid, err);
+        }
         drop(child);
         self.workload = Some(Workload { pid, started: Instant::now() });
         self.spawned_before = true;
@@ -400,7 +449,11 @@ impl Lifecycle {
         let _ = killpg(target, signal);
         let _ = kill(target, signal);
         let mut code = self.wait_for(pid, Instant::now() + self.cfg.grace);
-        if code.is_none() {
+        if code.is_none() && self.cfg.soft && !self.shared.is_shutting_down() {
+            // Ochopod's soft: forgotten, not killed; the reaper still collects it later. The
+            // agent's own shutdown kills it anyway: nothing outlives the agent.
+            self.log(format!("pid {pid} still running after the grace: left running (--soft)"));
+        } else if code.is_none() {
             self.log(format!("pid {pid} still running after the grace: SIGKILL"));
             let _ = killpg(target, Signal::SIGKILL);
             let _ = kill(target, Signal::SIGKILL);

@@ -123,6 +123,22 @@ pub struct Args {
     /// hook: answers /control/signal, gets the payload, prints the reply JSON
     #[argh(option)]
     pub signal: Option<String>,
+    /// hook: gets the cluster JSON at ok (after a configuration succeeded on every pod);
+    /// non-zero answers 500
+    #[argh(option)]
+    pub configured: Option<String>,
+    /// never SIGKILL the workload when stopping it: after --grace it is left running and
+    /// forgotten (Ochopod's soft)
+    #[argh(switch)]
+    pub soft: bool,
+    /// copy the workload's stdout and stderr, line by line, into the pod's log (/log and the
+    /// agent's stderr; Ochopod's pipe_subprocess)
+    #[argh(switch)]
+    pub pipe_subprocess: bool,
+    /// a tool POST /exec may run, as TAG=PROG (repeatable; Ochopod 1.0.7's tools): the header
+    /// `X-Shell: TAG ARGS…` runs PROG ARGS… in a directory holding the uploaded files
+    #[argh(option)]
+    pub tool: Vec<String>,
     /// seconds a hook may run before it is killed (default 60)
     #[argh(option, default = "60.0")]
     pub hook_timeout: f64,
@@ -139,6 +155,8 @@ pub struct Shared {
     depends_on: Vec<String>,
     status: Mutex<Status>,
     dead: AtomicBool,
+    /// Set once a leader's `on` with a payload configured this pod (`/info` `configured`).
+    configured: AtomicBool,
     workload: AtomicI32,
     shutting_down: AtomicBool,
     pub reset: tokio::sync::Notify,
@@ -172,6 +190,7 @@ impl Shared {
                 metrics: json!({}),
             }),
             dead: AtomicBool::new(false),
+            configured: AtomicBool::new(false),
             workload: AtomicI32::new(0),
             shutting_down: AtomicBool::new(false),
             reset: tokio::sync::Notify::new(),
@@ -182,6 +201,9 @@ impl Shared {
 
     fn is_dead(&self) -> bool {
         self.dead.load(Ordering::SeqCst)
+    }
+    fn set_configured(&self) {
+        self.configured.store(true, Ordering::SeqCst);
     }
     fn set_dead(&self) {
         self.dead.store(true, Ordering::SeqCst);
@@ -247,6 +269,7 @@ impl Shared {
             info.insert("status".into(), json!(status));
         }
         info.insert("metrics".into(), s.metrics.clone());
+        info.insert("configured".into(), json!(self.configured.load(Ordering::SeqCst)));
         info.insert("dependencies".into(), json!(self.depends_on));
         Value::Object(info)
     }
@@ -258,6 +281,19 @@ fn seconds(what: &str, v: f64) -> Result<Duration> {
     } else {
         Err(Error::Usage(format!("invalid --{what} '{v}': expected seconds >= 0")))
     }
+}
+
+/// `--tool TAG=PROG` flags as `(tag, program)`; a tag is one word (the first of `X-Shell`).
+fn tools(flags: &[String]) -> Result<Vec<(String, String)>> {
+    flags
+        .iter()
+        .map(|f| match f.split_once('=') {
+            Some((tag, prog)) if !tag.is_empty() && !tag.contains(' ') && !prog.is_empty() => {
+                Ok((tag.to_string(), prog.to_string()))
+            }
+            _ => Err(Error::Usage(format!("invalid --tool {f:?}: expected TAG=PROG"))),
+        })
+        .collect()
 }
 
 /// Runs the agent until SIGTERM/SIGINT/SIGQUIT; exits with the workload's status.
@@ -321,7 +357,13 @@ pub fn run(mut args: Args) -> Result<ExitCode> {
     let addr =
         if bind.contains(':') { format!("[{bind}]:{port}") } else { format!("{bind}:{port}") };
     let (tx, rx) = channel();
-    let ctx = server::Ctx { shared: Arc::clone(&shared), lifecycle: Mutex::new(tx.clone()) };
+    let exec = server::Exec {
+        tools: tools(&args.tool)?,
+        reaper: reaper.clone(),
+        env: workload_env.clone(),
+        timeout: hook_timeout,
+    };
+    let ctx = server::Ctx { shared: Arc::clone(&shared), lifecycle: Mutex::new(tx.clone()), exec };
     let http = crate::serve::Server::bind(&addr, server::LIMITS)
         .map_err(|e| Error::Failed(format!("cannot listen on {addr}: {e}")))?;
     shared.log.info(format!("listening on {}", http.local_addr()));
@@ -338,6 +380,9 @@ pub fn run(mut args: Args) -> Result<ExitCode> {
         templates,
         configure: args.configure.clone(),
         can_configure: args.can_configure.clone(),
+        configured: args.configured.clone(),
+        soft: args.soft,
+        pipe: args.pipe_subprocess,
         sanity: args.sanity.clone(),
         signal: args.signal.clone(),
         hook_timeout,

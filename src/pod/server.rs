@@ -1,5 +1,6 @@
-//! The pod's control port (docs/protocol.md §3): `POST /info`, `/log`, `/reset` and
-//! `/control/<verb>[/<timeout>]`, JSON bodies with `application/json`, 405 for other methods,
+//! The pod's control port (docs/protocol.md §3): `POST /info`, `/log`, `/reset`,
+//! `/control/<verb>[/<timeout>]` and `/exec` (registered tools only), JSON bodies with
+//! `application/json`, 405 for other methods,
 //! 404 for other paths. Control requests are queued to the lifecycle actor and answered within
 //! their timeout, or 408 while the command stays queued.
 
@@ -34,6 +35,60 @@ const DEFAULT_TIMEOUT: u64 = 60;
 pub struct Ctx {
     pub shared: Arc<Shared>,
     pub lifecycle: std::sync::Mutex<Sender<Msg>>,
+    pub exec: Exec,
+}
+
+/// The tools `/exec` may run (`--tool TAG=PROG`) and how.
+#[derive(Default)]
+pub struct Exec {
+    /// `(tag, program)`, as registered.
+    pub tools: Vec<(String, String)>,
+    pub reaper: super::reaper::Reaper,
+    pub env: Vec<(String, String)>,
+    pub timeout: Duration,
+}
+
+/// Ochopod 1.0.7's `/exec`: `X-Shell: <tag> <args…>` split on single spaces; only a
+/// registered tool runs (404 `{}` otherwise, 500 `{}` without the header), in a fresh
+/// directory holding the request's multipart file parts, and the reply is
+/// `{"code": int, "stdout": [lines]}`. Unlike Ochopod, a tool is killed after
+/// `--hook-timeout`, and then answers code 124 with the reason as its output.
+fn exec(request: &Request, ctx: &Ctx) -> Response {
+    let Some(line) = request.header("X-Shell") else {
+        return reply(500, &json!({}));
+    };
+    let mut words = line.split(' ');
+    let tag = words.next().unwrap_or_default();
+    let Some((_, prog)) = ctx.exec.tools.iter().find(|(t, _)| t == tag) else {
+        return reply(404, &json!({}));
+    };
+    let args: Vec<&str> = words.collect();
+    let failed = |why: String| reply(200, &json!({"code": 1, "stdout": [why]}));
+    let dir = match tempfile::Builder::new().prefix("ocho-exec-").tempdir() {
+        Ok(dir) => dir,
+        Err(e) => return failed(format!("cannot make a directory for the tool: {e}")),
+    };
+    let kind = request.header("Content-Type").unwrap_or_default();
+    if kind.to_ascii_lowercase().starts_with("multipart/") {
+        let body = match crate::portal::upload::body(request) {
+            Ok(body) => body,
+            Err(e) => return failed(crate::error::chain(&e)),
+        };
+        let saved = crate::portal::upload::parse_form(Some(kind), &body)
+            .and_then(|parts| crate::portal::upload::save(&parts, dir.path(), MAX_BODY as usize));
+        if let Err(e) = saved {
+            return failed(crate::error::chain(&e));
+        }
+    }
+    ctx.shared.log.info(format!("exec: {line}"));
+    let e = &ctx.exec;
+    match super::hooks::run_in(&e.reaper, prog, &args, "", &e.env, e.timeout, Some(dir.path())) {
+        Ok(out) => {
+            let lines: Vec<&str> = out.stdout.lines().collect();
+            reply(200, &json!({"code": out.code, "stdout": lines}))
+        }
+        Err(why) => reply(200, &json!({"code": 124, "stdout": [why]})),
+    }
 }
 
 fn reply(code: u16, body: &Value) -> Response {
@@ -43,7 +98,8 @@ fn reply(code: u16, body: &Value) -> Response {
 /// Routes one request.
 pub fn routes(request: &Request, ctx: &Ctx) -> Response {
     let url = request.url();
-    let known = matches!(url.as_str(), "/info" | "/log" | "/reset") || url.starts_with("/control/");
+    let known = matches!(url.as_str(), "/info" | "/log" | "/reset" | "/exec")
+        || url.starts_with("/control/");
     if !known {
         return reply(404, &json!({}));
     }
@@ -58,6 +114,7 @@ pub fn routes(request: &Request, ctx: &Ctx) -> Response {
             ctx.shared.request_reset();
             reply(200, &json!({}))
         }
+        "/exec" => exec(request, ctx),
         _ => control(request, &url["/control/".len()..], ctx),
     }
 }
@@ -123,7 +180,7 @@ mod tests {
                 }
             }
         });
-        Ctx { shared, lifecycle: std::sync::Mutex::new(tx) }
+        Ctx { shared, lifecycle: std::sync::Mutex::new(tx), exec: Exec::default() }
     }
 
     fn call(ctx: &Ctx, method: &str, url: &str) -> (u16, Value) {
@@ -159,6 +216,9 @@ mod tests {
         );
         assert!(info.get("status").is_none(), "no status before leading");
         assert_eq!(info["dependencies"], json!(["db"]));
+        assert_eq!(info["configured"], false);
+        c.shared.set_configured();
+        assert_eq!(call(&c, "POST", "/info").1["configured"], true);
         c.shared.set_leader(
             crate::ochopod::state::PENDING,
             Some("* configuration in 1.0 seconds".into()),

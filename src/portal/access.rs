@@ -83,7 +83,10 @@ pub fn least_role(mode: &Mode) -> Role {
         | Mode::Ping(_)
         | Mode::Scale(_)
         | Mode::Bump(_) => Role::Operator,
-        Mode::Deploy(_) | Mode::Kill(_) | Mode::Audit(_) | Mode::Args(_) => Role::Admin,
+        // exec runs commands inside the pods.
+        Mode::Deploy(_) | Mode::Kill(_) | Mode::Exec(_) | Mode::Audit(_) | Mode::Args(_) => {
+            Role::Admin
+        }
         Mode::Init(_) | Mode::Portal(_) | Mode::Pod(_) | Mode::ZkStatus(_) | Mode::Remote(_) => {
             Role::Admin
         }
@@ -189,7 +192,7 @@ mod tests {
         };
         expect(Role::Viewer, &["grep", "info", "log", "ls", "port", "poll", "wait"]);
         expect(Role::Operator, &["on", "off", "reset", "ping", "scale", "bump"]);
-        expect(Role::Admin, &["deploy", "kill", "audit", "args"]);
+        expect(Role::Admin, &["deploy", "kill", "exec", "audit", "args"]);
         assert_eq!(least_role_of("no-such-tool"), Role::Admin);
         // Every tool parses with placeholders, so that /tools never hides one by accident.
         for (tool, _) in crate::cli::modes().filter(|(m, _)| crate::cli::is_tool(m)) {

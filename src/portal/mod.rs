@@ -9,7 +9,7 @@ mod exec;
 mod metrics;
 mod reply;
 mod routes;
-mod upload;
+pub mod upload;
 mod web;
 pub(crate) mod words;
 

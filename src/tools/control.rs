@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::{Map, Value, json};
 
-use super::{Answer, Common, Glob, Pod, Tally, output};
+use super::{Answer, Common, Glob, Pod, Tally, Verdict, output};
 
 /// `/control/<verb>/<secs>` and the client deadline to use with it: the pod gets `-t` (rounded
 /// up to whole seconds, at least 1), the client waits a quarter longer plus a second, as the
@@ -21,11 +21,24 @@ pub fn control_path(verb: &str, common: &Common) -> (String, Duration) {
 
 /// Reason text for a 200 that the verb did not get: 408 and 410 say what they mean.
 pub fn explain(answer: &Answer) -> Option<String> {
+    match verdict(answer) {
+        Verdict::Done => None,
+        Verdict::Refused(why) | Verdict::Unfinished(why) | Verdict::Silent(why) => Some(why),
+    }
+}
+
+/// A pod's answer to a verb: a JSON reply other than 200 is a refusal (the pod answered),
+/// anything else a silence.
+pub fn verdict(answer: &Answer) -> Verdict {
     match answer {
-        Answer::Json { status: 408, .. } => Some("HTTP 408, still queued on the pod".into()),
-        Answer::Json { status: 410, .. } => Some("HTTP 410, pod is dead".into()),
-        Answer::Json { status: 406, .. } => Some("HTTP 406, refused".into()),
-        other => other.problem(),
+        Answer::Json { status: 200, .. } => Verdict::Done,
+        Answer::Json { status: 408, .. } => {
+            Verdict::Refused("HTTP 408, still queued on the pod".into())
+        }
+        Answer::Json { status: 410, .. } => Verdict::Refused("HTTP 410, pod is dead".into()),
+        Answer::Json { status: 406, .. } => Verdict::Refused("HTTP 406, refused".into()),
+        Answer::Json { status, .. } => Verdict::Refused(format!("HTTP {status}")),
+        Answer::Failed(why) => Verdict::Silent(why.clone()),
     }
 }
 
@@ -35,21 +48,21 @@ pub fn report(
     common: &Common,
     globs: &[Glob],
     pods: &[Pod],
-    answers: &[Answer],
+    verdicts: &[Verdict],
     done: &str,
     skipped: &[String],
 ) -> ExitCode {
     let of = |glob: &Glob| -> Tally {
         let mut tally = Tally::default();
-        for (pod, answer) in pods.iter().zip(answers).filter(|(p, _)| glob.matches(&p.cluster)) {
-            tally.add(pod, explain(answer));
+        for (pod, v) in pods.iter().zip(verdicts).filter(|(p, _)| glob.matches(&p.cluster)) {
+            tally.judge(pod, v.clone());
         }
         tally
     };
     let seqs = |glob: &Glob| -> Vec<u64> {
         pods.iter()
-            .zip(answers)
-            .filter(|(p, a)| glob.matches(&p.cluster) && a.ok().is_some())
+            .zip(verdicts)
+            .filter(|(p, v)| glob.matches(&p.cluster) && **v == Verdict::Done)
             .map(|(p, _)| p.seq)
             .collect()
     };
@@ -61,7 +74,8 @@ pub fn report(
             let ok = tally.total > 0 && tally.ok >= common.min_replies.needed(tally.total);
             map.insert(
                 glob.0.clone(),
-                json!({"ok": ok, done: seqs(glob), "failed": tally.failed_json()}),
+                json!({"ok": ok, done: seqs(glob), "failed": tally.failed_json(),
+                    "refused": tally.refused_json()}),
             );
         }
         output::emit(&(output::one_line(&Value::Object(map)) + "\n"));
@@ -88,8 +102,8 @@ pub fn report(
         output::emit(&out);
     }
     let mut all = Tally::default();
-    for (pod, answer) in pods.iter().zip(answers) {
-        all.add(pod, explain(answer));
+    for (pod, v) in pods.iter().zip(verdicts) {
+        all.judge(pod, v.clone());
     }
     let code = super::finish(common, &all, skipped);
     if !empty.is_empty() {

@@ -14,7 +14,7 @@ use crate::error::Result;
 use crate::http::Request;
 
 /// Largest reply body read from a pod (`/log` is at most about 32 KiB on Python pods).
-const MAX_REPLY: usize = 4 * 1024 * 1024;
+pub const MAX_REPLY: usize = 4 * 1024 * 1024;
 
 /// A pod's answer to one request.
 #[derive(Debug, Clone)]
@@ -164,13 +164,31 @@ impl Scan {
     }
 }
 
+/// What became of one pod's request, for the state-changing verbs.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Verdict {
+    /// Done (a 200, and whatever the verb checks after it).
+    Done,
+    /// The pod answered and did not do it (406, 408, 410, 500…), or the tool itself refused to
+    /// send the request; the text says why.
+    Refused(String),
+    /// The pod answered but the outcome did not follow in time (`reset`: not re-registered).
+    Unfinished(String),
+    /// No usable answer: silence, a refused connection, a reply that is not JSON.
+    Silent(String),
+}
+
 /// Replies counted against pods selected.
 #[derive(Debug, Default, Clone)]
 pub struct Tally {
     pub total: usize,
     pub ok: usize,
-    /// `(pod key, reason)` of every pod without a 200 reply, in pod order.
+    /// `(pod key, reason)` of every pod without a usable reply, in pod order.
     pub failed: Vec<(String, String)>,
+    /// `(pod key, reason)` of every pod that answered but refused (verbs only).
+    pub refused: Vec<(String, String)>,
+    /// `(pod key, reason)` of every pod that answered but did not get there in time.
+    pub unfinished: Vec<(String, String)>,
 }
 
 impl Tally {
@@ -191,30 +209,59 @@ impl Tally {
         }
     }
 
-    /// Integer percentage of successes, 0 when nothing was selected.
-    pub fn percent(&self) -> usize {
-        (self.ok * 100).checked_div(self.total).unwrap_or(0)
-    }
-
-    /// `N pods did not answer: key (reason), …`, or `None` when every pod answered.
-    pub fn failure_line(&self) -> Option<String> {
-        if self.failed.is_empty() {
-            return None;
+    /// Counts one pod by the verdict on its request.
+    pub fn judge(&mut self, pod: &Pod, verdict: Verdict) {
+        self.total += 1;
+        match verdict {
+            Verdict::Done => self.ok += 1,
+            Verdict::Refused(why) => self.refused.push((pod.key(), why)),
+            Verdict::Unfinished(why) => self.unfinished.push((pod.key(), why)),
+            Verdict::Silent(why) => self.failed.push((pod.key(), why)),
         }
-        let names: Vec<String> =
-            self.failed.iter().map(|(key, why)| format!("{key} ({why})")).collect();
-        Some(format!(
-            "{} {} did not answer: {}",
-            self.failed.len(),
-            pods(self.failed.len()),
-            names.join(", ")
-        ))
     }
 
-    /// Failed pods as a JSON object `{key: reason}`.
+    /// Integer percentage of pods that replied (a refusal is a reply), 0 when nothing was
+    /// selected.
+    pub fn percent(&self) -> usize {
+        ((self.ok + self.refused.len() + self.unfinished.len()) * 100)
+            .checked_div(self.total)
+            .unwrap_or(0)
+    }
+
+    /// One line per kind of failure (`N pods refused: key (reason), …`, `N pods did not finish:
+    /// …`, `N pods did not answer: …`), or `None` when every pod succeeded.
+    pub fn failure_line(&self) -> Option<String> {
+        let mut lines = Vec::new();
+        for (list, what) in [
+            (&self.refused, "refused"),
+            (&self.unfinished, "did not finish"),
+            (&self.failed, "did not answer"),
+        ] {
+            if list.is_empty() {
+                continue;
+            }
+            let names: Vec<String> =
+                list.iter().map(|(key, why)| format!("{key} ({why})")).collect();
+            lines.push(format!("{} {} {what}: {}", list.len(), pods(list.len()), names.join(", ")));
+        }
+        (!lines.is_empty()).then(|| lines.join("\n"))
+    }
+
+    /// Refused pods as a JSON object `{key: reason}`.
+    pub fn refused_json(&self) -> Value {
+        Value::Object(
+            self.refused.iter().map(|(k, why)| (k.clone(), Value::String(why.clone()))).collect(),
+        )
+    }
+
+    /// Pods that did not answer, or did not finish, as a JSON object `{key: reason}`.
     pub fn failed_json(&self) -> Value {
         Value::Object(
-            self.failed.iter().map(|(k, why)| (k.clone(), Value::String(why.clone()))).collect(),
+            self.failed
+                .iter()
+                .chain(&self.unfinished)
+                .map(|(k, why)| (k.clone(), Value::String(why.clone())))
+                .collect(),
         )
     }
 }

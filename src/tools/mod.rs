@@ -11,6 +11,7 @@ pub mod args;
 pub mod bump;
 pub mod control;
 pub mod deploy;
+pub mod exec;
 pub mod fire;
 pub mod grep;
 pub mod info;
@@ -40,7 +41,7 @@ use crate::ochopod::glob;
 use crate::zk::Session;
 
 pub use crate::ochopod::paths::ROOT;
-pub use fire::{Answer, Tally, fan_out, finish, pods, post, scan};
+pub use fire::{Answer, Tally, Verdict, fan_out, finish, pods, post, scan};
 pub use lookup::{Lookup, Pod, lookup};
 
 /// Declares a tool's `Args` with its own fields followed by the options every tool shares, and
@@ -299,8 +300,10 @@ mod tests {
 
     #[test]
     fn every_tool_is_registered_for_the_portal() {
-        let tools =
-            ["grep", "info", "log", "ls", "port", "poll", "on", "off", "reset", "ping", "wait"];
+        let tools = [
+            "grep", "info", "log", "ls", "port", "poll", "on", "off", "reset", "ping", "exec",
+            "wait",
+        ];
         for tool in tools {
             assert!(crate::cli::is_tool(tool), "{tool}");
             match crate::cli::parse_words(&[tool, "--help"]) {

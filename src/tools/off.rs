@@ -14,7 +14,7 @@ tool_args! {
                 Needs --force unless -i picks pods. A glob matching no pod is a failure.\n\
                 Text: per glob `<GLOB> -> P% replies, N pods off (T pods total)`, then the pods that did not\n\
                 answer (408: still queued on the pod; the stop goes on).\n\
-                JSON (-j): {{\"<glob>\": {{\"ok\": bool, \"off\": [seq, …], \"failed\": {{\"<pod>\": \"<reason>\"}}}}, …}}"
+                JSON (-j): {{\"<glob>\": {{\"ok\": bool, \"off\": [seq, …], \"failed\": {{\"<pod>\": \"<reason>\"}}, \"refused\": {{\"<pod>\": \"<reason>\"}}}}, …}}"
     )]
     pub struct Args {
         /// cluster globs on <namespace>.<cluster> (a bare name also matches *.name)
@@ -37,5 +37,6 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let (path, client) = control::control_path("off", &common);
     let answers =
         super::fan_out(&found.pods, common.parallel, |pod| super::post(pod, &path, b"", client));
-    Ok(control::report(&common, &globs, &found.pods, &answers, "off", &found.skipped))
+    let verdicts: Vec<_> = answers.iter().map(control::verdict).collect();
+    Ok(control::report(&common, &globs, &found.pods, &verdicts, "off", &found.skipped))
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::{Answer, Pod, ROOT, control, text, tool_args};
+use super::{Answer, Pod, ROOT, Verdict, control, text, tool_args};
 use crate::error::Result;
 use crate::zk::Session;
 
@@ -21,10 +21,11 @@ tool_args! {
                 kill itself on that, so each pod is checked first (/info): it is sent `on` only\n\
                 when its process runs (a no-op), its /info says configured, or its uuid is in\n\
                 its cluster's snapshot (it took part in a configuration). Others are refused\n\
-                and counted as failures, unless --unconfigured.\n\
+                and reported as refused (apart from pods that did not answer), unless\n\
+                --unconfigured; a pod that then answers 406 killed itself, and is reported so.\n\
                 Needs --force unless -i picks pods. A glob matching no pod is a failure.\n\
                 Text: per glob `<GLOB> -> P% replies, N pods on (T pods total)`, then the pods that failed.\n\
-                JSON (-j): {{\"<glob>\": {{\"ok\": bool, \"on\": [seq, …], \"failed\": {{\"<pod>\": \"<reason>\"}}}}, …}}"
+                JSON (-j): {{\"<glob>\": {{\"ok\": bool, \"on\": [seq, …], \"failed\": {{\"<pod>\": \"<reason>\"}}, \"refused\": {{\"<pod>\": \"<reason>\"}}}}, …}}"
     )]
     pub struct Args {
         /// cluster globs on <namespace>.<cluster> (a bare name also matches *.name)
@@ -76,35 +77,45 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let globs = super::Glob::required("on", &args.clusters)?;
     let zk = common.connect()?;
     let found = super::lookup(&zk, &globs, common.indices.as_ref())?;
-    let refused: Vec<Option<String>> = if args.unconfigured {
-        vec![None; found.pods.len()]
-    } else {
-        let mut snapshots = BTreeMap::new();
-        for pod in &found.pods {
-            if !snapshots.contains_key(&pod.cluster) {
-                snapshots.insert(pod.cluster.clone(), snapshot(&zk, &pod.cluster)?);
-            }
+    // Checked also with --unconfigured, to say afterwards why a pod answered 406.
+    let mut snapshots = BTreeMap::new();
+    for pod in &found.pods {
+        if !snapshots.contains_key(&pod.cluster) {
+            snapshots.insert(pod.cluster.clone(), snapshot(&zk, &pod.cluster)?);
         }
-        // `/info` answers at once on a live pod; the long -t is for the `on` itself.
-        let check = common.timeout.min(Duration::from_secs(10));
-        let infos = super::fan_out(&found.pods, common.parallel, |pod| {
-            super::post(pod, "/info", b"", check)
-        });
-        found
-            .pods
-            .iter()
-            .zip(&infos)
-            .map(|(pod, info)| unsafe_reason(pod, info, &snapshots[&pod.cluster]))
-            .collect()
-    };
+    }
+    // `/info` answers at once on a live pod; the long -t is for the `on` itself.
+    let check = common.timeout.min(Duration::from_secs(10));
+    let infos =
+        super::fan_out(&found.pods, common.parallel, |pod| super::post(pod, "/info", b"", check));
+    let doubts: Vec<Option<String>> = found
+        .pods
+        .iter()
+        .zip(&infos)
+        .map(|(pod, info)| unsafe_reason(pod, info, &snapshots[&pod.cluster]))
+        .collect();
     drop(zk);
-    let targets: Vec<(&Pod, &Option<String>)> = found.pods.iter().zip(&refused).collect();
+    let targets: Vec<(&Pod, &Option<String>)> = found.pods.iter().zip(&doubts).collect();
     let (path, client) = control::control_path("on", &common);
-    let answers = super::fan_out(&targets, common.parallel, |(pod, refused)| match refused {
-        Some(why) => Answer::Failed(format!("refused: {why}")),
-        None => super::post(pod, &path, b"", client),
+    let verdicts = super::fan_out(&targets, common.parallel, |(pod, doubt)| match doubt {
+        Some(why) if !args.unconfigured => Verdict::Refused(format!("not sent: {why}")),
+        _ => on_verdict(&super::post(pod, &path, b"", client), doubt.is_some()),
     });
-    Ok(control::report(&common, &globs, &found.pods, &answers, "on", &found.skipped))
+    Ok(control::report(&common, &globs, &found.pods, &verdicts, "on", &found.skipped))
+}
+
+/// The verdict on an `on`: a 406 means the pod refused and then killed itself (Ochopod's
+/// answer to a failed `on`), which is said in so many words.
+fn on_verdict(answer: &Answer, doubted: bool) -> Verdict {
+    match answer {
+        Answer::Json { status: 406, .. } if doubted => Verdict::Refused(
+            "HTTP 406: it was never configured, so it refused and killed itself".into(),
+        ),
+        Answer::Json { status: 406, .. } => Verdict::Refused(
+            "HTTP 406: its configuration failed, so it refused and killed itself".into(),
+        ),
+        other => control::verdict(other),
+    }
 }
 
 #[cfg(test)]

@@ -3,18 +3,25 @@
 
 use std::process::ExitCode;
 
-use super::{control, tool_args};
-use crate::error::Result;
+use std::collections::HashSet;
+use std::time::Instant;
+
+use super::{Pod, ROOT, Verdict, control, tool_args};
+use crate::error::{Error, Result};
+use crate::zk::Session;
 
 tool_args! {
     /// re-register pods in zookeeper; their process is untouched
     #[argh(
         subcommand,
         name = "reset",
-        note = "Posts /reset (the pod answers at once). Needs --force unless -i picks pods.\n\
+        note = "Posts /reset (the pod answers at once), then waits, with ZooKeeper watches, until\n\
+                every pod that answered has registered again (a new registration node with its\n\
+                uuid); within -t, else the pods that did not are named (`did not finish`).\n\
+                Needs --force unless -i picks pods.\n\
                 A glob matching no pod is a failure.\n\
                 Text: per glob `<GLOB> -> P% replies, N pods reset (T pods total)`, then the pods that did not answer.\n\
-                JSON (-j): {{\"<glob>\": {{\"ok\": bool, \"reset\": [seq, …], \"failed\": {{\"<pod>\": \"<reason>\"}}}}, …}}"
+                JSON (-j): {{\"<glob>\": {{\"ok\": bool, \"reset\": [seq, …], \"failed\": {{\"<pod>\": \"<reason>\"}}, \"refused\": {{\"<pod>\": \"<reason>\"}}}}, …}}"
     )]
     pub struct Args {
         /// cluster globs on <namespace>.<cluster> (a bare name also matches *.name)
@@ -33,9 +40,70 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let globs = super::Glob::required("reset", &args.clusters)?;
     let zk = common.connect()?;
     let found = super::lookup(&zk, &globs, common.indices.as_ref())?;
-    drop(zk);
+    let started = Instant::now();
     let answers = super::fan_out(&found.pods, common.parallel, |pod| {
         super::post(pod, "/reset", b"", common.timeout)
     });
-    Ok(control::report(&common, &globs, &found.pods, &answers, "reset", &found.skipped))
+    let mut verdicts: Vec<Verdict> = answers.iter().map(control::verdict).collect();
+    let waiting: Vec<&Pod> = found
+        .pods
+        .iter()
+        .zip(&verdicts)
+        .filter(|(_, v)| **v == Verdict::Done)
+        .map(|(p, _)| p)
+        .collect();
+    let back = reregistered(&zk, &waiting, started + common.timeout)?;
+    drop(zk);
+    for (pod, verdict) in found.pods.iter().zip(verdicts.iter_mut()) {
+        if *verdict == Verdict::Done && !back.contains(&pod.znode) {
+            *verdict = Verdict::Unfinished(format!(
+                "reset, but not registered again within {:.1}s",
+                common.timeout.as_secs_f64()
+            ));
+        }
+    }
+    Ok(control::report(&common, &globs, &found.pods, &verdicts, "reset", &found.skipped))
+}
+
+/// The old registration nodes of `pods` whose pod registered again (a node with its uuid and
+/// another name), waiting with child watches until all did or `deadline` passes.
+fn reregistered(zk: &Session, pods: &[&Pod], deadline: Instant) -> Result<HashSet<String>> {
+    let mut back = HashSet::new();
+    let mut clusters: Vec<&str> = pods.iter().map(|p| p.cluster.as_str()).collect();
+    clusters.sort();
+    clusters.dedup();
+    for cluster in clusters {
+        let dir = format!("{ROOT}/{cluster}/pods");
+        let mine: Vec<&&Pod> = pods.iter().filter(|p| p.cluster == cluster).collect();
+        loop {
+            let (children, watcher) = match zk.block_on(zk.client().get_and_watch_children(&dir)) {
+                Ok((children, _, watcher)) => (children, Some(watcher)),
+                Err(zookeeper_client::Error::NoNode) => (Vec::new(), None),
+                Err(source) => {
+                    return Err(Error::Zk {
+                        hosts: zk.hosts().to_string(),
+                        what: format!("watch {dir}"),
+                        source,
+                    });
+                }
+            };
+            for pod in &mine {
+                let prefix = format!("{}.", pod.uuid);
+                if children.iter().any(|c| c.starts_with(&prefix) && *c != pod.znode) {
+                    back.insert(pod.znode.clone());
+                }
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if mine.iter().all(|p| back.contains(&p.znode)) || left.is_zero() {
+                break;
+            }
+            let Some(watcher) = watcher else { break };
+            let changed =
+                zk.block_on(async { tokio::time::timeout(left, watcher.changed()).await });
+            if changed.is_err() {
+                break;
+            }
+        }
+    }
+    Ok(back)
 }

@@ -1,6 +1,7 @@
 //! `ocho wait`: blocks until the matched clusters are up — pods registered and each cluster
 //! configured by its leader (leader state exactly `leader`, nothing pending, every pod's process
-//! `running`) — printing progress as it changes. [`until_ready`] is the reusable part
+//! `running`) — printing progress as it changes, re-checking as soon as ZooKeeper reports a
+//! change under a matched cluster. [`until_ready`] is the reusable part
 //! (`deploy --wait`).
 
 use std::collections::BTreeMap;
@@ -12,6 +13,7 @@ use serde_json::{Map, Value, json};
 use super::{Glob, Pod, output, text, tool_args};
 use crate::error::{Error, Result};
 use crate::zk::Session;
+use zookeeper_client::{AddWatchMode, EventType};
 
 tool_args! {
     /// block until clusters are registered, configured and running
@@ -21,7 +23,9 @@ tool_args! {
         note = "A cluster is ready when it has at least --pods pods (default 1), every pod\n\
                 answers /info with process `running`, and one pod is in state `leader` (not\n\
                 pending, not configuring). Per glob, clusters without pods (left over in\n\
-                zookeeper) are ignored once another matched cluster has pods.\n\
+                zookeeper) are ignored once another matched cluster has pods. A change in\n\
+                zookeeper under a matched cluster (registration, snapshot, hash) triggers a\n\
+                re-check at once; without one, clusters are re-checked every second.\n\
                 Text: a line `<ns.cluster>: <state>` whenever a cluster's state changes, then\n\
                 `ready: <clusters>` (exit 0) or `timed out after Ns, still waiting for:` and one\n\
                 line per cluster or glob (exit 1).\n\
@@ -138,7 +142,16 @@ fn judge(cluster: &str, pods: &[(&Pod, &super::Answer)], min_pods: usize) -> Sta
     Status { name: cluster.to_string(), ready, pods: pods.len(), running, leader, state }
 }
 
-/// Checks `target` about once a second until every status is ready or `timeout` passes.
+/// Re-check pace without news from ZooKeeper: pods' process states live only in their `/info`.
+const POLL: Duration = Duration::from_secs(1);
+/// Re-check pace for [`FOLLOW`] after a ZooKeeper event on a matched cluster: the leader writes
+/// `snapshot` and `hash` as it finishes a configuration, and what `/info` says follows closely.
+const QUICK: Duration = Duration::from_millis(40);
+const FOLLOW: Duration = Duration::from_secs(2);
+
+/// Checks `target` until every status is ready or `timeout` passes: at once whenever
+/// ZooKeeper reports a change under a matched cluster (a persistent recursive watch on
+/// [`ROOT`](super::ROOT): registrations, `snapshot`, `hash`), else about once a second.
 /// `progress` gets every status whose state changed. Returns the last statuses; all ready
 /// means success.
 pub fn until_ready(
@@ -148,6 +161,10 @@ pub fn until_ready(
     progress: &mut dyn FnMut(&Status),
 ) -> Result<Vec<Status>> {
     let deadline = Instant::now() + timeout;
+    // A server that cannot add persistent watches (ZooKeeper before 3.6) leaves the poll.
+    let mut watcher =
+        zk.block_on(zk.client().watch(super::ROOT, AddWatchMode::PersistentRecursive)).ok();
+    let mut quick_until = Instant::now();
     let mut seen: BTreeMap<String, String> = BTreeMap::new();
     loop {
         let round = Instant::now();
@@ -164,11 +181,42 @@ pub fn until_ready(
         if statuses.iter().all(|s| s.ready) || Instant::now() >= deadline {
             return Ok(statuses);
         }
-        // Polling interval of the tool itself; ZooKeeper watches would not tell us about pods'
-        // process and leader states anyway.
-        let pause = Duration::from_secs(1).saturating_sub(round.elapsed());
-        std::thread::sleep(pause.min(deadline.saturating_duration_since(Instant::now())));
+        let pace = if Instant::now() < quick_until { QUICK } else { POLL };
+        let wake = (round + pace).min(deadline);
+        let Some(w) = watcher.as_mut() else {
+            std::thread::sleep(wake.saturating_duration_since(Instant::now()));
+            continue;
+        };
+        let news = zk.block_on(async {
+            loop {
+                let at = tokio::time::Instant::from_std(wake);
+                let Ok(event) = tokio::time::timeout_at(at, w.changed()).await else {
+                    return Some(false);
+                };
+                if event.session_state.is_terminated() {
+                    return None;
+                }
+                if event.event_type == EventType::Session || relevant(&event.path, target) {
+                    return Some(true);
+                }
+            }
+        });
+        match news {
+            Some(true) => quick_until = Instant::now() + FOLLOW,
+            Some(false) => {}
+            // The watcher panics once its session ended; the next check reports the error.
+            None => watcher = None,
+        }
     }
+}
+
+/// Whether a node event at `path` concerns a cluster the target matches.
+fn relevant(path: &str, target: &Target) -> bool {
+    let Some(rest) = path.strip_prefix(super::ROOT).and_then(|r| r.strip_prefix('/')) else {
+        return false;
+    };
+    let cluster = rest.split('/').next().unwrap_or_default();
+    target.globs.iter().any(|g| g.matches(cluster))
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
@@ -251,5 +299,19 @@ mod tests {
         let s = judge("a.b", &[(&p0, &follow), (&p1, &silent)], 1);
         assert_eq!(s.state, "no answer from a.b #1 (timed out), 1/2 running, no leader");
         assert!(!s.ready);
+    }
+
+    #[test]
+    fn only_events_under_matched_clusters_wake_the_wait() {
+        let target = Target {
+            globs: vec![Glob("web".into())],
+            min_pods: 1,
+            pod_timeout: Duration::from_secs(1),
+            parallel: 1,
+        };
+        assert!(relevant("/ochopod/clusters/default.web/snapshot", &target));
+        assert!(relevant("/ochopod/clusters/a.web/pods/u.0000000001", &target));
+        assert!(!relevant("/ochopod/clusters/a.db/hash", &target));
+        assert!(!relevant("/elsewhere/a.web", &target));
     }
 }

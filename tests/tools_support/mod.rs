@@ -50,6 +50,15 @@ impl Zk {
         }
     }
 
+    /// Children of `rel` (under the chroot), empty when it does not exist.
+    pub fn children(&self, rel: &str) -> Vec<String> {
+        match self.rt.block_on(self.client.list_children(&self.path(rel))) {
+            Ok(children) => children,
+            Err(zkc::Error::NoNode) => Vec::new(),
+            Err(e) => panic!("list {rel}: {e}"),
+        }
+    }
+
     /// Creates a cluster node without pods (as one left behind by pods that are gone).
     pub fn stale_cluster(&self, cluster: &str) {
         self.put(&format!("/ochopod/clusters/{cluster}/hash"), b"");
