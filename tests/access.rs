@@ -203,7 +203,7 @@ fn a_scope_limits_what_each_tool_family_sees_and_touches() {
     }
     assert_eq!(w.staging.seen().len(), before, "an out-of-scope pod was contacted");
     // Inside the scope the same tools run.
-    let (_, body) = run(&w.portal, "pete", "reset prod.web --force");
+    let (_, body) = run(&w.portal, "pete", "off prod.web --force");
     assert_eq!(body["code"].as_i64(), Some(0), "{body}");
     assert!(!w.prod.seen().is_empty());
     // The scope reaches the tool through its environment, which the client cannot set.
