@@ -587,6 +587,18 @@ fn end_to_end_with_real_agents_deploy_grep_scale_bump_kill() {
     let pods: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(pods.as_object().unwrap().len(), 2, "{out}");
 
+    // status joins the pods Kubernetes has with their registrations.
+    let (code, out, err) =
+        ocho(&kube, dir.path(), &["status", "default.web", "-j", zk_args[0], zk_args[1]]);
+    assert_eq!(code, 0, "status: {out}{err}");
+    let status: Value = serde_json::from_str(&out).unwrap();
+    let pods = status["default.web"]["pods"].as_array().unwrap();
+    assert_eq!(pods.len(), 2, "{out}");
+    assert!(
+        pods.iter().all(|p| p["registered"]["seq"].is_u64() && p["phase"] == "Running"),
+        "{out}"
+    );
+
     // The containers' own output through pods/log: each agent logs its start on stderr.
     let (code, out, err) = ocho(
         &kube,
@@ -952,4 +964,120 @@ fn waits_give_up_early_on_dead_pods_and_name_what_they_leave() {
         rcs.len() == 1 && rcs[0].metadata.name.as_deref() == Some(old.as_str())
     })
     .unwrap();
+}
+
+/// `status` joins what Kubernetes knows with ZooKeeper: registered pods with their seq and
+/// state, and every pod that never registered with the reason Kubernetes gives (the
+/// scheduler's Unschedulable, the kubelet's ErrImagePull and their events, a running pod whose
+/// agent is silent); a scoped run sees only its clusters. The Role check of `fake` covers the
+/// pod and event lists.
+#[test]
+fn status_shows_every_pod_kubernetes_has_and_why_unregistered_ones_did_not_register() {
+    let kube = fake(Kubelet::Status);
+    kube.refuse_image("example/db:9.9");
+    let agents = Agents::start(&kube, "k8s_status", 70);
+    let cache = "cluster: cache\nimage: example/cache:1.0\nverbatim:\n  spec:\n    nodeSelector: {disk: ssd}\n";
+    let dir = definitions(&[
+        ("web.yaml", WEB),
+        ("db.yaml", "cluster: db\nimage: example/db:9.9\n"),
+        ("cache.yaml", cache),
+        ("mute.yaml", "cluster: mute\nimage: example/mute:broken\n"),
+    ]);
+    for (file, pods) in
+        [("web.yaml", "2"), ("db.yaml", "1"), ("cache.yaml", "1"), ("mute.yaml", "1")]
+    {
+        deployed(&kube, dir.path(), file, pods);
+    }
+    registered(&kube, &agents, "default.web", 2);
+    let waiting = |p: &&Pod, reason: &str| {
+        p.status.iter().flat_map(|s| s.container_statuses.iter().flatten()).any(|c| {
+            c.state.as_ref().and_then(|s| s.waiting.as_ref()).and_then(|w| w.reason.as_deref())
+                == Some(reason)
+        })
+    };
+    kube.wait_until(WAIT, |s| {
+        let pods = s.pods("default");
+        let of = |c: &str| {
+            pods.iter()
+                .copied()
+                .filter(|p| label(&p.metadata, "ochopod.io/cluster") == c)
+                .collect::<Vec<_>>()
+        };
+        of("db").iter().any(|p| waiting(p, "ErrImagePull"))
+            && of("cache").iter().any(|p| {
+                p.status
+                    .iter()
+                    .flat_map(|s| s.conditions.iter().flatten())
+                    .any(|c| c.type_ == "PodScheduled" && c.status == "False")
+            })
+            && of("mute").iter().any(|p| phase(p) == "Running")
+    })
+    .unwrap();
+
+    let (code, out, err) = ocho(&kube, dir.path(), &["status", "-j", "--zk", &agents.hosts]);
+    assert_eq!(code, 1, "unregistered pods make status fail: {out}{err}");
+    let status: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}{err}"));
+    let web = &status["default.web"];
+    assert_eq!(web["rcs"][0]["image"], "example/web:1.0", "{out}");
+    assert_eq!(web["rcs"][0]["desired"], 2, "{out}");
+    let pods = web["pods"].as_array().unwrap();
+    assert_eq!(pods.len(), 2, "{out}");
+    for p in pods {
+        assert!(p["registered"]["seq"].is_u64(), "{out}");
+        assert_eq!(p["registered"]["state"], "leader", "{out}");
+        assert_eq!(
+            (&p["phase"], &p["state"], &p["not_registered"]),
+            (&json!("Running"), &json!("running"), &Value::Null),
+            "{out}"
+        );
+    }
+    let only = |cluster: &str| -> Value {
+        let pods = status[cluster]["pods"].as_array().unwrap_or_else(|| panic!("{cluster}: {out}"));
+        assert_eq!(pods.len(), 1, "{out}");
+        assert!(pods[0]["registered"].is_null(), "{out}");
+        pods[0].clone()
+    };
+    let db = only("default.db");
+    assert_eq!((&db["state"], &db["reason"]), (&json!("waiting"), &json!("ErrImagePull")), "{out}");
+    assert!(db["not_registered"].as_str().unwrap().starts_with("ErrImagePull: "), "{out}");
+    let reasons: Vec<&str> =
+        db["events"].as_array().unwrap().iter().map(|e| e["reason"].as_str().unwrap()).collect();
+    assert!(reasons.contains(&"Failed"), "{out}");
+    let cache = only("default.cache");
+    assert!(
+        cache["not_registered"]
+            .as_str()
+            .unwrap()
+            .starts_with("Unschedulable: 0/1 nodes are available"),
+        "{out}"
+    );
+    assert_eq!(cache["events"][0]["reason"], "FailedScheduling", "{out}");
+    let mute = only("default.mute");
+    assert!(mute["not_registered"].as_str().unwrap().contains("agent has not registered"), "{out}");
+
+    // Text: one table per cluster, the reason in the ochopod column, the events after it.
+    let (code, out, err) = ocho(&kube, dir.path(), &["status", "db", "--zk", &agents.hosts]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("default.db -> 0/1 pod(s) registered"), "{out}");
+    assert!(out.contains("not registered: ErrImagePull: "), "{out}");
+    assert!(out.contains(": Warning Failed (x"), "{out}");
+    let (code, out, err) = ocho(&kube, dir.path(), &["status", "web", "--zk", &agents.hosts]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("default.web -> 2/2 pod(s) registered"), "{out}");
+
+    // A scoped token sees only its clusters, from Kubernetes as from ZooKeeper.
+    let out = support::ocho()
+        .args(["status", "-j", "--zk", &agents.hosts])
+        .current_dir(dir.path())
+        .env("KUBECONFIG", kube.kubeconfig())
+        .env("OCHO_SCOPE", r#"["default.db"]"#)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let scoped: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(scoped.as_object().unwrap().keys().collect::<Vec<_>>(), ["default.db"], "{text}");
+
+    // Bad input: a clear error and exit 2.
+    let (code, _, err) = ocho(&kube, dir.path(), &["status", "--events", "x"]);
+    assert_eq!(code, 2, "{err}");
 }

@@ -27,6 +27,7 @@ pub mod port;
 pub mod reset;
 pub mod scale;
 pub mod scope;
+pub mod status;
 pub mod wait;
 pub mod workload;
 
