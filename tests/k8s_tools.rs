@@ -1081,3 +1081,34 @@ fn status_shows_every_pod_kubernetes_has_and_why_unregistered_ones_did_not_regis
     let (code, _, err) = ocho(&kube, dir.path(), &["status", "--events", "x"]);
     assert_eq!(code, 2, "{err}");
 }
+
+/// SIGTERM (what the portal sends on a client disconnect or its deadline) and SIGINT (Ctrl-C)
+/// during `deploy --wait --strict` no longer end the tool with its RC left behind: the wait
+/// stops, the RC is deleted as --strict promised, and the report says it was interrupted.
+#[test]
+fn an_interrupted_deploy_wait_strict_deletes_its_rc_and_says_so() {
+    use nix::sys::signal::Signal;
+    let kube = fake(Kubelet::Status);
+    let agents = Agents::start(&kube, "k8s_deploy_interrupt", 72);
+    let dir = definitions(&[("web.yaml", "cluster: web\nimage: example/web:broken\n")]);
+    for signal in [Signal::SIGTERM, Signal::SIGINT] {
+        let mut cmd = support::ocho();
+        cmd.args(["deploy", "web.yaml", "-p", "2", "--wait", "--strict", "-t", "600"])
+            .args(["--zk", &agents.hosts])
+            .current_dir(dir.path())
+            .env("KUBECONFIG", kube.kubeconfig())
+            .env_remove("OCHO_ZK_PUBLIC");
+        let mut proc = support::Proc::spawn("deploy", cmd);
+        proc.wait_for_line("web.yaml: 0/2 pod(s) registered", WAIT);
+        kube.wait_until(WAIT, |s| s.rcs("default").len() == 1).unwrap();
+        proc.signal(signal);
+        // Well within the portal's grace for such tools (10 s).
+        let status = proc.expect_exit(Duration::from_secs(8));
+        let out = proc.lines().join("\n");
+        assert_eq!(status.code(), Some(1), "{signal}: {out}");
+        assert!(out.contains(&format!("interrupted ({})", signal.as_str())), "{out}");
+        assert!(out.contains("deleted (--strict)"), "{out}");
+        assert!(out.contains("deleted again (--strict)"), "{out}");
+        kube.wait_until(WAIT, |s| s.rcs("default").is_empty()).unwrap();
+    }
+}

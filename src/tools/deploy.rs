@@ -101,6 +101,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
         return Err(Error::Usage("deploy: give at least one container definition file".into()));
     }
     definition::check_namespace(&args.namespace).map_err(|e| Error::Usage(e.to_string()))?;
+    if args.wait && !args.dry_run {
+        // Before any thread: an interrupt must not leave an RC behind that --strict promised
+        // to delete, nor end the tool without saying what it left.
+        super::interrupt::arm()?;
+    }
     let overrides = definition::load_overrides(&args.overrides)?;
     let access =
         Access { context: args.context.clone(), k8s_namespace: args.k8s_namespace.clone() };
@@ -149,6 +154,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     if args.dry_run {
         return print_dry_run(&items, args.json);
     }
+
     match kube {
         Ok(kube) => {
             submit(&kube, &mut items);
@@ -321,14 +327,20 @@ fn wait(kube: &Kube, args: &Args, items: &mut [Item]) -> Result<()> {
             waited.pods.iter().filter(|p| p.field("application") == app).map(|p| p.seq).collect();
         if !ok {
             let timeout = std::time::Duration::from_secs(args.timeout.max(5));
-            let mut reason = if waited.ok {
-                format!(
-                    "{app}: registered and configured, but not ready after {}s",
-                    timeout.as_secs()
-                )
-            } else {
-                workload::wait_failure(&app, &waited, want, timeout)
-            };
+            let mut reason =
+                if let Some(signal) = super::interrupt::received().filter(|_| waited.ok) {
+                    format!(
+                        "{app}: registered and configured, not yet ready: {}",
+                        super::interrupt::describe(signal)
+                    )
+                } else if waited.ok {
+                    format!(
+                        "{app}: registered and configured, but not ready after {}s",
+                        timeout.as_secs()
+                    )
+                } else {
+                    workload::wait_failure(&app, &waited, want, timeout)
+                };
             if args.strict {
                 match kube.delete_rc(&app, Propagation::Background) {
                     Ok(_) => {

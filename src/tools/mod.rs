@@ -14,6 +14,7 @@ pub mod deploy;
 pub mod fire;
 pub mod grep;
 pub mod info;
+pub mod interrupt;
 pub mod kill;
 pub mod log;
 pub mod lookup;

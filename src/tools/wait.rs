@@ -161,7 +161,8 @@ pub fn until_ready(
                 progress(status);
             }
         }
-        if statuses.iter().all(|s| s.ready) || Instant::now() >= deadline {
+        let interrupted = super::interrupt::received().is_some();
+        if statuses.iter().all(|s| s.ready) || Instant::now() >= deadline || interrupted {
             return Ok(statuses);
         }
         // Polling interval of the tool itself; ZooKeeper watches would not tell us about pods'

@@ -319,6 +319,8 @@ pub struct Waited {
     pub dead: Vec<u64>,
     /// It stopped before the deadline because enough watched pods were dead.
     pub gave_up: bool,
+    /// It stopped because the tool was interrupted ([`super::interrupt`]).
+    pub interrupted: Option<nix::sys::signal::Signal>,
 }
 
 impl Waited {
@@ -341,7 +343,9 @@ impl Waited {
 /// watched pods are dead (given up early) or the time waited.
 pub fn wait_failure(application: &str, waited: &Waited, want: usize, timeout: Duration) -> String {
     let counts = waited.counts(application, want);
-    if waited.gave_up {
+    if let Some(signal) = waited.interrupted {
+        format!("{application}: {counts}: {} while waiting", super::interrupt::describe(signal))
+    } else if waited.gave_up {
         format!(
             "{application}: {counts}: gave up early, the new pods are dead (their workload \
              ended; see `ocho log`)"
@@ -394,14 +398,29 @@ pub fn wait_for(
                 .map(|(p, _)| p.seq)
                 .collect();
             if dead.len() >= n {
-                return Ok(Waited { pods, configured, ok: false, dead, gave_up: true });
+                return Ok(Waited {
+                    pods,
+                    configured,
+                    ok: false,
+                    dead,
+                    gave_up: true,
+                    interrupted: None,
+                });
             }
         }
         if held {
-            return Ok(Waited { pods, configured, ok: true, dead, gave_up: false });
+            return Ok(Waited {
+                pods,
+                configured,
+                ok: true,
+                dead,
+                gave_up: false,
+                interrupted: None,
+            });
         }
-        if Instant::now() >= deadline {
-            return Ok(Waited { pods, configured, ok: false, dead, gave_up: false });
+        let interrupted = super::interrupt::received();
+        if Instant::now() >= deadline || interrupted.is_some() {
+            return Ok(Waited { pods, configured, ok: false, dead, gave_up: false, interrupted });
         }
         thread::sleep(Duration::from_millis(250));
     }
