@@ -1112,3 +1112,54 @@ fn an_interrupted_deploy_wait_strict_deletes_its_rc_and_says_so() {
         kube.wait_until(WAIT, |s| s.rcs("default").is_empty()).unwrap();
     }
 }
+
+/// Interrupted during a roll, `bump --strict` still rolls back (the new RC deleted, the old
+/// one at its replicas) and says so; `scale --wait` stops waiting and says what it set.
+#[test]
+fn interrupted_bump_strict_rolls_back_and_scale_says_it_was_interrupted() {
+    use nix::sys::signal::Signal;
+    let kube = fake(Kubelet::Status);
+    let agents = Agents::start(&kube, "k8s_bump_interrupt", 73);
+    let dir = definitions(&[("web.yaml", WEB)]);
+    let old = deployed(&kube, dir.path(), "web.yaml", "2");
+    registered(&kube, &agents, "default.web", 2);
+    let spawn = |name: &str, args: &[&str]| {
+        let mut cmd = support::ocho();
+        cmd.args(args)
+            .args(["--zk", &agents.hosts])
+            .current_dir(dir.path())
+            .env("KUBECONFIG", kube.kubeconfig());
+        support::Proc::spawn(name, cmd)
+    };
+    let mut bump = spawn("bump", &["bump", "default.web", "-r", "broken", "--strict", "-t", "600"]);
+    // The roll is under way once the new RC wants its first pod.
+    kube.wait_until(WAIT, |s| {
+        s.rcs("default")
+            .iter()
+            .any(|rc| rc.metadata.name.as_deref() != Some(old.as_str()) && replicas(rc) == 1)
+    })
+    .unwrap();
+    bump.signal(Signal::SIGTERM);
+    let status = bump.expect_exit(Duration::from_secs(8));
+    let out = bump.lines().join("\n");
+    assert_eq!(status.code(), Some(1), "{out}");
+    assert!(out.contains("interrupted (SIGTERM)"), "{out}");
+    assert!(out.contains("rolled back: deleted "), "{out}");
+    kube.wait_until(WAIT, |s| {
+        let rcs = s.rcs("default");
+        rcs.len() == 1
+            && rcs[0].metadata.name.as_deref() == Some(old.as_str())
+            && replicas(rcs[0]) == 2
+    })
+    .unwrap();
+
+    let mute = definitions(&[("mute.yaml", "cluster: mute\nimage: example/mute:broken\n")]);
+    deployed(&kube, mute.path(), "mute.yaml", "1");
+    let mut scale = spawn("scale", &["scale", "default.mute", "-f", "@3", "--wait", "-t", "600"]);
+    scale.wait_for_line("default.mute: 0 pod(s) registered", WAIT);
+    scale.signal(Signal::SIGINT);
+    let status = scale.expect_exit(Duration::from_secs(8));
+    let out = scale.lines().join("\n");
+    assert_eq!(status.code(), Some(1), "{out}");
+    assert!(out.contains("replicas set to 3; interrupted (SIGINT) while waiting"), "{out}");
+}

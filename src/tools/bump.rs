@@ -120,6 +120,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
     if args.step < 1 {
         return Err(Error::Usage("--step: give at least 1".into()));
     }
+    // Before any thread: an interrupt ends the roll between steps, and --strict still rolls
+    // back.
+    super::interrupt::arm()?;
     let (kube, zk) = workload::clients(&args.context, &args.k8s_namespace, &args.zk)?;
     let clusters = workload::rcs_by_cluster(&kube, &glob)?;
     if clusters.is_empty() {
@@ -241,7 +244,18 @@ fn roll(
     let timeout = Duration::from_secs(args.timeout.max(5));
     let mut moved = 0;
     let mut pods: Vec<Pod> = Vec::new();
+    let interrupted = |moved: i32| {
+        super::interrupt::received().map(|signal| {
+            Error::Failed(format!(
+                "{} with {moved} of {total} pod(s) moved to {app}",
+                super::interrupt::describe(signal)
+            ))
+        })
+    };
     while moved < total {
+        if let Some(e) = interrupted(moved) {
+            return Err(e);
+        }
         let n = args.step.min(total - moved);
         kube.set_scale(app, moved + n)?;
         let deadline = Instant::now() + timeout;
@@ -279,6 +293,9 @@ fn roll(
         }
         let fresh = workload::reconnect(zk)?;
         let problems = workload::remove_pods(kube, &fresh, &chosen, Instant::now() + timeout);
+        if let Some(e) = interrupted(moved) {
+            return Err(e);
+        }
         if !problems.is_empty() {
             return Err(Error::Failed(problems.join("; ")));
         }

@@ -157,6 +157,9 @@ pub fn graceful_kill(pods: &[Pod], timeout: Duration) -> Vec<Killed> {
             if left.is_zero() {
                 return Killed::NotConfirmed(last);
             }
+            if let Some(signal) = super::interrupt::received() {
+                return Killed::NotConfirmed(super::interrupt::describe(signal));
+            }
             let secs = left.as_secs().max(1);
             // The client waits a little longer than the pod's own timeout, as the leader does.
             match post(pod, &format!("/control/kill/{secs}"), b"", left.mul_f64(1.25)) {
@@ -246,6 +249,14 @@ fn wait_gone(zk: &Session, pods: &[&Pod], deadline: Instant) -> Vec<String> {
             }
         }
         left.retain(|p| registered.contains(&p.uuid));
+        if let Some(signal) = super::interrupt::received().filter(|_| !left.is_empty()) {
+            let keys: Vec<String> = left.iter().map(|p| p.key()).collect();
+            return vec![format!(
+                "{} before the registrations of {} were gone (their RC is scaled down)",
+                super::interrupt::describe(signal),
+                keys.join(", ")
+            )];
+        }
         if left.is_empty() || Instant::now() >= deadline {
             break;
         }
