@@ -1163,3 +1163,75 @@ fn interrupted_bump_strict_rolls_back_and_scale_says_it_was_interrupted() {
     assert_eq!(status.code(), Some(1), "{out}");
     assert!(out.contains("replicas set to 3; interrupted (SIGINT) while waiting"), "{out}");
 }
+
+fn image_of(rc: &ReplicationController) -> String {
+    rc.spec.clone().unwrap().template.unwrap().spec.unwrap().containers[0].image.clone().unwrap()
+}
+
+/// `bump` records revisions on the RCs it makes; `--history` lists them and `--undo` rolls back
+/// onto the previous revision's image with the same rolling procedure, as a new revision
+/// (kubectl rollout history/undo); `--to-revision` picks one; bad combinations are usage errors.
+#[test]
+fn bump_history_lists_revisions_and_undo_rolls_back_to_the_previous_image() {
+    let kube = fake(Kubelet::Status);
+    let agents = Agents::start(&kube, "k8s_bump_undo", 74);
+    let dir = definitions(&[("web.yaml", WEB)]);
+    let first = deployed(&kube, dir.path(), "web.yaml", "2");
+    registered(&kube, &agents, "default.web", 2);
+    let zk = ["--zk", agents.hosts.as_str()];
+    let bump = |extra: &[&str]| {
+        let mut args = vec!["bump", "default.web", "-t", "60", zk[0], zk[1]];
+        args.extend_from_slice(extra);
+        ocho(&kube, dir.path(), &args)
+    };
+    // Nothing to undo on a freshly deployed cluster.
+    let (code, out, err) = bump(&["--undo"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains("--undo: no earlier revision"), "{err}");
+
+    let (code, out, err) = bump(&["-r", "2.0"]);
+    assert_eq!(code, 0, "{out}{err}");
+    registered(&kube, &agents, "default.web", 2);
+    let (code, out, err) = bump(&["--history", "-j"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let history: Value = serde_json::from_str(&out).unwrap();
+    let revisions = history["default.web"].as_array().unwrap();
+    assert_eq!(revisions.len(), 2, "{out}");
+    assert_eq!(
+        (&revisions[0]["revision"], &revisions[0]["image"]),
+        (&json!(1), &json!("example/web:1.0"))
+    );
+    assert_eq!(revisions[0]["rc"], first.as_str());
+    assert_eq!(
+        (&revisions[1]["revision"], &revisions[1]["image"]),
+        (&json!(2), &json!("example/web:2.0"))
+    );
+    assert_eq!(revisions[1]["replaced"], first.as_str());
+
+    let (code, out, err) = bump(&["--undo"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.ends_with("100% success (2 pods)\n"), "{out}");
+    kube.wait_until(WAIT, |s| s.rcs("default").len() == 1).unwrap();
+    assert_eq!(image_of(&kube.rcs("default")[0]), "example/web:1.0");
+    registered(&kube, &agents, "default.web", 2);
+    let (code, out, err) = bump(&["--history"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("default.web ->"), "{out}");
+    let rows: Vec<&str> = out.lines().filter(|l| l.starts_with(['1', '2', '3'])).collect();
+    assert_eq!(rows.len(), 3, "{out}");
+    assert!(rows[2].starts_with("3 ") && rows[2].contains("example/web:1.0"), "{out}");
+
+    // --to-revision: back onto 2.0.
+    let (code, out, err) = bump(&["--undo", "--to-revision", "2"]);
+    assert_eq!(code, 0, "{out}{err}");
+    kube.wait_until(WAIT, |s| s.rcs("default").len() == 1).unwrap();
+    assert_eq!(image_of(&kube.rcs("default")[0]), "example/web:2.0");
+
+    for bad in [&["-r", "3.0", "--undo"][..], &[][..], &["--to-revision", "1"][..]] {
+        let (code, _, err) = bump(bad);
+        assert_eq!(code, 2, "{bad:?}: {err}");
+    }
+    let (code, _, err) = bump(&["--undo", "--to-revision", "9"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("no revision 9 (known: 1, 2, 3, 4)"), "{err}");
+}

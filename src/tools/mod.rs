@@ -26,6 +26,7 @@ pub mod ping;
 pub mod poll;
 pub mod port;
 pub mod reset;
+pub mod revision;
 pub mod scale;
 pub mod scope;
 pub mod status;
