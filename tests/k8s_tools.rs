@@ -1235,3 +1235,34 @@ fn bump_history_lists_revisions_and_undo_rolls_back_to_the_previous_image() {
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("no revision 9 (known: 1, 2, 3, 4)"), "{err}");
 }
+
+/// `deploy --dry-run=server` sends each object with `dryRun=All`: the server validates it
+/// (strict decoding included) and nothing is stored; what it refuses fails the definition.
+#[test]
+fn a_server_dry_run_validates_on_the_server_and_creates_nothing() {
+    let kube = fake(Kubelet::Status);
+    let typo = format!("{WEB}verbatim:\n  spec:\n    nodeSelectr: {{disk: ssd}}\n");
+    let dir = definitions(&[("web.yaml", WEB), ("typo.yaml", &typo)]);
+    let (code, out, err) = ocho(&kube, dir.path(), &["deploy", "web.yaml", "--dry-run=server"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("web.yaml: ochopod-default-web-"), "{out}");
+    assert!(out.contains("validated by the server (dry run, nothing created)"), "{out}");
+    let posts: Vec<_> = kube.requests().into_iter().filter(|r| r.method == "POST").collect();
+    assert_eq!(posts.len(), 1, "{posts:?}");
+    assert_eq!(posts[0].param("dryRun"), Some("All"));
+    assert_eq!(posts[0].param("fieldValidation"), Some("Strict"));
+
+    let (code, out, err) =
+        ocho(&kube, dir.path(), &["deploy", "typo.yaml", "web.yaml", "--dry-run=server", "-j"]);
+    assert_eq!(code, 1, "{out}{err}");
+    let reply: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(reply["web.yaml"]["ok"], true, "{out}");
+    assert_eq!(reply["typo.yaml"]["ok"], false, "{out}");
+    let error = reply["typo.yaml"]["error"].as_str().unwrap();
+    assert!(error.contains("unknown field \"spec.template.spec.nodeSelectr\""), "{out}");
+    assert!(kube.rcs("default").is_empty() && kube.pods("default").is_empty());
+
+    let (code, _, err) =
+        ocho(&kube, dir.path(), &["deploy", "web.yaml", "--dry-run=server", "--wait"]);
+    assert_eq!(code, 2, "{err}");
+}

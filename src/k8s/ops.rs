@@ -46,6 +46,18 @@ impl Kube {
         self.send(&what, json_request(http::Method::POST, &path, None, rc)?)
     }
 
+    /// The same create with `dryRun=All`: the server decodes, defaults, validates and admits
+    /// the RC as for real, answers with it, and stores nothing.
+    pub fn create_rc_dry_run(&self, rc: &Value) -> Result<ReplicationController> {
+        let name = rc.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("");
+        let what = format!("dry-run create replicationcontroller {}/{name}", self.namespace());
+        let path = format!(
+            "{}?fieldValidation=Strict&dryRun=All",
+            self.path("replicationcontrollers", "")
+        );
+        self.send(&what, json_request(http::Method::POST, &path, None, rc)?)
+    }
+
     /// `/api/v1/namespaces/<ns>/<resource>[/<rest>]`.
     fn path(&self, resource: &str, rest: &str) -> String {
         let ns = self.namespace();

@@ -23,7 +23,7 @@ use crate::k8s::{Access, Kube, is_code};
 #[argh(
     subcommand,
     name = "deploy",
-    note = "FILE arguments are container definition YAML files, or globs (`*.yml`) expanded against the working directory. Each becomes one ReplicationController named `ochopod-<ns>-<cluster>-<UTC YYYY-MM-DD-HH-MM-SS>-<5 random chars>` (a DNS label: dots of the namespace become dashes; shortened to 63 characters from the left part when needed), labelled ochopod.io/namespace, ochopod.io/cluster and ochopod.io/application. Its one container gets the Ochopod environment (ochopod_cluster, ochopod_namespace, ochopod_application, ochopod_zk, ochopod_port, ochopod_ports, ochopod_debug, ochopod_start, ochopod_depends_on, pod = settings JSON, POD_IP, POD_NAME, NODE_NAME), never a credential. The definition's `command` and `args` become the container's command and args unchanged: with an image whose entrypoint is `ocho pod … --`, give only `args`, the workload the agent starts.\n\nOutput: one line per failed definition on stderr (`<file>: <reason>`; with --wait the pods registered, configured and dead, and what became of the RC), one stdout line per RC created (`<file>: <rc> created|left behind|deleted again (--strict) (<N> pod(s))`), then `<P>% success / spawned <N> pod(s)` (the pods of the RCs still there). --wait gives up early once every new pod reports its process dead. With -j one JSON object: {{\"<file>\": {{\"ok\": bool, \"up\": [seq… with --wait], \"created\": bool, \"deleted\": bool, \"application\": \"<rc name>\", \"replicas\": N, \"error\": \"…\", \"warnings\": [\"…\"]}}}}; the server's warnings also go to stderr as `<file>: warning: <text>`. Objects are created with strict field validation: a field the server does not know (a typo in `verbatim`) fails the definition, naming its path. --dry-run prints the objects (YAML documents; a JSON array with -j) and calls nothing. Exit 0 when every definition was deployed, 1 otherwise, 2 on a usage error."
+    note = "FILE arguments are container definition YAML files, or globs (`*.yml`) expanded against the working directory. Each becomes one ReplicationController named `ochopod-<ns>-<cluster>-<UTC YYYY-MM-DD-HH-MM-SS>-<5 random chars>` (a DNS label: dots of the namespace become dashes; shortened to 63 characters from the left part when needed), labelled ochopod.io/namespace, ochopod.io/cluster and ochopod.io/application. Its one container gets the Ochopod environment (ochopod_cluster, ochopod_namespace, ochopod_application, ochopod_zk, ochopod_port, ochopod_ports, ochopod_debug, ochopod_start, ochopod_depends_on, pod = settings JSON, POD_IP, POD_NAME, NODE_NAME), never a credential. The definition's `command` and `args` become the container's command and args unchanged: with an image whose entrypoint is `ocho pod … --`, give only `args`, the workload the agent starts.\n\nOutput: one line per failed definition on stderr (`<file>: <reason>`; with --wait the pods registered, configured and dead, and what became of the RC), one stdout line per RC created (`<file>: <rc> created|left behind|deleted again (--strict) (<N> pod(s))`), then `<P>% success / spawned <N> pod(s)` (the pods of the RCs still there). --wait gives up early once every new pod reports its process dead. With -j one JSON object: {{\"<file>\": {{\"ok\": bool, \"up\": [seq… with --wait], \"created\": bool, \"deleted\": bool, \"application\": \"<rc name>\", \"replicas\": N, \"error\": \"…\", \"warnings\": [\"…\"]}}}}; the server's warnings also go to stderr as `<file>: warning: <text>`. Objects are created with strict field validation: a field the server does not know (a typo in `verbatim`) fails the definition, naming its path. --dry-run (or --dry-run=client) prints the objects (YAML documents; a JSON array with -j) and calls nothing. --dry-run=server (or --server-dry-run) sends each object with dryRun=All: the server validates and admits it as for real and stores nothing; stdout `<file>: <rc> validated by the server (dry run, nothing created)`, -j {{\"<file>\": {{\"ok\", \"application\", \"error\", \"warnings\", \"dry_run\": \"server\"}}}}. Exit 0 when every definition was deployed, 1 otherwise, 2 on a usage error."
 )]
 pub struct Args {
     /// container definition files or globs
@@ -44,9 +44,13 @@ pub struct Args {
     /// image tag to use instead of the definition's
     #[argh(option, short = 'r')]
     pub release: Option<String>,
-    /// print the objects that would be created and call nothing
+    /// print the objects that would be created and call nothing (also --dry-run=client)
     #[argh(switch)]
     pub dry_run: bool,
+    /// send the objects with dryRun=All: the server validates them (admission included) and
+    /// creates nothing (also --dry-run=server)
+    #[argh(switch)]
+    pub server_dry_run: bool,
     /// wait until the pods are registered in ZooKeeper and the cluster is configured
     #[argh(switch)]
     pub wait: bool,
@@ -101,6 +105,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
         return Err(Error::Usage("deploy: give at least one container definition file".into()));
     }
     definition::check_namespace(&args.namespace).map_err(|e| Error::Usage(e.to_string()))?;
+    if args.server_dry_run && (args.dry_run || args.wait) {
+        return Err(Error::Usage(
+            "deploy: --dry-run=server goes with neither --dry-run nor --wait".into(),
+        ));
+    }
     if args.wait && !args.dry_run {
         // Before any thread: an interrupt must not leave an RC behind that --strict promised
         // to delete, nor end the tool without saying what it left.
@@ -153,6 +162,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
 
     if args.dry_run {
         return print_dry_run(&items, args.json);
+    }
+    if args.server_dry_run {
+        return server_dry_run(kube?, &mut items, args.json);
     }
 
     match kube {
@@ -386,6 +398,40 @@ fn print_dry_run(items: &[Item], as_json: bool) -> Result<ExitCode> {
     }
     print_failures(items);
     Ok(if items.iter().all(|i| i.error.is_none()) { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// `--dry-run=server`: each object is sent as a create with `dryRun=All` (and strict field
+/// validation), so the server checks it as it would for real, admission included, and stores
+/// nothing. Prints `<file>: <rc> validated by the server (dry run, nothing created)` per object
+/// and the usual failures; with -j `{"<file>": {"ok", "application", "error", "warnings"}}`.
+fn server_dry_run(kube: Kube, items: &mut [Item], as_json: bool) -> Result<ExitCode> {
+    for item in items.iter_mut() {
+        let Some(rc) = item.rc.as_ref() else { continue };
+        let checked = kube.create_rc_dry_run(&objects::wire(rc, &item.extra));
+        item.warnings.extend(kube.take_warnings());
+        if let Err(e) = checked {
+            item.error = Some(chain(&e));
+        }
+    }
+    let ok = items.iter().filter(|i| i.error.is_none()).count();
+    let name = |item: &Item| item.rc.as_ref().and_then(|rc| rc.metadata.name.clone());
+    if as_json {
+        let mut out = serde_json::Map::new();
+        for item in items.iter() {
+            let entry = json!({"ok": item.error.is_none(), "application": name(item),
+                "error": item.error, "warnings": item.warnings, "dry_run": "server"});
+            out.insert(item.file.clone(), entry);
+        }
+        println!("{}", Value::Object(out));
+    } else {
+        print_failures(items);
+        for item in items.iter().filter(|i| i.error.is_none()) {
+            let rc = name(item).unwrap_or_default();
+            println!("{}: {rc} validated by the server (dry run, nothing created)", item.file);
+        }
+        println!("{}% success / spawned 0 pod(s) (server dry run)", percent(ok, items.len()));
+    }
+    Ok(if ok == items.len() { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
 fn print_failures(items: &[Item]) {
