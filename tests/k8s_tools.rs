@@ -1266,3 +1266,41 @@ fn a_server_dry_run_validates_on_the_server_and_creates_nothing() {
         ocho(&kube, dir.path(), &["deploy", "web.yaml", "--dry-run=server", "--wait"]);
     assert_eq!(code, 2, "{err}");
 }
+
+/// `deploy --diff` compares each definition with the newest live RC of its cluster (image,
+/// replicas, env, settings, …), creates nothing, and exits 1 when something would change.
+#[test]
+fn deploy_diff_shows_what_would_change_against_the_live_rc() {
+    let kube = fake(Kubelet::Status);
+    let changed =
+        "cluster: web\nimage: example/web:2.0\nports: [80]\nsettings:\n  greeting: hello\n";
+    let dir = definitions(&[("web.yaml", WEB), ("db.yaml", DB)]);
+    std::fs::create_dir_all(dir.path().join("next")).unwrap();
+    std::fs::write(dir.path().join("next/web.yaml"), changed).unwrap();
+    let live = deployed(&kube, dir.path(), "web.yaml", "2");
+    let (code, out, err) = ocho(&kube, dir.path(), &["deploy", "web.yaml", "-p", "2", "--diff"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(out, format!("web.yaml: default.web: no change against {live}\n"));
+
+    let (code, out, err) =
+        ocho(&kube, dir.path(), &["deploy", "next/web.yaml", "db.yaml", "-p", "3", "--diff"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains(&format!("next/web.yaml: default.web against {live}:\n")), "{out}");
+    assert!(out.contains("  image: \"example/web:1.0\" -> \"example/web:2.0\"\n"), "{out}");
+    assert!(out.contains("  replicas: 2 -> 3\n"), "{out}");
+    assert!(out.contains("  settings greeting: \"hi\" -> \"hello\"\n"), "{out}");
+    assert!(
+        out.contains("db.yaml: default.db is not deployed: would create ochopod-default-db-"),
+        "{out}"
+    );
+
+    let (code, out, err) =
+        ocho(&kube, dir.path(), &["deploy", "next/web.yaml", "-p", "2", "--diff", "-j"]);
+    assert_eq!(code, 1, "{out}{err}");
+    let reply: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(reply["next/web.yaml"]["live"], live.as_str(), "{out}");
+    assert_eq!(reply["next/web.yaml"]["changes"].as_array().unwrap().len(), 2, "{out}");
+    assert_eq!(kube.rcs("default").len(), 1, "--diff creates nothing");
+    let (code, _, err) = ocho(&kube, dir.path(), &["deploy", "web.yaml", "--diff", "--wait"]);
+    assert_eq!(code, 2, "{err}");
+}

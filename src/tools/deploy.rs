@@ -23,7 +23,7 @@ use crate::k8s::{Access, Kube, is_code};
 #[argh(
     subcommand,
     name = "deploy",
-    note = "FILE arguments are container definition YAML files, or globs (`*.yml`) expanded against the working directory. Each becomes one ReplicationController named `ochopod-<ns>-<cluster>-<UTC YYYY-MM-DD-HH-MM-SS>-<5 random chars>` (a DNS label: dots of the namespace become dashes; shortened to 63 characters from the left part when needed), labelled ochopod.io/namespace, ochopod.io/cluster and ochopod.io/application. Its one container gets the Ochopod environment (ochopod_cluster, ochopod_namespace, ochopod_application, ochopod_zk, ochopod_port, ochopod_ports, ochopod_debug, ochopod_start, ochopod_depends_on, pod = settings JSON, POD_IP, POD_NAME, NODE_NAME), never a credential. The definition's `command` and `args` become the container's command and args unchanged: with an image whose entrypoint is `ocho pod … --`, give only `args`, the workload the agent starts.\n\nOutput: one line per failed definition on stderr (`<file>: <reason>`; with --wait the pods registered, configured and dead, and what became of the RC), one stdout line per RC created (`<file>: <rc> created|left behind|deleted again (--strict) (<N> pod(s))`), then `<P>% success / spawned <N> pod(s)` (the pods of the RCs still there). --wait gives up early once every new pod reports its process dead. With -j one JSON object: {{\"<file>\": {{\"ok\": bool, \"up\": [seq… with --wait], \"created\": bool, \"deleted\": bool, \"application\": \"<rc name>\", \"replicas\": N, \"error\": \"…\", \"warnings\": [\"…\"]}}}}; the server's warnings also go to stderr as `<file>: warning: <text>`. Objects are created with strict field validation: a field the server does not know (a typo in `verbatim`) fails the definition, naming its path. --dry-run (or --dry-run=client) prints the objects (YAML documents; a JSON array with -j) and calls nothing. --dry-run=server (or --server-dry-run) sends each object with dryRun=All: the server validates and admits it as for real and stores nothing; stdout `<file>: <rc> validated by the server (dry run, nothing created)`, -j {{\"<file>\": {{\"ok\", \"application\", \"error\", \"warnings\", \"dry_run\": \"server\"}}}}. Exit 0 when every definition was deployed, 1 otherwise, 2 on a usage error."
+    note = "FILE arguments are container definition YAML files, or globs (`*.yml`) expanded against the working directory. Each becomes one ReplicationController named `ochopod-<ns>-<cluster>-<UTC YYYY-MM-DD-HH-MM-SS>-<5 random chars>` (a DNS label: dots of the namespace become dashes; shortened to 63 characters from the left part when needed), labelled ochopod.io/namespace, ochopod.io/cluster and ochopod.io/application. Its one container gets the Ochopod environment (ochopod_cluster, ochopod_namespace, ochopod_application, ochopod_zk, ochopod_port, ochopod_ports, ochopod_debug, ochopod_start, ochopod_depends_on, pod = settings JSON, POD_IP, POD_NAME, NODE_NAME), never a credential. The definition's `command` and `args` become the container's command and args unchanged: with an image whose entrypoint is `ocho pod … --`, give only `args`, the workload the agent starts.\n\nOutput: one line per failed definition on stderr (`<file>: <reason>`; with --wait the pods registered, configured and dead, and what became of the RC), one stdout line per RC created (`<file>: <rc> created|left behind|deleted again (--strict) (<N> pod(s))`), then `<P>% success / spawned <N> pod(s)` (the pods of the RCs still there). --wait gives up early once every new pod reports its process dead. With -j one JSON object: {{\"<file>\": {{\"ok\": bool, \"up\": [seq… with --wait], \"created\": bool, \"deleted\": bool, \"application\": \"<rc name>\", \"replicas\": N, \"error\": \"…\", \"warnings\": [\"…\"]}}}}; the server's warnings also go to stderr as `<file>: warning: <text>`. Objects are created with strict field validation: a field the server does not know (a typo in `verbatim`) fails the definition, naming its path. --dry-run (or --dry-run=client) prints the objects (YAML documents; a JSON array with -j) and calls nothing. --dry-run=server (or --server-dry-run) sends each object with dryRun=All: the server validates and admits it as for real and stores nothing; stdout `<file>: <rc> validated by the server (dry run, nothing created)`, -j {{\"<file>\": {{\"ok\", \"application\", \"error\", \"warnings\", \"dry_run\": \"server\"}}}}. --diff compares each definition with the newest live RC of its cluster (image, replicas, command, args, ports, env, settings key by key; ochopod_application is per RC and left out) and creates nothing: `<file>: <cluster> against <rc>:` then one `  <what>: <live> -> <new>` (`+`/`-` for added and removed) per change, `no change against <rc>`, or `<cluster> is not deployed: would create <rc>`; -j {{\"<file>\": {{\"cluster\", \"live\": \"<rc>\"|null, \"changes\": [\"…\"]}}}}; exit 1 when something would change (as kubectl diff). --dry-run, --dry-run=server, --diff and --wait exclude each other. Exit 0 when every definition was deployed, 1 otherwise, 2 on a usage error."
 )]
 pub struct Args {
     /// container definition files or globs
@@ -51,6 +51,10 @@ pub struct Args {
     /// creates nothing (also --dry-run=server)
     #[argh(switch)]
     pub server_dry_run: bool,
+    /// show what deploying would change against the cluster's live RCs (image, replicas,
+    /// command, args, ports, env, settings) and create nothing
+    #[argh(switch)]
+    pub diff: bool,
     /// wait until the pods are registered in ZooKeeper and the cluster is configured
     #[argh(switch)]
     pub wait: bool,
@@ -105,9 +109,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
         return Err(Error::Usage("deploy: give at least one container definition file".into()));
     }
     definition::check_namespace(&args.namespace).map_err(|e| Error::Usage(e.to_string()))?;
-    if args.server_dry_run && (args.dry_run || args.wait) {
+    let exclusive = [args.server_dry_run, args.dry_run, args.diff, args.wait];
+    if exclusive.iter().filter(|f| **f).count() > 1 {
         return Err(Error::Usage(
-            "deploy: --dry-run=server goes with neither --dry-run nor --wait".into(),
+            "deploy: give at most one of --dry-run, --dry-run=server, --diff and --wait".into(),
         ));
     }
     if args.wait && !args.dry_run {
@@ -165,6 +170,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
     }
     if args.server_dry_run {
         return server_dry_run(kube?, &mut items, args.json);
+    }
+    if args.diff {
+        return print_diff(&kube?, &mut items, args.json);
     }
 
     match kube {
@@ -432,6 +440,66 @@ fn server_dry_run(kube: Kube, items: &mut [Item], as_json: bool) -> Result<ExitC
         println!("{}% success / spawned 0 pod(s) (server dry run)", percent(ok, items.len()));
     }
     Ok(if ok == items.len() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// `--diff`: per definition, the differences against the newest live RC of its cluster
+/// (`<file>: <cluster> against <rc>:` then `  <line>` each), or that the cluster is new. Exit 0
+/// when nothing would change, 1 when something would (as `kubectl diff`) or on a failure.
+fn print_diff(kube: &Kube, items: &mut [Item], as_json: bool) -> Result<ExitCode> {
+    let mut out = serde_json::Map::new();
+    let mut changes = false;
+    for item in items.iter_mut() {
+        let Some(rc) = item.rc.as_ref() else { continue };
+        let cluster = workload::qualified(rc).unwrap_or_default();
+        let live = match workload::rcs_by_cluster(kube, &super::Glob(cluster.clone())) {
+            Ok(mut found) => found.remove(&cluster).and_then(|mut rcs| rcs.pop()),
+            Err(e) => {
+                item.error = Some(chain(&e));
+                continue;
+            }
+        };
+        let entry = match &live {
+            None => {
+                changes = true;
+                if !as_json {
+                    println!(
+                        "{}: {cluster} is not deployed: would create {} ({} pod(s))",
+                        item.file,
+                        workload::name(rc),
+                        item.replicas
+                    );
+                }
+                json!({"cluster": cluster, "live": null, "changes": ["new cluster"]})
+            }
+            Some(live) => {
+                let lines = super::diff::diff(live, rc);
+                changes |= !lines.is_empty();
+                if !as_json {
+                    let against = workload::name(live);
+                    if lines.is_empty() {
+                        println!("{}: {cluster}: no change against {against}", item.file);
+                    } else {
+                        println!("{}: {cluster} against {against}:", item.file);
+                        for line in &lines {
+                            println!("  {line}");
+                        }
+                    }
+                }
+                json!({"cluster": cluster, "live": workload::name(live), "changes": lines})
+            }
+        };
+        out.insert(item.file.clone(), entry);
+    }
+    for item in items.iter().filter(|i| i.error.is_some()) {
+        out.insert(item.file.clone(), json!({"error": item.error}));
+    }
+    if as_json {
+        println!("{}", Value::Object(out));
+    } else {
+        print_failures(items);
+    }
+    let failed = items.iter().any(|i| i.error.is_some());
+    Ok(if changes || failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
 
 fn print_failures(items: &[Item]) {

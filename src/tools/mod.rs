@@ -11,6 +11,7 @@ pub mod args;
 pub mod bump;
 pub mod control;
 pub mod deploy;
+pub mod diff;
 pub mod fire;
 pub mod grep;
 pub mod info;
