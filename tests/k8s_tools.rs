@@ -1304,3 +1304,29 @@ fn deploy_diff_shows_what_would_change_against_the_live_rc() {
     let (code, _, err) = ocho(&kube, dir.path(), &["deploy", "web.yaml", "--diff", "--wait"]);
     assert_eq!(code, 2, "{err}");
 }
+
+/// Through the portal: at the request's deadline the portal sends SIGTERM, and
+/// `deploy --wait --strict` still deletes the RC it created, within the portal's grace for
+/// such tools, and says so in the reply.
+#[test]
+fn the_portals_deadline_leaves_no_rc_behind_after_deploy_wait_strict() {
+    let kube = fake(Kubelet::Status);
+    let agents = Agents::start(&kube, "k8s_portal_interrupt", 75);
+    let dir = definitions(&[("web.yaml", "cluster: web\nimage: example/web:broken\n")]);
+    let kubeconfig = kube.kubeconfig().to_string_lossy().into_owned();
+    let portal = support::portal::Portal::start(&[], &[("KUBECONFIG", kubeconfig.as_str())]);
+    let out = support::ocho()
+        .args(["cli", "--proxy", &portal.addr, "--timeout", "3"])
+        .args(["deploy", "web.yaml", "-p", "2", "--wait", "--strict", "-t", "600"])
+        .args(["--zk", &agents.hosts])
+        .current_dir(dir.path())
+        .env_remove("OCHOPOD_TOKEN")
+        .output()
+        .unwrap();
+    let text =
+        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_ne!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("interrupted (SIGTERM)"), "{text}");
+    assert!(text.contains("deleted (--strict)"), "{text}");
+    kube.wait_until(WAIT, |s| s.rcs("default").is_empty()).unwrap();
+}

@@ -227,12 +227,22 @@ pub fn run(
             match rx.recv_timeout(Duration::from_millis(50)) {
                 Ok((stream, Some(line))) => {
                     total += line.len();
-                    if killed.is_none() {
-                        if total > limits.max_output {
-                            stop(Killed::Output, &mut killed, &mut term_sent);
-                        } else if !sink(stream, &line) {
-                            stop(Killed::Disconnect, &mut killed, &mut term_sent);
+                    match killed {
+                        None => {
+                            if total > limits.max_output {
+                                stop(Killed::Output, &mut killed, &mut term_sent);
+                            } else if !sink(stream, &line) {
+                                stop(Killed::Disconnect, &mut killed, &mut term_sent);
+                            }
                         }
+                        // What a tool says while it cleans up after the deadline or a shutdown
+                        // (`deploy --wait --strict` deleting its RC) belongs in the reply; not
+                        // past the output budget, and there is no one to tell after a
+                        // disconnect.
+                        Some(Killed::Deadline | Killed::Shutdown) if total <= limits.max_output => {
+                            let _ = sink(stream, &line);
+                        }
+                        Some(_) => {}
                     }
                 }
                 Ok((_, None)) => open -= 1,
