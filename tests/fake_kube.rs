@@ -265,10 +265,20 @@ async fn errors_have_real_status_bodies() {
     );
     assert_eq!((err.code, err.reason.as_str()), (405, "MethodNotAllowed"));
 
-    // dryRun=All changes nothing.
+    // dryRun=All changes nothing, but answers with the object as it would be stored
+    // (defaults applied) and still validates.
     let pp = PostParams { dry_run: true, ..Default::default() };
-    rcs.create(&pp, &rc("dry", "dry", 1)).await.unwrap();
+    let before = kube.with_state(|s| s.rv());
+    let dry = rcs.create(&pp, &rc("dry", "dry", 1)).await.unwrap();
     assert!(kube.with_state(|s| s.rc("default", "dry").is_none()));
+    assert_eq!(kube.with_state(|s| s.rv()), before);
+    let tpl = dry.spec.unwrap().template.unwrap().spec.unwrap();
+    assert_eq!(tpl.restart_policy.as_deref(), Some("Always"));
+    let mut bad = rc("dry-bad", "dry", 1);
+    bad.spec.as_mut().unwrap().template.as_mut().unwrap().spec.as_mut().unwrap().containers[0]
+        .image = None;
+    let err = api_err(rcs.create(&pp, &bad).await.unwrap_err());
+    assert_eq!((err.code, err.reason.as_str()), (422, "Invalid"));
 
     // A wrong token → 401 Unauthorized.
     let text = std::fs::read_to_string(kube.kubeconfig()).unwrap();
