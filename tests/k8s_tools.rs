@@ -1210,6 +1210,7 @@ fn bump_history_lists_revisions_and_undo_rolls_back_to_the_previous_image() {
 
     let (code, out, err) = bump(&["--undo"]);
     assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("default.web: undo: rolling back to example/web:1.0\n"), "{out}");
     assert!(out.ends_with("100% success (2 pods)\n"), "{out}");
     kube.wait_until(WAIT, |s| s.rcs("default").len() == 1).unwrap();
     assert_eq!(image_of(&kube.rcs("default")[0]), "example/web:1.0");

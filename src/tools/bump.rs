@@ -198,20 +198,20 @@ fn bump(
     let old: Vec<(String, i32)> =
         rcs.iter().map(|rc| (workload::name(rc), workload::replicas(rc))).collect();
     let newest = rcs.last().expect("rcs_by_cluster never returns an empty group");
-    let created = (|| -> Result<String> {
+    let created = (|| -> Result<(String, String)> {
         let image = target_image(newest, args)?;
         for _ in 0..3 {
             let rc = next_rc(newest, &image, SystemTime::now(), objects::random())?;
             match kube.create_rc(&objects::wire(&rc, &serde_json::Value::Null)) {
-                Ok(rc) => return Ok(workload::name(&rc)),
+                Ok(rc) => return Ok((workload::name(&rc), image)),
                 Err(e) if is_code(&e, 409) => continue,
                 Err(e) => return Err(e),
             }
         }
         Err(Error::Failed("three name clashes in a row creating the new rc".into()))
     })();
-    let app = match created {
-        Ok(app) => app,
+    let (app, image) = match created {
+        Ok(made) => made,
         Err(e) => {
             outcome.failed = true;
             outcome.problems.push(chain(&e));
@@ -220,6 +220,9 @@ fn bump(
     };
     outcome.application = app.clone();
     outcome.notes.push(format!("created {app}"));
+    if args.undo {
+        outcome.notes.push(format!("undo: rolling back to {image}"));
+    }
     match roll(kube, zk, cluster, &app, &old, args) {
         Ok(up) => {
             outcome.up = up;
