@@ -68,6 +68,7 @@ modes! {
     Info(tools::info::Args) => Tool,
     Log(tools::log::Args) => Tool,
     Ls(tools::ls::Args) => Tool,
+    Status(tools::status::Args) => Tool,
     Port(tools::port::Args) => Tool,
     Poll(tools::poll::Args) => Tool,
     On(tools::on::Args) => Tool,
@@ -122,6 +123,7 @@ pub fn dispatch(mode: Mode) -> Result<ExitCode> {
         Mode::Info(args) => tools::info::run(args),
         Mode::Log(args) => tools::log::run(args),
         Mode::Ls(args) => tools::ls::run(args),
+        Mode::Status(args) => tools::status::run(args),
         Mode::Port(args) => tools::port::run(args),
         Mode::Poll(args) => tools::poll::run(args),
         Mode::On(args) => tools::on::run(args),
@@ -159,8 +161,25 @@ pub fn is_tool(name: &str) -> bool {
     REACH.iter().any(|&(m, reach)| m == name && reach == Reach::Tool)
 }
 
+/// kubectl's spelling `deploy --dry-run=server|client`, which argh cannot parse (it takes no
+/// `--flag=value`): `server` becomes `--server-dry-run`, `client` the plain `--dry-run`.
+fn kubectl_spellings<'a>(words: &[&'a str]) -> Vec<&'a str> {
+    if words.first() != Some(&"deploy") {
+        return words.to_vec();
+    }
+    words
+        .iter()
+        .map(|w| match *w {
+            "--dry-run=server" => "--server-dry-run",
+            "--dry-run=client" => "--dry-run",
+            w => w,
+        })
+        .collect()
+}
+
 /// Parses `ocho` arguments (without the program name).
 pub fn parse_words(words: &[&str]) -> Parsed {
+    let words = &kubectl_spellings(words)[..];
     let Some(&first) = words.first() else {
         return Parsed::Print {
             text: format!("usage: ocho <mode> [args…]\n\n{}", listing()),

@@ -90,6 +90,7 @@ const TOOLS: &[(&str, &str)] = &[
     ("info nosuch.x", "viewer"),
     ("log nosuch.x", "viewer"),
     ("ls nosuch.x", "viewer"),
+    ("status nosuch.x", "viewer"),
     ("port 8080 nosuch.x", "viewer"),
     ("poll nosuch.x", "viewer"),
     ("wait nosuch.x -t 1", "viewer"),

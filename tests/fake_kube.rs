@@ -265,10 +265,20 @@ async fn errors_have_real_status_bodies() {
     );
     assert_eq!((err.code, err.reason.as_str()), (405, "MethodNotAllowed"));
 
-    // dryRun=All changes nothing.
+    // dryRun=All changes nothing, but answers with the object as it would be stored
+    // (defaults applied) and still validates.
     let pp = PostParams { dry_run: true, ..Default::default() };
-    rcs.create(&pp, &rc("dry", "dry", 1)).await.unwrap();
+    let before = kube.with_state(|s| s.rv());
+    let dry = rcs.create(&pp, &rc("dry", "dry", 1)).await.unwrap();
     assert!(kube.with_state(|s| s.rc("default", "dry").is_none()));
+    assert_eq!(kube.with_state(|s| s.rv()), before);
+    let tpl = dry.spec.unwrap().template.unwrap().spec.unwrap();
+    assert_eq!(tpl.restart_policy.as_deref(), Some("Always"));
+    let mut bad = rc("dry-bad", "dry", 1);
+    bad.spec.as_mut().unwrap().template.as_mut().unwrap().spec.as_mut().unwrap().containers[0]
+        .image = None;
+    let err = api_err(rcs.create(&pp, &bad).await.unwrap_err());
+    assert_eq!((err.code, err.reason.as_str()), (422, "Invalid"));
 
     // A wrong token → 401 Unauthorized.
     let text = std::fs::read_to_string(kube.kubeconfig()).unwrap();
@@ -374,4 +384,80 @@ async fn forbidden_triples_answer_403() {
     assert_eq!(err.code, 403);
     let other: Api<Pod> = Api::namespaced(client, "kube-system");
     assert!(other.list(&ListParams::default()).await.unwrap().items.is_empty());
+}
+
+/// Events as the real scheduler and kubelet record them: `Scheduled` for a pod that fits the
+/// node, `FailedScheduling` (Warning) with the pod's `PodScheduled` condition False, reason
+/// `Unschedulable`, for one whose `nodeSelector` no node has; `Failed` events and a waiting
+/// `ErrImagePull` container for an image the registry lacks. Listed by `involvedObject`
+/// field selectors; a field the event strategy does not know is a 400.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_tell_why_pods_do_not_run() {
+    use k8s_openapi::api::core::v1::Event;
+    let kube = start(Kubelet::Status);
+    kube.refuse_image("example/missing:1.0");
+    let client = kube.client().await;
+    let rcs: Api<ReplicationController> = Api::default_namespaced(client.clone());
+    let pods: Api<Pod> = Api::default_namespaced(client.clone());
+    let events: Api<Event> = Api::default_namespaced(client.clone());
+    let pp = PostParams::default();
+    rcs.create(&pp, &rc("ok", "ok", 1)).await.unwrap();
+    let mut picky = rc("picky", "picky", 1);
+    let spec = picky.spec.as_mut().unwrap().template.as_mut().unwrap().spec.as_mut().unwrap();
+    spec.node_selector = Some([("disk".to_string(), "ssd".to_string())].into());
+    rcs.create(&pp, &picky).await.unwrap();
+    let mut missing = rc("missing", "missing", 1);
+    let spec = missing.spec.as_mut().unwrap().template.as_mut().unwrap().spec.as_mut().unwrap();
+    spec.containers[0].image = Some("example/missing:1.0".into());
+    rcs.create(&pp, &missing).await.unwrap();
+
+    let name_of = |app: &str| {
+        let app = app.to_string();
+        let kube = &kube;
+        move || {
+            kube.pods("default")
+                .into_iter()
+                .find(|p| p.metadata.labels.as_ref().unwrap()["app"] == app)
+                .and_then(|p| p.metadata.name)
+        }
+    };
+    let reasons = |name: String| {
+        let events = events.clone();
+        async move {
+            let lp = ListParams::default()
+                .fields(&format!("involvedObject.kind=Pod,involvedObject.name={name}"));
+            let list = events.list(&lp).await.unwrap().items;
+            assert!(list.iter().all(|e| e.involved_object.name.as_deref() == Some(name.as_str())));
+            list.iter().map(|e| e.reason.clone().unwrap_or_default()).collect::<Vec<_>>()
+        }
+    };
+    kube.wait_until(WAIT, |s| s.pods("default").len() == 3 && s.rv() > 0).unwrap();
+    let (ok, picky, missing) =
+        (name_of("ok")().unwrap(), name_of("picky")().unwrap(), name_of("missing")().unwrap());
+    kube.wait_until(WAIT, |s| {
+        s.pod("default", &ok).is_some_and(|p| phase(p) == "Running")
+            && s.pod("default", &missing).is_some_and(|p| {
+                p.status.iter().flat_map(|s| s.container_statuses.iter().flatten()).any(|c| {
+                    c.state
+                        .as_ref()
+                        .and_then(|s| s.waiting.as_ref())
+                        .and_then(|w| w.reason.as_deref())
+                        == Some("ErrImagePull")
+                })
+            })
+    })
+    .unwrap();
+    assert!(reasons(ok.clone()).await.contains(&"Scheduled".to_string()));
+    assert_eq!(reasons(picky.clone()).await, ["FailedScheduling"]);
+    let missing_reasons = reasons(missing.clone()).await;
+    assert!(missing_reasons.contains(&"Failed".to_string()), "{missing_reasons:?}");
+    let p = pods.get(&picky).await.unwrap();
+    assert!(p.spec.unwrap().node_name.is_none());
+    let cond = p.status.unwrap().conditions.unwrap();
+    assert!(cond.iter().any(|c| c.type_ == "PodScheduled"
+        && c.status == "False"
+        && c.reason.as_deref() == Some("Unschedulable")));
+    let bad = events.list(&ListParams::default().fields("spec.foo=x")).await.unwrap_err();
+    let bad = api_err(bad);
+    assert_eq!((bad.code, bad.message.as_str()), (400, "field label not supported: spec.foo"));
 }

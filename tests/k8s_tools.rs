@@ -587,6 +587,18 @@ fn end_to_end_with_real_agents_deploy_grep_scale_bump_kill() {
     let pods: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(pods.as_object().unwrap().len(), 2, "{out}");
 
+    // status joins the pods Kubernetes has with their registrations.
+    let (code, out, err) =
+        ocho(&kube, dir.path(), &["status", "default.web", "-j", zk_args[0], zk_args[1]]);
+    assert_eq!(code, 0, "status: {out}{err}");
+    let status: Value = serde_json::from_str(&out).unwrap();
+    let pods = status["default.web"]["pods"].as_array().unwrap();
+    assert_eq!(pods.len(), 2, "{out}");
+    assert!(
+        pods.iter().all(|p| p["registered"]["seq"].is_u64() && p["phase"] == "Running"),
+        "{out}"
+    );
+
     // The containers' own output through pods/log: each agent logs its start on stderr.
     let (code, out, err) = ocho(
         &kube,
@@ -952,4 +964,370 @@ fn waits_give_up_early_on_dead_pods_and_name_what_they_leave() {
         rcs.len() == 1 && rcs[0].metadata.name.as_deref() == Some(old.as_str())
     })
     .unwrap();
+}
+
+/// `status` joins what Kubernetes knows with ZooKeeper: registered pods with their seq and
+/// state, and every pod that never registered with the reason Kubernetes gives (the
+/// scheduler's Unschedulable, the kubelet's ErrImagePull and their events, a running pod whose
+/// agent is silent); a scoped run sees only its clusters. The Role check of `fake` covers the
+/// pod and event lists.
+#[test]
+fn status_shows_every_pod_kubernetes_has_and_why_unregistered_ones_did_not_register() {
+    let kube = fake(Kubelet::Status);
+    kube.refuse_image("example/db:9.9");
+    let agents = Agents::start(&kube, "k8s_status", 70);
+    let cache = "cluster: cache\nimage: example/cache:1.0\nverbatim:\n  spec:\n    nodeSelector: {disk: ssd}\n";
+    let dir = definitions(&[
+        ("web.yaml", WEB),
+        ("db.yaml", "cluster: db\nimage: example/db:9.9\n"),
+        ("cache.yaml", cache),
+        ("mute.yaml", "cluster: mute\nimage: example/mute:broken\n"),
+    ]);
+    for (file, pods) in
+        [("web.yaml", "2"), ("db.yaml", "1"), ("cache.yaml", "1"), ("mute.yaml", "1")]
+    {
+        deployed(&kube, dir.path(), file, pods);
+    }
+    registered(&kube, &agents, "default.web", 2);
+    let waiting = |p: &&Pod, reason: &str| {
+        p.status.iter().flat_map(|s| s.container_statuses.iter().flatten()).any(|c| {
+            c.state.as_ref().and_then(|s| s.waiting.as_ref()).and_then(|w| w.reason.as_deref())
+                == Some(reason)
+        })
+    };
+    kube.wait_until(WAIT, |s| {
+        let pods = s.pods("default");
+        let of = |c: &str| {
+            pods.iter()
+                .copied()
+                .filter(|p| label(&p.metadata, "ochopod.io/cluster") == c)
+                .collect::<Vec<_>>()
+        };
+        of("db").iter().any(|p| waiting(p, "ErrImagePull"))
+            && of("cache").iter().any(|p| {
+                p.status
+                    .iter()
+                    .flat_map(|s| s.conditions.iter().flatten())
+                    .any(|c| c.type_ == "PodScheduled" && c.status == "False")
+            })
+            && of("mute").iter().any(|p| phase(p) == "Running")
+    })
+    .unwrap();
+
+    let (code, out, err) = ocho(&kube, dir.path(), &["status", "-j", "--zk", &agents.hosts]);
+    assert_eq!(code, 1, "unregistered pods make status fail: {out}{err}");
+    let status: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}{err}"));
+    let web = &status["default.web"];
+    assert_eq!(web["rcs"][0]["image"], "example/web:1.0", "{out}");
+    assert_eq!(web["rcs"][0]["desired"], 2, "{out}");
+    let pods = web["pods"].as_array().unwrap();
+    assert_eq!(pods.len(), 2, "{out}");
+    for p in pods {
+        assert!(p["registered"]["seq"].is_u64(), "{out}");
+        assert_eq!(p["registered"]["state"], "leader", "{out}");
+        assert_eq!(
+            (&p["phase"], &p["state"], &p["not_registered"]),
+            (&json!("Running"), &json!("running"), &Value::Null),
+            "{out}"
+        );
+    }
+    let only = |cluster: &str| -> Value {
+        let pods = status[cluster]["pods"].as_array().unwrap_or_else(|| panic!("{cluster}: {out}"));
+        assert_eq!(pods.len(), 1, "{out}");
+        assert!(pods[0]["registered"].is_null(), "{out}");
+        pods[0].clone()
+    };
+    let db = only("default.db");
+    assert_eq!((&db["state"], &db["reason"]), (&json!("waiting"), &json!("ErrImagePull")), "{out}");
+    assert!(db["not_registered"].as_str().unwrap().starts_with("ErrImagePull: "), "{out}");
+    let reasons: Vec<&str> =
+        db["events"].as_array().unwrap().iter().map(|e| e["reason"].as_str().unwrap()).collect();
+    assert!(reasons.contains(&"Failed"), "{out}");
+    let cache = only("default.cache");
+    assert!(
+        cache["not_registered"]
+            .as_str()
+            .unwrap()
+            .starts_with("Unschedulable: 0/1 nodes are available"),
+        "{out}"
+    );
+    assert_eq!(cache["events"][0]["reason"], "FailedScheduling", "{out}");
+    let mute = only("default.mute");
+    assert!(mute["not_registered"].as_str().unwrap().contains("agent has not registered"), "{out}");
+
+    // Text: one table per cluster, the reason in the ochopod column, the events after it.
+    let (code, out, err) = ocho(&kube, dir.path(), &["status", "db", "--zk", &agents.hosts]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("default.db -> 0/1 pod(s) registered"), "{out}");
+    assert!(out.contains("not registered: ErrImagePull: "), "{out}");
+    assert!(out.contains(": Warning Failed (x"), "{out}");
+    let (code, out, err) = ocho(&kube, dir.path(), &["status", "web", "--zk", &agents.hosts]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("default.web -> 2/2 pod(s) registered"), "{out}");
+
+    // A scoped token sees only its clusters, from Kubernetes as from ZooKeeper.
+    let out = support::ocho()
+        .args(["status", "-j", "--zk", &agents.hosts])
+        .current_dir(dir.path())
+        .env("KUBECONFIG", kube.kubeconfig())
+        .env("OCHO_SCOPE", r#"["default.db"]"#)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let scoped: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(scoped.as_object().unwrap().keys().collect::<Vec<_>>(), ["default.db"], "{text}");
+
+    // Bad input: a clear error and exit 2.
+    let (code, _, err) = ocho(&kube, dir.path(), &["status", "--events", "x"]);
+    assert_eq!(code, 2, "{err}");
+}
+
+/// SIGTERM (what the portal sends on a client disconnect or its deadline) and SIGINT (Ctrl-C)
+/// during `deploy --wait --strict` no longer end the tool with its RC left behind: the wait
+/// stops, the RC is deleted as --strict promised, and the report says it was interrupted.
+#[test]
+fn an_interrupted_deploy_wait_strict_deletes_its_rc_and_says_so() {
+    use nix::sys::signal::Signal;
+    let kube = fake(Kubelet::Status);
+    let agents = Agents::start(&kube, "k8s_deploy_interrupt", 72);
+    let dir = definitions(&[("web.yaml", "cluster: web\nimage: example/web:broken\n")]);
+    for signal in [Signal::SIGTERM, Signal::SIGINT] {
+        let mut cmd = support::ocho();
+        cmd.args(["deploy", "web.yaml", "-p", "2", "--wait", "--strict", "-t", "600"])
+            .args(["--zk", &agents.hosts])
+            .current_dir(dir.path())
+            .env("KUBECONFIG", kube.kubeconfig())
+            .env_remove("OCHO_ZK_PUBLIC");
+        let mut proc = support::Proc::spawn("deploy", cmd);
+        proc.wait_for_line("web.yaml: 0/2 pod(s) registered", WAIT);
+        kube.wait_until(WAIT, |s| s.rcs("default").len() == 1).unwrap();
+        proc.signal(signal);
+        // Well within the portal's grace for such tools (10 s).
+        let status = proc.expect_exit(Duration::from_secs(8));
+        let out = proc.lines().join("\n");
+        assert_eq!(status.code(), Some(1), "{signal}: {out}");
+        assert!(out.contains(&format!("interrupted ({})", signal.as_str())), "{out}");
+        assert!(out.contains("deleted (--strict)"), "{out}");
+        assert!(out.contains("deleted again (--strict)"), "{out}");
+        kube.wait_until(WAIT, |s| s.rcs("default").is_empty()).unwrap();
+    }
+}
+
+/// Interrupted during a roll, `bump --strict` still rolls back (the new RC deleted, the old
+/// one at its replicas) and says so; `scale --wait` stops waiting and says what it set.
+#[test]
+fn interrupted_bump_strict_rolls_back_and_scale_says_it_was_interrupted() {
+    use nix::sys::signal::Signal;
+    let kube = fake(Kubelet::Status);
+    let agents = Agents::start(&kube, "k8s_bump_interrupt", 73);
+    let dir = definitions(&[("web.yaml", WEB)]);
+    let old = deployed(&kube, dir.path(), "web.yaml", "2");
+    registered(&kube, &agents, "default.web", 2);
+    let spawn = |name: &str, args: &[&str]| {
+        let mut cmd = support::ocho();
+        cmd.args(args)
+            .args(["--zk", &agents.hosts])
+            .current_dir(dir.path())
+            .env("KUBECONFIG", kube.kubeconfig());
+        support::Proc::spawn(name, cmd)
+    };
+    let mut bump = spawn("bump", &["bump", "default.web", "-r", "broken", "--strict", "-t", "600"]);
+    // The roll is under way once the new RC wants its first pod.
+    kube.wait_until(WAIT, |s| {
+        s.rcs("default")
+            .iter()
+            .any(|rc| rc.metadata.name.as_deref() != Some(old.as_str()) && replicas(rc) == 1)
+    })
+    .unwrap();
+    bump.signal(Signal::SIGTERM);
+    let status = bump.expect_exit(Duration::from_secs(8));
+    let out = bump.lines().join("\n");
+    assert_eq!(status.code(), Some(1), "{out}");
+    assert!(out.contains("interrupted (SIGTERM)"), "{out}");
+    assert!(out.contains("rolled back: deleted "), "{out}");
+    kube.wait_until(WAIT, |s| {
+        let rcs = s.rcs("default");
+        rcs.len() == 1
+            && rcs[0].metadata.name.as_deref() == Some(old.as_str())
+            && replicas(rcs[0]) == 2
+    })
+    .unwrap();
+
+    let mute = definitions(&[("mute.yaml", "cluster: mute\nimage: example/mute:broken\n")]);
+    deployed(&kube, mute.path(), "mute.yaml", "1");
+    let mut scale = spawn("scale", &["scale", "default.mute", "-f", "@3", "--wait", "-t", "600"]);
+    scale.wait_for_line("default.mute: 0 pod(s) registered", WAIT);
+    scale.signal(Signal::SIGINT);
+    let status = scale.expect_exit(Duration::from_secs(8));
+    let out = scale.lines().join("\n");
+    assert_eq!(status.code(), Some(1), "{out}");
+    assert!(out.contains("replicas set to 3; interrupted (SIGINT) while waiting"), "{out}");
+}
+
+fn image_of(rc: &ReplicationController) -> String {
+    rc.spec.clone().unwrap().template.unwrap().spec.unwrap().containers[0].image.clone().unwrap()
+}
+
+/// `bump` records revisions on the RCs it makes; `--history` lists them and `--undo` rolls back
+/// onto the previous revision's image with the same rolling procedure, as a new revision
+/// (kubectl rollout history/undo); `--to-revision` picks one; bad combinations are usage errors.
+#[test]
+fn bump_history_lists_revisions_and_undo_rolls_back_to_the_previous_image() {
+    let kube = fake(Kubelet::Status);
+    let agents = Agents::start(&kube, "k8s_bump_undo", 74);
+    let dir = definitions(&[("web.yaml", WEB)]);
+    let first = deployed(&kube, dir.path(), "web.yaml", "2");
+    registered(&kube, &agents, "default.web", 2);
+    let zk = ["--zk", agents.hosts.as_str()];
+    let bump = |extra: &[&str]| {
+        let mut args = vec!["bump", "default.web", "-t", "60", zk[0], zk[1]];
+        args.extend_from_slice(extra);
+        ocho(&kube, dir.path(), &args)
+    };
+    // Nothing to undo on a freshly deployed cluster.
+    let (code, out, err) = bump(&["--undo"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains("--undo: no earlier revision"), "{err}");
+
+    let (code, out, err) = bump(&["-r", "2.0"]);
+    assert_eq!(code, 0, "{out}{err}");
+    registered(&kube, &agents, "default.web", 2);
+    let (code, out, err) = bump(&["--history", "-j"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let history: Value = serde_json::from_str(&out).unwrap();
+    let revisions = history["default.web"].as_array().unwrap();
+    assert_eq!(revisions.len(), 2, "{out}");
+    assert_eq!(
+        (&revisions[0]["revision"], &revisions[0]["image"]),
+        (&json!(1), &json!("example/web:1.0"))
+    );
+    assert_eq!(revisions[0]["rc"], first.as_str());
+    assert_eq!(
+        (&revisions[1]["revision"], &revisions[1]["image"]),
+        (&json!(2), &json!("example/web:2.0"))
+    );
+    assert_eq!(revisions[1]["replaced"], first.as_str());
+
+    let (code, out, err) = bump(&["--undo"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("default.web: undo: rolling back to example/web:1.0\n"), "{out}");
+    assert!(out.ends_with("100% success (2 pods)\n"), "{out}");
+    kube.wait_until(WAIT, |s| s.rcs("default").len() == 1).unwrap();
+    assert_eq!(image_of(&kube.rcs("default")[0]), "example/web:1.0");
+    registered(&kube, &agents, "default.web", 2);
+    let (code, out, err) = bump(&["--history"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("default.web ->"), "{out}");
+    let rows: Vec<&str> = out.lines().filter(|l| l.starts_with(['1', '2', '3'])).collect();
+    assert_eq!(rows.len(), 3, "{out}");
+    assert!(rows[2].starts_with("3 ") && rows[2].contains("example/web:1.0"), "{out}");
+
+    // --to-revision: back onto 2.0.
+    let (code, out, err) = bump(&["--undo", "--to-revision", "2"]);
+    assert_eq!(code, 0, "{out}{err}");
+    kube.wait_until(WAIT, |s| s.rcs("default").len() == 1).unwrap();
+    assert_eq!(image_of(&kube.rcs("default")[0]), "example/web:2.0");
+
+    for bad in [&["-r", "3.0", "--undo"][..], &[][..], &["--to-revision", "1"][..]] {
+        let (code, _, err) = bump(bad);
+        assert_eq!(code, 2, "{bad:?}: {err}");
+    }
+    let (code, _, err) = bump(&["--undo", "--to-revision", "9"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("no revision 9 (known: 1, 2, 3, 4)"), "{err}");
+}
+
+/// `deploy --dry-run=server` sends each object with `dryRun=All`: the server validates it
+/// (strict decoding included) and nothing is stored; what it refuses fails the definition.
+#[test]
+fn a_server_dry_run_validates_on_the_server_and_creates_nothing() {
+    let kube = fake(Kubelet::Status);
+    let typo = format!("{WEB}verbatim:\n  spec:\n    nodeSelectr: {{disk: ssd}}\n");
+    let dir = definitions(&[("web.yaml", WEB), ("typo.yaml", &typo)]);
+    let (code, out, err) = ocho(&kube, dir.path(), &["deploy", "web.yaml", "--dry-run=server"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("web.yaml: ochopod-default-web-"), "{out}");
+    assert!(out.contains("validated by the server (dry run, nothing created)"), "{out}");
+    let posts: Vec<_> = kube.requests().into_iter().filter(|r| r.method == "POST").collect();
+    assert_eq!(posts.len(), 1, "{posts:?}");
+    assert_eq!(posts[0].param("dryRun"), Some("All"));
+    assert_eq!(posts[0].param("fieldValidation"), Some("Strict"));
+
+    let (code, out, err) =
+        ocho(&kube, dir.path(), &["deploy", "typo.yaml", "web.yaml", "--dry-run=server", "-j"]);
+    assert_eq!(code, 1, "{out}{err}");
+    let reply: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(reply["web.yaml"]["ok"], true, "{out}");
+    assert_eq!(reply["typo.yaml"]["ok"], false, "{out}");
+    let error = reply["typo.yaml"]["error"].as_str().unwrap();
+    assert!(error.contains("unknown field \"spec.template.spec.nodeSelectr\""), "{out}");
+    assert!(kube.rcs("default").is_empty() && kube.pods("default").is_empty());
+
+    let (code, _, err) =
+        ocho(&kube, dir.path(), &["deploy", "web.yaml", "--dry-run=server", "--wait"]);
+    assert_eq!(code, 2, "{err}");
+}
+
+/// `deploy --diff` compares each definition with the newest live RC of its cluster (image,
+/// replicas, env, settings, …), creates nothing, and exits 1 when something would change.
+#[test]
+fn deploy_diff_shows_what_would_change_against_the_live_rc() {
+    let kube = fake(Kubelet::Status);
+    let changed =
+        "cluster: web\nimage: example/web:2.0\nports: [80]\nsettings:\n  greeting: hello\n";
+    let dir = definitions(&[("web.yaml", WEB), ("db.yaml", DB)]);
+    std::fs::create_dir_all(dir.path().join("next")).unwrap();
+    std::fs::write(dir.path().join("next/web.yaml"), changed).unwrap();
+    let live = deployed(&kube, dir.path(), "web.yaml", "2");
+    let (code, out, err) = ocho(&kube, dir.path(), &["deploy", "web.yaml", "-p", "2", "--diff"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(out, format!("web.yaml: default.web: no change against {live}\n"));
+
+    let (code, out, err) =
+        ocho(&kube, dir.path(), &["deploy", "next/web.yaml", "db.yaml", "-p", "3", "--diff"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains(&format!("next/web.yaml: default.web against {live}:\n")), "{out}");
+    assert!(out.contains("  image: \"example/web:1.0\" -> \"example/web:2.0\"\n"), "{out}");
+    assert!(out.contains("  replicas: 2 -> 3\n"), "{out}");
+    assert!(out.contains("  settings greeting: \"hi\" -> \"hello\"\n"), "{out}");
+    assert!(
+        out.contains("db.yaml: default.db is not deployed: would create ochopod-default-db-"),
+        "{out}"
+    );
+
+    let (code, out, err) =
+        ocho(&kube, dir.path(), &["deploy", "next/web.yaml", "-p", "2", "--diff", "-j"]);
+    assert_eq!(code, 1, "{out}{err}");
+    let reply: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(reply["next/web.yaml"]["live"], live.as_str(), "{out}");
+    assert_eq!(reply["next/web.yaml"]["changes"].as_array().unwrap().len(), 2, "{out}");
+    assert_eq!(kube.rcs("default").len(), 1, "--diff creates nothing");
+    let (code, _, err) = ocho(&kube, dir.path(), &["deploy", "web.yaml", "--diff", "--wait"]);
+    assert_eq!(code, 2, "{err}");
+}
+
+/// Through the portal: at the request's deadline the portal sends SIGTERM, and
+/// `deploy --wait --strict` still deletes the RC it created, within the portal's grace for
+/// such tools, and says so in the reply.
+#[test]
+fn the_portals_deadline_leaves_no_rc_behind_after_deploy_wait_strict() {
+    let kube = fake(Kubelet::Status);
+    let agents = Agents::start(&kube, "k8s_portal_interrupt", 75);
+    let dir = definitions(&[("web.yaml", "cluster: web\nimage: example/web:broken\n")]);
+    let kubeconfig = kube.kubeconfig().to_string_lossy().into_owned();
+    let portal = support::portal::Portal::start(&[], &[("KUBECONFIG", kubeconfig.as_str())]);
+    let out = support::ocho()
+        .args(["cli", "--proxy", &portal.addr, "--timeout", "3"])
+        .args(["deploy", "web.yaml", "-p", "2", "--wait", "--strict", "-t", "600"])
+        .args(["--zk", &agents.hosts])
+        .current_dir(dir.path())
+        .env_remove("OCHOPOD_TOKEN")
+        .output()
+        .unwrap();
+    let text =
+        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_ne!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("interrupted (SIGTERM)"), "{text}");
+    assert!(text.contains("deleted (--strict)"), "{text}");
+    kube.wait_until(WAIT, |s| s.rcs("default").is_empty()).unwrap();
 }

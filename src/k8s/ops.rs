@@ -1,9 +1,9 @@
 //! The API operations the tools apply, each a thin blocking call on [`Kube`] that names its
 //! object in errors: create an RC, list RCs and pods by label, read and set the `scale`
 //! subresource, mark pods for the next scale-down, delete RCs with an explicit propagation
-//! policy, read logs. Objects are built in [`super::objects`], never here.
+//! policy, read logs, list pods and their events (`status`). Objects are built in [`super::objects`], never here.
 
-use k8s_openapi::api::core::v1::{Pod, ReplicationController};
+use k8s_openapi::api::core::v1::{Event, Pod, ReplicationController};
 use kube::api::{Api, ListParams, LogParams};
 
 use serde_json::{Value, json};
@@ -46,6 +46,18 @@ impl Kube {
         self.send(&what, json_request(http::Method::POST, &path, None, rc)?)
     }
 
+    /// The same create with `dryRun=All`: the server decodes, defaults, validates and admits
+    /// the RC as for real, answers with it, and stores nothing.
+    pub fn create_rc_dry_run(&self, rc: &Value) -> Result<ReplicationController> {
+        let name = rc.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("");
+        let what = format!("dry-run create replicationcontroller {}/{name}", self.namespace());
+        let path = format!(
+            "{}?fieldValidation=Strict&dryRun=All",
+            self.path("replicationcontrollers", "")
+        );
+        self.send(&what, json_request(http::Method::POST, &path, None, rc)?)
+    }
+
     /// `/api/v1/namespaces/<ns>/<resource>[/<rest>]`.
     fn path(&self, resource: &str, rest: &str) -> String {
         let ns = self.namespace();
@@ -60,6 +72,28 @@ impl Kube {
     pub fn list_rcs(&self, selector: &str) -> Result<Vec<ReplicationController>> {
         let what = format!("list replicationcontrollers in {} ({selector})", self.namespace());
         self.block_on(self.rcs().list(&ListParams::default().labels(selector)))
+            .map(|l| l.items)
+            .map_err(|e| api_error(what, e))
+    }
+
+    /// Pods matching a label selector.
+    pub fn list_pods(&self, selector: &str) -> Result<Vec<Pod>> {
+        let what = format!("list pods in {} ({selector})", self.namespace());
+        self.block_on(self.pods().list(&ListParams::default().labels(selector)))
+            .map(|l| l.items)
+            .map_err(|e| api_error(what, e))
+    }
+
+    /// The core/v1 events about one pod (what `kubectl describe pod` lists), by the pod's name
+    /// and uid, so a former pod of the same name does not count.
+    pub fn pod_events(&self, name: &str, uid: &str) -> Result<Vec<Event>> {
+        let what = format!("list events of pod {}/{name}", self.namespace());
+        let mut fields = format!("involvedObject.kind=Pod,involvedObject.name={name}");
+        if !uid.is_empty() {
+            fields += &format!(",involvedObject.uid={uid}");
+        }
+        let api: Api<Event> = Api::namespaced(self.client(), self.namespace());
+        self.block_on(api.list(&ListParams::default().fields(&fields)))
             .map(|l| l.items)
             .map_err(|e| api_error(what, e))
     }

@@ -74,6 +74,7 @@ pub fn least_role(mode: &Mode) -> Role {
         | Mode::Info(_)
         | Mode::Log(_)
         | Mode::Ls(_)
+        | Mode::Status(_)
         | Mode::Port(_)
         | Mode::Poll(_)
         | Mode::Wait(_) => Role::Viewer,
@@ -190,7 +191,7 @@ mod tests {
                 assert_eq!(least_role_of(tool), role, "{tool}");
             }
         };
-        expect(Role::Viewer, &["grep", "info", "log", "ls", "port", "poll", "wait"]);
+        expect(Role::Viewer, &["grep", "info", "log", "ls", "status", "port", "poll", "wait"]);
         expect(Role::Operator, &["on", "off", "reset", "ping", "scale", "bump"]);
         expect(Role::Admin, &["deploy", "kill", "exec", "audit", "args"]);
         assert_eq!(least_role_of("no-such-tool"), Role::Admin);

@@ -43,6 +43,22 @@ pub const ENV_ALLOWED: &[&str] = &[
 /// Between SIGTERM and SIGKILL of a tool's process group.
 pub const KILL_GRACE: Duration = Duration::from_secs(3);
 
+/// The grace of the tools that finish a cleanup or rollback when interrupted
+/// (`tools::interrupt`): deleting an RC or scaling one back takes a few API calls, each
+/// bounded by the client's timeouts in practice well under this. It fits in the portal's
+/// share of init's shutdown grace (15 of the default 20 s).
+pub const MUTATION_GRACE: Duration = Duration::from_secs(10);
+
+/// The kill grace a tool gets: [`MUTATION_GRACE`] for the tools that clean up when
+/// interrupted, [`KILL_GRACE`] for the rest.
+pub fn kill_grace(mode: &crate::cli::Mode) -> Duration {
+    use crate::cli::Mode;
+    match mode {
+        Mode::Deploy(_) | Mode::Scale(_) | Mode::Bump(_) => MUTATION_GRACE,
+        _ => KILL_GRACE,
+    }
+}
+
 /// A line longer than this is passed on in pieces (a single line cannot hold memory hostage).
 const MAX_LINE: u64 = 64 * 1024;
 
@@ -55,6 +71,8 @@ pub struct Limits {
     pub timeout: Duration,
     /// stdout + stderr bytes; past it the tool is killed.
     pub max_output: usize,
+    /// Between SIGTERM and SIGKILL ([`kill_grace`]).
+    pub kill_grace: Duration,
 }
 
 /// Which output stream a line came from.
@@ -209,12 +227,22 @@ pub fn run(
             match rx.recv_timeout(Duration::from_millis(50)) {
                 Ok((stream, Some(line))) => {
                     total += line.len();
-                    if killed.is_none() {
-                        if total > limits.max_output {
-                            stop(Killed::Output, &mut killed, &mut term_sent);
-                        } else if !sink(stream, &line) {
-                            stop(Killed::Disconnect, &mut killed, &mut term_sent);
+                    match killed {
+                        None => {
+                            if total > limits.max_output {
+                                stop(Killed::Output, &mut killed, &mut term_sent);
+                            } else if !sink(stream, &line) {
+                                stop(Killed::Disconnect, &mut killed, &mut term_sent);
+                            }
                         }
+                        // What a tool says while it cleans up after the deadline or a shutdown
+                        // (`deploy --wait --strict` deleting its RC) belongs in the reply; not
+                        // past the output budget, and there is no one to tell after a
+                        // disconnect.
+                        Some(Killed::Deadline | Killed::Shutdown) if total <= limits.max_output => {
+                            let _ = sink(stream, &line);
+                        }
+                        Some(_) => {}
                     }
                 }
                 Ok((_, None)) => open -= 1,
@@ -249,7 +277,7 @@ pub fn run(
                 stop(why, &mut killed, &mut term_sent);
             }
         }
-        if term_sent.is_some_and(|t| now >= t + KILL_GRACE) {
+        if term_sent.is_some_and(|t| now >= t + limits.kill_grace) {
             let _ = killpg(group, Signal::SIGKILL);
         }
     }
@@ -260,6 +288,19 @@ pub fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tools_that_clean_up_when_interrupted_get_the_longer_grace() {
+        let grace = |line: &[&str]| match crate::cli::parse_words(line) {
+            crate::cli::Parsed::Run(mode) => kill_grace(&mode),
+            crate::cli::Parsed::Print { text, .. } => panic!("{text}"),
+        };
+        assert_eq!(grace(&["deploy", "a.yml", "--wait", "--strict"]), MUTATION_GRACE);
+        assert_eq!(grace(&["scale", "web", "-f", "@2"]), MUTATION_GRACE);
+        assert_eq!(grace(&["bump", "web", "-r", "2"]), MUTATION_GRACE);
+        assert_eq!(grace(&["grep"]), KILL_GRACE);
+        assert!(MUTATION_GRACE > KILL_GRACE);
+    }
 
     #[test]
     fn exit_codes_follow_the_shell_convention() {

@@ -173,6 +173,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         limits: exec::Limits {
             timeout: Duration::from_secs_f64(args.timeout),
             max_output: args.max_output,
+            kill_grace: exec::KILL_GRACE,
         },
         max_upload: args.max_upload,
         max_concurrent,

@@ -396,7 +396,7 @@ enum Line {
     /// Answer with this text at once (help, version), exit code 0.
     Text(String),
     /// Run the tool with these words; the caller needs this role.
-    Run(Vec<String>, Role),
+    Run(Vec<String>, Role, Duration),
 }
 
 /// Splits and validates a line without spawning anything: `Err` is the message for a 400.
@@ -424,7 +424,9 @@ fn validate(line: &str) -> Result<Line, String> {
     }
     let refs: Vec<&str> = words.iter().map(String::as_str).collect();
     match cli::parse_words(&refs) {
-        Parsed::Run(mode) => Ok(Line::Run(words, least_role(&mode))),
+        Parsed::Run(mode) => {
+            Ok(Line::Run(words, least_role(&mode), super::exec::kill_grace(&mode)))
+        }
         Parsed::Print { text, code: 0 } => Ok(Line::Text(text)),
         Parsed::Print { text, .. } => Err(text),
     }
@@ -490,8 +492,8 @@ fn shell(state: &Arc<State>, request: &Request, started: Instant) -> Response {
             if method == "POST" { "X-Shell header missing" } else { "line parameter missing" };
         return done(refused(400, &format!("portal: {what}")), "-", None);
     };
-    let (words, needs) = match validate(&line) {
-        Ok(Line::Run(words, needs)) if needs > who.role => {
+    let (words, needs, grace) = match validate(&line) {
+        Ok(Line::Run(words, needs, _)) if needs > who.role => {
             state.metrics.reject("role");
             let message = format!(
                 "portal: {} needs the {} role; {} is {}",
@@ -509,7 +511,7 @@ fn shell(state: &Arc<State>, request: &Request, started: Instant) -> Response {
             );
             return done(refused(403, &message), &words[0], None);
         }
-        Ok(Line::Run(words, needs)) => (words, needs),
+        Ok(Line::Run(words, needs, grace)) => (words, needs, grace),
         Ok(Line::Text(text)) => {
             let reply = json!({"ok": true, "code": 0, "ms": 0, "out": text, "err": ""});
             return done(Response::json(&reply), "help", Some(0));
@@ -525,6 +527,7 @@ fn shell(state: &Arc<State>, request: &Request, started: Instant) -> Response {
         return done(refused(503, message), &tool, None);
     }
     let mut limits = state.limits;
+    limits.kill_grace = grace;
     if let Some(value) = request.header("X-Timeout") {
         match value.trim().parse::<f64>() {
             Ok(secs) if secs > 0.0 && secs <= MAX_TIMEOUT_SECS => {

@@ -3,6 +3,8 @@
 //! the new RC grows and, once its pods are registered and configured, as many of the oldest old
 //! pods are killed gracefully and removed. The old RCs are deleted at the end. With `--strict`,
 //! a failed step rolls back: the new RC goes and the old ones get their replicas back.
+//! `--undo` rolls onto an earlier revision's image the same way, `--history` lists revisions
+//! (recorded on the RCs, see [`super::revision`]).
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime};
@@ -13,7 +15,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde_json::json;
 
 use super::workload::{self, Killed};
-use super::{Glob, Pod};
+use super::{Glob, Pod, revision};
 use crate::definition;
 use crate::error::{Error, Result, chain};
 use crate::k8s::objects::{self, LABEL_CLUSTER, LABEL_NAMESPACE};
@@ -26,7 +28,7 @@ use crate::zk::{self, Session};
 #[argh(
     subcommand,
     name = "bump",
-    note = "GLOB matches `<namespace>.<cluster>` (a bare name matches any namespace); each matched cluster is bumped on its own. A new RC is created from the newest RC's pod template with the image tag set to RELEASE (a registry port is kept), at 0 replicas. Then, --step pods at a time: the new RC grows by the step; once its pods are registered in ZooKeeper and configured by their leader (in the cluster's snapshot), as many of the oldest old pods get `/control/kill` until 410, are marked as the first to go (pod-deletion-cost) and their RC lowered, so its controller removes exactly them; the step ends once their registrations are gone. At the end the old RCs are deleted (propagation Background). Each wait lasts at most -t seconds. With --strict, a failure rolls back: the new RC is deleted and the old RCs get their replicas back.\n\nA step gives up early once its new pods report their process dead. Output: problems on stderr, then one stdout line per RC created, deleted, left behind or rolled back (`<cluster>: created <rc>`, `<cluster>: rolled back: deleted <rc>, <old> back to N`), then `<P>% success (<N> pods)`. With -j: {{\"<cluster>\": {{\"ok\": bool, \"application\": \"<new rc>\", \"up\": [seq…], \"deleted\": [\"<old rc>\"…], \"rolled_back\": bool, \"problems\": [\"…\"], \"warnings\": [\"<server warning>\"]}}}}; server warnings also go to stderr as `<item>: warning: <text>`. Exit 0 when every cluster was rolled, 1 otherwise or when nothing matched, 2 on usage errors."
+    note = "GLOB matches `<namespace>.<cluster>` (a bare name matches any namespace); each matched cluster is bumped on its own. A new RC is created from the newest RC's pod template with the image tag set to RELEASE (a registry port is kept), at 0 replicas. Then, --step pods at a time: the new RC grows by the step; once its pods are registered in ZooKeeper and configured by their leader (in the cluster's snapshot), as many of the oldest old pods get `/control/kill` until 410, are marked as the first to go (pod-deletion-cost) and their RC lowered, so its controller removes exactly them; the step ends once their registrations are gone. At the end the old RCs are deleted (propagation Background). Each wait lasts at most -t seconds. With --strict, a failure rolls back: the new RC is deleted and the old RCs get their replicas back. SIGTERM or SIGINT ends the roll between steps (the rollback still runs with --strict).\n\nRevisions: each new RC carries the cluster's history in the annotation ochopod.io/revisions (revision, image, rc, replaced, at; the last 10; an RC of deploy is revision 1). --history lists them (-j: {{\"<cluster>\": [{{\"revision\", \"image\", \"rc\", \"replaced\", \"at\"}}…]}}) and changes nothing; --undo rolls onto the previous revision's image (the latest with another image than the current), or --to-revision N's, with the same procedure, recording a new revision. Give exactly one of -r, --undo, --history.\n\nA step gives up early once its new pods report their process dead. Output: problems on stderr, then one stdout line per RC created, deleted, left behind or rolled back (`<cluster>: created <rc>`, `<cluster>: rolled back: deleted <rc>, <old> back to N`), then `<P>% success (<N> pods)`. With -j: {{\"<cluster>\": {{\"ok\": bool, \"application\": \"<new rc>\", \"up\": [seq…], \"deleted\": [\"<old rc>\"…], \"rolled_back\": bool, \"problems\": [\"…\"], \"warnings\": [\"<server warning>\"]}}}}; server warnings also go to stderr as `<item>: warning: <text>`. Exit 0 when every cluster was rolled, 1 otherwise or when nothing matched, 2 on usage errors."
 )]
 pub struct Args {
     /// cluster glob
@@ -34,7 +36,16 @@ pub struct Args {
     pub glob: String,
     /// the new image tag
     #[argh(option, short = 'r')]
-    pub release: String,
+    pub release: Option<String>,
+    /// roll back to the previous revision's image (or --to-revision's), the same way
+    #[argh(switch)]
+    pub undo: bool,
+    /// with --undo: the revision to go back to (see --history)
+    #[argh(option)]
+    pub to_revision: Option<u32>,
+    /// list each cluster's revisions (revision, image, rc, replaced, when); changes nothing
+    #[argh(switch)]
+    pub history: bool,
     /// pods replaced at a time (default 1)
     #[argh(option, default = "1")]
     pub step: i32,
@@ -72,11 +83,26 @@ struct Outcome {
     warnings: Vec<String>,
 }
 
-/// The new RC: the newest one's template with `image` re-tagged, a fresh name, 0 replicas, and
-/// none of the server-set fields of the old object.
+/// The image a bump rolls `newest`'s cluster onto: its image re-tagged with `-r`, or with
+/// `--undo` the image of the revision to go back to.
+fn target_image(newest: &ReplicationController, args: &Args) -> Result<String> {
+    if let Some(release) = &args.release {
+        let image = revision::image(newest);
+        return definition::with_tag(&image, release)
+            .ok_or_else(|| Error::Usage(format!("-r {release}: not a valid image tag")));
+    }
+    let history = revision::history(newest);
+    revision::undo_target(&history, args.to_revision)
+        .map(|r| r.image.clone())
+        .map_err(|why| Error::Failed(format!("--undo: {why}")))
+}
+
+/// The new RC: the newest one's template with the container's image set to `image`, a fresh
+/// name, 0 replicas, none of the server-set fields of the old object, and the revisions so far
+/// plus itself ([`revision::record`]).
 pub fn next_rc(
     newest: &ReplicationController,
-    release: &str,
+    image: &str,
     now: SystemTime,
     random: u64,
 ) -> Result<ReplicationController> {
@@ -102,26 +128,38 @@ pub fn next_rc(
         .and_then(|t| t.spec.as_mut())
         .and_then(|s| s.containers.first_mut())
         .ok_or_else(|| Error::Failed(format!("{}: no container", workload::name(newest))))?;
-    let image = container.image.clone().unwrap_or_default();
-    container.image = Some(
-        definition::with_tag(&image, release)
-            .ok_or_else(|| Error::Usage(format!("-r {release}: not a valid image tag")))?,
-    );
+    container.image = Some(image.to_string());
     objects::set_application(&mut rc, &objects::rc_name(ns, cluster, now, random));
+    revision::record(&mut rc, newest, now);
     Ok(rc)
 }
 
 /// Runs the tool.
 pub fn run(args: Args) -> Result<ExitCode> {
     let glob = Glob::required("bump", std::slice::from_ref(&args.glob))?.remove(0);
-    if definition::with_tag("x", &args.release).is_none() {
-        return Err(Error::Usage(format!("-r {}: not a valid image tag", args.release)));
+    let modes = [args.release.is_some(), args.undo, args.history];
+    if modes.iter().filter(|m| **m).count() != 1 {
+        return Err(Error::Usage("bump: give one of -r TAG, --undo or --history".into()));
+    }
+    if args.to_revision.is_some() && !args.undo {
+        return Err(Error::Usage("bump: --to-revision goes with --undo".into()));
+    }
+    if let Some(release) = &args.release
+        && definition::with_tag("x", release).is_none()
+    {
+        return Err(Error::Usage(format!("-r {release}: not a valid image tag")));
     }
     if args.step < 1 {
         return Err(Error::Usage("--step: give at least 1".into()));
     }
+    // Before any thread: an interrupt ends the roll between steps, and --strict still rolls
+    // back.
+    super::interrupt::arm()?;
     let (kube, zk) = workload::clients(&args.context, &args.k8s_namespace, &args.zk)?;
     let clusters = workload::rcs_by_cluster(&kube, &glob)?;
+    if args.history {
+        return print_history(&clusters, &glob, args.json);
+    }
     if clusters.is_empty() {
         eprintln!("{}: no replication controller found for this cluster glob", glob.0);
         println!("{}", if args.json { "{}" } else { "0% success (0 pods)" });
@@ -160,19 +198,20 @@ fn bump(
     let old: Vec<(String, i32)> =
         rcs.iter().map(|rc| (workload::name(rc), workload::replicas(rc))).collect();
     let newest = rcs.last().expect("rcs_by_cluster never returns an empty group");
-    let created = (|| -> Result<String> {
+    let created = (|| -> Result<(String, String)> {
+        let image = target_image(newest, args)?;
         for _ in 0..3 {
-            let rc = next_rc(newest, &args.release, SystemTime::now(), objects::random())?;
+            let rc = next_rc(newest, &image, SystemTime::now(), objects::random())?;
             match kube.create_rc(&objects::wire(&rc, &serde_json::Value::Null)) {
-                Ok(rc) => return Ok(workload::name(&rc)),
+                Ok(rc) => return Ok((workload::name(&rc), image)),
                 Err(e) if is_code(&e, 409) => continue,
                 Err(e) => return Err(e),
             }
         }
         Err(Error::Failed("three name clashes in a row creating the new rc".into()))
     })();
-    let app = match created {
-        Ok(app) => app,
+    let (app, image) = match created {
+        Ok(made) => made,
         Err(e) => {
             outcome.failed = true;
             outcome.problems.push(chain(&e));
@@ -181,6 +220,9 @@ fn bump(
     };
     outcome.application = app.clone();
     outcome.notes.push(format!("created {app}"));
+    if args.undo {
+        outcome.notes.push(format!("undo: rolling back to {image}"));
+    }
     match roll(kube, zk, cluster, &app, &old, args) {
         Ok(up) => {
             outcome.up = up;
@@ -241,7 +283,18 @@ fn roll(
     let timeout = Duration::from_secs(args.timeout.max(5));
     let mut moved = 0;
     let mut pods: Vec<Pod> = Vec::new();
+    let interrupted = |moved: i32| {
+        super::interrupt::received().map(|signal| {
+            Error::Failed(format!(
+                "{} with {moved} of {total} pod(s) moved to {app}",
+                super::interrupt::describe(signal)
+            ))
+        })
+    };
     while moved < total {
+        if let Some(e) = interrupted(moved) {
+            return Err(e);
+        }
         let n = args.step.min(total - moved);
         kube.set_scale(app, moved + n)?;
         let deadline = Instant::now() + timeout;
@@ -279,12 +332,53 @@ fn roll(
         }
         let fresh = workload::reconnect(zk)?;
         let problems = workload::remove_pods(kube, &fresh, &chosen, Instant::now() + timeout);
+        if let Some(e) = interrupted(moved) {
+            return Err(e);
+        }
         if !problems.is_empty() {
             return Err(Error::Failed(problems.join("; ")));
         }
         moved += n;
     }
     Ok(pods.iter().filter(|p| p.field("application") == app).map(|p| p.seq).collect())
+}
+
+/// `--history`: per cluster, the revisions recorded on its newest RC, oldest first.
+fn print_history(
+    clusters: &std::collections::BTreeMap<String, Vec<ReplicationController>>,
+    glob: &Glob,
+    as_json: bool,
+) -> Result<ExitCode> {
+    if clusters.is_empty() {
+        eprintln!("{}: no replication controller found for this cluster glob", glob.0);
+    }
+    let histories: Vec<(&String, Vec<revision::Revision>)> =
+        clusters.iter().filter_map(|(c, rcs)| Some((c, revision::history(rcs.last()?)))).collect();
+    if as_json {
+        let map: serde_json::Map<String, serde_json::Value> =
+            histories.iter().map(|(c, h)| ((*c).clone(), json!(h))).collect();
+        println!("{}", serde_json::Value::Object(map));
+    } else {
+        let mut out = String::new();
+        for (cluster, history) in &histories {
+            out += &format!("\n{cluster} ->\n\n");
+            let rows: Vec<Vec<String>> = history
+                .iter()
+                .map(|r| {
+                    vec![
+                        r.revision.to_string(),
+                        r.image.clone(),
+                        r.rc.clone(),
+                        r.replaced.clone().unwrap_or_default(),
+                        r.at.clone(),
+                    ]
+                })
+                .collect();
+            out += &super::output::table(&["revision", "image", "rc", "replaced", "at"], &rows);
+        }
+        super::output::emit(&out);
+    }
+    Ok(if clusters.is_empty() { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
 
 /// Undoes a failed roll: the new RC goes, the old ones get their replicas back.
@@ -321,7 +415,8 @@ mod tests {
         let mut old = objects::build(&def, &target).unwrap();
         old.metadata.resource_version = Some("42".into());
         old.metadata.uid = Some("uid".into());
-        let new = next_rc(&old, "2.0", SystemTime::UNIX_EPOCH, 0).unwrap();
+        let image = definition::with_tag(&revision::image(&old), "2.0").unwrap();
+        let new = next_rc(&old, &image, SystemTime::UNIX_EPOCH, 0).unwrap();
         assert_eq!(
             new.metadata.name.as_deref(),
             Some("ochopod-default-web-1970-01-01-00-00-00-bbbbb")

@@ -122,6 +122,9 @@ struct Outcome {
 pub fn run(args: Args) -> Result<ExitCode> {
     let glob = Glob::required("scale", std::slice::from_ref(&args.glob))?.remove(0);
     let factor = Factor::parse(&args.factor)?;
+    // Before any thread: an interrupt stops the waits, never the marking and lowering of the
+    // chosen pods (pods killed gracefully but left in their RC would stay, dead).
+    super::interrupt::arm()?;
     let timeout = Duration::from_secs(args.timeout.max(5));
     let (kube, zk) = workload::clients(&args.context, &args.k8s_namespace, &args.zk)?;
 
@@ -231,7 +234,13 @@ fn scale(
                 mine.len() == target as usize && mine.iter().all(|p| configured.contains(&p.uuid))
             },
         )?;
-        if !waited.ok {
+        if let Some(signal) = waited.interrupted {
+            outcome.failed = true;
+            outcome.problems.push(format!(
+                "replicas set to {target}; {} while waiting for the pods",
+                super::interrupt::describe(signal)
+            ));
+        } else if !waited.ok {
             let mine: Vec<&Pod> =
                 waited.pods.iter().filter(|p| names.contains(&p.field("application"))).collect();
             let configured = mine.iter().filter(|p| waited.configured.contains(&p.uuid)).count();

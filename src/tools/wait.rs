@@ -178,7 +178,8 @@ pub fn until_ready(
                 progress(status);
             }
         }
-        if statuses.iter().all(|s| s.ready) || Instant::now() >= deadline {
+        let interrupted = super::interrupt::received().is_some();
+        if statuses.iter().all(|s| s.ready) || Instant::now() >= deadline || interrupted {
             return Ok(statuses);
         }
         let pace = if Instant::now() < quick_until { QUICK } else { POLL };

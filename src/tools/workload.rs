@@ -157,6 +157,9 @@ pub fn graceful_kill(pods: &[Pod], timeout: Duration) -> Vec<Killed> {
             if left.is_zero() {
                 return Killed::NotConfirmed(last);
             }
+            if let Some(signal) = super::interrupt::received() {
+                return Killed::NotConfirmed(super::interrupt::describe(signal));
+            }
             let secs = left.as_secs().max(1);
             // The client waits a little longer than the pod's own timeout, as the leader does.
             match post(pod, &format!("/control/kill/{secs}"), b"", left.mul_f64(1.25)) {
@@ -246,6 +249,14 @@ fn wait_gone(zk: &Session, pods: &[&Pod], deadline: Instant) -> Vec<String> {
             }
         }
         left.retain(|p| registered.contains(&p.uuid));
+        if let Some(signal) = super::interrupt::received().filter(|_| !left.is_empty()) {
+            let keys: Vec<String> = left.iter().map(|p| p.key()).collect();
+            return vec![format!(
+                "{} before the registrations of {} were gone (their RC is scaled down)",
+                super::interrupt::describe(signal),
+                keys.join(", ")
+            )];
+        }
         if left.is_empty() || Instant::now() >= deadline {
             break;
         }
@@ -319,6 +330,8 @@ pub struct Waited {
     pub dead: Vec<u64>,
     /// It stopped before the deadline because enough watched pods were dead.
     pub gave_up: bool,
+    /// It stopped because the tool was interrupted ([`super::interrupt`]).
+    pub interrupted: Option<nix::sys::signal::Signal>,
 }
 
 impl Waited {
@@ -341,7 +354,9 @@ impl Waited {
 /// watched pods are dead (given up early) or the time waited.
 pub fn wait_failure(application: &str, waited: &Waited, want: usize, timeout: Duration) -> String {
     let counts = waited.counts(application, want);
-    if waited.gave_up {
+    if let Some(signal) = waited.interrupted {
+        format!("{application}: {counts}: {} while waiting", super::interrupt::describe(signal))
+    } else if waited.gave_up {
         format!(
             "{application}: {counts}: gave up early, the new pods are dead (their workload \
              ended; see `ocho log`)"
@@ -394,14 +409,29 @@ pub fn wait_for(
                 .map(|(p, _)| p.seq)
                 .collect();
             if dead.len() >= n {
-                return Ok(Waited { pods, configured, ok: false, dead, gave_up: true });
+                return Ok(Waited {
+                    pods,
+                    configured,
+                    ok: false,
+                    dead,
+                    gave_up: true,
+                    interrupted: None,
+                });
             }
         }
         if held {
-            return Ok(Waited { pods, configured, ok: true, dead, gave_up: false });
+            return Ok(Waited {
+                pods,
+                configured,
+                ok: true,
+                dead,
+                gave_up: false,
+                interrupted: None,
+            });
         }
-        if Instant::now() >= deadline {
-            return Ok(Waited { pods, configured, ok: false, dead, gave_up: false });
+        let interrupted = super::interrupt::received();
+        if Instant::now() >= deadline || interrupted.is_some() {
+            return Ok(Waited { pods, configured, ok: false, dead, gave_up: false, interrupted });
         }
         thread::sleep(Duration::from_millis(250));
     }

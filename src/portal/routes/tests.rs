@@ -4,7 +4,11 @@ use super::*;
 
 fn state(token: Option<&str>) -> Arc<State> {
     Arc::new(State {
-        limits: Limits { timeout: Duration::from_secs(10), max_output: 1 << 20 },
+        limits: Limits {
+            timeout: Duration::from_secs(10),
+            max_output: 1 << 20,
+            kill_grace: crate::portal::exec::KILL_GRACE,
+        },
         max_upload: 1 << 20,
         max_concurrent: 2,
         keys: Keys::fixed(token),

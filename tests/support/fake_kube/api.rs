@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use k8s_openapi::api::autoscaling::v1::{Scale, ScaleSpec, ScaleStatus};
-use k8s_openapi::api::core::v1::{Namespace, Pod, ReplicationController};
+use k8s_openapi::api::core::v1::{Event, Namespace, Pod, ReplicationController};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde_json::{Value, json};
 use tokio::sync::mpsc::UnboundedReceiver;
@@ -76,6 +76,16 @@ pub fn handle(shared: &Shared, req: &Req) -> Res {
         ["api", "v1", "replicationcontrollers"] => {
             collection::<ReplicationController>(shared, None, req)
         }
+        ["api", "v1", "events"] if m == "GET" => collection::<Event>(shared, None, req),
+        ["api", "v1", "namespaces", ns, "events"] if m == "GET" || m == "POST" => {
+            collection::<Event>(shared, Some(ns), req)
+        }
+        ["api", "v1", "namespaces", ns, "events", name] if m == "GET" => {
+            item::<Event>(shared, ns, name, req)
+        }
+        ["api", "v1", "events"]
+        | ["api", "v1", "namespaces", _, "events"]
+        | ["api", "v1", "namespaces", _, "events", _] => Err(ApiError::method_not_allowed()),
         ["api", "v1", "namespaces", ns, "pods"] => collection::<Pod>(shared, Some(ns), req),
         ["api", "v1", "namespaces", ns, "replicationcontrollers"] => {
             collection::<ReplicationController>(shared, Some(ns), req)
@@ -127,6 +137,8 @@ fn resources() -> Value {
     let all = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"];
     let sub = ["get", "patch", "update"];
     json!({"kind": "APIResourceList", "groupVersion": "v1", "resources": [
+        {"name": "events", "singularName": "event", "namespaced": true, "kind": "Event",
+         "verbs": ["create", "get", "list", "watch"], "shortNames": ["ev"]},
         {"name": "namespaces", "singularName": "namespace", "namespaced": false, "kind": "Namespace",
          "verbs": ["create", "delete", "get", "list", "patch", "update", "watch"], "shortNames": ["ns"]},
         {"name": "pods", "singularName": "pod", "namespaced": true, "kind": "Pod", "verbs": all,

@@ -11,10 +11,22 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::jiff::Timestamp;
 
+use super::events;
 use super::status::now_time;
 use super::store::{Key, State};
 
 pub const NODE: &str = "fake-node";
+/// The labels of `fake-node`, as a real kubelet registers them; a pod whose `nodeSelector`
+/// asks for anything else cannot be scheduled.
+pub const NODE_LABELS: &[(&str, &str)] = &[
+    ("kubernetes.io/hostname", NODE),
+    ("kubernetes.io/os", "linux"),
+    ("kubernetes.io/arch", "amd64"),
+    ("beta.kubernetes.io/os", "linux"),
+    ("beta.kubernetes.io/arch", "amd64"),
+];
+/// The scheduler's message for a pod no node fits (kube-scheduler v1.36, one node).
+pub const UNSCHEDULABLE: &str = "0/1 nodes are available: 1 node(s) didn't match Pod's node affinity/selector. preemption: 0/1 nodes are available: 1 Preemption is not helpful for scheduling.";
 pub const HOST_IP: &str = "127.0.0.1";
 
 /// What plays the node (docs/fake-kubernetes.md §15).
@@ -48,6 +60,8 @@ pub struct Ctx<'a> {
     pub mode: Kubelet,
     pub confirm_delay: Duration,
     pub images: &'a HashMap<String, std::path::PathBuf>,
+    /// Images whose pull fails (status and process modes), see `FakeKube::refuse_image`.
+    pub unpullable: &'a HashSet<String>,
     /// Uids with a live supervisor, and whether it was already told to stop.
     pub supervised: &'a HashMap<String, bool>,
 }
@@ -67,9 +81,7 @@ pub fn reconcile(state: &mut State, ctx: &Ctx, mem: &mut Memory) -> Vec<Action> 
         let node = pod.spec.as_ref().and_then(|s| s.node_name.clone());
         if node.is_none() {
             if pod.metadata.deletion_timestamp.is_none() {
-                state.modify::<Pod>(&ns, &name, |p| {
-                    p.spec.get_or_insert_with(Default::default).node_name = Some(NODE.into())
-                });
+                schedule(state, &pod);
             }
             continue;
         }
@@ -95,12 +107,20 @@ pub fn reconcile(state: &mut State, ctx: &Ctx, mem: &mut Memory) -> Vec<Action> 
         let started = pod.status.as_ref().and_then(|s| s.pod_ip.as_ref()).is_some();
         match ctx.mode {
             Kubelet::Status if !started => {
+                if let Some(image) = refused(&pod, ctx.unpullable) {
+                    fail_pull(state, &pod, &image, "not found in the registry");
+                    continue;
+                }
                 let Some(ip) = allocate_ip(state, &uid, false) else {
                     continue;
                 };
                 let status = running_status(&pod, &ip);
                 state.modify::<Pod>(&ns, &name, |p| p.status = Some(status));
                 canned_logs(state, &pod);
+                for c in pod.spec.iter().flat_map(|s| s.containers.iter()) {
+                    let started = format!("Started container {}", c.name);
+                    events::record(state, &pod, events::NORMAL, "Started", &started, "kubelet");
+                }
             }
             Kubelet::Process if !ctx.supervised.contains_key(&uid) => {
                 let spec = pod.spec.clone().unwrap_or_default();
@@ -108,19 +128,15 @@ pub fn reconcile(state: &mut State, ctx: &Ctx, mem: &mut Memory) -> Vec<Action> 
                     .containers
                     .iter()
                     .find(|c| !ctx.images.contains_key(c.image.as_deref().unwrap_or("")));
-                if let Some(c) = missing {
-                    if waiting_reason(&pod) == Some("ErrImagePull") {
-                        continue; // already said so; fresh timestamps would only churn watches
-                    }
-                    let status = waiting_status(
+                let missing =
+                    missing.and_then(|c| c.image.clone()).or(refused(&pod, ctx.unpullable));
+                if let Some(image) = missing {
+                    fail_pull(
+                        state,
                         &pod,
-                        "ErrImagePull",
-                        &format!(
-                            "image {:?} is not registered with the fake kubelet (FakeKube::register_image)",
-                            c.image.as_deref().unwrap_or("")
-                        ),
+                        &image,
+                        "not registered with the fake kubelet (FakeKube::register_image)",
                     );
-                    state.modify::<Pod>(&ns, &name, |p| p.status = Some(status));
                     continue;
                 }
                 let Some(ip) = allocate_ip(state, &uid, true) else {
@@ -142,6 +158,88 @@ pub fn reconcile(state: &mut State, ctx: &Ctx, mem: &mut Memory) -> Vec<Action> 
     }
     mem.deleting_since.retain(|uid, _| live.contains(uid));
     actions
+}
+
+/// The scheduler's part: bind the pod to `fake-node` when its `nodeSelector` fits the node's
+/// labels, else mark it unschedulable (condition `PodScheduled` False, reason `Unschedulable`)
+/// and record `FailedScheduling`, as kube-scheduler does; once, not on every pass.
+fn schedule(state: &mut State, pod: &Pod) {
+    let (ns, name) = (
+        pod.metadata.namespace.clone().unwrap_or_default(),
+        pod.metadata.name.clone().unwrap_or_default(),
+    );
+    let selector = pod.spec.as_ref().and_then(|s| s.node_selector.clone()).unwrap_or_default();
+    let fits = selector.iter().all(|(k, v)| NODE_LABELS.iter().any(|(nk, nv)| nk == k && nv == v));
+    if fits {
+        state.modify::<Pod>(&ns, &name, |p| {
+            p.spec.get_or_insert_with(Default::default).node_name = Some(NODE.into())
+        });
+        let message = format!("Successfully assigned {ns}/{name} to {NODE}");
+        events::record(state, pod, events::NORMAL, "Scheduled", &message, "default-scheduler");
+        return;
+    }
+    let marked = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|c| c.iter().any(|c| c.type_ == "PodScheduled" && c.status == "False"));
+    if marked {
+        return;
+    }
+    state.modify::<Pod>(&ns, &name, |p| {
+        let status = p.status.get_or_insert_with(Default::default);
+        status.conditions = Some(vec![PodCondition {
+            type_: "PodScheduled".into(),
+            status: "False".into(),
+            reason: Some("Unschedulable".into()),
+            message: Some(UNSCHEDULABLE.into()),
+            last_transition_time: Some(now_time()),
+            ..Default::default()
+        }]);
+    });
+    events::record(
+        state,
+        pod,
+        events::WARNING,
+        "FailedScheduling",
+        UNSCHEDULABLE,
+        "default-scheduler",
+    );
+}
+
+/// The first image of the pod that the fake registry refuses.
+fn refused(pod: &Pod, unpullable: &HashSet<String>) -> Option<String> {
+    pod.spec
+        .iter()
+        .flat_map(|s| s.containers.iter())
+        .filter_map(|c| c.image.clone())
+        .find(|i| unpullable.contains(i))
+}
+
+/// A failed pull, as the kubelet reports it: every container waiting with `ErrImagePull`, and
+/// the `Pulling` and `Failed` events. Once: fresh timestamps would only churn watches.
+fn fail_pull(state: &mut State, pod: &Pod, image: &str, why: &str) {
+    if waiting_reason(pod) == Some("ErrImagePull") {
+        return;
+    }
+    let (ns, name) = (
+        pod.metadata.namespace.clone().unwrap_or_default(),
+        pod.metadata.name.clone().unwrap_or_default(),
+    );
+    let message = format!("failed to pull and unpack image {image:?}: {why}");
+    let status = waiting_status(pod, "ErrImagePull", &message);
+    state.modify::<Pod>(&ns, &name, |p| p.status = Some(status));
+    events::record(
+        state,
+        pod,
+        events::NORMAL,
+        "Pulling",
+        &format!("Pulling image {image:?}"),
+        "kubelet",
+    );
+    let failed = format!("Failed to pull image {image:?}: {message}");
+    events::record(state, pod, events::WARNING, "Failed", &failed, "kubelet");
+    events::record(state, pod, events::WARNING, "Failed", "Error: ErrImagePull", "kubelet");
 }
 
 /// What a real kubelet sends once the containers are gone: DELETE with grace 0 and a uid

@@ -11,6 +11,7 @@
 mod api;
 mod controller;
 mod delete;
+mod events;
 mod http;
 mod kubelet;
 mod logs;
@@ -23,7 +24,7 @@ mod store;
 pub mod testing;
 mod tls;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -111,6 +112,8 @@ pub(crate) struct Shared {
     kubelet: Kubelet,
     confirm_delay: Duration,
     images: Mutex<HashMap<String, PathBuf>>,
+    /// Images the fake registry does not have (`refuse_image`).
+    unpullable: Mutex<HashSet<String>>,
     /// A container `command[0]` (a path inside the image) → the host executable to run.
     commands: Mutex<HashMap<String, PathBuf>>,
     procs: Mutex<HashMap<String, Proc>>,
@@ -185,6 +188,7 @@ impl FakeKube {
             kubelet: opts.kubelet,
             confirm_delay: opts.confirm_delay,
             images: Mutex::new(HashMap::new()),
+            unpullable: Mutex::new(HashSet::new()),
             commands: Mutex::new(HashMap::new()),
             procs: Mutex::new(HashMap::new()),
             records: Mutex::new(Vec::new()),
@@ -256,6 +260,13 @@ impl FakeKube {
             .lock()
             .expect("images lock")
             .insert(image.to_string(), exe.as_ref().to_path_buf());
+        self.shared.changed.notify_all();
+    }
+
+    /// Status and process modes: pulling `image` fails (every container waits with
+    /// `ErrImagePull`, the kubelet records `Failed` events), as with an image the registry lacks.
+    pub fn refuse_image(&self, image: &str) {
+        self.shared.unpullable.lock().expect("unpullable lock").insert(image.to_string());
         self.shared.changed.notify_all();
     }
 
@@ -411,10 +422,12 @@ fn reconcile_loop(shared: Arc<Shared>) {
             .map(|(uid, p)| (uid.clone(), p.stopping))
             .collect();
         let images = shared.images.lock().expect("images lock").clone();
+        let unpullable = shared.unpullable.lock().expect("unpullable lock").clone();
         let ctx = kubelet::Ctx {
             mode: shared.kubelet,
             confirm_delay: shared.confirm_delay,
             images: &images,
+            unpullable: &unpullable,
             supervised: &supervised,
         };
         let (actions, seen) = shared.with(|s| {

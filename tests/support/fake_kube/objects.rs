@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashSet};
 
 use k8s_openapi::api::core::v1::{
-    Container, Pod, PodSpec, PodStatus, ReplicationController, ReplicationControllerStatus,
+    Container, Event, Pod, PodSpec, PodStatus, ReplicationController, ReplicationControllerStatus,
 };
 use serde_json::{Value, json};
 
@@ -209,6 +209,55 @@ impl Obj for ReplicationController {
     fn copy_spec(&mut self, from: &ReplicationController) {
         self.spec = from.spec.clone();
     }
+}
+
+/// core/v1 Events, as the scheduler and the kubelet record them (what `kubectl describe` shows
+/// under Events). Field selectors as in the real server's event strategy
+/// (kubernetes/kubernetes `pkg/registry/core/event/strategy.go`), `source` left out.
+impl Obj for Event {
+    const FIELDS: &'static [&'static str] = &[
+        "metadata.name",
+        "metadata.namespace",
+        "involvedObject.kind",
+        "involvedObject.namespace",
+        "involvedObject.name",
+        "involvedObject.uid",
+        "involvedObject.apiVersion",
+        "involvedObject.resourceVersion",
+        "involvedObject.fieldPath",
+        "reason",
+        "reportingComponent",
+        "type",
+    ];
+    const GENERATION: bool = false;
+
+    fn table(s: &State) -> &BTreeMap<Key, Event> {
+        &s.events
+    }
+    fn table_mut(s: &mut State) -> &mut BTreeMap<Key, Event> {
+        &mut s.events
+    }
+    fn prepare_create(&mut self) {}
+    fn validate(&self) -> Vec<Cause> {
+        let mut causes = Vec::new();
+        validate_meta(&self.metadata, &mut causes);
+        if self.involved_object.namespace != self.metadata.namespace {
+            causes.push(Cause::invalid(
+                "involvedObject.namespace",
+                &json!(self.involved_object.namespace),
+                "does not match event.namespace",
+            ));
+        }
+        causes
+    }
+    fn validate_update(&self, _old: &Event) -> Vec<Cause> {
+        self.validate()
+    }
+    fn spec_json(&self) -> Value {
+        json!(null)
+    }
+    fn copy_status(&mut self, _from: &Event) {}
+    fn copy_spec(&mut self, _from: &Event) {}
 }
 
 fn default_pod_spec(spec: &mut PodSpec) {

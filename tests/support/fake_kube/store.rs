@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, HashSet, VecDeque};
 
 use bytes::Bytes;
+use k8s_openapi::api::core::v1::Event as KubeEvent;
 use k8s_openapi::api::core::v1::{Namespace, Pod, ReplicationController};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::{ListableResource, Metadata, Resource};
@@ -93,6 +94,7 @@ pub struct State {
     pub(crate) pods: BTreeMap<Key, Pod>,
     pub(crate) rcs: BTreeMap<Key, ReplicationController>,
     pub(crate) namespaces: BTreeMap<String, Namespace>,
+    pub(crate) events: BTreeMap<Key, KubeEvent>,
     history: VecDeque<Event>,
     /// The history holds every event with rv > floor.
     floor: u64,
@@ -114,6 +116,7 @@ impl State {
             pods: BTreeMap::new(),
             rcs: BTreeMap::new(),
             namespaces: BTreeMap::new(),
+            events: BTreeMap::new(),
             history: VecDeque::new(),
             floor: 1,
             watchers: Vec::new(),

@@ -1,7 +1,10 @@
 //! `ocho deploy FILE…`: one ReplicationController per container definition. Every definition is
 //! read, validated and built before the first API call; `--dry-run` stops there and prints the
-//! objects. File arguments may be globs, expanded here against the working directory (the
+//! objects; `--dry-run=server` and `--diff` ([`preview`]) ask the server or compare with the
+//! live RCs and create nothing. File arguments may be globs, expanded here against the working directory (the
 //! original only got that from the shell every line went through, which `ocho` never uses).
+
+mod preview;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -23,7 +26,7 @@ use crate::k8s::{Access, Kube, is_code};
 #[argh(
     subcommand,
     name = "deploy",
-    note = "FILE arguments are container definition YAML files, or globs (`*.yml`) expanded against the working directory. Each becomes one ReplicationController named `ochopod-<ns>-<cluster>-<UTC YYYY-MM-DD-HH-MM-SS>-<5 random chars>` (a DNS label: dots of the namespace become dashes; shortened to 63 characters from the left part when needed), labelled ochopod.io/namespace, ochopod.io/cluster and ochopod.io/application. Its one container gets the Ochopod environment (ochopod_cluster, ochopod_namespace, ochopod_application, ochopod_zk, ochopod_port, ochopod_ports, ochopod_debug, ochopod_start, ochopod_depends_on, pod = settings JSON, POD_IP, POD_NAME, NODE_NAME), never a credential. The definition's `command` and `args` become the container's command and args unchanged: with an image whose entrypoint is `ocho pod … --`, give only `args`, the workload the agent starts.\n\nOutput: one line per failed definition on stderr (`<file>: <reason>`; with --wait the pods registered, configured and dead, and what became of the RC), one stdout line per RC created (`<file>: <rc> created|left behind|deleted again (--strict) (<N> pod(s))`), then `<P>% success / spawned <N> pod(s)` (the pods of the RCs still there). --wait gives up early once every new pod reports its process dead. With -j one JSON object: {{\"<file>\": {{\"ok\": bool, \"up\": [seq… with --wait], \"created\": bool, \"deleted\": bool, \"application\": \"<rc name>\", \"replicas\": N, \"error\": \"…\", \"warnings\": [\"…\"]}}}}; the server's warnings also go to stderr as `<file>: warning: <text>`. Objects are created with strict field validation: a field the server does not know (a typo in `verbatim`) fails the definition, naming its path. --dry-run prints the objects (YAML documents; a JSON array with -j) and calls nothing. Exit 0 when every definition was deployed, 1 otherwise, 2 on a usage error."
+    note = "FILE arguments are container definition YAML files, or globs (`*.yml`) expanded against the working directory. Each becomes one ReplicationController named `ochopod-<ns>-<cluster>-<UTC YYYY-MM-DD-HH-MM-SS>-<5 random chars>` (a DNS label: dots of the namespace become dashes; shortened to 63 characters from the left part when needed), labelled ochopod.io/namespace, ochopod.io/cluster and ochopod.io/application. Its one container gets the Ochopod environment (ochopod_cluster, ochopod_namespace, ochopod_application, ochopod_zk, ochopod_port, ochopod_ports, ochopod_debug, ochopod_start, ochopod_depends_on, pod = settings JSON, POD_IP, POD_NAME, NODE_NAME), never a credential. The definition's `command` and `args` become the container's command and args unchanged: with an image whose entrypoint is `ocho pod … --`, give only `args`, the workload the agent starts.\n\nOutput: one line per failed definition on stderr (`<file>: <reason>`; with --wait the pods registered, configured and dead, and what became of the RC), one stdout line per RC created (`<file>: <rc> created|left behind|deleted again (--strict) (<N> pod(s))`), then `<P>% success / spawned <N> pod(s)` (the pods of the RCs still there). --wait gives up early once every new pod reports its process dead. With -j one JSON object: {{\"<file>\": {{\"ok\": bool, \"up\": [seq… with --wait], \"created\": bool, \"deleted\": bool, \"application\": \"<rc name>\", \"replicas\": N, \"error\": \"…\", \"warnings\": [\"…\"]}}}}; the server's warnings also go to stderr as `<file>: warning: <text>`. Objects are created with strict field validation: a field the server does not know (a typo in `verbatim`) fails the definition, naming its path. --dry-run (or --dry-run=client) prints the objects (YAML documents; a JSON array with -j) and calls nothing. --dry-run=server (or --server-dry-run) sends each object with dryRun=All: the server validates and admits it as for real and stores nothing; stdout `<file>: <rc> validated by the server (dry run, nothing created)`, -j {{\"<file>\": {{\"ok\", \"application\", \"error\", \"warnings\", \"dry_run\": \"server\"}}}}. --diff compares each definition with the newest live RC of its cluster (image, replicas, command, args, ports, env, settings key by key; ochopod_application is per RC and left out) and creates nothing: `<file>: <cluster> against <rc>:` then one `  <what>: <live> -> <new>` (`+`/`-` for added and removed) per change, `no change against <rc>`, or `<cluster> is not deployed: would create <rc>`; -j {{\"<file>\": {{\"cluster\", \"live\": \"<rc>\"|null, \"changes\": [\"…\"]}}}}; exit 1 when something would change (as kubectl diff). --dry-run, --dry-run=server, --diff and --wait exclude each other. Exit 0 when every definition was deployed, 1 otherwise, 2 on a usage error."
 )]
 pub struct Args {
     /// container definition files or globs
@@ -44,9 +47,17 @@ pub struct Args {
     /// image tag to use instead of the definition's
     #[argh(option, short = 'r')]
     pub release: Option<String>,
-    /// print the objects that would be created and call nothing
+    /// print the objects that would be created and call nothing (also --dry-run=client)
     #[argh(switch)]
     pub dry_run: bool,
+    /// send the objects with dryRun=All: the server validates them (admission included) and
+    /// creates nothing (also --dry-run=server)
+    #[argh(switch)]
+    pub server_dry_run: bool,
+    /// show what deploying would change against the cluster's live RCs (image, replicas,
+    /// command, args, ports, env, settings) and create nothing
+    #[argh(switch)]
+    pub diff: bool,
     /// wait until the pods are registered in ZooKeeper and the cluster is configured
     #[argh(switch)]
     pub wait: bool,
@@ -101,6 +112,17 @@ pub fn run(args: Args) -> Result<ExitCode> {
         return Err(Error::Usage("deploy: give at least one container definition file".into()));
     }
     definition::check_namespace(&args.namespace).map_err(|e| Error::Usage(e.to_string()))?;
+    let exclusive = [args.server_dry_run, args.dry_run, args.diff, args.wait];
+    if exclusive.iter().filter(|f| **f).count() > 1 {
+        return Err(Error::Usage(
+            "deploy: give at most one of --dry-run, --dry-run=server, --diff and --wait".into(),
+        ));
+    }
+    if args.wait && !args.dry_run {
+        // Before any thread: an interrupt must not leave an RC behind that --strict promised
+        // to delete, nor end the tool without saying what it left.
+        super::interrupt::arm()?;
+    }
     let overrides = definition::load_overrides(&args.overrides)?;
     let access =
         Access { context: args.context.clone(), k8s_namespace: args.k8s_namespace.clone() };
@@ -149,6 +171,13 @@ pub fn run(args: Args) -> Result<ExitCode> {
     if args.dry_run {
         return print_dry_run(&items, args.json);
     }
+    if args.server_dry_run {
+        return preview::server_dry_run(kube?, &mut items, args.json);
+    }
+    if args.diff {
+        return preview::print_diff(&kube?, &mut items, args.json);
+    }
+
     match kube {
         Ok(kube) => {
             submit(&kube, &mut items);
@@ -321,14 +350,20 @@ fn wait(kube: &Kube, args: &Args, items: &mut [Item]) -> Result<()> {
             waited.pods.iter().filter(|p| p.field("application") == app).map(|p| p.seq).collect();
         if !ok {
             let timeout = std::time::Duration::from_secs(args.timeout.max(5));
-            let mut reason = if waited.ok {
-                format!(
-                    "{app}: registered and configured, but not ready after {}s",
-                    timeout.as_secs()
-                )
-            } else {
-                workload::wait_failure(&app, &waited, want, timeout)
-            };
+            let mut reason =
+                if let Some(signal) = super::interrupt::received().filter(|_| waited.ok) {
+                    format!(
+                        "{app}: registered and configured, not yet ready: {}",
+                        super::interrupt::describe(signal)
+                    )
+                } else if waited.ok {
+                    format!(
+                        "{app}: registered and configured, but not ready after {}s",
+                        timeout.as_secs()
+                    )
+                } else {
+                    workload::wait_failure(&app, &waited, want, timeout)
+                };
             if args.strict {
                 match kube.delete_rc(&app, Propagation::Background) {
                     Ok(_) => {
