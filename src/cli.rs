@@ -164,12 +164,23 @@ pub fn is_tool(name: &str) -> bool {
 /// kubectl's spelling `deploy --dry-run=server|client`, which argh cannot parse (it takes no
 /// `--flag=value`): `server` becomes `--server-dry-run`, `client` the plain `--dry-run`.
 fn kubectl_spellings<'a>(words: &[&'a str]) -> Vec<&'a str> {
+    let mut words = words.to_vec();
+    // `-h` is `--help`, as in kubectl: anywhere before `--`, except in the modes whose trailing
+    // words are another command's (there only right after the mode). No mode has a short -h.
+    let passthrough = matches!(words.first(), Some(&("cli" | "exec" | "pod")));
+    let end = words.iter().position(|w| *w == "--").unwrap_or(words.len());
+    let end = if passthrough { end.min(2) } else { end };
+    for w in words.iter_mut().take(end).skip(1) {
+        if *w == "-h" {
+            *w = "--help";
+        }
+    }
     if words.first() != Some(&"deploy") {
-        return words.to_vec();
+        return words;
     }
     words
-        .iter()
-        .map(|w| match *w {
+        .into_iter()
+        .map(|w| match w {
             "--dry-run=server" => "--server-dry-run",
             "--dry-run=client" => "--dry-run",
             w => w,
@@ -251,6 +262,21 @@ mod tests {
     fn help_mode_equals_mode_dash_dash_help() {
         assert_eq!(printed(&["help", "init"]), printed(&["init", "--help"]));
         assert!(printed(&["help", "init"]).0.contains("--grace"));
+    }
+
+    #[test]
+    fn dash_h_is_help_as_in_kubectl_but_not_inside_another_command() {
+        assert_eq!(printed(&["ls", "-h"]), printed(&["ls", "--help"]));
+        assert_eq!(printed(&["grep", "web", "-j", "-h"]), printed(&["grep", "--help"]));
+        assert_eq!(printed(&["exec", "-h"]), printed(&["exec", "--help"]));
+        // The tool line of `cli` and the command of `exec` and `pod` keep their -h.
+        assert!(matches!(parse_words(&["cli", "host", "ls", "-h"]), Parsed::Run(Mode::Remote(_))));
+        assert!(matches!(
+            parse_words(&["exec", "web", "shell", "-h", "--force"]),
+            Parsed::Run(Mode::Exec(_))
+        ));
+        // After `--` a word is an operand.
+        assert!(matches!(parse_words(&["args", "--", "-h"]), Parsed::Run(Mode::Args(_))));
     }
 
     #[test]
