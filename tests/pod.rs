@@ -594,8 +594,67 @@ fn exec_runs_only_registered_tools_with_their_uploads() {
     assert_eq!(exec(&addr, Some("/bin/sh -c id"), &[]), (404, json!({})));
     assert_eq!(exec(&addr, Some("sh"), &[]), (404, json!({})));
     assert_eq!(exec(&addr, None, &[]), (500, json!({})));
-    // Ochopod's internal /terminate (it stops the control port) is not served: the pod stays
-    // controllable.
-    assert_eq!(post(&addr, "/terminate", None).0, 404);
-    assert_eq!(post(&addr, "/info", None).0, 200);
+}
+
+/// `POST path` (HTTP/1.0, no body) from the source address `from`, bound before connecting;
+/// returns the status and the body as JSON.
+fn post_from(from: &str, addr: &str, path: &str) -> (u16, Value) {
+    use nix::sys::socket::{AddressFamily, SockFlag, SockType, SockaddrIn, bind, connect, socket};
+    use std::io::{Read, Write};
+    use std::os::fd::AsRawFd;
+    let fd = socket(AddressFamily::Inet, SockType::Stream, SockFlag::SOCK_CLOEXEC, None).unwrap();
+    let source: std::net::SocketAddrV4 = format!("{from}:0").parse().unwrap();
+    bind(fd.as_raw_fd(), &SockaddrIn::from(source)).unwrap_or_else(|e| panic!("bind {from}: {e}"));
+    let target: std::net::SocketAddrV4 = addr.parse().unwrap();
+    connect(fd.as_raw_fd(), &SockaddrIn::from(target))
+        .unwrap_or_else(|e| panic!("connect {addr} from {from}: {e}"));
+    let mut s = std::net::TcpStream::from(fd);
+    s.set_read_timeout(Some(DEADLINE)).unwrap();
+    assert_eq!(s.local_addr().unwrap().ip().to_string(), from, "the source address");
+    write!(s, "POST {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Length: 0\r\n\r\n").unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    let status = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+}
+
+#[test]
+fn terminate_from_any_other_peer_is_refused_and_the_pod_stays_controllable() {
+    let zk = shared_zookeeper();
+    // The agent on one loopback address; the caller on another (of this host, but not the
+    // pod's ip nor 127.0.0.1).
+    let net = free_loopback(2, 1);
+    let (ip, other, port) = (net.ip(), net.ips[1].as_str(), net.port());
+    let addr = format!("{ip}:{port}");
+    let agent = pod(zk, "noterm", "web", ip, port, &[], SLEEPER);
+    agent.wait_for("the workload", DEADLINE, |l| l.starts_with("workload started"));
+    assert_eq!(post_from(other, &addr, "/terminate"), (403, json!({})));
+    agent.wait_for_line(&format!("terminate from {other} refused (403)"), DEADLINE);
+    assert_eq!(request("GET", &addr, "/terminate", None).0, 405);
+    // Still served, and still controllable.
+    let (code, _, info) = post(&addr, "/info", None);
+    assert_eq!((code, info["process"].as_str()), (200, Some("running")));
+    assert_eq!(post(&addr, "/control/off/30", None).0, 200);
+    assert_eq!(post(&addr, "/info", None).2["process"], "stopped");
+    assert!(!agent.lines().iter().any(|l| l.contains("control port closed")), "{}", agent.tail());
+}
+
+#[test]
+fn terminate_from_the_pod_itself_answers_200_then_the_port_stops_answering() {
+    let zk = shared_zookeeper();
+    let net = free_loopback(1, 1);
+    let (ip, port) = (net.ip(), net.port());
+    let addr = format!("{ip}:{port}");
+    let mut agent = pod(zk, "termself", "web", ip, port, &[], SLEEPER);
+    agent.wait_for("the workload", DEADLINE, |l| l.starts_with("workload started"));
+    assert_eq!(post_from("127.0.0.1", &addr, "/terminate"), (200, json!({})));
+    agent.wait_for_line("terminate from 127.0.0.1: the control port stops listening", DEADLINE);
+    agent.wait_for_line("control port closed (terminate)", DEADLINE);
+    let refused = std::net::TcpStream::connect(&addr).unwrap_err();
+    assert_eq!(refused.kind(), std::io::ErrorKind::ConnectionRefused, "{addr}");
+    // Only the control port stopped: the agent and its workload go on, still registered.
+    assert!(agent.wait_exit(Duration::ZERO).is_none(), "{}", agent.tail());
+    assert_eq!(starts(&agent), 1);
+    assert_eq!(Zk::connect(zk).registrations("termself.web").len(), 1);
 }
