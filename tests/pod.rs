@@ -11,7 +11,7 @@ use std::time::Duration;
 use fixture::{Zk, eventually, pod, post, request, shared_zookeeper, spawn_pod};
 use nix::sys::signal::Signal;
 use serde_json::{Value, json};
-use support::{DEADLINE, free_port};
+use support::{DEADLINE, free_loopback};
 
 /// A workload that says when it starts and then waits.
 const SLEEPER: &[&str] = &["/bin/sh", "-c", "echo workload started $$; exec sleep 1000"];
@@ -19,7 +19,8 @@ const SLEEPER: &[&str] = &["/bin/sh", "-c", "echo workload started $$; exec slee
 #[test]
 fn registration_matches_the_spec_key_by_key() {
     let zk_addr = shared_zookeeper();
-    let port = free_port();
+    let net = free_loopback(1, 1);
+    let (ip, port) = (net.ip(), net.port());
     let mut c = support::ocho();
     c.env("ochopod_zk", zk_addr)
         .env("ochopod_namespace", "reg.ns")
@@ -30,7 +31,7 @@ fn registration_matches_the_spec_key_by_key() {
         .env("POD_NAME", "zookeeper-x1b2c")
         .env("NODE_NAME", "node-7")
         .env("pod", r#"{"a": 1}"#)
-        .args(["pod", "--ip", "127.0.0.2", "--bind", "127.0.0.2", "--port", &port.to_string()])
+        .args(["pod", "--ip", ip, "--bind", ip, "--port", &port.to_string()])
         .args(["--", "/bin/sh", "-c", "echo settings=$pod; echo hints=$ochopod; exec sleep 1000"]);
     let agent = support::Proc::spawn("pod", c);
     agent.wait_for_line("registered as", DEADLINE);
@@ -51,8 +52,8 @@ fn registration_matches_the_spec_key_by_key() {
         "port": port.to_string(),
         "start": "true",
         "task": "zookeeper-x1b2c",
-        "ip": "127.0.0.2",
-        "public": "127.0.0.2",
+        "ip": ip,
+        "public": ip,
         "node": "node-7",
         "fwk": "ocho",
         "zk": zk_addr,
@@ -85,7 +86,7 @@ fn registration_matches_the_spec_key_by_key() {
     assert_eq!(locks.len(), 1);
     assert!(locks[0].len() == 32 + 8 + 10 && locks[0][32..].starts_with("__lock__"), "{locks:?}");
 
-    let addr = format!("127.0.0.2:{port}");
+    let addr = format!("{ip}:{port}");
     let (code, ctype, info) = post(&addr, "/info", None);
     assert_eq!((code, ctype.as_str()), (200, "application/json"));
     for key in ["application", "ip", "node", "port", "ports", "public", "task"] {
@@ -111,9 +112,10 @@ fn registration_matches_the_spec_key_by_key() {
 #[test]
 fn off_on_kill_then_410() {
     let zk = shared_zookeeper();
-    let port = free_port();
-    let addr = format!("127.0.0.3:{port}");
-    let agent = pod(zk, "verbs", "web", "127.0.0.3", port, &[], SLEEPER);
+    let net = free_loopback(1, 1);
+    let (ip, port) = (net.ip(), net.port());
+    let addr = format!("{ip}:{port}");
+    let agent = pod(zk, "verbs", "web", ip, port, &[], SLEEPER);
     agent.wait_for("the workload", DEADLINE, |l| l.starts_with("workload started"));
 
     assert_eq!(post(&addr, "/control/off/30", None).0, 200);
@@ -138,15 +140,16 @@ fn off_on_kill_then_410() {
 #[test]
 fn a_workload_exiting_0_makes_the_pod_dead_and_non_zero_restarts_it() {
     let zk = shared_zookeeper();
-    let (port, dir) = (free_port(), tempfile::tempdir().unwrap());
+    let (net, dir) = (free_loopback(1, 1), tempfile::tempdir().unwrap());
+    let (ip, port) = (net.ip(), net.port());
     let marker = dir.path().join("ran");
     // First run fails (exit 3), the restart succeeds (exit 0): dead.
     let script = format!(
         "if [ -e {m} ]; then echo second run; exit 0; fi; touch {m}; echo first run; exit 3",
         m = marker.display()
     );
-    let addr = format!("127.0.0.4:{port}");
-    let agent = pod(zk, "exits", "job", "127.0.0.4", port, &[], &["/bin/sh", "-c", &script]);
+    let addr = format!("{ip}:{port}");
+    let agent = pod(zk, "exits", "job", ip, port, &[], &["/bin/sh", "-c", &script]);
     agent.wait_for_line("exited with exit status 3", DEADLINE);
     agent.wait_for_line("second run", DEADLINE);
     agent.wait_for_line("dead: the workload is done", DEADLINE);
@@ -157,10 +160,11 @@ fn a_workload_exiting_0_makes_the_pod_dead_and_non_zero_restarts_it() {
 #[test]
 fn on_without_payload_to_a_never_configured_pod_is_refused_and_kills_it() {
     // No ZooKeeper answers: the pod is never configured, but its control port works.
-    let port = free_port();
-    let addr = format!("127.0.0.5:{port}");
-    let nowhere = format!("127.0.0.1:{}", free_port());
-    let agent = spawn_pod(&nowhere, "lonely", "web", "127.0.0.5", port, &[], SLEEPER);
+    let net = free_loopback(1, 1);
+    let (ip, port) = (net.ip(), net.port());
+    let addr = format!("{ip}:{port}");
+    let nowhere = free_loopback(1, 1).addr(0);
+    let agent = spawn_pod(&nowhere, "lonely", "web", ip, port, &[], SLEEPER);
     agent.wait_for_line("listening on", DEADLINE);
     assert_eq!(post(&addr, "/info", None).2["process"], "stopped");
     assert_eq!(post(&addr, "/control/on/5", None).0, 406);
@@ -174,8 +178,9 @@ fn on_without_payload_to_a_never_configured_pod_is_refused_and_kills_it() {
 #[test]
 fn sigterm_stops_the_workload_and_exits_with_its_status() {
     let zk = shared_zookeeper();
-    let port = free_port();
-    let mut agent = pod(zk, "term", "web", "127.0.0.6", port, &[], SLEEPER);
+    let net = free_loopback(1, 1);
+    let (ip, port) = (net.ip(), net.port());
+    let mut agent = pod(zk, "term", "web", ip, port, &[], SLEEPER);
     agent.wait_for("the workload", DEADLINE, |l| l.starts_with("workload started"));
     agent.signal(Signal::SIGTERM);
     let status = agent.expect_exit(DEADLINE);
@@ -197,8 +202,9 @@ fn starts(p: &support::Proc) -> usize {
 #[test]
 fn the_leader_configures_everyone_and_failover_keeps_workloads_running() {
     let zk_addr = shared_zookeeper();
-    let port = free_port();
-    let ips = ["127.0.0.10", "127.0.0.11", "127.0.0.12"];
+    let net = free_loopback(3, 1);
+    let port = net.port();
+    let ips: Vec<&str> = net.ips.iter().map(String::as_str).collect();
     let mut pods: Vec<Option<support::Proc>> = ips
         .iter()
         .map(|ip| Some(pod(zk_addr, "elect", "web", ip, port, &["--sequential"], SLEEPER)))
@@ -244,13 +250,14 @@ fn the_leader_configures_everyone_and_failover_keeps_workloads_running() {
 #[test]
 fn reset_re_registers_with_the_same_uuid_and_seq() {
     let zk_addr = shared_zookeeper();
-    let port = free_port();
-    let a = pod(zk_addr, "reset", "web", "127.0.0.7", port, &[], SLEEPER);
+    let net = free_loopback(1, 1);
+    let (ip, port) = (net.ip(), net.port());
+    let a = pod(zk_addr, "reset", "web", ip, port, &[], SLEEPER);
     a.wait_for("the workload", DEADLINE, |l| l.starts_with("workload started"));
     let zk = Zk::connect(zk_addr);
     let before = zk.registrations("reset.web");
     assert_eq!(before.len(), 1);
-    assert_eq!(post(&format!("127.0.0.7:{port}"), "/reset", None).0, 200);
+    assert_eq!(post(&format!("{ip}:{port}"), "/reset", None).0, 200);
     a.wait_for_nth("second registration", 2, DEADLINE, |l| l.contains("registered as"));
     let after = eventually("one registration", DEADLINE, || {
         let r = zk.registrations("reset.web");
@@ -274,7 +281,8 @@ fn script(dir: &std::path::Path, name: &str, body: &str) -> String {
 #[test]
 fn hooks_configure_probe_check_and_answer_signals() {
     let zk = shared_zookeeper();
-    let port = free_port();
+    let net = free_loopback(1, 1);
+    let (ip, port) = (net.ip(), net.port());
     let dir = tempfile::tempdir().unwrap();
     let seen = dir.path().join("configure-input.json");
     let configure = script(
@@ -289,12 +297,12 @@ fn hooks_configure_probe_check_and_answer_signals() {
     let probe = script(dir.path(), "probe", "echo all good; echo ignored");
     let sanity = script(dir.path(), "sanity", "echo \"{\\\"pid\\\": $OCHO_PID}\"");
     let signal = script(dir.path(), "signal", "echo \"{\\\"bytes\\\": $(wc -c)}\"");
-    let addr = format!("127.0.0.8:{port}");
+    let addr = format!("{ip}:{port}");
     let agent = pod(
         zk,
         "hooks",
         "web",
-        "127.0.0.8",
+        ip,
         port,
         &[
             "--configure",
@@ -343,14 +351,15 @@ fn children_of(pid: i32) -> Vec<i32> {
 #[test]
 fn as_pid_1_the_agent_restores_signals_reaps_orphans_and_passes_the_exit_status() {
     let zk = shared_zookeeper();
-    let port = free_port();
+    let net = free_loopback(1, 1);
+    let (ip, port) = (net.ip(), net.port());
     let mut c = std::process::Command::new("unshare");
     c.args(["--user", "--map-root-user", "--pid", "--fork", "--mount-proc", "--kill-child"])
         .arg(env!("CARGO_BIN_EXE_ocho"))
         .env("ochopod_zk", zk)
         .env("ochopod_namespace", "pid1")
         .env("ochopod_cluster", "web")
-        .args(["pod", "--ip", "127.0.0.9", "--bind", "127.0.0.9", "--port", &port.to_string()])
+        .args(["pod", "--ip", ip, "--bind", ip, "--port", &port.to_string()])
         .args(["--", "/bin/sh", "-c"])
         // An orphan (the backgrounded subshell's sleep) is re-parented to PID 1 and must be
         // reaped there; the workload's child reports its own signal state.
@@ -375,10 +384,11 @@ fn as_pid_1_the_agent_restores_signals_reaps_orphans_and_passes_the_exit_status(
 #[test]
 fn start_false_configures_without_starting_until_an_explicit_on() {
     let zk = shared_zookeeper();
-    let port = free_port();
-    let addr = format!("127.0.0.13:{port}");
+    let net = free_loopback(1, 1);
+    let (ip, port) = (net.ip(), net.port());
+    let addr = format!("{ip}:{port}");
     let extra = ["--start", "false", "--full-shutdown"];
-    let agent = pod(zk, "nostart", "web", "127.0.0.13", port, &extra, SLEEPER);
+    let agent = pod(zk, "nostart", "web", ip, port, &extra, SLEEPER);
     agent.wait_for_line("configured 1 pods", DEADLINE);
     agent.wait_for_line("not starting (start is false)", DEADLINE);
     assert_eq!(post(&addr, "/info", None).2["process"], "stopped");
@@ -391,48 +401,42 @@ fn start_false_configures_without_starting_until_an_explicit_on() {
 #[test]
 fn failing_hooks_stop_the_workload_or_kill_the_pod() {
     let zk = shared_zookeeper();
-    let port = free_port();
+    let net = free_loopback(2, 1);
+    let (ip, ip2, port) = (net.ip(), net.ips[1].as_str(), net.port());
     let dir = tempfile::tempdir().unwrap();
     let failing = script(dir.path(), "fail", "echo 'broken on purpose' >&2; exit 1");
 
     // A failed sanity check (--checks 1) stops the workload until the next on.
-    let sick = pod(
-        zk,
-        "sick",
-        "web",
-        "127.0.0.14",
-        port,
-        &["--sanity", &failing, "--check-every", "1"],
-        SLEEPER,
-    );
+    let sick =
+        pod(zk, "sick", "web", ip, port, &["--sanity", &failing, "--check-every", "1"], SLEEPER);
     sick.wait_for_line("sanity check failed (1/1): exit status 1: broken on purpose", DEADLINE);
     sick.wait_for_line("stopping the workload until the next on", DEADLINE);
-    let addr = format!("127.0.0.14:{port}");
+    let addr = format!("{ip}:{port}");
     eventually("stopped", DEADLINE, || {
         (post(&addr, "/info", None).2["process"] == "stopped").then_some(())
     });
     assert_eq!(starts(&sick), 1);
 
     // A failed --configure answers 406 to the leader's on, and the pod kills itself.
-    let refused =
-        pod(zk, "refused", "web", "127.0.0.15", port, &["--configure", &failing], SLEEPER);
+    let refused = pod(zk, "refused", "web", ip2, port, &["--configure", &failing], SLEEPER);
     refused.wait_for_line("on: configuration failed", DEADLINE);
     refused.wait_for_line("dead: kill requested", DEADLINE);
-    assert_eq!(post(&format!("127.0.0.15:{port}"), "/info", None).2["process"], "dead");
+    assert_eq!(post(&format!("{ip2}:{port}"), "/info", None).2["process"], "dead");
     assert_eq!(starts(&refused), 0);
 }
 
 #[test]
 fn nothing_outlives_a_subreaper_agent_killed_with_sigkill() {
     let zk = shared_zookeeper();
-    let port = free_port();
+    let net = free_loopback(1, 1);
+    let (ip, port) = (net.ip(), net.port());
     // The workload's grandchildren: one double-forks into a session of its own, one stays in the
     // workload's process group.
     let script = "( setsid sh -c 'echo escaped $$; exec sleep 1000' & )\n\
                   ( sh -c 'echo stayed $$; exec sleep 1000' & )\n\
                   echo workload started $$\n\
                   while :; do sleep 1000 & wait $!; done";
-    let agent = pod(zk, "guarded", "web", "127.0.0.70", port, &[], &["/bin/sh", "-c", script]);
+    let agent = pod(zk, "guarded", "web", ip, port, &[], &["/bin/sh", "-c", script]);
     let number = |line: String| -> i32 { line.rsplit(' ').next().unwrap().parse().unwrap() };
     let first = |word: &'static str| {
         let line = agent.wait_for(word, DEADLINE, |l| l.starts_with(word));
@@ -473,7 +477,8 @@ fn gone(pid: i32) -> bool {
 #[test]
 fn configured_hook_soft_stop_and_piped_output() {
     let zk = shared_zookeeper();
-    let port = free_port();
+    let net = free_loopback(1, 1);
+    let (ip, port) = (net.ip(), net.port());
     let dir = tempfile::tempdir().unwrap();
     let seen = dir.path().join("configured.json");
     let fail = dir.path().join("fail");
@@ -482,14 +487,14 @@ fn configured_hook_soft_stop_and_piped_output() {
         "configured",
         &format!("cat > {}; [ ! -e {} ] || exit 4", seen.display(), fail.display()),
     );
-    let addr = format!("127.0.0.16:{port}");
+    let addr = format!("{ip}:{port}");
     // A workload that shrugs off SIGTERM (its sleeps die of it, the loop goes on).
     let cmd = "trap '' TERM; echo workload started $$; while :; do sleep 1; done";
     let agent = pod(
         zk,
         "extras",
         "web",
-        "127.0.0.16",
+        ip,
         port,
         &["--configured", &configured, "--soft", "--pipe-subprocess"],
         &["/bin/sh", "-c", cmd],
@@ -562,15 +567,16 @@ fn exec(addr: &str, shell: Option<&str>, files: &[(&str, &str)]) -> (u16, Value)
 #[test]
 fn exec_runs_only_registered_tools_with_their_uploads() {
     let zk = shared_zookeeper();
-    let port = free_port();
+    let net = free_loopback(1, 1);
+    let (ip, port) = (net.ip(), net.port());
     let dir = tempfile::tempdir().unwrap();
     let show = script(dir.path(), "show", "echo \"$@\"; cat notes.txt; exit 3");
-    let addr = format!("127.0.0.17:{port}");
+    let addr = format!("{ip}:{port}");
     let _agent = pod(
         zk,
         "exec",
         "web",
-        "127.0.0.17",
+        ip,
         port,
         &["--tool", &format!("show={show}"), "--tool", "pwd=/bin/pwd"],
         SLEEPER,
@@ -588,8 +594,67 @@ fn exec_runs_only_registered_tools_with_their_uploads() {
     assert_eq!(exec(&addr, Some("/bin/sh -c id"), &[]), (404, json!({})));
     assert_eq!(exec(&addr, Some("sh"), &[]), (404, json!({})));
     assert_eq!(exec(&addr, None, &[]), (500, json!({})));
-    // Ochopod's internal /terminate (it stops the control port) is not served: the pod stays
-    // controllable.
-    assert_eq!(post(&addr, "/terminate", None).0, 404);
-    assert_eq!(post(&addr, "/info", None).0, 200);
+}
+
+/// `POST path` (HTTP/1.0, no body) from the source address `from`, bound before connecting;
+/// returns the status and the body as JSON.
+fn post_from(from: &str, addr: &str, path: &str) -> (u16, Value) {
+    use nix::sys::socket::{AddressFamily, SockFlag, SockType, SockaddrIn, bind, connect, socket};
+    use std::io::{Read, Write};
+    use std::os::fd::AsRawFd;
+    let fd = socket(AddressFamily::Inet, SockType::Stream, SockFlag::SOCK_CLOEXEC, None).unwrap();
+    let source: std::net::SocketAddrV4 = format!("{from}:0").parse().unwrap();
+    bind(fd.as_raw_fd(), &SockaddrIn::from(source)).unwrap_or_else(|e| panic!("bind {from}: {e}"));
+    let target: std::net::SocketAddrV4 = addr.parse().unwrap();
+    connect(fd.as_raw_fd(), &SockaddrIn::from(target))
+        .unwrap_or_else(|e| panic!("connect {addr} from {from}: {e}"));
+    let mut s = std::net::TcpStream::from(fd);
+    s.set_read_timeout(Some(DEADLINE)).unwrap();
+    assert_eq!(s.local_addr().unwrap().ip().to_string(), from, "the source address");
+    write!(s, "POST {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Length: 0\r\n\r\n").unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    let status = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+}
+
+#[test]
+fn terminate_from_any_other_peer_is_refused_and_the_pod_stays_controllable() {
+    let zk = shared_zookeeper();
+    // The agent on one loopback address; the caller on another (of this host, but not the
+    // pod's ip nor 127.0.0.1).
+    let net = free_loopback(2, 1);
+    let (ip, other, port) = (net.ip(), net.ips[1].as_str(), net.port());
+    let addr = format!("{ip}:{port}");
+    let agent = pod(zk, "noterm", "web", ip, port, &[], SLEEPER);
+    agent.wait_for("the workload", DEADLINE, |l| l.starts_with("workload started"));
+    assert_eq!(post_from(other, &addr, "/terminate"), (403, json!({})));
+    agent.wait_for_line(&format!("terminate from {other} refused (403)"), DEADLINE);
+    assert_eq!(request("GET", &addr, "/terminate", None).0, 405);
+    // Still served, and still controllable.
+    let (code, _, info) = post(&addr, "/info", None);
+    assert_eq!((code, info["process"].as_str()), (200, Some("running")));
+    assert_eq!(post(&addr, "/control/off/30", None).0, 200);
+    assert_eq!(post(&addr, "/info", None).2["process"], "stopped");
+    assert!(!agent.lines().iter().any(|l| l.contains("control port closed")), "{}", agent.tail());
+}
+
+#[test]
+fn terminate_from_the_pod_itself_answers_200_then_the_port_stops_answering() {
+    let zk = shared_zookeeper();
+    let net = free_loopback(1, 1);
+    let (ip, port) = (net.ip(), net.port());
+    let addr = format!("{ip}:{port}");
+    let mut agent = pod(zk, "termself", "web", ip, port, &[], SLEEPER);
+    agent.wait_for("the workload", DEADLINE, |l| l.starts_with("workload started"));
+    assert_eq!(post_from("127.0.0.1", &addr, "/terminate"), (200, json!({})));
+    agent.wait_for_line("terminate from 127.0.0.1: the control port stops listening", DEADLINE);
+    agent.wait_for_line("control port closed (terminate)", DEADLINE);
+    let refused = std::net::TcpStream::connect(&addr).unwrap_err();
+    assert_eq!(refused.kind(), std::io::ErrorKind::ConnectionRefused, "{addr}");
+    // Only the control port stopped: the agent and its workload go on, still registered.
+    assert!(agent.wait_exit(Duration::ZERO).is_none(), "{}", agent.tail());
+    assert_eq!(starts(&agent), 1);
+    assert_eq!(Zk::connect(zk).registrations("termself.web").len(), 1);
 }

@@ -13,8 +13,8 @@ use std::time::Duration;
 use fixture::{FakePod, Zk, eventually, pod, post, shared_zookeeper};
 use nix::sys::signal::Signal;
 use serde_json::Value;
-use support::start_zookeeper;
-use support::{DEADLINE, Proc, free_port};
+use support::start_zookeeper_on;
+use support::{DEADLINE, Proc, free_loopback};
 
 const SLEEPER: &[&str] = &["/bin/sh", "-c", "echo workload started $$; exec sleep 1000"];
 
@@ -25,7 +25,9 @@ fn starts(p: &Proc) -> usize {
 #[test]
 fn a_dependent_cluster_reconfigures_when_its_dependency_changes() {
     let zk = shared_zookeeper();
-    let port = free_port();
+    let net = free_loopback(4, 1);
+    let port = net.port();
+    let [db1_ip, web_ip, db2_ip, other_ip] = [0, 1, 2, 3].map(|i| net.ips[i].as_str());
     let dir = tempfile::tempdir().unwrap();
     let tpl = dir.path().join("deps.tpl");
     let out = dir.path().join("deps.txt");
@@ -33,18 +35,18 @@ fn a_dependent_cluster_reconfigures_when_its_dependency_changes() {
     let template = format!("{}:{}", tpl.display(), out.display());
     let script = format!("echo deps=$(cat {}); exec sleep 1000", out.display());
 
-    let db1 = pod(zk, "dep", "db", "127.0.0.30", port, &["--ports", "5432"], SLEEPER);
+    let db1 = pod(zk, "dep", "db", db1_ip, port, &["--ports", "5432"], SLEEPER);
     db1.wait_for("db workload", DEADLINE, |l| l.starts_with("workload started"));
     let web = pod(
         zk,
         "dep",
         "web",
-        "127.0.0.31",
+        web_ip,
         port,
         &["--depends-on", "db", "--template", &template],
         &["/bin/sh", "-c", &script],
     );
-    web.wait_for("one db pod", DEADLINE, |l| l == "deps=127.0.0.30:5432");
+    web.wait_for("one db pod", DEADLINE, |l| l == format!("deps={db1_ip}:5432"));
     // The same dependency by absolute wildcard, from another namespace.
     let any_tpl = dir.path().join("any.tpl");
     let any_out = dir.path().join("any.txt");
@@ -55,23 +57,23 @@ fn a_dependent_cluster_reconfigures_when_its_dependency_changes() {
         zk,
         "other",
         "web",
-        "127.0.0.33",
+        other_ip,
         port,
         &["--depends-on", "/dep.d*", "--template", &any_template],
         &["/bin/sh", "-c", &any_script],
     );
-    other.wait_for("one db pod", DEADLINE, |l| l == "any=127.0.0.30:5432");
-    let info = post(&format!("127.0.0.31:{port}"), "/info", None).2;
+    other.wait_for("one db pod", DEADLINE, |l| l == format!("any={db1_ip}:5432"));
+    let info = post(&format!("{web_ip}:{port}"), "/info", None).2;
     assert_eq!(info["dependencies"], serde_json::json!(["db"]));
 
     // A second db pod: db's snapshot changes, web's leader reconfigures, and because the
     // dependencies changed, web's workload restarts with the new rendering.
-    let _db2 = pod(zk, "dep", "db", "127.0.0.32", port, &["--ports", "5432"], SLEEPER);
+    let _db2 = pod(zk, "dep", "db", db2_ip, port, &["--ports", "5432"], SLEEPER);
     web.wait_for("two db pods", Duration::from_secs(60), |l| {
-        l == "deps=127.0.0.30:5432,127.0.0.32:5432"
+        l == format!("deps={db1_ip}:5432,{db2_ip}:5432")
     });
     other.wait_for("two db pods", Duration::from_secs(60), |l| {
-        l == "any=127.0.0.30:5432,127.0.0.32:5432"
+        l == format!("any={db1_ip}:5432,{db2_ip}:5432")
     });
     assert_eq!(starts(&db1), 1, "db pods are not restarted by a membership change");
 }
@@ -80,12 +82,13 @@ fn a_dependent_cluster_reconfigures_when_its_dependency_changes() {
 fn zookeeper_restarted_pods_re_register_with_the_same_uuid_and_seq() {
     support::require_zookeeper();
     let dir = tempfile::tempdir().unwrap();
-    let zk_port = free_port();
-    let zk_addr = format!("127.0.0.1:{zk_port}");
-    let mut server = start_zookeeper(zk_port, dir.path(), false);
-    let port = free_port();
-    let a = pod(&zk_addr, "zkr", "web", "127.0.0.40", port, &[], SLEEPER);
-    let b = pod(&zk_addr, "zkr", "web", "127.0.0.41", port, &[], SLEEPER);
+    let zk_net = free_loopback(1, 1);
+    let zk_addr = zk_net.addr(0);
+    let mut server = start_zookeeper_on(zk_net.ip(), zk_net.port(), dir.path(), false);
+    let net = free_loopback(2, 1);
+    let port = net.port();
+    let a = pod(&zk_addr, "zkr", "web", &net.ips[0], port, &[], SLEEPER);
+    let b = pod(&zk_addr, "zkr", "web", &net.ips[1], port, &[], SLEEPER);
     let identities = |zk: &Zk| -> BTreeMap<String, Value> {
         zk.registrations("zkr.web")
             .into_iter()
@@ -106,7 +109,7 @@ fn zookeeper_restarted_pods_re_register_with_the_same_uuid_and_seq() {
     server.signal(Signal::SIGTERM);
     server.expect_exit(DEADLINE);
     drop(server);
-    let _server = start_zookeeper(zk_port, dir.path(), false);
+    let _server = start_zookeeper_on(zk_net.ip(), zk_net.port(), dir.path(), false);
     for p in [&a, &b] {
         p.wait_for_nth("re-registration", 2, Duration::from_secs(60), |l| {
             l.contains("registered as")
@@ -124,10 +127,11 @@ fn zookeeper_restarted_pods_re_register_with_the_same_uuid_and_seq() {
 #[test]
 fn a_registration_written_like_a_python_pod_is_configured_by_a_rust_leader() {
     let zk_addr = shared_zookeeper();
-    let port = free_port();
-    let leader = pod(zk_addr, "py", "web", "127.0.0.50", port, &[], SLEEPER);
+    let net = free_loopback(2, 1);
+    let (port, fake_ip) = (net.port(), &net.ips[1]);
+    let leader = pod(zk_addr, "py", "web", net.ip(), port, &[], SLEEPER);
     leader.wait_for_line("configured 1 pods", DEADLINE);
-    let fake = FakePod::start(&format!("127.0.0.51:{port}"));
+    let fake = FakePod::start(&net.addr(1));
 
     // Exactly what Python Ochopod does: ephemeral sequential node with empty data, then the
     // JSON (Python's separators) with `seq` taken from the suffix.
@@ -139,7 +143,7 @@ fn a_registration_written_like_a_python_pod_is_configured_by_a_rust_leader() {
         "{{\"application\": \"ochopod.py.web-2015-05-04-08-03-05\", \"cluster\": \"web\", \
          \"debug\": \"true\", \"local\": \"false\", \"namespace\": \"py\", \"port\": \"{port}\", \
          \"start\": \"true\", \"task\": \"ochopod.py.web-2015-05-04-08-03-05-x1b2c\", \
-         \"ip\": \"127.0.0.51\", \"fwk\": \"k8s-ec2\", \"node\": \"i-5a3b2c1d\", \
+         \"ip\": \"{fake_ip}\", \"fwk\": \"k8s-ec2\", \"node\": \"i-5a3b2c1d\", \
          \"ports\": {{\"{port}\": {port}}}, \"public\": \"52.11.0.7\", \"zk\": \"10.244.1.5\", \
          \"seq\": {seq}}}"
     );
@@ -191,7 +195,8 @@ fn templates_render_a_working_three_member_zookeeper_ensemble() {
         .expect("java missing: install Debian package default-jre-headless (make deps)");
     let zk = shared_zookeeper();
     let dir = tempfile::tempdir().unwrap();
-    let (port, client, quorum, election) = (free_port(), free_port(), free_port(), free_port());
+    let net = free_loopback(3, 4);
+    let [port, client, quorum, election] = [0, 1, 2, 3].map(|i| net.ports[i]);
     // The example workload's own templates (image/agent/), adapted only where one machine must
     // host the three members: its own ports, data directories and client addresses.
     let shipped = |name: &str| {
@@ -223,7 +228,7 @@ fn templates_render_a_working_three_member_zookeeper_ensemble() {
     let myid_tpl = dir.path().join("myid.tpl");
     std::fs::write(&myid_tpl, shipped("myid.tmpl")).unwrap();
     let ports = format!("{client},{quorum},{election}");
-    let ips = ["127.0.0.60", "127.0.0.61", "127.0.0.62"];
+    let ips: Vec<&str> = net.ips.iter().map(String::as_str).collect();
     let mut pods = Vec::new();
     for (i, ip) in ips.iter().enumerate() {
         let home = dir.path().join(format!("pod{i}"));
@@ -268,14 +273,15 @@ fn templates_render_a_working_three_member_zookeeper_ensemble() {
 #[test]
 fn a_rust_pod_defers_to_a_kazoo_lock_holder_and_is_led_like_a_python_leader_leads() {
     let zk_addr = shared_zookeeper();
-    let port = free_port();
+    let net = free_loopback(1, 1);
+    let (ip, port) = (net.ip(), net.port());
     let zk = Zk::connect(zk_addr);
     // A Python leader holds the lock: kazoo's contender node, created first.
     let coord = "/ochopod/clusters/kz.web/coordinator";
     zk.mkdir(coord);
     let python_lock =
         zk.create_ephemeral_seq(&format!("{coord}/0123456789abcdef0123456789abcdef__lock__"), b"");
-    let rust = pod(zk_addr, "kz", "web", "127.0.0.55", port, &[], SLEEPER);
+    let rust = pod(zk_addr, "kz", "web", ip, port, &[], SLEEPER);
     let contenders = eventually("two contenders", DEADLINE, || {
         let c = zk.children(coord);
         (c.len() == 2).then_some(c)
@@ -283,7 +289,7 @@ fn a_rust_pod_defers_to_a_kazoo_lock_holder_and_is_led_like_a_python_leader_lead
     let mine = contenders.iter().find(|c| !python_lock.ends_with(c.as_str())).unwrap();
     assert_eq!(mine.len(), 32 + "__lock__".len() + 10, "{mine}");
     assert!(mine[..32].chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
-    let addr = format!("127.0.0.55:{port}");
+    let addr = format!("{ip}:{port}");
     assert_eq!(post(&addr, "/info", None).2["state"], "follower");
 
     // The Python leader configures it: the payload with no Content-Type, timeout segment 60.

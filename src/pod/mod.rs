@@ -254,6 +254,11 @@ impl Shared {
         }
     }
 
+    /// The pod's own `ip` as registered (`--ip`, `POD_IP`, or the first non-loopback IPv4).
+    fn own_ip(&self) -> String {
+        self.record.get("ip").and_then(Value::as_str).unwrap_or_default().to_string()
+    }
+
     /// The `/info` object: whitelisted registration keys plus the live state.
     fn info(&self) -> Value {
         let mut info = Map::new();
@@ -363,12 +368,29 @@ pub fn run(mut args: Args) -> Result<ExitCode> {
         env: workload_env.clone(),
         timeout: hook_timeout,
     };
-    let ctx = server::Ctx { shared: Arc::clone(&shared), lifecycle: Mutex::new(tx.clone()), exec };
+    let (terminate_tx, terminate_rx) = channel();
+    let ctx = server::Ctx {
+        shared: Arc::clone(&shared),
+        lifecycle: Mutex::new(tx.clone()),
+        exec,
+        terminate: Mutex::new(Some(terminate_tx)),
+    };
     let http = crate::serve::Server::bind(&addr, server::LIMITS)
         .map_err(|e| Error::Failed(format!("cannot listen on {addr}: {e}")))?;
     shared.log.info(format!("listening on {}", http.local_addr()));
-    // Runs for the life of the agent, which ends with the process.
-    std::mem::forget(http.start("pod", Arc::new(move |req| server::routes(req, &ctx))));
+    // Serves for the life of the agent, unless the pod itself POSTs /terminate: then this
+    // thread stops it (the reply to /terminate is written first: a request being handled
+    // finishes) and the port is closed; the agent and its workload go on.
+    let running = http.start("pod", Arc::new(move |req| server::routes(req, &ctx)));
+    let log_shared = Arc::clone(&shared);
+    std::thread::spawn(move || {
+        if terminate_rx.recv().is_ok() {
+            running.stop_and_join();
+            log_shared.log.info("control port closed (terminate)");
+        } else {
+            std::mem::forget(running);
+        }
+    });
 
     let life_cfg = lifecycle::Config {
         cmd: args.cmd.clone(),

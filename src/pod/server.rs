@@ -1,10 +1,11 @@
 //! The pod's control port (docs/protocol.md §3): `POST /info`, `/log`, `/reset`,
-//! `/control/<verb>[/<timeout>]` and `/exec` (registered tools only), JSON bodies with
-//! `application/json`, 405 for other methods,
-//! 404 for other paths. Control requests are queued to the lifecycle actor and answered within
-//! their timeout, or 408 while the command stays queued.
+//! `/control/<verb>[/<timeout>]`, `/exec` (registered tools only) and `/terminate` (from the pod
+//! itself only, [`from_the_pod_itself`]), JSON bodies with `application/json`, 405 for other
+//! methods, 404 for other paths. Control requests are queued to the lifecycle actor and answered
+//! within their timeout, or 408 while the command stays queued.
 
 use std::io::Read;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::mpsc::{Sender, sync_channel};
 use std::time::Duration;
@@ -36,6 +37,8 @@ pub struct Ctx {
     pub shared: Arc<Shared>,
     pub lifecycle: std::sync::Mutex<Sender<Msg>>,
     pub exec: Exec,
+    /// Hears `/terminate` once: whoever holds the receiver stops the control port's server.
+    pub terminate: std::sync::Mutex<Option<Sender<()>>>,
 }
 
 /// The tools `/exec` may run (`--tool TAG=PROG`) and how.
@@ -91,6 +94,54 @@ fn exec(request: &Request, ctx: &Ctx) -> Response {
     }
 }
 
+/// Whether a peer is the pod itself, the only caller `/terminate` accepts (Ochopod's pod calls
+/// it on itself when exiting; anyone else would leave the pod uncontrollable): the peer's
+/// address is `127.0.0.1` or `::1` (IPv4-mapped included), or it equals the pod's own `ip` and
+/// that address is one of this host's own (in 127.0.0.0/8, or assigned to one of its interfaces;
+/// `local` says which are). Linux drops a packet from outside with a loopback or local source
+/// address (unless `route_localnet` or `accept_local` are set), so such a peer runs in the pod's
+/// own network namespace. Any other peer,
+/// even another 127.x.y.z address of the host, is refused.
+pub fn from_the_pod_itself(peer: IpAddr, own_ip: &str, local: impl Fn(IpAddr) -> bool) -> bool {
+    let peer = peer.to_canonical();
+    if peer == IpAddr::from([127, 0, 0, 1]) || peer == IpAddr::from(std::net::Ipv6Addr::LOCALHOST) {
+        return true;
+    }
+    let Ok(own) = own_ip.parse::<IpAddr>().map(|ip| ip.to_canonical()) else { return false };
+    peer == own && (own.is_loopback() || local(own))
+}
+
+/// Whether `ip` is assigned to one of this host's interfaces.
+fn assigned_here(ip: IpAddr) -> bool {
+    let Ok(addrs) = nix::ifaddrs::getifaddrs() else { return false };
+    addrs.into_iter().filter_map(|a| a.address).any(|s| {
+        let v4 = s.as_sockaddr_in().map(|s| IpAddr::V4(s.ip()));
+        let v6 = s.as_sockaddr_in6().map(|s| IpAddr::V6(s.ip()));
+        v4.or(v6) == Some(ip)
+    })
+}
+
+/// Ochopod's `/terminate`, from the pod itself only: answers 200 `{}`, then the control port
+/// stops listening (the agent and its workload go on). Anyone else gets 403 `{}` and nothing
+/// stops; both are logged.
+fn terminate(request: &Request, ctx: &Ctx) -> Response {
+    let peer = request.remote_addr().ip();
+    let own = ctx.shared.own_ip();
+    if !from_the_pod_itself(peer, &own, assigned_here) {
+        ctx.shared.log.info(format!(
+            "terminate from {peer} refused (403): only the pod itself (127.0.0.1, ::1 or its \
+             own ip {own}) may stop the control port"
+        ));
+        return reply(403, &json!({}));
+    }
+    let sender = ctx.terminate.lock().ok().and_then(|mut t| t.take());
+    ctx.shared.log.info(format!("terminate from {peer}: the control port stops listening"));
+    if let Some(sender) = sender {
+        let _ = sender.send(());
+    }
+    reply(200, &json!({}))
+}
+
 fn reply(code: u16, body: &Value) -> Response {
     Response::from_data("application/json", body.to_string()).with_status_code(code)
 }
@@ -98,7 +149,7 @@ fn reply(code: u16, body: &Value) -> Response {
 /// Routes one request.
 pub fn routes(request: &Request, ctx: &Ctx) -> Response {
     let url = request.url();
-    let known = matches!(url.as_str(), "/info" | "/log" | "/reset" | "/exec")
+    let known = matches!(url.as_str(), "/info" | "/log" | "/reset" | "/exec" | "/terminate")
         || url.starts_with("/control/");
     if !known {
         return reply(404, &json!({}));
@@ -115,6 +166,7 @@ pub fn routes(request: &Request, ctx: &Ctx) -> Response {
             reply(200, &json!({}))
         }
         "/exec" => exec(request, ctx),
+        "/terminate" => terminate(request, ctx),
         _ => control(request, &url["/control/".len()..], ctx),
     }
 }
@@ -180,7 +232,12 @@ mod tests {
                 }
             }
         });
-        Ctx { shared, lifecycle: std::sync::Mutex::new(tx), exec: Exec::default() }
+        Ctx {
+            shared,
+            lifecycle: std::sync::Mutex::new(tx),
+            exec: Exec::default(),
+            terminate: std::sync::Mutex::new(None),
+        }
     }
 
     fn call(ctx: &Ctx, method: &str, url: &str) -> (u16, Value) {
@@ -201,6 +258,53 @@ mod tests {
         assert_eq!(call(&c, "POST", "/control/on/5"), (299, json!({"ok": 1})));
         assert_eq!(call(&c, "POST", "/control/on/soon").0, 500);
         assert_eq!(call(&c, "POST", "/reset"), (200, json!({})));
+    }
+
+    #[test]
+    fn only_the_pod_itself_may_terminate() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let (nowhere, everywhere) = (|_: IpAddr| false, |_: IpAddr| true);
+        for peer in ["127.0.0.1", "::1", "::ffff:127.0.0.1"] {
+            assert!(from_the_pod_itself(ip(peer), "10.0.0.1", nowhere), "{peer}");
+        }
+        // The pod's own ip, when it is the host's (loopback, or on an interface).
+        assert!(from_the_pod_itself(ip("127.0.0.5"), "127.0.0.5", nowhere));
+        assert!(from_the_pod_itself(ip("10.0.0.1"), "10.0.0.1", everywhere));
+        assert!(from_the_pod_itself(ip("::ffff:10.0.0.1"), "10.0.0.1", everywhere));
+        // An --ip that is not this host's: a peer with that address is someone else.
+        assert!(!from_the_pod_itself(ip("10.0.0.1"), "10.0.0.1", nowhere));
+        // Other loopback addresses, other hosts, a bad --ip.
+        assert!(!from_the_pod_itself(ip("127.0.0.6"), "127.0.0.5", everywhere));
+        assert!(!from_the_pod_itself(ip("10.0.0.2"), "10.0.0.1", everywhere));
+        assert!(!from_the_pod_itself(ip("10.0.0.2"), "", everywhere));
+        assert!(!from_the_pod_itself(ip("::2"), "::1.2", everywhere));
+    }
+
+    #[test]
+    fn terminate_is_refused_to_other_peers_and_stops_the_port_for_the_pod() {
+        let mut c = ctx(true);
+        let (tx, rx) = channel();
+        c.terminate = std::sync::Mutex::new(Some(tx));
+        let from = |peer: &str| {
+            let req = Request::fake_http_from(
+                peer.parse().unwrap(),
+                "POST",
+                "/terminate",
+                vec![],
+                vec![],
+            );
+            let resp = routes(&req, &c);
+            let mut body = String::new();
+            resp.data.into_reader_and_size().0.read_to_string(&mut body).unwrap();
+            (resp.status_code, serde_json::from_str::<Value>(&body).unwrap())
+        };
+        assert_eq!(call(&c, "GET", "/terminate").0, 405);
+        assert_eq!(from("10.0.0.2:4000"), (403, json!({})));
+        assert_eq!(from("127.0.0.2:4000"), (403, json!({})));
+        assert!(rx.try_recv().is_err(), "nothing stopped");
+        assert!(c.shared.log.lines().iter().any(|l| l.contains("terminate from 10.0.0.2 refused")));
+        assert_eq!(from("127.0.0.1:4000"), (200, json!({})));
+        assert!(rx.try_recv().is_ok(), "the server is told to stop");
     }
 
     #[test]

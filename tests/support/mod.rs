@@ -43,6 +43,91 @@ pub fn free_port() -> u16 {
     listener.local_addr().expect("local address").port()
 }
 
+/// Loopback addresses 127.x.y.z (never 127.0.0.1) and TCP ports, every port bindable on every
+/// address at the time of the call: the kernel picks the ports on the first address (binds to
+/// port 0); the other addresses are kept only where those ports bind too. Addresses are never
+/// handed out twice by one test binary and start at a place that depends on the process, so
+/// tests running at once (here or in another binary) do not pick the same pair.
+pub struct Loopback {
+    pub ips: Vec<String>,
+    pub ports: Vec<u16>,
+}
+
+impl Loopback {
+    /// The first address.
+    pub fn ip(&self) -> &str {
+        &self.ips[0]
+    }
+
+    /// The first port.
+    pub fn port(&self) -> u16 {
+        self.ports[0]
+    }
+
+    /// `ip:port` of address `i` and the first port.
+    pub fn addr(&self, i: usize) -> String {
+        format!("{}:{}", self.ips[i], self.ports[0])
+    }
+}
+
+/// The next candidate loopback address, 127.x.y.z with z in 2..=254.
+fn next_loopback() -> std::net::Ipv4Addr {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const SPAN: u32 = 256 * 256 * 253;
+    static NEXT: OnceLock<AtomicU32> = OnceLock::new();
+    let next = NEXT.get_or_init(|| {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        AtomicU32::new(std::process::id().wrapping_mul(7919).wrapping_add(nanos) % SPAN)
+    });
+    let n = next.fetch_add(1, Ordering::SeqCst) % SPAN;
+    std::net::Ipv4Addr::new(
+        127,
+        (n / (256 * 253)) as u8,
+        ((n / 253) % 256) as u8,
+        (n % 253 + 2) as u8,
+    )
+}
+
+/// `addresses` distinct loopback addresses sharing `ports` TCP ports free on each (see
+/// [`Loopback`]).
+pub fn free_loopback(addresses: usize, ports: usize) -> Loopback {
+    use std::net::TcpListener;
+    assert!(addresses >= 1 && ports >= 1);
+    for _ in 0..100 {
+        let first = next_loopback();
+        let mut held: Vec<TcpListener> = Vec::new();
+        for _ in 0..ports {
+            match TcpListener::bind((first, 0)) {
+                Ok(l) => held.push(l),
+                Err(_) => break,
+            }
+        }
+        if held.len() < ports {
+            continue;
+        }
+        let chosen: Vec<u16> = held.iter().map(|l| l.local_addr().unwrap().port()).collect();
+        let mut ips = vec![first.to_string()];
+        for _ in 0..1000 {
+            if ips.len() == addresses {
+                break;
+            }
+            let ip = next_loopback();
+            let bound: Vec<TcpListener> =
+                chosen.iter().filter_map(|p| TcpListener::bind((ip, *p)).ok()).collect();
+            if bound.len() == ports {
+                ips.push(ip.to_string());
+                held.extend(bound);
+            }
+        }
+        if ips.len() == addresses {
+            return Loopback { ips, ports: chosen };
+        }
+    }
+    panic!("no {addresses} loopback addresses with {ports} free ports in common");
+}
+
 /// Resident memory of a process in KiB, from /proc/PID/status: `rss` (VmRSS) = `anon` (its own
 /// private memory) + `file` (mapped file pages, mostly the static binary's code: clean, shared by
 /// every `ocho` process and reclaimable) + shmem. Zeros when the process is gone.
@@ -272,8 +357,18 @@ pub fn shared_zookeeper() -> &'static str {
 /// Starts `ocho init --no-portal` serving ZooKeeper on 127.0.0.1:`port` with data in `dir`, and
 /// waits until it serves.
 pub fn start_zookeeper(port: u16, dir: &std::path::Path, die_with_thread: bool) -> Proc {
+    start_zookeeper_on("127.0.0.1", port, dir, die_with_thread)
+}
+
+/// Like [`start_zookeeper`], serving on `ip`.
+pub fn start_zookeeper_on(
+    ip: &str,
+    port: u16,
+    dir: &std::path::Path,
+    die_with_thread: bool,
+) -> Proc {
     let mut cmd = ocho();
-    cmd.args(["init", "--no-portal", "--zk-bind", "127.0.0.1", "--zk-heap", "128m"])
+    cmd.args(["init", "--no-portal", "--zk-bind", ip, "--zk-heap", "128m"])
         .args(["--grace", "10", "--zk-port", &port.to_string()])
         .arg("--zk-data")
         .arg(dir);
