@@ -193,3 +193,41 @@ fn garbage_appended_past_the_preallocated_end_of_a_log_is_reported() {
     assert_eq!(std::fs::metadata(&log).unwrap().len(), end as u64);
     stop(proc);
 }
+
+/// What a plain GET on the portal answers (status line and body).
+fn get(addr: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(DEADLINE)).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").unwrap();
+    let mut reply = String::new();
+    s.read_to_string(&mut reply).unwrap();
+    reply
+}
+
+#[test]
+fn repairs_are_reported_in_readyz_and_metrics() {
+    let (_dir, data, port) = seeded(true);
+    let v2 = data.join("version-2");
+    let (snap, _) = files(&v2, "snapshot.").pop().unwrap();
+    std::fs::write(v2.join(format!("log.{:x}", snap + 1)), b"").unwrap();
+    let portal = format!("127.0.0.1:{}", free_port());
+    let mut cmd = ocho();
+    cmd.args(["init", "--zk-bind", "127.0.0.1", "--zk-heap", "128m", "--grace", "10"])
+        .args(["--zk-port", &port.to_string(), "--portal-bind", &portal, "--no-audit"])
+        .arg("--zk-data")
+        .arg(&data);
+    let proc = Proc::spawn("init", cmd);
+    proc.wait_for_line("zookeeper ready on", Duration::from_secs(60));
+    proc.wait_for_line(&format!("portal: listening on {portal}"), DEADLINE);
+    let ready = get(&portal, "/readyz");
+    assert!(ready.starts_with("HTTP/1.1 200"), "{ready}");
+    let body: serde_json::Value =
+        serde_json::from_str(ready.split_once("\r\n\r\n").unwrap().1).unwrap();
+    assert_eq!(body["zk_data"]["repairs"], 1, "{body}");
+    assert_eq!(body["zk_data"]["quarantined_files"], 1, "{body}");
+    let metrics = get(&portal, "/metrics");
+    assert!(metrics.contains("\nocho_zk_data_repairs_total 1\n"), "{metrics}");
+    assert!(metrics.contains("\nocho_zk_data_data_lost_total 0\n"), "{metrics}");
+    stop(proc);
+}

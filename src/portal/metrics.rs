@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
+use std::path::Path;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -104,6 +105,18 @@ impl Metrics {
             let _ =
                 writeln!(t, "ocho_portal_authenticated_total{{token=\"{}\"}} {n}", escape(name));
         }
+        if let Some(damage) = zk_damage() {
+            for (key, help) in [
+                ("repairs", "Repairs of ZooKeeper's data made by ocho init before a start."),
+                ("quarantined_files", "ZooKeeper data files ocho init moved to quarantine."),
+                ("data_lost", "Repairs in which transactions were lost or skipped."),
+            ] {
+                let n = damage.get(key).and_then(serde_json::Value::as_u64).unwrap_or(0);
+                let _ = writeln!(t, "# HELP ocho_zk_data_{key}_total {help}");
+                let _ = writeln!(t, "# TYPE ocho_zk_data_{key}_total counter");
+                let _ = writeln!(t, "ocho_zk_data_{key}_total {n}");
+            }
+        }
         t
     }
 }
@@ -111,6 +124,23 @@ impl Metrics {
 /// Label values escape backslash, quote and newline.
 fn escape(value: &str) -> String {
     value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+/// What `ocho init` recorded about repairs of ZooKeeper's data (`$OCHO_ZK_DAMAGE`, its
+/// `damage.json`): `None` without the variable; an empty record while nothing was repaired.
+pub fn zk_damage() -> Option<serde_json::Value> {
+    let path = std::env::var_os("OCHO_ZK_DAMAGE").filter(|p| !p.is_empty())?;
+    match std::fs::read(&path) {
+        Ok(bytes) => Some(serde_json::from_slice(&bytes).unwrap_or_else(
+            |e| serde_json::json!({"error": format!("{}: {e}", Path::new(&path).display())}),
+        )),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Some(serde_json::json!({"repairs": 0, "quarantined_files": 0, "data_lost": 0}))
+        }
+        Err(e) => {
+            Some(serde_json::json!({"error": format!("{}: {e}", Path::new(&path).display())}))
+        }
+    }
 }
 
 #[cfg(test)]

@@ -326,7 +326,12 @@ fn readyz() -> Response {
         let addr = if host.contains(':') { host.to_string() } else { format!("{host}:2181") };
         match crate::zk::probe::srvr(&addr, Duration::from_secs(2)) {
             Ok(crate::zk::probe::Probe::Serving(_)) => {
-                return Response::json(&json!({"ok": true, "zk": addr}));
+                let mut ready = json!({"ok": true, "zk": addr});
+                // Repairs of the data init made before ZooKeeper started: ready, but said.
+                if let Some(damage) = super::metrics::zk_damage() {
+                    ready["zk_data"] = damage;
+                }
+                return Response::json(&ready);
             }
             Ok(crate::zk::probe::Probe::NotServing(_)) => {
                 why = format!("zookeeper {addr} is not serving yet")
