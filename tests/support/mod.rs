@@ -341,7 +341,14 @@ pub fn shared_zookeeper() -> &'static str {
         require_zookeeper();
         let (tx, rx) = channel();
         std::thread::spawn(move || {
-            let dir = tempfile::tempdir().unwrap();
+            // Statics never run `Drop`, so this directory outlives the binary: it is named
+            // after the process, and directories of processes that are gone are removed here.
+            let tmp = std::env::temp_dir();
+            remove_stale_shared_dirs(&tmp);
+            let dir = tempfile::Builder::new()
+                .prefix(&format!("{SHARED_PREFIX}{}-", std::process::id()))
+                .tempdir_in(&tmp)
+                .unwrap();
             let port = free_port();
             let proc = start_zookeeper(port, dir.path(), true);
             tx.send(format!("127.0.0.1:{port}")).unwrap();
@@ -352,6 +359,31 @@ pub fn shared_zookeeper() -> &'static str {
         });
         rx.recv().unwrap()
     })
+}
+
+/// Prefix of the shared ZooKeeper's data directories: `<prefix><pid>-<random>`.
+const SHARED_PREFIX: &str = "ocho-test-shared-zk-";
+
+/// Removes the shared ZooKeeper directories left by test binaries that have exited.
+fn remove_stale_shared_dirs(tmp: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(tmp) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(SHARED_PREFIX)) else {
+            continue;
+        };
+        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<i32>().ok()) else {
+            continue;
+        };
+        // Signal 0 checks existence only; ESRCH: no such process.
+        let gone = matches!(
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
+            Err(nix::errno::Errno::ESRCH)
+        );
+        if gone {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 /// Starts `ocho init --no-portal` serving ZooKeeper on 127.0.0.1:`port` with data in `dir`, and
