@@ -138,6 +138,9 @@ fn the_repl_runs_lines_keeps_history_and_leaves_on_exit_or_eof() {
     );
     assert_eq!(ran.code, Some(4), "{}", ran.err);
     assert_eq!(ran.out, "arg 1: one two\n   1  args 'one two'\narg 1: one two\n");
+    // A failed line's exit status is shown (on stderr), once.
+    assert_eq!(ran.err.matches("(exit 4)").count(), 1, "{}", ran.err);
+    assert!(!ran.err.contains("(exit 0)"), "{}", ran.err);
     let ran = cli(&[&portal.addr], &[], "args last\n");
     assert_eq!((ran.code, ran.out.as_str()), (Some(0), "arg 1: last\n"));
 }

@@ -497,6 +497,10 @@ fn repl(portal: &Portal) -> Result<ExitCode> {
                 1
             }
         };
+        // As a shell shows it: a failed line says so, the session goes on.
+        if last != 0 {
+            eprintln!("(exit {last})");
+        }
     }
 }
 
