@@ -184,6 +184,8 @@ impl Editor {
                     cursor = 0;
                 }
                 0x0b => line.truncate(cursor),
+                // Ctrl-L: clear the screen, the line being typed stays (redrawn below).
+                0x0c => write!(out, "\x1b[H\x1b[2J")?,
                 0x1b => {
                     let (Some(b'[' | b'O'), Some(key)) = (next_byte(keys)?, next_byte(keys)?)
                     else {
@@ -300,6 +302,17 @@ mod tests {
         assert!(text.starts_with("ls 42\n") && text.ends_with("grep\ninfo\n"), "{text}");
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+
+    #[test]
+    fn ctrl_l_clears_the_screen_and_keeps_the_line() {
+        let editor = Editor { history: Vec::new(), file: None, tty: true };
+        let mut out = Vec::new();
+        let got = editor.edit("> ", &mut "arg\x0cs\r".as_bytes(), &mut out).unwrap();
+        assert!(matches!(got, Input::Line(ref l) if l == "args"));
+        let shown = String::from_utf8(out).unwrap();
+        let cleared = shown.find("\x1b[H\x1b[2J").expect("the screen is cleared");
+        assert!(shown[cleared..].contains("\r> arg\x1b[K"), "redrawn after: {shown:?}");
     }
 
     #[test]
