@@ -93,14 +93,16 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 fn main() {
     let zk = support::ZooKeeper::start();
-    let port = support::free_port();
+    // Two loopback addresses whose control port is free now (the agents bind ip:port).
+    let spot = support::free_loopback(2, 1);
+    let port = spot.ports[0];
 
     // Start → registered, and idle RSS of a configured single-pod cluster.
     let mut registered = Vec::new();
     let mut rss = Vec::new();
     for i in 0..5 {
         let t0 = Instant::now();
-        let mut agent = Agent::start(&zk.addr, &format!("one{i}"), "127.0.0.70", port);
+        let mut agent = Agent::start(&zk.addr, &format!("one{i}"), &spot.ips[0], port);
         registered.push(agent.when("registered as").duration_since(t0).as_secs_f64() * 1e3);
         agent.when("configured 1 pods");
         // Idle: a few leader ticks after the configuration.
@@ -159,7 +161,7 @@ fn main() {
         let mut agent = Agent::start_with(
             &zk.addr,
             &format!("wait{round}"),
-            "127.0.0.90",
+            &spot.ips[1],
             port,
             &["--damper", "1"],
         );

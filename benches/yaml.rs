@@ -74,7 +74,7 @@ fn large_normal(size: usize) -> String {
 }
 
 fn ping(file: &str) -> [&str; 8] {
-    ["ping", file, "x", "--force", "--zk", "127.0.0.1:9", "--zk-timeout", "0.01"]
+    ["ping", file, "x", "--force", "--zk", support::refusing_addr(), "--zk-timeout", "0.01"]
 }
 
 /// Runs `ocho ARGS` in `dir` RUNS times; prints the worst and the median wall time.
@@ -90,7 +90,7 @@ fn measure_refusal(label: &str, dir: &Path, args: &[&str], refused: Option<&str>
         let out = support::ocho()
             .args(args)
             .current_dir(dir)
-            .env("OCHOPOD_ZK", "127.0.0.1:9")
+            .env("OCHOPOD_ZK", support::refusing_addr())
             .output()
             .unwrap();
         times.push(t0.elapsed());
@@ -98,7 +98,8 @@ fn measure_refusal(label: &str, dir: &Path, args: &[&str], refused: Option<&str>
         if let Some(why) = refused {
             assert!(err.contains(why), "{label}: {err}");
         } else if args[0] == "ping" {
-            assert!(err.contains("zookeeper 127.0.0.1:9"), "{label}: {err}");
+            let zk = format!("zookeeper {}", support::refusing_addr());
+            assert!(err.contains(&zk), "{label}: {err}");
         } else {
             assert!(out.status.success(), "{label}: {err}");
         }

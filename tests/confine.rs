@@ -84,7 +84,7 @@ fn assert_no_leak(text: &str) {
 #[test]
 fn through_the_portal_argument_files_outside_the_request_are_refused_unopened() {
     let outside = Outside::new();
-    let portal = Portal::start(&[], &[("OCHOPOD_ZK", "127.0.0.1:9")]);
+    let portal = Portal::start(&[], &[("OCHOPOD_ZK", support::refusing_addr())]);
     let secret = outside.path("secret.yml");
     let climbing = outside.climbing("secret.yml");
     let via_missing_dir = format!("a/../{climbing}");
@@ -138,7 +138,10 @@ fn through_the_portal_uploads_are_read_as_before() {
 
 fn run_in(dir: &Path, confined: bool, args: &[&str]) -> Output {
     let mut cmd = ocho();
-    cmd.args(args).current_dir(dir).env_remove("OCHO_CONFINE").env("OCHOPOD_ZK", "127.0.0.1:9");
+    cmd.args(args)
+        .current_dir(dir)
+        .env_remove("OCHO_CONFINE")
+        .env("OCHOPOD_ZK", support::refusing_addr());
     if confined {
         cmd.env("OCHO_CONFINE", dir);
     }
@@ -216,7 +219,7 @@ fn every_mode_that_is_not_a_tool_is_refused_by_name_on_every_route_and_nothing_r
         // Lines that would do something if the mode ran: `pod -- touch W` runs a command.
         let lines = [
             format!("{mode} -- /usr/bin/touch {w}"),
-            format!("{mode} --zk 127.0.0.1:9 -- /usr/bin/touch {w}"),
+            format!("{mode} --zk {} -- /usr/bin/touch {w}", support::refusing_addr()),
             format!("{mode} --help"),
             format!("help {mode}"),
             mode.to_string(),
@@ -238,7 +241,7 @@ fn every_mode_that_is_not_a_tool_is_refused_by_name_on_every_route_and_nothing_r
     // And a process the portal started (confined) runs tools only, whatever reached it.
     let witness = scratch.path().join("pod-ran-confined");
     let mut cmd = ocho();
-    cmd.args(["pod", "--zk", "127.0.0.1:9", "--", "/usr/bin/touch"])
+    cmd.args(["pod", "--zk", support::refusing_addr(), "--", "/usr/bin/touch"])
         .arg(&witness)
         .env("OCHO_CONFINE", scratch.path());
     let mut pod = support::Proc::spawn("confined pod", cmd);
@@ -250,7 +253,7 @@ fn every_mode_that_is_not_a_tool_is_refused_by_name_on_every_route_and_nothing_r
 
 #[test]
 fn errors_name_the_file_and_position_but_never_echo_its_lines() {
-    let portal = Portal::start(&[], &[("OCHOPOD_ZK", "127.0.0.1:9")]);
+    let portal = Portal::start(&[], &[("OCHOPOD_ZK", support::refusing_addr())]);
     // Not YAML at all past line 1; plain lines (one long string); a mapping of the wrong keys.
     let broken = SECRET;
     let plain = "root:x:0:0:root:/root:/bin/bash-and-some-more-to-be-long\n\
@@ -333,7 +336,7 @@ fn deeply_nested_yaml_at_the_size_cap_is_refused_with_the_file_line_and_limit() 
     }
     for (args, named) in cases {
         let mut cmd = ocho();
-        cmd.args(&args).current_dir(dir.path()).env("OCHOPOD_ZK", "127.0.0.1:9");
+        cmd.args(&args).current_dir(dir.path()).env("OCHOPOD_ZK", support::refusing_addr());
         let mut tool = support::Proc::spawn("deep", cmd);
         let status = tool.expect_exit(support::DEADLINE);
         assert!(!status.success(), "{args:?}");

@@ -97,7 +97,7 @@ fn globs_are_expanded_by_deploy_in_its_working_directory() {
     std::fs::write(dir.path().join("a.yml"), "cluster: a\nimage: x\n").unwrap();
     std::fs::write(dir.path().join("b.yml"), "cluster: b\nimage: x\n").unwrap();
     std::fs::write(dir.path().join("c.txt"), "not a definition").unwrap();
-    let cfg = kubeconfig(dir.path(), "http://127.0.0.1:1");
+    let cfg = kubeconfig(dir.path(), &format!("http://{}", support::refusing_addr()));
     let out = deploy(dir.path(), &cfg, &["*.yml", "--dry-run"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
@@ -164,7 +164,7 @@ fn no_kubernetes_configuration_is_a_clear_error() {
 fn insecure_or_basic_auth_kubeconfigs_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("a.yaml"), "cluster: a\nimage: x\n").unwrap();
-    let cfg = kubeconfig(dir.path(), "https://127.0.0.1:1");
+    let cfg = kubeconfig(dir.path(), &format!("https://{}", support::refusing_addr()));
     let text0 = std::fs::read_to_string(&cfg).unwrap();
     std::fs::write(
         &cfg,
@@ -195,7 +195,7 @@ fn no_file_is_a_usage_error() {
 fn context_picks_a_kubeconfig_context_and_its_namespace() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("a.yaml"), "cluster: a\nimage: x\n").unwrap();
-    let cfg = kubeconfig(dir.path(), "http://127.0.0.1:1");
+    let cfg = kubeconfig(dir.path(), &format!("http://{}", support::refusing_addr()));
     let mut text = std::fs::read_to_string(&cfg).unwrap();
     text.push_str(
         "- name: other\n  context:\n    cluster: test\n    user: test\n    namespace: two\n",

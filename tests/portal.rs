@@ -243,7 +243,7 @@ fn tools_see_only_the_allowed_environment_and_exit_codes_are_reported() {
     let portal = Portal::start(
         &[],
         &[
-            ("OCHOPOD_ZK", "127.0.0.1:1"),
+            ("OCHOPOD_ZK", support::refusing_addr()),
             ("OCHO_ZK_PUBLIC", "zk.example:2181"),
             ("SECRET_THING", "x"),
         ],

@@ -128,6 +128,29 @@ pub fn free_loopback(addresses: usize, ports: usize) -> Loopback {
     panic!("no {addresses} loopback addresses with {ports} free ports in common");
 }
 
+/// `127.0.0.1:PORT` where nothing listens, for tests that need a connection refused (a
+/// ZooKeeper or API server that is not there). The port is held by a socket that is bound but
+/// never listens, kept for the life of the test binary: a connection gets a reset at once, and
+/// no other process of a shared machine can start listening there meanwhile (a fixed "unused"
+/// port such as 9 or 1 may be served by something else).
+pub fn refusing_addr() -> &'static str {
+    use nix::sys::socket::{
+        AddressFamily, SockFlag, SockType, SockaddrIn, bind, getsockname, socket,
+    };
+    static HELD: std::sync::OnceLock<(std::os::fd::OwnedFd, String)> = std::sync::OnceLock::new();
+    &HELD
+        .get_or_init(|| {
+            let fd = socket(AddressFamily::Inet, SockType::Stream, SockFlag::SOCK_CLOEXEC, None)
+                .expect("a TCP socket");
+            bind(std::os::fd::AsRawFd::as_raw_fd(&fd), &SockaddrIn::new(127, 0, 0, 1, 0))
+                .expect("bind an ephemeral port");
+            let local: SockaddrIn =
+                getsockname(std::os::fd::AsRawFd::as_raw_fd(&fd)).expect("its address");
+            (fd, format!("127.0.0.1:{}", local.port()))
+        })
+        .1
+}
+
 /// Resident memory of a process in KiB, from /proc/PID/status: `rss` (VmRSS) = `anon` (its own
 /// private memory) + `file` (mapped file pages, mostly the static binary's code: clean, shared by
 /// every `ocho` process and reclaimable) + shmem. Zeros when the process is gone.
