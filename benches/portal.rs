@@ -124,25 +124,7 @@ fn shell_status(addr: &str, raw: &str) -> u16 {
 fn main() {
     let tmp = std::env::temp_dir().join(format!("ocho-bench-{}", std::process::id()));
     std::fs::create_dir_all(&tmp).unwrap();
-    let mut portal = support::ocho()
-        .args(["portal", "--bind", "127.0.0.1:0"])
-        .env("TMPDIR", &tmp)
-        .env_remove("OCHO_TOKEN")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut log = BufReader::new(portal.stderr.take().unwrap());
-    let addr = loop {
-        let mut line = String::new();
-        assert!(log.read_line(&mut line).unwrap() > 0, "portal exited");
-        if let Some(addr) = line.trim().strip_prefix("listening on ") {
-            break addr.to_string();
-        }
-    };
-    // The access log must keep flowing or the portal would block on a full pipe.
-    std::thread::spawn(move || std::io::copy(&mut log, &mut std::io::sink()));
+    let (mut portal, addr) = start_portal(&tmp, &[], None);
     let pid = portal.id();
 
     for _ in 0..20 {
@@ -235,18 +217,21 @@ fn main() {
     let _ = std::fs::remove_dir_all(&tmp);
 }
 
-/// Starts `ocho portal` on a free loopback port with `extra`; returns it and its address.
-fn start_portal(tmp: &std::path::Path, extra: &[&str]) -> (std::process::Child, String) {
-    let mut portal = support::ocho()
-        .args(["portal", "--bind", "127.0.0.1:0"])
-        .args(extra)
-        .env("TMPDIR", tmp)
-        .env("OCHO_TOKEN", "bench-token")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+/// Starts `ocho portal` on a free loopback port with `extra` and `token` (none: an open
+/// portal); returns it and its address. Its access log is drained so that it never blocks.
+fn start_portal(
+    tmp: &std::path::Path,
+    extra: &[&str],
+    token: Option<&str>,
+) -> (std::process::Child, String) {
+    let mut cmd = support::ocho();
+    cmd.args(["portal", "--bind", "127.0.0.1:0"]).args(extra).env("TMPDIR", tmp);
+    match token {
+        Some(token) => cmd.env("OCHO_TOKEN", token),
+        None => cmd.env_remove("OCHO_TOKEN"),
+    };
+    let mut portal =
+        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
     let mut log = BufReader::new(portal.stderr.take().unwrap());
     let addr = loop {
         let mut line = String::new();
@@ -302,14 +287,15 @@ fn overheads(tmp: &std::path::Path) {
         conn.set_nodelay(true).unwrap();
         assert_eq!(shell_over(&mut conn, addr, "args x"), 0);
     };
-    let (mut base, addr) = start_portal(tmp, &[]);
+    let (mut base, addr) = start_portal(tmp, &[], Some("bench-token"));
     (0..20).for_each(|_| plain(&addr));
     let (b50, b99) = timed(N, || plain(&addr));
     let _ = base.kill();
     let _ = base.wait();
 
     let journal = tmp.join("bench-audit.jsonl");
-    let (mut audited, addr) = start_portal(tmp, &["--audit", journal.to_str().unwrap()]);
+    let (mut audited, addr) =
+        start_portal(tmp, &["--audit", journal.to_str().unwrap()], Some("bench-token"));
     (0..20).for_each(|_| plain(&addr));
     let (a50, a99) = timed(N, || plain(&addr));
     let _ = audited.kill();
@@ -340,6 +326,7 @@ fn overheads(tmp: &std::path::Path) {
     let (mut tls, addr) = start_portal(
         tmp,
         &["--tls-cert", cert_path.to_str().unwrap(), "--tls-key", key_path.to_str().unwrap()],
+        Some("bench-token"),
     );
     let secure = |addr: &str| {
         let tcp = TcpStream::connect(addr).unwrap();
