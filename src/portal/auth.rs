@@ -83,6 +83,19 @@ pub fn v2_message(time: &str, nonce: &str, line: &str, uploads: &[(String, Strin
     message
 }
 
+/// The secret an `Authorization` value carries: a Bearer token, or a Basic password (what a
+/// browser sends for the web terminal); `None` for other schemes.
+fn authorization_secret(value: &str) -> Option<Vec<u8>> {
+    let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
+    if scheme.eq_ignore_ascii_case("bearer") {
+        Some(rest.trim().as_bytes().to_vec())
+    } else if scheme.eq_ignore_ascii_case("basic") {
+        basic_password(rest.trim())
+    } else {
+        None
+    }
+}
+
 impl Token {
     /// A token from its text (surrounding whitespace, such as a file's final newline, dropped).
     pub fn new(text: &str) -> Result<Token> {
@@ -100,14 +113,7 @@ impl Token {
     /// Checks the credentials of one request. `now` is the portal's clock in Unix seconds.
     pub fn check(&self, p: &Presented, legacy: bool, nonces: &Nonces, now: u64) -> Verdict {
         if let Some(value) = p.authorization.map(str::trim).filter(|v| !v.is_empty()) {
-            let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
-            let given = if scheme.eq_ignore_ascii_case("bearer") {
-                Some(rest.trim().as_bytes().to_vec())
-            } else if scheme.eq_ignore_ascii_case("basic") {
-                basic_password(rest.trim())
-            } else {
-                None
-            };
+            let given = authorization_secret(value);
             return match given {
                 Some(given) if self.equals(&given) => Verdict::Allowed,
                 _ => Verdict::Refused("credentials refused"),
@@ -212,14 +218,7 @@ impl Table {
         now: u64,
     ) -> std::result::Result<Arc<Who>, Verdict> {
         if let Some(value) = p.authorization.map(str::trim).filter(|v| !v.is_empty()) {
-            let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
-            let given = if scheme.eq_ignore_ascii_case("bearer") {
-                Some(rest.trim().as_bytes().to_vec())
-            } else if scheme.eq_ignore_ascii_case("basic") {
-                basic_password(rest.trim())
-            } else {
-                None
-            };
+            let given = authorization_secret(value);
             let Some(given) = given else { return Err(Verdict::Refused("credentials refused")) };
             let digest = ring::digest::digest(&ring::digest::SHA256, &given);
             // Every entry is compared (constant time each), whichever matches.
