@@ -246,7 +246,8 @@ impl Journal {
     note = "Records are JSON lines: seq, time, who (the token's name), peer, tool, argv, uploads (name, sha256), status (HTTP), code, killed, ms and prev (the SHA-256 of the previous record's line). --verify reads every file of the journal (PATH.<seq> rotated ones, then PATH) and checks the chain and the head file PATH.head. Exit 0 when intact, 1 naming the first record edited, removed, reordered or missing from the end, 2 on a usage error."
 )]
 pub struct Args {
-    /// the journal (default $OCHO_AUDIT: the portal's, when run through it)
+    /// the journal (default $OCHO_AUDIT: the portal's own, the only one it may read when run
+    /// through the portal)
     #[argh(option)]
     pub audit: Option<PathBuf>,
     /// records to show, newest last (default 20)
@@ -261,6 +262,14 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
+    // Run for a client of the portal (confined to its request), the journal is the portal's
+    // own ($OCHO_AUDIT, set by the portal): a path from the client would read the proxy's files.
+    if let (Some(path), Some(_)) = (&args.audit, std::env::var_os(crate::confine::ENV)) {
+        return Err(Error::Usage(format!(
+            "journal {:?} refused: through the portal, audit reads only the portal's own journal",
+            path.display().to_string()
+        )));
+    }
     let path = args
         .audit
         .clone()

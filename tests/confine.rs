@@ -95,6 +95,7 @@ fn through_the_portal_argument_files_outside_the_request_are_refused_unopened() 
         lines.push((format!("deploy --dry-run '{path}'"), "definition"));
         lines.push((format!("deploy --dry-run -o '{path}' web.yml"), "override file (-o)"));
         lines.push((format!("ping '{path}' web --force"), "payload"));
+        lines.push((format!("audit --audit '{path}'"), "journal"));
     }
     let glob_dir = outside.dir.path().display().to_string();
     lines.push((format!("deploy --dry-run '{glob_dir}/*.yml'"), "definition glob"));
