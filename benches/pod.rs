@@ -1,8 +1,10 @@
 //! `cargo bench --bench pod`: numbers for the Ochopod agent against a real ZooKeeper. Prints, never
 //! asserts: idle RSS of the agent, start → registered, and how long a 5-pod cluster takes to be
 //! configured after its last pod registered (damper 0), and how long after the leader's own
-//! "configured" log timestamp `ocho wait` returns. `OCHO_BIN=path` runs another build of
-//! the agent (the static musl binary) under the same harness.
+//! "configured" log timestamp `ocho wait` returns, and `ls` of a 3-pod cluster of real agents
+//! through `ocho portal` (the headline figure: ZooKeeper behind a portal re-exec) against the
+//! same `ocho ls` run directly. `make bench` sets `OCHO_BIN` to the static musl binary, which
+//! then plays every part.
 #![allow(clippy::unwrap_used)]
 
 #[path = "../tests/support/mod.rs"]
@@ -93,8 +95,9 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 fn main() {
     let zk = support::ZooKeeper::start();
-    // Two loopback addresses whose control port is free now (the agents bind ip:port).
-    let spot = support::free_loopback(2, 1);
+    // Loopback addresses whose control port is free now (the agents bind ip:port): one for
+    // the single pods, one for `wait`, five for the 5-pod cluster, three for `ls`.
+    let spot = support::free_loopback(10, 1);
     let port = spot.ports[0];
 
     // Start → registered, and idle RSS of a configured single-pod cluster.
@@ -120,14 +123,7 @@ fn main() {
     let mut configured = Vec::new();
     for round in 0..3 {
         let mut agents: Vec<Agent> = (0..5)
-            .map(|i| {
-                Agent::start(
-                    &zk.addr,
-                    &format!("five{round}"),
-                    &format!("127.0.0.{}", 80 + i),
-                    port,
-                )
-            })
+            .map(|i| Agent::start(&zk.addr, &format!("five{round}"), &spot.ips[2 + i], port))
             .collect();
         let last = agents.iter_mut().map(|a| a.when("registered as")).max().unwrap();
         let done = agents
@@ -187,6 +183,84 @@ fn main() {
         "wait: returned after the leader's configured timestamp, median of 5: {:.0} ms, max {max:.0} ms (target < 100 ms)",
         median(lags)
     );
+
+    ls_through_the_portal(&zk.addr, &spot.ips[7..10], port);
+}
+
+/// `ls` of a configured 3-pod cluster of real agents: through an open `ocho portal` on a free
+/// loopback port (one HTTP request, one re-exec, one ZooKeeper session per call), and run
+/// directly, 200 sequential calls each.
+fn ls_through_the_portal(zk: &str, ips: &[String], port: u16) {
+    use std::io::{Read, Write};
+    const CALLS: usize = 200;
+    let mut agents: Vec<Agent> = ips.iter().map(|ip| Agent::start(zk, "three", ip, port)).collect();
+    for agent in &mut agents {
+        agent.when("registered as");
+    }
+    agents.iter_mut().find_map(|a| {
+        a.when("lifecycle: started");
+        a.seen.iter().any(|(_, l)| l.contains("leader of")).then(|| a.when("configured 3 pods"))
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let mut portal = support::ocho()
+        .args(["portal", "--bind", "127.0.0.1:0"])
+        .env("OCHOPOD_ZK", zk)
+        .env("TMPDIR", dir.path())
+        .env_remove("OCHO_TOKEN")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut log = BufReader::new(portal.stderr.take().unwrap());
+    let addr = loop {
+        let mut line = String::new();
+        assert!(log.read_line(&mut line).unwrap() > 0, "portal exited");
+        if let Some(addr) = line.trim().strip_prefix("listening on ") {
+            break addr.to_string();
+        }
+    };
+    std::thread::spawn(move || std::io::copy(&mut log, &mut std::io::sink()));
+    let through = || {
+        let mut conn = std::net::TcpStream::connect(&addr).unwrap();
+        conn.set_nodelay(true).unwrap();
+        write!(
+            conn,
+            "POST /shell HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nX-Shell: ls -j three.bench\r\nContent-Length: 0\r\n\r\n"
+        )
+        .unwrap();
+        let mut raw = String::new();
+        conn.read_to_string(&mut raw).unwrap();
+        let body = &raw[raw.find("\r\n\r\n").unwrap() + 4..];
+        let reply: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(reply["code"], 0, "{reply}");
+        assert!(reply["out"].as_str().unwrap().contains("three"), "{reply}");
+    };
+    let direct = || {
+        let out = support::ocho().args(["ls", "-j", "--zk", zk, "three.bench"]).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    };
+    let timed = |once: &dyn Fn()| {
+        (0..10).for_each(|_| once());
+        let mut ms: Vec<f64> = (0..CALLS)
+            .map(|_| {
+                let t0 = Instant::now();
+                once();
+                t0.elapsed().as_secs_f64() * 1e3
+            })
+            .collect();
+        ms.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        (ms[CALLS / 2], ms[CALLS * 99 / 100])
+    };
+    let (d50, d99) = timed(&direct);
+    let (p50, p99) = timed(&through);
+    println!(
+        "ls, 3 real agents, {CALLS} sequential calls: direct p50 {d50:.2} ms p99 {d99:.2} ms; \
+         through the portal p50 {p50:.2} ms p99 {p99:.2} ms (goal <= 10 ms p50)"
+    );
+    let _ = portal.kill();
+    let _ = portal.wait();
+    drop(agents);
 }
 
 /// Milliseconds since midnight UTC of a `/log` line (`YYYY-MM-DD HH:MM:SS,mmm - …`).
