@@ -1,8 +1,9 @@
 //! `ocho cli`: the operator's client. Posts tool lines to a portal (`POST /shell`, `X-Shell`)
 //! over plain HTTP with our own client (no curl, no shell: docs/architecture.md §7.2), uploads the
-//! local files a line names (under their base names), prints the NDJSON stream as it arrives and
-//! exits with the tool's exit code. Without a tool line it runs a REPL (`exit` or Ctrl-D to leave,
-//! `history`, `!!`, `!N`, a line editor with ↑/↓ history on a terminal: editor.rs).
+//! local files a line names (under their base names; globs in file arguments expanded here:
+//! glob.rs), prints the NDJSON stream as it arrives and exits with the tool's exit code. Without
+//! a tool line it runs a REPL (`exit` or Ctrl-D to leave, `history`, `!!`, `!N`, a line editor
+//! with ↑/↓ history and Tab completion on a terminal: editor.rs; Ctrl-C cancels: cancel.rs).
 
 mod cancel;
 mod editor;
@@ -38,8 +39,20 @@ const LONGEST: f64 = 3600.0;
             host:port, http://host:port or https://host:port (default port 9000; the certificate \
             is checked against --ca or $OCHOPOD_CA, else the system's roots). $OCHOPOD_TOKEN is sent as a \
             Bearer token. Arguments after the tool word that name local files are uploaded \
-            under their base names. `whoami` (one-shot or in the REPL) prints the token's name, role \
-            and scope as the portal sees them."
+            under their base names. A glob (`*`, `?`, `[…]`) in a file argument (deploy's FILEs \
+            and --overrides, ping's payload, exec's --upload; `/tools` marks them) is expanded \
+            here and every match uploaded; one that matches nothing is an error and nothing is \
+            sent. Cluster globs (`grep web*`) reach the tool as typed. `whoami` (one-shot or in \
+            the REPL) prints the token's name, role and scope as the portal sees them.\n\n\
+            REPL keys: Tab completes tool names, options and file paths (from the portal's \
+            /tools); Ctrl-C cancels the running tool (the portal kills it) and returns to the \
+            prompt, drops the line being typed, and at an empty prompt says how to leave: a \
+            second Ctrl-C then leaves, as do Ctrl-D and `exit`. ↑/↓ history, `history`, `!!`, \
+            `!N`, Ctrl-L clears the screen; a failed line is followed by `(exit N)`.\n\n\
+            Examples:\n\
+            \x20 ocho cli 127.0.0.1:9000                     (the REPL)\n\
+            \x20 ocho cli 127.0.0.1:9000 deploy '*.yml' --wait\n\
+            \x20 OCHOPOD_PROXY=https://proxy:9000 ocho cli log -f zookeeper"
 )]
 pub struct Args {
     /// the proxy, overriding $OCHOPOD_PROXY and the first word
