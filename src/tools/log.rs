@@ -293,3 +293,31 @@ fn follow_kubernetes(
     }
     Ok(if failed.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::new_lines;
+
+    fn v(lines: &[&str]) -> Vec<String> {
+        lines.iter().map(|l| l.to_string()).collect()
+    }
+
+    #[test]
+    fn new_lines_are_those_after_the_overlap() {
+        let show = |old: &[&str], new: &[&str]| {
+            let (new, old) = (v(new), v(old));
+            let (fresh, gap) = new_lines(&old, &new);
+            (fresh.to_vec(), gap)
+        };
+        assert_eq!(show(&["a", "b"], &["a", "b", "c"]), (v(&["c"]), false));
+        assert_eq!(show(&["a", "b"], &["a", "b"]), (v(&[]), false));
+        // The ring dropped its first line as it gained one.
+        assert_eq!(show(&["a", "b", "c"], &["b", "c", "d"]), (v(&["d"]), false));
+        // Repeated lines are counted as a run.
+        assert_eq!(show(&["x", "a", "a"], &["a", "a", "a"]), (v(&["a"]), false));
+        assert_eq!(show(&["a", "a"], &["a", "a", "a"]), (v(&["a"]), false));
+        // No overlap: everything is new, and lines may be missing.
+        assert_eq!(show(&["a", "b"], &["c", "d"]), (v(&["c", "d"]), true));
+        assert_eq!(show(&[], &["a"]), (v(&["a"]), false));
+    }
+}
