@@ -5,22 +5,39 @@ STATIC := target/$(TARGET)/release/$(BIN)
 # ring's build script needs a musl C compiler (docs/platform.md §2).
 export CC_x86_64_unknown_linux_musl ?= musl-gcc
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-# Debian packages the build, the tests and the image need.
-PACKAGES := musl-tools zookeeper openjdk-17-jdk-headless util-linux file curl unzip jq umoci runc chromium buildah
+# Debian packages: what `make run` needs (ZooKeeper, a JVM, unshare), and what the static
+# build, the tests and the images need besides.
+RUN_PACKAGES  := zookeeper openjdk-17-jdk-headless util-linux
+TEST_PACKAGES := musl-tools file curl unzip jq umoci runc chromium buildah
+PACKAGES      := $(RUN_PACKAGES) $(TEST_PACKAGES)
+
+# `make run` / `make demo` addresses: the portal's and ZooKeeper's (host:port).
+PORTAL ?= 127.0.0.1:9000
+ZK     ?= 127.0.0.1:2181
+ZK_HOST = $(firstword $(subst :, ,$(ZK)))
+ZK_PORT = $(lastword $(subst :, ,$(ZK)))
 
 IMAGE_DIR := target/image
 IMAGE     ?= ocho:latest
 
-.PHONY: deps build static check test bench run clean-run rootfs image image-oci image-test image-agent-oci image-buildah-test
+.PHONY: deps run-deps build static check test bench run demo clean-run rootfs image image-oci image-test image-agent-oci image-buildah-test
 
-deps:        ## system packages and the musl target (idempotent)
-	@missing=$$(for p in $(PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+# Installs the Debian packages of $(1) that are missing (idempotent).
+define install
+	@missing=$$(for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:" $$missing; \
 	  $(SUDO) apt-get update -q && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends $$missing; \
 	fi
+endef
+
+deps:        ## every system package (run, build, tests, images) and the musl target (idempotent)
+	$(call install,$(PACKAGES))
 	@rustup target list --installed | grep -qx $(TARGET) || rustup target add $(TARGET)
+
+run-deps:    ## only what `make run` needs: ZooKeeper, a JVM, unshare
+	$(call install,$(RUN_PACKAGES))
 
 build:
 	cargo build --locked
@@ -64,11 +81,19 @@ image-buildah-test: deps rootfs  ## image/Dockerfile built by buildah (daemonles
 	buildah --storage-driver vfs push -q $(IMAGE) oci:$(IMAGE_DIR)/buildah/oci:latest
 	image/test.sh $(IMAGE_DIR)/buildah
 
-run: deps build  ## a local proxy: ocho init as PID 1 of a private PID namespace, data in ./.run
+run: run-deps build  ## a local proxy (PORTAL=host:port ZK=host:port): ocho init as PID 1 of a private PID namespace, data in ./.run
 	mkdir -p .run/zk
+	@echo "starting the proxy: portal on $(PORTAL), ZooKeeper on $(ZK) (Ctrl-C stops it)"
+	@echo "next, from another terminal:"
+	@echo "  make demo PORTAL=$(PORTAL) ZK=$(ZK)     three local pods to look at"
+	@echo "  target/debug/$(BIN) cli $(PORTAL)           the REPL ('help' lists the tools)"
+	@echo "  or a browser at http://$(PORTAL)/"
 	unshare --user --map-root-user --pid --fork --mount-proc --kill-child \
-	    target/debug/$(BIN) init --zk-data $(CURDIR)/.run/zk --zk-bind 127.0.0.1 \
-	    --portal-bind 127.0.0.1:9000
+	    target/debug/$(BIN) init --zk-data $(CURDIR)/.run/zk --zk-bind $(ZK_HOST) \
+	    --zk-port $(ZK_PORT) --portal-bind $(PORTAL)
+
+demo: build  ## three local agents in cluster default.demo, against the proxy of `make run` (same PORTAL= ZK=)
+	OCHO=target/debug/$(BIN) ZK=$(ZK) PORTAL=$(PORTAL) demo/run.sh
 
 clean-run:
 	rm -rf .run

@@ -161,6 +161,18 @@ pub fn is_tool(name: &str) -> bool {
     REACH.iter().any(|&(m, reach)| m == name && reach == Reach::Tool)
 }
 
+/// The arguments that name files of the operator's, as `(tool, argument)`: a positional by its
+/// field name, an option by its long name without `--`. `ocho cli` uploads them and expands
+/// globs in them on the operator's machine (`/tools` marks them `"file": true`); every other
+/// argument, a cluster glob included, reaches the tool as typed.
+pub const FILE_ARGUMENTS: &[(&str, &str)] =
+    &[("deploy", "files"), ("deploy", "overrides"), ("ping", "payload"), ("exec", "upload")];
+
+/// True when argument `arg` of `tool` names a file (see [`FILE_ARGUMENTS`]).
+pub fn takes_file(tool: &str, arg: &str) -> bool {
+    FILE_ARGUMENTS.contains(&(tool, arg))
+}
+
 /// kubectl's spelling `deploy --dry-run=server|client`, which argh cannot parse (it takes no
 /// `--flag=value`): `server` becomes `--server-dry-run`, `client` the plain `--dry-run`.
 fn kubectl_spellings<'a>(words: &[&'a str]) -> Vec<&'a str> {
@@ -336,5 +348,25 @@ mod tests {
         assert_eq!(mode.reach(), Reach::Local);
         let Parsed::Run(mode) = parse_words(&["ls"]) else { panic!("ls parses") };
         assert_eq!(mode.reach(), Reach::Tool);
+    }
+
+    #[test]
+    fn every_file_argument_is_an_argument_of_its_tool() {
+        let listing = crate::portal::tools_json(None);
+        for (tool, arg) in FILE_ARGUMENTS {
+            let entry = listing["tools"].as_array().unwrap().iter().find(|t| t["name"] == *tool);
+            let entry = entry.unwrap_or_else(|| panic!("{tool} is no tool"));
+            let marked: Vec<&serde_json::Value> = entry["positionals"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .chain(entry["options"].as_array().unwrap())
+                .filter(|a| a["file"] == true)
+                .collect();
+            let named = |a: &&&serde_json::Value| {
+                a["name"] == *arg || a["long"] == format!("--{arg}").as_str()
+            };
+            assert!(marked.iter().any(|a| named(&a)), "{tool} has no file argument {arg}");
+        }
     }
 }

@@ -126,10 +126,22 @@ impl<'a> Request<'a> {
     /// [`Request::open`], over TLS with `tls` when given (the server's name is the host of
     /// `addr`, its certificate checked against the configuration's roots).
     pub fn open_tls(&self, tls: Option<&TlsConfig>) -> Result<(Head, Body), HttpError> {
+        self.open_watched(tls, |_| {})
+    }
+
+    /// [`Request::open_tls`], handing the socket to `connected` as soon as it is connected,
+    /// for a caller that must be able to cut the request short from elsewhere (`ocho cli`'s
+    /// Ctrl-C shuts the socket down from a signal handler).
+    pub fn open_watched(
+        &self,
+        tls: Option<&TlsConfig>,
+        connected: impl FnOnce(&TcpStream),
+    ) -> Result<(Head, Body), HttpError> {
         let deadline = Instant::now() + self.timeout;
         let target = resolve(self.addr)?;
         let stream = TcpStream::connect_timeout(&target, self.timeout.min(MAX_CONNECT))
             .map_err(HttpError::from_io)?;
+        connected(&stream);
         let tls = match tls {
             Some(config) => {
                 let host = host_of(self.addr);

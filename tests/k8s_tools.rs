@@ -633,9 +633,29 @@ fn end_to_end_with_real_agents_deploy_grep_scale_bump_kill() {
         rcs[0].spec.clone().unwrap().template.unwrap().spec.unwrap().containers[0].image.clone();
     assert_eq!(image.as_deref(), Some("ocho:2.0"));
 
+    // log --k8s -f: each container's stream (follow=true), prefixed with its pod, until the
+    // containers end (kill, below).
+    let mut follow = support::ocho();
+    follow
+        .args(["log", "--k8s", "-f", "default.web", "-n", "1", zk_args[0], zk_args[1]])
+        .env("KUBECONFIG", kube.kubeconfig())
+        .env_remove("OCHO_ZK_PUBLIC");
+    let mut follow = support::Proc::spawn("log --k8s -f", follow);
+    follow.wait_for_nth("a line of each of the 3 pods", 3, support::DEADLINE, |l| {
+        l.starts_with("[default.web #")
+    });
+
     let (code, out, err) =
         ocho(&kube, dir.path(), &["kill", "default.web", "--force", "-j", zk_args[0], zk_args[1]]);
     assert_eq!(code, 0, "kill: {out}{err}");
+    let ended = follow.expect_exit(support::DEADLINE);
+    let prefixed: std::collections::BTreeSet<String> = follow
+        .lines()
+        .iter()
+        .filter_map(|l| l.strip_prefix("[default.web #")?.split(']').next().map(String::from))
+        .collect();
+    assert_eq!(prefixed.len(), 3, "{}", follow.tail());
+    assert!(ended.success() || ended.code() == Some(1), "{ended:?}: {}", follow.tail());
     let reply: Value = serde_json::from_str(&out).unwrap();
     // Registrations of the pods bump removed may linger until their ZooKeeper sessions expire;
     // the three live pods at least were killed gracefully, and only the live RC was deleted.

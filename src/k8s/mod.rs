@@ -7,6 +7,7 @@
 //! account. Basic auth and disabled certificate checks are refused, whatever the kubeconfig says:
 //! the original sent an admin password with every request and verified nothing.
 
+mod follow;
 pub mod objects;
 pub mod ops;
 
@@ -45,6 +46,16 @@ impl Kube {
     /// Loads the configuration as described in the module docs and builds a client. Nothing is
     /// sent to the server yet.
     pub fn connect(access: &Access) -> Result<Kube> {
+        Kube::connect_with(access, Some(READ_TIMEOUT))
+    }
+
+    /// [`Kube::connect`] without the read timeout, for streams that may stay silent for long
+    /// (a followed log of a quiet container).
+    pub fn connect_streaming(access: &Access) -> Result<Kube> {
+        Kube::connect_with(access, None)
+    }
+
+    fn connect_with(access: &Access, read_timeout: Option<Duration>) -> Result<Kube> {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -65,7 +76,7 @@ impl Kube {
             ));
         }
         config.connect_timeout = Some(CONNECT_TIMEOUT);
-        config.read_timeout = Some(READ_TIMEOUT);
+        config.read_timeout = read_timeout;
         config.reset_reader_on_write = true;
         if let Some(ns) = &access.k8s_namespace {
             crate::definition::check_dns_label("--k8s-namespace", ns)

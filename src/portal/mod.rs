@@ -13,6 +13,9 @@ pub mod upload;
 mod web;
 pub(crate) mod words;
 
+/// `/tools`' listing, also `ocho cli`'s own when a portal does not answer it.
+pub use routes::tools_json;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;

@@ -363,8 +363,9 @@ pub fn tools_json(role: Option<Role>) -> serde_json::Value {
                         argh::FlagInfoKind::Switch => None,
                         argh::FlagInfoKind::Option { arg_name } => Some(arg_name),
                     };
+                    let file = cli::takes_file(c.name, f.long.trim_start_matches("--"));
                     json!({"long": f.long, "short": f.short.map(String::from),
-                        "value": value, "help": f.description,
+                        "value": value, "help": f.description, "file": file,
                         "optionality": format!("{:?}", f.optionality).to_lowercase()})
                 })
                 .collect();
@@ -374,6 +375,7 @@ pub fn tools_json(role: Option<Role>) -> serde_json::Value {
                 .filter(|p| !p.hidden)
                 .map(|p| {
                     json!({"name": p.name, "help": p.description,
+                    "file": cli::takes_file(c.name, p.name),
                     "optionality": format!("{:?}", p.optionality).to_lowercase()})
                 })
                 .collect();

@@ -1,6 +1,7 @@
 //! The REPL's line editor: on a terminal, raw mode with ←/→, Home/End (also Ctrl-A/Ctrl-E),
-//! Backspace/Delete, Ctrl-U/Ctrl-K, ↑/↓ through the history, Ctrl-C to drop the line and
-//! Ctrl-D on an empty line to leave; the terminal's mode is restored before every tool runs.
+//! Backspace/Delete, Ctrl-U/Ctrl-K, ↑/↓ through the history, Ctrl-C to drop the line (twice on
+//! an empty line to leave), Ctrl-D on an empty line to leave, Ctrl-L to clear the screen; the
+//! terminal's mode is restored before every tool runs (Ctrl-C then cancels it: cancel.rs).
 //! On a terminal, history persists in `~/.ocho_cli_history` (the last [`KEEP`] lines). Without
 //! a terminal (a pipe, a file) lines are read plainly and history stays in memory.
 
@@ -122,8 +123,8 @@ impl Editor {
         self.trim();
     }
 
-    /// Reads one line, showing `prompt` on a terminal.
-    pub fn read_line(&mut self, prompt: &str) -> io::Result<Input> {
+    /// Reads one line, showing `prompt` on a terminal; Tab asks `complete` (see [`Complete`]).
+    pub fn read_line(&mut self, prompt: &str, complete: Complete) -> io::Result<Input> {
         if !self.tty {
             let mut line = String::new();
             return Ok(match io::stdin().lock().read_line(&mut line)? {
@@ -132,16 +133,24 @@ impl Editor {
             });
         }
         let _raw = Raw::enter()?;
-        self.edit(prompt, &mut io::stdin().lock(), &mut io::stderr())
+        self.edit(prompt, complete, &mut io::stdin().lock(), &mut io::stderr())
     }
 
     /// The editing loop over raw key bytes.
-    fn edit(&self, prompt: &str, keys: &mut impl Read, out: &mut impl Write) -> io::Result<Input> {
+    fn edit(
+        &self,
+        prompt: &str,
+        complete: Complete,
+        keys: &mut impl Read,
+        out: &mut impl Write,
+    ) -> io::Result<Input> {
         let mut line: Vec<char> = Vec::new();
         let mut cursor = 0;
         // Position in the history while browsing; `history.len()` is the line being typed.
         let mut browse = self.history.len();
         let mut typed: Vec<char> = Vec::new();
+        // The last key was a Ctrl-C on an empty line.
+        let mut hinted = false;
         let redraw = |out: &mut dyn Write, line: &[char], cursor: usize| -> io::Result<()> {
             let text: String = line.iter().collect();
             write!(out, "\r{prompt}{text}\x1b[K")?;
@@ -155,6 +164,7 @@ impl Editor {
             let Some(byte) = next_byte(keys)? else {
                 return Ok(Input::Eof);
             };
+            hinted &= byte == 0x03;
             match byte {
                 b'\r' | b'\n' => {
                     writeln!(out)?;
@@ -167,11 +177,23 @@ impl Editor {
                 0x04 if cursor < line.len() => {
                     line.remove(cursor);
                 }
+                // Ctrl-C drops the line (as bash); on an empty line it says how to leave, and
+                // a second one right after leaves (as node's REPL).
+                0x03 if line.is_empty() && hinted => {
+                    writeln!(out, "^C")?;
+                    return Ok(Input::Eof);
+                }
                 0x03 => {
                     writeln!(out, "^C")?;
+                    if line.is_empty() {
+                        writeln!(out, "(to leave, press Ctrl-C again, Ctrl-D, or type exit)")?;
+                        hinted = true;
+                    }
                     line.clear();
                     cursor = 0;
                     browse = self.history.len();
+                    redraw(out, &line, cursor)?;
+                    continue;
                 }
                 0x7f | 0x08 if cursor > 0 => {
                     cursor -= 1;
@@ -184,6 +206,30 @@ impl Editor {
                     cursor = 0;
                 }
                 0x0b => line.truncate(cursor),
+                b'\t' => {
+                    let start = line[..cursor].iter().rposition(|c| *c == ' ').map_or(0, |i| i + 1);
+                    let partial: String = line[start..cursor].iter().collect();
+                    let before: String = line[..cursor].iter().collect();
+                    let found: Vec<String> =
+                        complete(&before).into_iter().filter(|c| c.starts_with(&partial)).collect();
+                    let mut insert: Vec<char> =
+                        common_prefix(&found).chars().skip(partial.chars().count()).collect();
+                    if let [only] = &found[..] {
+                        // A whole word: the next one may start (a directory goes on instead).
+                        if !only.ends_with('/') {
+                            insert.push(' ');
+                        }
+                    } else if insert.is_empty() && found.len() > 1 {
+                        writeln!(out)?;
+                        for row in columns(&found, 80) {
+                            writeln!(out, "{row}")?;
+                        }
+                    }
+                    for c in insert {
+                        line.insert(cursor, c);
+                        cursor += 1;
+                    }
+                }
                 // Ctrl-L: clear the screen, the line being typed stays (redrawn below).
                 0x0c => write!(out, "\x1b[H\x1b[2J")?,
                 0x1b => {
@@ -237,6 +283,36 @@ impl Editor {
     }
 }
 
+/// Tab completion: given the line up to the cursor, the candidates for the word that ends
+/// there (whole words; those that do not start with what is typed are ignored). One candidate
+/// is taken with a space after it (none after a directory's `/`); several are completed as far
+/// as they agree, and listed when that adds nothing.
+pub type Complete<'a> = &'a dyn Fn(&str) -> Vec<String>;
+
+/// The longest prefix every word shares (empty for none).
+fn common_prefix(words: &[String]) -> String {
+    let Some(first) = words.first() else { return String::new() };
+    let mut prefix: Vec<char> = first.chars().collect();
+    for word in &words[1..] {
+        let same = prefix.iter().zip(word.chars()).take_while(|(a, b)| **a == *b).count();
+        prefix.truncate(same);
+    }
+    prefix.into_iter().collect()
+}
+
+/// `words` in rows of columns at most `width` wide.
+fn columns(words: &[String], width: usize) -> Vec<String> {
+    let cell = words.iter().map(|w| w.chars().count()).max().unwrap_or(0) + 2;
+    let per_row = (width / cell).max(1);
+    words
+        .chunks(per_row)
+        .map(|row| {
+            let cells: Vec<String> = row.iter().map(|w| format!("{w:cell$}")).collect();
+            cells.concat().trim_end().to_string()
+        })
+        .collect()
+}
+
 fn next_byte(keys: &mut impl Read) -> io::Result<Option<u8>> {
     let mut byte = [0u8; 1];
     loop {
@@ -279,7 +355,7 @@ mod tests {
             tty: true,
         };
         let mut out = Vec::new();
-        match editor.edit("> ", &mut keys.as_bytes(), &mut out).unwrap() {
+        match editor.edit("> ", &|_| Vec::new(), &mut keys.as_bytes(), &mut out).unwrap() {
             Input::Line(line) => Some(line),
             Input::Eof => None,
         }
@@ -308,7 +384,8 @@ mod tests {
     fn ctrl_l_clears_the_screen_and_keeps_the_line() {
         let editor = Editor { history: Vec::new(), file: None, tty: true };
         let mut out = Vec::new();
-        let got = editor.edit("> ", &mut "arg\x0cs\r".as_bytes(), &mut out).unwrap();
+        let got =
+            editor.edit("> ", &|_| Vec::new(), &mut "arg\x0cs\r".as_bytes(), &mut out).unwrap();
         assert!(matches!(got, Input::Line(ref l) if l == "args"));
         let shown = String::from_utf8(out).unwrap();
         let cleared = shown.find("\x1b[H\x1b[2J").expect("the screen is cleared");
@@ -327,6 +404,9 @@ mod tests {
         assert_eq!(edit(&[], "ü é\r").as_deref(), Some("ü é"));
         assert_eq!(edit(&[], "\x04"), None);
         assert_eq!(edit(&[], "a"), None, "end of input");
+        assert_eq!(edit(&[], "\x03\x03"), None, "a second Ctrl-C on an empty line leaves");
+        assert_eq!(edit(&[], "x\x03\x03ok\r").as_deref(), Some("ok"), "the first dropped x");
+        assert_eq!(edit(&[], "\x03a\x7f\x03ok\r").as_deref(), Some("ok"), "not in a row");
     }
 
     #[test]
@@ -336,5 +416,31 @@ mod tests {
         assert_eq!(edit(&history, "\x1b[A\x1b[A\x1b[A\r").as_deref(), Some("first"));
         assert_eq!(edit(&history, "new\x1b[A\x1b[B\r").as_deref(), Some("new"));
         assert_eq!(edit(&history, "\x1b[A!\r").as_deref(), Some("second!"));
+    }
+
+    #[test]
+    fn tab_completes_a_single_candidate_the_common_part_or_lists_them() {
+        let editor = Editor { history: Vec::new(), file: None, tty: true };
+        let words = |before: &str| -> Vec<String> {
+            match before.split(' ').count() {
+                1 => ["grep", "info", "kill", "ls", "log"].map(String::from).to_vec(),
+                _ => ["--json", "--jump", "--force"].map(String::from).to_vec(),
+            }
+        };
+        let run = |keys: &str| {
+            let mut out = Vec::new();
+            let got = editor.edit("> ", &words, &mut keys.as_bytes(), &mut out).unwrap();
+            let Input::Line(line) = got else { panic!("no line") };
+            (line, String::from_utf8(out).unwrap())
+        };
+        assert_eq!(run("gr\t\r").0, "grep ");
+        assert_eq!(run("grep --f\t\r").0, "grep --force ");
+        let (line, shown) = run("grep --j\t\r");
+        assert_eq!(line, "grep --j", "no common part beyond --j");
+        assert!(shown.contains("--json  --jump"), "listed: {shown:?}");
+        assert_eq!(run("l\t\r").0, "l", "ls and log share only l");
+        assert!(run("l\t\r").1.contains("ls   log"));
+        assert_eq!(run("x\t\r").0, "x", "nothing to complete");
+        assert_eq!(common_prefix(&["über".into(), "übel".into()]), "übe");
     }
 }

@@ -1,13 +1,16 @@
 //! `ocho cli`: the operator's client. Posts tool lines to a portal (`POST /shell`, `X-Shell`)
 //! over plain HTTP with our own client (no curl, no shell: docs/architecture.md §7.2), uploads the
-//! local files a line names (under their base names), prints the NDJSON stream as it arrives and
-//! exits with the tool's exit code. Without a tool line it runs a REPL (`exit` or Ctrl-D to leave,
-//! `history`, `!!`, `!N`, a line editor with ↑/↓ history on a terminal: editor.rs).
+//! local files a line names (under their base names; globs in file arguments expanded here:
+//! glob.rs), prints the NDJSON stream as it arrives and exits with the tool's exit code. Without
+//! a tool line it runs a REPL (`exit` or Ctrl-D to leave, `history`, `!!`, `!N`, a line editor
+//! with ↑/↓ history and Tab completion on a terminal: editor.rs; Ctrl-C cancels: cancel.rs).
 
+mod cancel;
 mod editor;
+mod glob;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -36,8 +39,20 @@ const LONGEST: f64 = 3600.0;
             host:port, http://host:port or https://host:port (default port 9000; the certificate \
             is checked against --ca or $OCHOPOD_CA, else the system's roots). $OCHOPOD_TOKEN is sent as a \
             Bearer token. Arguments after the tool word that name local files are uploaded \
-            under their base names. `whoami` (one-shot or in the REPL) prints the token's name, role \
-            and scope as the portal sees them."
+            under their base names. A glob (`*`, `?`, `[…]`) in a file argument (deploy's FILEs \
+            and --overrides, ping's payload, exec's --upload; `/tools` marks them) is expanded \
+            here and every match uploaded; one that matches nothing is an error and nothing is \
+            sent. Cluster globs (`grep web*`) reach the tool as typed. `whoami` (one-shot or in \
+            the REPL) prints the token's name, role and scope as the portal sees them.\n\n\
+            REPL keys: Tab completes tool names, options and file paths (from the portal's \
+            /tools); Ctrl-C cancels the running tool (the portal kills it) and returns to the \
+            prompt, drops the line being typed, and at an empty prompt says how to leave: a \
+            second Ctrl-C then leaves, as do Ctrl-D and `exit`. ↑/↓ history, `history`, `!!`, \
+            `!N`, Ctrl-L clears the screen; a failed line is followed by `(exit N)`.\n\n\
+            Examples:\n\
+            \x20 ocho cli 127.0.0.1:9000                     (the REPL)\n\
+            \x20 ocho cli 127.0.0.1:9000 deploy '*.yml' --wait\n\
+            \x20 OCHOPOD_PROXY=https://proxy:9000 ocho cli log -f zookeeper"
 )]
 pub struct Args {
     /// the proxy, overriding $OCHOPOD_PROXY and the first word
@@ -67,6 +82,8 @@ struct Portal {
     tls: Option<http::TlsConfig>,
     /// The "this portal checks no credentials" warning was printed.
     warned_open: std::sync::atomic::AtomicBool,
+    /// `/tools`, once fetched.
+    tools: std::sync::OnceLock<serde_json::Value>,
 }
 
 /// Parses `host`, `host:port`, `[v6]:port` or `http://host[:port][/prefix]`.
@@ -136,6 +153,32 @@ fn uploads(words: &mut [String]) -> Result<Vec<(String, PathBuf)>> {
     Ok(files.into_iter().collect())
 }
 
+/// Words the REPL answers itself.
+const REPL_WORDS: [&str; 5] = ["exit", "help", "history", "quit", "whoami"];
+
+/// Local paths starting with `partial` (a directory's with `/` after it), for Tab: hidden ones
+/// only when `partial`'s last component starts with `.`.
+fn local_paths(partial: &str) -> Vec<String> {
+    let (dir, start) = match partial.rfind('/') {
+        Some(i) => (&partial[..=i], &partial[i + 1..]),
+        None => ("", partial),
+    };
+    let listing = if dir.is_empty() { PathBuf::from(".") } else { expand_home(dir) };
+    let Ok(entries) = std::fs::read_dir(&listing) else { return Vec::new() };
+    let mut found: Vec<String> = entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            let wanted =
+                name.starts_with(start) && (!name.starts_with('.') || start.starts_with('.'));
+            let slash = if e.path().is_dir() { "/" } else { "" };
+            wanted.then(|| format!("{dir}{name}{slash}"))
+        })
+        .collect();
+    found.sort();
+    found
+}
+
 fn expand_home(word: &str) -> PathBuf {
     match (word.strip_prefix("~/"), std::env::var_os("HOME")) {
         (Some(rest), Some(home)) => Path::new(&home).join(rest),
@@ -193,7 +236,8 @@ fn percent_encode(text: &str) -> String {
 
 impl Portal {
     /// Runs one line (already split into words); returns the tool's exit code.
-    fn run(&self, mut words: Vec<String>) -> Result<u8> {
+    fn run(&self, words: Vec<String>) -> Result<u8> {
+        let mut words = self.expand_globs(words)?;
         let files = uploads(&mut words)?;
         let line = words.iter().map(|w| quote(w)).collect::<Vec<_>>().join(" ");
         let mut headers = vec![("Accept".to_string(), "application/x-ndjson".to_string())];
@@ -228,8 +272,12 @@ impl Portal {
             body: &body,
             timeout: Duration::from_secs_f64(wait),
         };
-        let ((status, head), body) =
-            request.open_tls(self.tls.as_ref()).map_err(|e| self.http_error(e))?;
+        let opened = request.open_watched(self.tls.as_ref(), cancel::arm);
+        let ((status, head), body) = opened.map_err(|e| {
+            cancel::disarm();
+            self.http_error(e)
+        })?;
+        let body = cancel::Armed(body);
         if self.token.is_some()
             && http::header(&head, "x-ocho-auth") == Some("open")
             && !self.warned_open.swap(true, std::sync::atomic::Ordering::Relaxed)
@@ -284,7 +332,7 @@ impl Portal {
     }
 
     /// Prints an NDJSON stream as it arrives; the last object carries the exit code.
-    fn stream(&self, body: http::Body) -> Result<u8> {
+    fn stream(&self, body: impl Read) -> Result<u8> {
         let stdout = std::io::stdout();
         for line in BufReader::new(body).lines() {
             let line = line.map_err(|e| self.http_error(HttpError::Io(e)))?;
@@ -315,9 +363,8 @@ impl Portal {
         )))
     }
 
-    /// Who the portal says this client is (`GET /tools`'s `who`): `name (role)`, and the scope
-    /// when the token has one.
-    fn whoami(&self) -> Result<String> {
+    /// `GET /tools`: the tools this client may run, their arguments, and `who`.
+    fn fetch_tools(&self) -> Result<serde_json::Value> {
         let mut headers = Vec::new();
         if let Some(token) = &self.token {
             headers.push(("Authorization".to_string(), format!("Bearer {token}")));
@@ -343,6 +390,78 @@ impl Portal {
                 self.addr
             )));
         }
+        let _ = self.tools.set(reply.clone());
+        Ok(reply)
+    }
+
+    /// The tools' definitions, from the portal once per session (for globs and Tab); the
+    /// client's own when the portal does not give them (an older portal, a refusal).
+    fn tools(&self) -> &serde_json::Value {
+        if self.tools.get().is_none() {
+            let fetched = self.fetch_tools().unwrap_or_else(|_| crate::portal::tools_json(None));
+            let _ = self.tools.set(fetched);
+        }
+        self.tools.get().expect("set just above")
+    }
+
+    /// Tab in the REPL: the candidates for the last word of `before` (the line up to the
+    /// cursor): a tool or REPL word first, a tool after `help`, a tool's long options after a
+    /// `-`, local paths in a file argument.
+    fn complete(&self, before: &str) -> Vec<String> {
+        let mut words: Vec<String> =
+            before.split(' ').filter(|w| !w.is_empty()).map(String::from).collect();
+        if before.is_empty() || before.ends_with(' ') {
+            words.push(String::new());
+        }
+        let listing = self.tools();
+        let tools = listing["tools"].as_array().map(Vec::as_slice).unwrap_or_default();
+        let names = tools.iter().filter_map(|t| t["name"].as_str().map(String::from));
+        let partial = words.last().cloned().unwrap_or_default();
+        if words.len() == 1 {
+            let mut all: Vec<String> = names.chain(REPL_WORDS.map(String::from)).collect();
+            all.sort();
+            return all;
+        }
+        if words.len() == 2 && words[0] == "help" {
+            return names.collect();
+        }
+        let Some(tool) = tools.iter().find(|t| t["name"] == words[0].as_str()) else {
+            return Vec::new();
+        };
+        if partial.starts_with('-') {
+            let options = tool["options"].as_array().map(Vec::as_slice).unwrap_or_default();
+            let mut longs: Vec<String> =
+                options.iter().filter_map(|o| o["long"].as_str().map(String::from)).collect();
+            longs.push("--help".into());
+            return longs;
+        }
+        match glob::file_words(tool, &words).last() {
+            Some(glob::Arg::File | glob::Arg::OptionFile) => local_paths(&partial),
+            _ => Vec::new(),
+        }
+    }
+
+    /// `words` with the globs of their file arguments expanded here (glob.rs).
+    fn expand_globs(&self, words: Vec<String>) -> Result<Vec<String>> {
+        if !words.iter().skip(1).any(|w| glob::is_glob(w) && !expand_home(w).exists()) {
+            // Nothing to expand: no need to ask the portal for its tools.
+            return Ok(words);
+        }
+        let listing = self.tools();
+        let tools = listing["tools"].as_array().map(Vec::as_slice).unwrap_or_default();
+        match tools.iter().find(|t| words.first().is_some_and(|w| t["name"] == w.as_str())) {
+            Some(tool) => {
+                let args = glob::file_words(tool, &words);
+                glob::expand(Path::new("."), words, &args)
+            }
+            None => Ok(words),
+        }
+    }
+
+    /// Who the portal says this client is (`GET /tools`'s `who`): `name (role)`, and the scope
+    /// when the token has one.
+    fn whoami(&self) -> Result<String> {
+        let reply = self.fetch_tools()?;
         let who = &reply["who"];
         let name = who["name"].as_str().unwrap_or("-");
         let mut text = match (name, who["role"].as_str()) {
@@ -404,8 +523,15 @@ pub fn run(args: Args) -> Result<ExitCode> {
         return Err(Error::Usage(format!("--timeout {t}: must be in (0, {LONGEST}] seconds")));
     }
     let token = std::env::var("OCHOPOD_TOKEN").ok().filter(|t| !t.trim().is_empty());
-    let portal =
-        Portal { addr, base, token, timeout: args.timeout, tls, warned_open: Default::default() };
+    let portal = Portal {
+        addr,
+        base,
+        token,
+        timeout: args.timeout,
+        tls,
+        warned_open: Default::default(),
+        tools: Default::default(),
+    };
     if words.len() == 1 && words[0] == "whoami" {
         println!("{}", portal.whoami()?);
         return Ok(ExitCode::SUCCESS);
@@ -429,10 +555,15 @@ fn repl(portal: &Portal) -> Result<ExitCode> {
             Err(err) => eprintln!("ocho cli: {}", crate::error::chain(&err)),
         }
     }
+    if editor.interactive() {
+        cancel::install()?;
+    }
     let prompt = if editor.interactive() { format!("{} > ", portal.addr) } else { String::new() };
     let mut last = 0u8;
     loop {
-        let line = match editor.read_line(&prompt).map_err(|e| Error::io("read", "stdin", e))? {
+        let complete = |before: &str| portal.complete(before);
+        let read = editor.read_line(&prompt, &complete);
+        let line = match read.map_err(|e| Error::io("read", "stdin", e))? {
             editor::Input::Eof => return Ok(ExitCode::from(last)),
             editor::Input::Line(line) => line.trim().to_string(),
         };
@@ -490,11 +621,20 @@ fn repl(portal: &Portal) -> Result<ExitCode> {
                 continue;
             }
         };
-        last = match portal.run(words) {
+        cancel::begin();
+        let ran = portal.run(words);
+        if cancel::cancelled() && ran.is_err() {
+            // The terminal echoed ^C where the cursor was (the start of a line): written over.
+            let back = if std::io::stderr().is_terminal() { "\r" } else { "" };
+            eprintln!("{back}^C (cancelled)");
+            last = 130;
+            continue;
+        }
+        last = match ran {
             Ok(code) => code,
             Err(err) => {
                 eprintln!("ocho cli: {}", crate::error::chain(&err));
-                1
+                err.exit_code()
             }
         };
         // As a shell shows it: a failed line says so, the session goes on.
