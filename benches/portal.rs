@@ -244,21 +244,53 @@ fn start_portal(
     (portal, addr)
 }
 
-/// One authenticated `POST /shell` over `conn`; returns the exit code.
-fn shell_over(conn: &mut dyn ReadWrite, addr: &str, line: &str) -> i64 {
+/// One authenticated `POST /shell` over `conn`; returns the exit code. With `close` the
+/// connection ends with the reply; without, it stays open for the next request.
+fn shell_over(conn: &mut dyn ReadWrite, addr: &str, line: &str, close: bool) -> i64 {
+    let connection = if close { "close" } else { "keep-alive" };
     write!(
         conn,
-        "POST /shell HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nAuthorization: Bearer bench-token\r\nX-Shell: {line}\r\nContent-Length: 0\r\n\r\n"
+        "POST /shell HTTP/1.1\r\nHost: {addr}\r\nConnection: {connection}\r\nAuthorization: Bearer bench-token\r\nX-Shell: {line}\r\nContent-Length: 0\r\n\r\n"
     )
     .unwrap();
     conn.flush().unwrap();
     let mut raw = Vec::new();
-    // A TLS peer closes with close_notify; a missing one is an error we do not care about here.
-    let _ = conn.read_to_end(&mut raw);
-    let text = String::from_utf8_lossy(&raw);
-    let body = &text[text.find("\r\n\r\n").unwrap() + 4..];
-    let reply: serde_json::Value = serde_json::from_str(body).unwrap();
+    let body = if close {
+        // A TLS peer closes with close_notify; a missing one is an error we do not care about.
+        let _ = conn.read_to_end(&mut raw);
+        let at = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+        raw.split_off(at)
+    } else {
+        let mut byte = [0u8; 1];
+        while !raw.ends_with(b"\r\n\r\n") {
+            conn.read_exact(&mut byte).unwrap();
+            raw.push(byte[0]);
+        }
+        let head = String::from_utf8_lossy(&raw).to_ascii_lowercase();
+        let length: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .map(|v| v.trim().parse().unwrap())
+            .expect("a Content-Length");
+        let mut body = vec![0u8; length];
+        conn.read_exact(&mut body).unwrap();
+        body
+    };
+    let reply: serde_json::Value = serde_json::from_slice(&body).unwrap();
     reply["code"].as_i64().unwrap()
+}
+
+/// p50 and p99 of appending a 300-byte line to a file and fdatasync'ing it: the disk's part of
+/// a journal record that must be on disk before its reply.
+fn fdatasync_cost(path: &std::path::Path, n: usize) -> (Duration, Duration) {
+    let mut file = std::fs::OpenOptions::new().create(true).append(true).open(path).unwrap();
+    let line = [b'x'; 300];
+    let costs = timed(n, || {
+        file.write_all(&line).unwrap();
+        file.sync_data().unwrap();
+    });
+    let _ = std::fs::remove_file(path);
+    costs
 }
 
 trait ReadWrite: Read + Write {}
@@ -277,29 +309,38 @@ fn timed(n: usize, mut once: impl FnMut()) -> (Duration, Duration) {
     (percentile(&times, 0.5), percentile(&times, 0.99))
 }
 
-/// The audit journal's and HTTPS's cost per request: the same `args x` (an admin tool, so its
-/// record is fsync'd before the reply) through a portal with a token only, with `--audit`, and
-/// with `--tls-cert` (a new TLS 1.3 connection per request, as `ocho cli` makes).
+/// The audit journal's and HTTPS's cost per request: the same lines through a portal with a
+/// token only, with `--audit`, and with `--tls-cert`. Two lines: `args x`, an admin tool, whose
+/// record is fsync'd before the reply, and `ls` (ZooKeeper refused at once), a viewer tool, whose
+/// record is not; beside them the disk's own fdatasync of an appended line, measured here, the
+/// floor of the first. HTTPS is measured with a new TLS 1.3 connection per request (as one-shot
+/// `ocho cli` makes) and on one kept-alive connection (as the REPL and browsers do).
 fn overheads(tmp: &std::path::Path) {
     const N: usize = 300;
-    let plain = |addr: &str| {
+    let viewer = format!("ls --zk {} --zk-timeout 0.05", support::refusing_addr());
+    let plain = |addr: &str, line: &str| {
         let mut conn = TcpStream::connect(addr).unwrap();
         conn.set_nodelay(true).unwrap();
-        assert_eq!(shell_over(&mut conn, addr, "args x"), 0);
+        shell_over(&mut conn, addr, line, true)
     };
+    let admin = |addr: &str| assert_eq!(plain(addr, "args x"), 0);
+    let view = |addr: &str| assert_eq!(plain(addr, &viewer), 1);
     let (mut base, addr) = start_portal(tmp, &[], Some("bench-token"));
-    (0..20).for_each(|_| plain(&addr));
-    let (b50, b99) = timed(N, || plain(&addr));
+    (0..20).for_each(|_| admin(&addr));
+    let (b50, b99) = timed(N, || admin(&addr));
+    let (v50, v99) = timed(N, || view(&addr));
     let _ = base.kill();
     let _ = base.wait();
 
     let journal = tmp.join("bench-audit.jsonl");
     let (mut audited, addr) =
         start_portal(tmp, &["--audit", journal.to_str().unwrap()], Some("bench-token"));
-    (0..20).for_each(|_| plain(&addr));
-    let (a50, a99) = timed(N, || plain(&addr));
+    (0..20).for_each(|_| admin(&addr));
+    let (a50, a99) = timed(N, || admin(&addr));
+    let (av50, av99) = timed(N, || view(&addr));
     let _ = audited.kill();
     let _ = audited.wait();
+    let (f50, f99) = fdatasync_cost(&tmp.join("bench-fsync.jsonl"), N);
 
     // A CA and a certificate for 127.0.0.1, made here.
     let ca_key = rcgen::KeyPair::generate().unwrap();
@@ -328,32 +369,48 @@ fn overheads(tmp: &std::path::Path) {
         &["--tls-cert", cert_path.to_str().unwrap(), "--tls-key", key_path.to_str().unwrap()],
         Some("bench-token"),
     );
-    let secure = |addr: &str| {
+    let connect = |addr: &str| {
         let tcp = TcpStream::connect(addr).unwrap();
         tcp.set_nodelay(true).unwrap();
         let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
         let client = rustls::ClientConnection::new(Arc::clone(&config), name).unwrap();
-        let mut conn = rustls::StreamOwned::new(client, tcp);
-        assert_eq!(shell_over(&mut conn, addr, "args x"), 0);
+        rustls::StreamOwned::new(client, tcp)
     };
+    let secure = |addr: &str| assert_eq!(shell_over(&mut connect(addr), addr, "args x", true), 0);
     (0..20).for_each(|_| secure(&addr));
     let (t50, t99) = timed(N, || secure(&addr));
+    let mut kept = connect(&addr);
+    let (k50, k99) = timed(N, || assert_eq!(shell_over(&mut kept, &addr, "args x", false), 0));
+    drop(kept);
     let _ = tls.kill();
     let _ = tls.wait();
     let _ = std::fs::remove_file(&journal);
+    let (mut base, addr) = start_portal(tmp, &[], Some("bench-token"));
+    let mut conn = TcpStream::connect(&addr).unwrap();
+    conn.set_nodelay(true).unwrap();
+    let (p50, p99) = timed(N, || assert_eq!(shell_over(&mut conn, &addr, "args x", false), 0));
+    drop(conn);
+    let _ = base.kill();
+    let _ = base.wait();
 
-    println!("cost per request, `args x` with a token, {N} sequential requests each:");
-    println!("  token only        p50 {:7.3} ms   p99 {:7.3} ms", ms(b50), ms(b99));
-    println!(
-        "  + audit journal   p50 {:7.3} ms   p99 {:7.3} ms   (+{:.3} ms p50; record fsync'd)",
-        ms(a50),
-        ms(a99),
-        ms(a50) - ms(b50)
-    );
-    println!(
-        "  + HTTPS           p50 {:7.3} ms   p99 {:7.3} ms   (+{:.3} ms p50; new TLS connection each)",
-        ms(t50),
-        ms(t99),
-        ms(t50) - ms(b50)
-    );
+    let row = |label: &str, (p50, p99): (Duration, Duration), base: Duration, what: &str| {
+        println!(
+            "  {label:<38} p50 {:7.3} ms   p99 {:7.3} ms   ({:+.3} ms p50{what})",
+            ms(p50),
+            ms(p99),
+            ms(p50) - ms(base)
+        )
+    };
+    println!("cost per request with a token, {N} sequential requests each:");
+    let fig = |label: &str, (p50, p99): (Duration, Duration)| {
+        println!("  {label:<38} p50 {:7.3} ms   p99 {:7.3} ms", ms(p50), ms(p99))
+    };
+    fig("`args x` (admin), token only", (b50, b99));
+    row("`args x` + audit journal", (a50, a99), b50, "; record fsync'd");
+    fig("`ls` (viewer), token only", (v50, v99));
+    row("`ls` + audit journal", (av50, av99), v50, "; record not fsync'd");
+    fig("the disk's fdatasync of one line", (f50, f99));
+    row("`args x` + HTTPS, new connection each", (t50, t99), b50, "; full TLS 1.3 handshake");
+    fig("`args x`, one kept-alive connection", (p50, p99));
+    row("`args x` + HTTPS, one kept-alive conn.", (k50, k99), p50, "; no handshake");
 }
