@@ -1,8 +1,9 @@
 //! `make bench`, issue 10: the worst time `ocho` takes to parse (or refuse) YAML at the size cap,
 //! measured on the binary (OCHO_BIN): definitions of 256 KiB nested as deep as the size allows
-//! (flow `[[[…]]]`, block indentation, compact `- - -`), the deepest text accepted (64 levels,
-//! repeated to the cap), a large ordinary definition, and `ping` payloads (1 MiB of JSON, 256 KiB
-//! of YAML). Each figure is
+//! (flow `[[[…]]]`, block indentation, compact `- - -`), 64 levels repeated past the flow
+//! collection limit, the deepest text accepted (64 levels, repeated to the collection limit, then
+//! block entries to the cap), one flow list of scalars, a large ordinary definition, and `ping`
+//! payloads (1 MiB of JSON, 256 KiB of YAML). Each figure is
 //! the whole process (start included; the first line is a trivial definition, for comparison);
 //! with `-o` the file is only parsed, as a definition it is also built and printed. A 256 KiB
 //! definition cannot deploy (its settings exceed Linux's 128 KiB environment string): the largest
@@ -43,13 +44,34 @@ fn block_nested(size: usize) -> String {
     text
 }
 
-/// Entries 64 levels deep in all (the limit) under `head` (3 levels), as many as fit.
-fn deepest_accepted(size: usize, head: &str) -> String {
+/// Entries 64 levels deep in all (the limit) under `head` (3 levels): as many as fit in
+/// `size`, or (`capped`) as many as the flow-collection limit allows, the rest of `size` then
+/// filled with block entries.
+fn deepest(size: usize, head: &str, capped: bool) -> String {
     let entry = format!("  - {}1{}\n", "[".repeat(61), "]".repeat(61));
     let mut text = String::from(head);
-    while text.len() + entry.len() <= size {
+    let mut left = if capped { 16_384 / 61 } else { usize::MAX };
+    while text.len() + entry.len() <= size && left > 0 {
         text.push_str(&entry);
+        left -= 1;
     }
+    while text.len() + 6 <= size {
+        text.push_str("  - 1\n");
+    }
+    text
+}
+
+fn deepest_accepted(size: usize, head: &str) -> String {
+    deepest(size, head, true)
+}
+
+/// One flow list of as many scalars as fit: one collection, the most tokens.
+fn flow_scalars(size: usize, head: &str) -> String {
+    let mut text = format!("{head}[");
+    while text.len() + 4 <= size {
+        text.push_str("1, ");
+    }
+    text.push_str("1]\n");
     text
 }
 
@@ -127,6 +149,8 @@ fn main() {
             deepest_accepted(DEFINITION_CAP, "cluster: a\nimage: b\nsettings:\n  x:\n"),
         ),
         ("deepest-o.yml", deepest_accepted(DEFINITION_CAP, "unused.key:\n  x:\n")),
+        ("uncapped-o.yml", deepest(DEFINITION_CAP, "unused.key:\n  x:\n", false)),
+        ("scalars-o.yml", flow_scalars(DEFINITION_CAP, "unused.key:\n  x: ")),
         ("normal.yml", large_normal(DEFINITION_CAP)),
         // The largest definitions that can deploy: settings reach the container as one
         // environment string, which Linux caps at 128 KiB.
@@ -164,14 +188,26 @@ fn main() {
         &["deploy", "--dry-run", "-o", "flow.yml", "x"],
         true,
     );
+    measure_refusal(
+        "deploy -o, 256 KiB, 64 levels repeated (122,000 [): refused",
+        d,
+        &["deploy", "--dry-run", "-o", "uncapped-o.yml", "minimal.yml"],
+        Some("more than 16384 flow collections"),
+    );
     measure(
-        "deploy -o, 256 KiB at the limit (64 levels, repeated): parsed only",
+        "deploy -o, 256 KiB, one flow list of 87,000 scalars: parsed only",
+        d,
+        &["deploy", "--dry-run", "-o", "scalars-o.yml", "minimal.yml"],
+        false,
+    );
+    measure(
+        "deploy -o, 256 KiB at the limits (64 levels, 16,384 [): parsed only",
         d,
         &["deploy", "--dry-run", "-o", "deepest-o.yml", "minimal.yml"],
         false,
     );
     measure_refusal(
-        "deploy, 256 KiB at the limit (64 levels): refused, env",
+        "deploy, 256 KiB at the limits (64 levels, 16,384 [): refused, env",
         d,
         &["deploy", "--dry-run", "deepest.yml"],
         Some("environment string over 131072 bytes"),
@@ -183,7 +219,7 @@ fn main() {
         Some("environment string over 131072 bytes"),
     );
     measure(
-        "deploy, 120 KiB at the limit (64 levels, repeated): built",
+        "deploy, 120 KiB at the limits (64 levels, 16,384 [): built",
         d,
         &["deploy", "--dry-run", "deepest-env.yml"],
         false,
@@ -200,5 +236,5 @@ fn main() {
         measure(&format!("ping, {label} payload: refused"), d, &ping(file), true);
     }
     // Parsed, then ZooKeeper (nothing listens there) fails the run: the time is the parse's.
-    measure("ping, 256 KiB YAML payload at the limit: parsed", d, &ping("deepest.yaml"), false);
+    measure("ping, 256 KiB YAML payload at the limits: parsed", d, &ping("deepest.yaml"), false);
 }

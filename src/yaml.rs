@@ -6,7 +6,10 @@
 //!
 //! Before parsing, a linear pre-scan ([`check_depth`]) refuses text nested deeper than
 //! [`MAX_DEPTH`]: serde_yaml's scanner is quadratic in the nesting depth (`{x: [[[…]]]}` at 256 KiB
-//! took minutes), and no real definition or payload comes close to the limit.
+//! took minutes), and no real definition or payload comes close to the limit. The same scan
+//! counts flow collections ([`check_collections`], [`MAX_FLOW_COLLECTIONS`]): each costs serde_yaml
+//! time that grows with the flow depth, so the count bounds the parse of anything under the size
+//! cap.
 
 use serde::de::DeserializeOwned;
 
@@ -26,6 +29,7 @@ pub const MAX_DEPTH: usize = 64;
 /// definition keys (cluster, image, …)"); it replaces the type name in a top-level mismatch.
 pub fn from_str<T: DeserializeOwned>(text: &str, top: &str) -> Result<T, Invalid> {
     check_depth(text)?;
+    check_collections(text)?;
     serde_yaml::from_str(text).map_err(|e| Invalid(describe(&e, text, top)))
 }
 
@@ -33,7 +37,7 @@ pub fn from_str<T: DeserializeOwned>(text: &str, top: &str) -> Result<T, Invalid
 /// length of `text` whatever it holds. Over-estimates rather than under-estimates: brackets in
 /// plain scalars of block context, in quoted scalars, block scalars and comments do not count.
 pub fn check_depth(text: &str) -> Result<(), Invalid> {
-    let deepest = nesting(text, MAX_DEPTH);
+    let deepest = nesting(text, MAX_DEPTH, usize::MAX);
     if deepest.depth > MAX_DEPTH {
         return Err(Invalid(format!(
             "nested deeper than {MAX_DEPTH} levels at line {} (the limit of YAML read by the \
@@ -44,11 +48,32 @@ pub fn check_depth(text: &str) -> Result<(), Invalid> {
     Ok(())
 }
 
-/// The deepest nesting found (stopping once it passes `stop_above`) and its line (1-based).
+/// Most flow collections (`[…]`, `{…}`) in YAML given to serde_yaml: its scanner spends on
+/// each one time that grows with the flow depth, so 256 KiB of brackets 64 deep took 200 ms or
+/// more, while real definitions and payloads hold tens. JSON (all flow) is read by serde_json,
+/// which this limit does not concern.
+pub const MAX_FLOW_COLLECTIONS: usize = 16_384;
+
+/// Refuses YAML `text` holding more than [`MAX_FLOW_COLLECTIONS`] flow collections, naming the
+/// line where the count passed it; linear, like [`check_depth`].
+pub fn check_collections(text: &str) -> Result<(), Invalid> {
+    let seen = nesting(text, usize::MAX, MAX_FLOW_COLLECTIONS);
+    match seen.too_many_at {
+        Some(line) => Err(Invalid(format!(
+            "more than {MAX_FLOW_COLLECTIONS} flow collections ([…] or {{…}}) by line {line} \
+             (the limit of YAML read by the tools; use block style or JSON)"
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// The deepest nesting found (stopping once it passes `stop_above`) and its line (1-based);
+/// the line where the flow collections passed [`MAX_FLOW_COLLECTIONS`] (the scan stops there).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 struct Nesting {
     depth: usize,
     line: usize,
+    too_many_at: Option<usize>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -152,7 +177,7 @@ struct BlockScalar {
 /// The pre-scan, modelled on libyaml's tokenizer (which serde_yaml runs): flow depth outside
 /// quoted scalars and comments, a stack of block collections by column, quoted scalars and
 /// plain scalars that continue over lines, block scalars skipped.
-fn nesting(text: &str, stop_above: usize) -> Nesting {
+fn nesting(text: &str, stop_above: usize, max_collections: usize) -> Nesting {
     fn blank(b: u8) -> bool {
         b == b' ' || b == b'\t'
     }
@@ -177,9 +202,10 @@ fn nesting(text: &str, stop_above: usize) -> Nesting {
     let mut quote: Option<u8> = None;
     let mut scalar: Option<BlockScalar> = None;
     let mut at = At::Between;
+    let mut opened = 0usize;
     let mut note = |depth: usize, line: usize| {
         if depth > deepest.depth {
-            deepest = Nesting { depth, line };
+            deepest = Nesting { depth, line, too_many_at: None };
         }
         deepest.depth > stop_above
     };
@@ -312,6 +338,11 @@ fn nesting(text: &str, stop_above: usize) -> Nesting {
                     let depth = flows.push(c == b'[');
                     flow = flows.open();
                     if note(stack.len() + depth, line_no) {
+                        return deepest;
+                    }
+                    opened += 1;
+                    if opened > max_collections {
+                        deepest.too_many_at = Some(line_no);
                         return deepest;
                     }
                     i += 1;
@@ -635,7 +666,7 @@ mod tests {
     }
 
     fn depth(text: &str) -> usize {
-        nesting(text, usize::MAX).depth
+        nesting(text, usize::MAX, usize::MAX).depth
     }
 
     /// Nesting of a parsed value: what serde_yaml actually built.
@@ -701,6 +732,21 @@ mod tests {
         // A block scalar ends where the indentation does.
         let text = format!("a: |\n  text\nb: {deep}\n");
         assert!(depth(&text) > 64);
+    }
+
+    #[test]
+    fn flow_collections_past_the_limit_are_refused_naming_the_line() {
+        let entries = |n: usize| format!("x:\n{}", "  - []\n".repeat(n));
+        assert!(check_collections(&entries(MAX_FLOW_COLLECTIONS)).is_ok());
+        let err = check_collections(&entries(MAX_FLOW_COLLECTIONS + 1)).unwrap_err().to_string();
+        let line = MAX_FLOW_COLLECTIONS + 2;
+        assert!(err.contains(&format!("by line {line}")), "{err}");
+        assert!(from_str::<serde_yaml::Value>(&entries(MAX_FLOW_COLLECTIONS + 1), "x").is_err());
+        // The depth check alone (JSON payloads) does not count collections.
+        assert!(check_depth(&entries(MAX_FLOW_COLLECTIONS + 1)).is_ok());
+        // Brackets in quoted scalars and comments are not collections.
+        let quoted = format!("x: '{}' # {}\n", "[]".repeat(20_000), "{}".repeat(20_000));
+        assert!(check_collections(&quoted).is_ok());
     }
 
     #[test]
