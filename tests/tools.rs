@@ -463,9 +463,11 @@ fn agent_with(
 #[test]
 fn every_tool_works_against_real_agents() {
     let zk = Zk::new("t-agents");
-    let port = std::net::TcpListener::bind("127.0.9.2:0").unwrap().local_addr().unwrap().port();
-    let _a = agent(&zk, "ag", "web", "127.0.9.2", port);
-    let _b = agent(&zk, "ag", "web", "127.0.9.3", port);
+    // Two loopback addresses sharing a control port free on both now.
+    let spot = support::free_loopback(2, 1);
+    let port = spot.ports[0];
+    let _a = agent(&zk, "ag", "web", &spot.ips[0], port);
+    let _b = agent(&zk, "ag", "web", &spot.ips[1], port);
     let hosts = zk.hosts.as_str();
 
     let (code, out, err) = run(&["wait", "--zk", hosts, "-t", "90", "--pods", "2", "web"]);
@@ -647,8 +649,8 @@ fn bad_input_is_refused_before_anything_is_contacted() {
 fn on_reports_refusals_apart_and_says_when_a_pod_killed_itself() {
     let zk = Zk::new("t-refuse");
     let hosts = zk.hosts.as_str();
-    let ip = "127.0.9.20";
-    let port = std::net::TcpListener::bind((ip, 0)).unwrap().local_addr().unwrap().port();
+    let spot = support::free_loopback(1, 1);
+    let (ip, port) = (spot.ips[0].as_str(), spot.ports[0]);
     // Its leader (itself) waits 600 s before configuring: registered, never configured.
     let lonely = agent_with(&zk, "rf", "web", ip, port, &["--damper", "600"]);
     lonely.wait_for_line("registered as", support::DEADLINE);
@@ -681,8 +683,8 @@ fn on_reports_refusals_apart_and_says_when_a_pod_killed_itself() {
 fn on_takes_the_agents_own_configured_flag_as_proof() {
     let zk = Zk::new("t-proof");
     let hosts = zk.hosts.as_str();
-    let ip = "127.0.9.21";
-    let port = std::net::TcpListener::bind((ip, 0)).unwrap().local_addr().unwrap().port();
+    let spot = support::free_loopback(1, 1);
+    let (ip, port) = (spot.ips[0].as_str(), spot.ports[0]);
     let _a = agent(&zk, "pf", "web", ip, port);
     let (code, out, err) = run(&["wait", "--zk", hosts, "-t", "60", "web"]);
     assert_eq!(code, 0, "{out}{err}");
@@ -712,8 +714,8 @@ fn wait_returns_within_moments_of_the_leaders_configuration() {
     // Three rounds: a once-a-second poll lands within 300 ms of the configuration by chance
     // about once in three, so all three only with watches.
     for round in 0..3u8 {
-        let ip = format!("127.0.9.{}", 30 + round);
-        let port = std::net::TcpListener::bind((ip.as_str(), 0)).unwrap().local_addr().unwrap();
+        let spot = support::free_loopback(1, 1);
+        let (ip, port) = (spot.ips[0].clone(), spot.ports[0]);
         let cluster = format!("q{round}.web");
         let hosts = zk.hosts.clone();
         let glob = cluster.clone();
@@ -722,8 +724,7 @@ fn wait_returns_within_moments_of_the_leaders_configuration() {
             (outcome, std::time::SystemTime::now())
         });
         // Registered at once, configured by itself 2 s later.
-        let _agent =
-            agent_with(&zk, &format!("q{round}"), "web", &ip, port.port(), &["--damper", "2"]);
+        let _agent = agent_with(&zk, &format!("q{round}"), "web", &ip, port, &["--damper", "2"]);
         let ((code, out, err), returned) = waiting.join().unwrap();
         assert_eq!(code, 0, "{out}{err}");
         assert!(
@@ -752,8 +753,8 @@ fn wait_returns_within_moments_of_the_leaders_configuration() {
 fn exec_runs_a_pods_registered_tool_with_uploads_and_reports_refusals() {
     let zk = Zk::new("t-exec");
     let hosts = zk.hosts.as_str();
-    let ip = "127.0.9.40";
-    let port = std::net::TcpListener::bind((ip, 0)).unwrap().local_addr().unwrap().port();
+    let spot = support::free_loopback(1, 1);
+    let (ip, port) = (spot.ips[0].as_str(), spot.ports[0]);
     let dir = tempfile::tempdir().unwrap();
     let show = dir.path().join("show");
     std::fs::write(&show, "#!/bin/sh\necho \"args: $*\"\ncat notes.txt\n").unwrap();
