@@ -191,7 +191,6 @@ fn main() {
 /// loopback port (one HTTP request, one re-exec, one ZooKeeper session per call), and run
 /// directly, 200 sequential calls each.
 fn ls_through_the_portal(zk: &str, ips: &[String], port: u16) {
-    use std::io::{Read, Write};
     const CALLS: usize = 200;
     let mut agents: Vec<Agent> = ips.iter().map(|ip| Agent::start(zk, "three", ip, port)).collect();
     for agent in &mut agents {
@@ -201,38 +200,9 @@ fn ls_through_the_portal(zk: &str, ips: &[String], port: u16) {
         a.when("lifecycle: started");
         a.seen.iter().any(|(_, l)| l.contains("leader of")).then(|| a.when("configured 3 pods"))
     });
-    let dir = tempfile::tempdir().unwrap();
-    let mut portal = support::ocho()
-        .args(["portal", "--bind", "127.0.0.1:0"])
-        .env("OCHOPOD_ZK", zk)
-        .env("TMPDIR", dir.path())
-        .env_remove("OCHO_TOKEN")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut log = BufReader::new(portal.stderr.take().unwrap());
-    let addr = loop {
-        let mut line = String::new();
-        assert!(log.read_line(&mut line).unwrap() > 0, "portal exited");
-        if let Some(addr) = line.trim().strip_prefix("listening on ") {
-            break addr.to_string();
-        }
-    };
-    std::thread::spawn(move || std::io::copy(&mut log, &mut std::io::sink()));
+    let portal = support::portal::Portal::start(&[], &[("OCHOPOD_ZK", zk)]);
     let through = || {
-        let mut conn = std::net::TcpStream::connect(&addr).unwrap();
-        conn.set_nodelay(true).unwrap();
-        write!(
-            conn,
-            "POST /shell HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nX-Shell: ls -j three.bench\r\nContent-Length: 0\r\n\r\n"
-        )
-        .unwrap();
-        let mut raw = String::new();
-        conn.read_to_string(&mut raw).unwrap();
-        let body = &raw[raw.find("\r\n\r\n").unwrap() + 4..];
-        let reply: serde_json::Value = serde_json::from_str(body).unwrap();
+        let reply = portal.shell("ls -j three.bench", &[]).json();
         assert_eq!(reply["code"], 0, "{reply}");
         assert!(reply["out"].as_str().unwrap().contains("three"), "{reply}");
     };
@@ -258,8 +228,7 @@ fn ls_through_the_portal(zk: &str, ips: &[String], port: u16) {
         "ls, 3 real agents, {CALLS} sequential calls: direct p50 {d50:.2} ms p99 {d99:.2} ms; \
          through the portal p50 {p50:.2} ms p99 {p99:.2} ms (goal <= 10 ms p50)"
     );
-    let _ = portal.kill();
-    let _ = portal.wait();
+    drop(portal);
     drop(agents);
 }
 
