@@ -7,7 +7,7 @@
 //! Before parsing, a linear pre-scan ([`check_depth`]) refuses text nested deeper than
 //! [`MAX_DEPTH`]: serde_yaml's scanner is quadratic in the nesting depth (`{x: [[[…]]]}` at 256 KiB
 //! took minutes), and no real definition or payload comes close to the limit. The same scan
-//! counts flow collections ([`check_collections`], [`MAX_FLOW_COLLECTIONS`]): each costs serde_yaml
+//! counts flow collections ([`MAX_FLOW_COLLECTIONS`], checked by [`from_str`]): each costs serde_yaml
 //! time that grows with the flow depth, so the count bounds the parse of anything under the size
 //! cap.
 
@@ -28,8 +28,7 @@ pub const MAX_DEPTH: usize = 64;
 /// Parses `text` as `T` once [`check_depth`] passed. `top` says in words what the document must be (e.g. "a mapping of
 /// definition keys (cluster, image, …)"); it replaces the type name in a top-level mismatch.
 pub fn from_str<T: DeserializeOwned>(text: &str, top: &str) -> Result<T, Invalid> {
-    check_depth(text)?;
-    check_collections(text)?;
+    check(text, MAX_FLOW_COLLECTIONS)?;
     serde_yaml::from_str(text).map_err(|e| Invalid(describe(&e, text, top)))
 }
 
@@ -37,12 +36,23 @@ pub fn from_str<T: DeserializeOwned>(text: &str, top: &str) -> Result<T, Invalid
 /// length of `text` whatever it holds. Over-estimates rather than under-estimates: brackets in
 /// plain scalars of block context, in quoted scalars, block scalars and comments do not count.
 pub fn check_depth(text: &str) -> Result<(), Invalid> {
-    let deepest = nesting(text, MAX_DEPTH, usize::MAX);
-    if deepest.depth > MAX_DEPTH {
+    check(text, usize::MAX)
+}
+
+/// One pre-scan for both limits: the depth, and more than `max_collections` flow collections.
+fn check(text: &str, max_collections: usize) -> Result<(), Invalid> {
+    let seen = nesting(text, MAX_DEPTH, max_collections);
+    if seen.depth > MAX_DEPTH {
         return Err(Invalid(format!(
             "nested deeper than {MAX_DEPTH} levels at line {} (the limit of YAML read by the \
              tools; flatten the document)",
-            deepest.line
+            seen.line
+        )));
+    }
+    if let Some(line) = seen.too_many_at {
+        return Err(Invalid(format!(
+            "more than {max_collections} flow collections ([…] or {{…}}) by line {line} (the \
+             limit of YAML read by the tools; use block style or JSON)"
         )));
     }
     Ok(())
@@ -50,25 +60,12 @@ pub fn check_depth(text: &str) -> Result<(), Invalid> {
 
 /// Most flow collections (`[…]`, `{…}`) in YAML given to serde_yaml: its scanner spends on
 /// each one time that grows with the flow depth, so 256 KiB of brackets 64 deep took 200 ms or
-/// more, while real definitions and payloads hold tens. JSON (all flow) is read by serde_json,
-/// which this limit does not concern.
+/// more, while a 256 KiB definition of ordinary settings holds about 4,600. JSON (all flow) is
+/// read by serde_json, which this limit does not concern.
 pub const MAX_FLOW_COLLECTIONS: usize = 16_384;
 
-/// Refuses YAML `text` holding more than [`MAX_FLOW_COLLECTIONS`] flow collections, naming the
-/// line where the count passed it; linear, like [`check_depth`].
-pub fn check_collections(text: &str) -> Result<(), Invalid> {
-    let seen = nesting(text, usize::MAX, MAX_FLOW_COLLECTIONS);
-    match seen.too_many_at {
-        Some(line) => Err(Invalid(format!(
-            "more than {MAX_FLOW_COLLECTIONS} flow collections ([…] or {{…}}) by line {line} \
-             (the limit of YAML read by the tools; use block style or JSON)"
-        ))),
-        None => Ok(()),
-    }
-}
-
 /// The deepest nesting found (stopping once it passes `stop_above`) and its line (1-based);
-/// the line where the flow collections passed [`MAX_FLOW_COLLECTIONS`] (the scan stops there).
+/// the line where the flow collections passed the count asked for (the scan stops there).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 struct Nesting {
     depth: usize,
@@ -737,8 +734,10 @@ mod tests {
     #[test]
     fn flow_collections_past_the_limit_are_refused_naming_the_line() {
         let entries = |n: usize| format!("x:\n{}", "  - []\n".repeat(n));
-        assert!(check_collections(&entries(MAX_FLOW_COLLECTIONS)).is_ok());
-        let err = check_collections(&entries(MAX_FLOW_COLLECTIONS + 1)).unwrap_err().to_string();
+        assert!(check(&entries(MAX_FLOW_COLLECTIONS), MAX_FLOW_COLLECTIONS).is_ok());
+        let err = check(&entries(MAX_FLOW_COLLECTIONS + 1), MAX_FLOW_COLLECTIONS)
+            .unwrap_err()
+            .to_string();
         let line = MAX_FLOW_COLLECTIONS + 2;
         assert!(err.contains(&format!("by line {line}")), "{err}");
         assert!(from_str::<serde_yaml::Value>(&entries(MAX_FLOW_COLLECTIONS + 1), "x").is_err());
@@ -746,7 +745,7 @@ mod tests {
         assert!(check_depth(&entries(MAX_FLOW_COLLECTIONS + 1)).is_ok());
         // Brackets in quoted scalars and comments are not collections.
         let quoted = format!("x: '{}' # {}\n", "[]".repeat(20_000), "{}".repeat(20_000));
-        assert!(check_collections(&quoted).is_ok());
+        assert!(check(&quoted, MAX_FLOW_COLLECTIONS).is_ok());
     }
 
     #[test]
