@@ -4,8 +4,8 @@
 //! contacting anything), and a tokens file edited under a running portal.
 #![allow(clippy::unwrap_used)]
 
-mod support;
-mod tools_support;
+use crate::support;
+use crate::tools_support;
 
 use serde_json::{Value, json};
 use support::portal::Portal;

@@ -4,7 +4,7 @@
 //! that left a torn line.
 #![allow(clippy::unwrap_used)]
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 

@@ -3,7 +3,7 @@
 //! unreachable proxy, refused credentials and a reply that is not JSON.
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
 
-mod support;
+use crate::support;
 
 use std::io::{Read, Write};
 use std::process::Stdio;

@@ -2,7 +2,7 @@
 //! in one cluster and `ocho ls` shows them; stopping the script stops them.
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
 
-mod support;
+use crate::support;
 
 use std::process::Command;
 

@@ -4,7 +4,7 @@
 //! server live in tests/k8s_tools.rs.
 #![allow(clippy::unwrap_used)]
 
-mod support;
+use crate::support;
 
 use std::net::TcpListener;
 use std::path::Path;

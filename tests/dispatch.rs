@@ -2,7 +2,7 @@
 //! busybox-style links named `ocho-<mode>`.
 #![allow(clippy::unwrap_used)]
 
-mod support;
+use crate::support;
 
 use support::ocho;
 

@@ -2,7 +2,7 @@
 //! client over HTTPS with the fake's generated CA, as the tools will drive it.
 #![allow(clippy::unwrap_used)] // a failed step in a test should fail loudly
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

@@ -4,7 +4,7 @@
 //! in power-of-two buckets), so a tool that wants particular pods gone has to mark them.
 #![allow(clippy::unwrap_used)]
 
-mod support;
+use crate::support;
 
 use std::cmp::Ordering;
 use std::time::Duration;

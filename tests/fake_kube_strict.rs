@@ -4,7 +4,7 @@
 //! are a 500 worded as etcd's, bodies over 3 MiB a 413.
 #![allow(clippy::unwrap_used)]
 
-mod support;
+use crate::support;
 
 use serde_json::{Value, json};
 use support::fake_kube::Kubelet;

@@ -3,7 +3,7 @@
 //! a watch whose client went away. Driven with the real kube client over HTTPS.
 #![allow(clippy::unwrap_used)] // a failed step in a test should fail loudly
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

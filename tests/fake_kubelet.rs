@@ -3,7 +3,7 @@
 //! real kube client over HTTPS, as the tools will drive it.
 #![allow(clippy::unwrap_used)] // a failed step in a test should fail loudly
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

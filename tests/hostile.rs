@@ -5,9 +5,8 @@
 //! were.
 #![allow(clippy::unwrap_used)]
 
-#[path = "support/pod.rs"]
-mod fixture;
-mod support;
+use crate::fixture;
+use crate::support;
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};

@@ -1,7 +1,7 @@
 //! `ocho init` as a supervisor: real ZooKeeper, real portal, real signals.
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] fns fail loudly by design
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

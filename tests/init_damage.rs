@@ -5,9 +5,8 @@
 //! silently skip them).
 #![allow(clippy::unwrap_used)]
 
-#[path = "support/pod.rs"]
-mod fixture;
-mod support;
+use crate::fixture;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

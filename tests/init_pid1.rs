@@ -4,7 +4,7 @@
 //! inner init by its host pid.
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] fns fail loudly by design
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -3,9 +3,8 @@
 //! client's session with its ephemeral node survives all three.
 #![allow(clippy::unwrap_used)]
 
-#[path = "support/pod.rs"]
-mod fixture;
-mod support;
+use crate::fixture;
+use crate::support;
 
 use std::path::Path;
 use std::time::Duration;

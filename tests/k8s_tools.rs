@@ -5,8 +5,8 @@
 //! `/control/kill`, and writes the cluster's snapshot as a leader would after configuring.
 #![allow(clippy::unwrap_used)]
 
-mod support;
-mod tools_support;
+use crate::support;
+use crate::tools_support;
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -3,9 +3,8 @@
 //! through a real portal by `ocho cli`.
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
 
-#[path = "support/pod.rs"]
-mod fixture;
-mod support;
+use crate::fixture;
+use crate::support;
 
 use fixture::{pod, post};
 use support::portal::Portal;

@@ -2,9 +2,8 @@
 //! registration record, the control port, the lifecycle verbs, election and failover.
 #![allow(clippy::unwrap_used)]
 
-#[path = "support/pod.rs"]
-mod fixture;
-mod support;
+use crate::fixture;
+use crate::support;
 
 use std::time::Duration;
 

@@ -2,9 +2,8 @@
 //! registration led by a Rust leader, and templates forming a real 3-member ZooKeeper ensemble.
 #![allow(clippy::unwrap_used)]
 
-#[path = "support/pod.rs"]
-mod fixture;
-mod support;
+use crate::fixture;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};

@@ -5,7 +5,7 @@
 //! from the portal's `/tools`; globs are expanded on the operator's machine.
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
 
-mod support;
+use crate::support;
 
 use std::io::{Read, Write};
 use std::os::fd::AsFd;

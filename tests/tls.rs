@@ -3,7 +3,7 @@
 //! HTTPS port but for the probes, and a certificate replaced in place taken up without a restart.
 #![allow(clippy::unwrap_used)]
 
-mod support;
+use crate::support;
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, TcpStream};

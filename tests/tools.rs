@@ -3,8 +3,8 @@
 //! including one pod that hangs and one whose address does not answer.
 // See: issue 5
 
-mod support;
-mod tools_support;
+use crate::support;
+use crate::tools_support;
 
 use serde_json::{Value, json};
 use tools_support::{FakePod, Zk, run};

@@ -4,7 +4,7 @@
 //! warning when its token is not needed.
 #![allow(clippy::unwrap_used)]
 
-mod support;
+use crate::support;
 
 use nix::sys::signal::Signal;
 use ring::hmac;
