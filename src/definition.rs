@@ -206,7 +206,7 @@ pub fn load_overrides(paths: &[impl AsRef<Path>]) -> Result<Map<String, Value>> 
     let mut all = Map::new();
     for path in paths {
         let path = path.as_ref();
-        let text = read_capped("override file (-o)", path)?;
+        let text = read_capped("override file (-O)", path)?;
         let wrap = |source| Error::Definition { path: path.into(), source };
         let value: Option<Map<String, Value>> =
             crate::yaml::from_str(&text, "a mapping of <namespace>.<cluster> to settings")

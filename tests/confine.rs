@@ -93,7 +93,7 @@ fn through_the_portal_argument_files_outside_the_request_are_refused_unopened() 
     let mut lines: Vec<(String, &str)> = Vec::new();
     for path in paths {
         lines.push((format!("deploy --dry-run '{path}'"), "definition"));
-        lines.push((format!("deploy --dry-run -o '{path}' web.yml"), "override file (-o)"));
+        lines.push((format!("deploy --dry-run -O '{path}' web.yml"), "override file (-O)"));
         lines.push((format!("ping '{path}' web --force"), "payload"));
         lines.push((format!("audit --audit '{path}'"), "journal"));
     }
@@ -125,7 +125,7 @@ fn through_the_portal_uploads_are_read_as_before() {
         ("over.yaml", over),
         ("payload.json", b"{\"x\": [1, {\"y\": 2}]}"),
     ];
-    for line in ["deploy --dry-run -o over.yaml web.yml", "deploy --dry-run -o ./over.yaml '*.yml'"]
+    for line in ["deploy --dry-run -O over.yaml web.yml", "deploy --dry-run -O ./over.yaml '*.yml'"]
     {
         let (code, out, err) = ran(&upload(&portal, line, files));
         assert_eq!(code, 0, "{line}: {err}");
@@ -163,7 +163,7 @@ fn confined_symlinks_may_stay_inside_but_not_lead_out_and_unconfined_tools_read_
     std::os::unix::fs::symlink(&rel, d.join("out-rel.yml")).unwrap();
     std::os::unix::fs::symlink(outside.dir.path(), d.join("out-dir")).unwrap();
 
-    let ok = run_in(d, true, &["deploy", "--dry-run", "-o", "inside.yaml", "inside.yml"]);
+    let ok = run_in(d, true, &["deploy", "--dry-run", "-O", "inside.yaml", "inside.yml"]);
     assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
     assert!(String::from_utf8_lossy(&ok.stdout).contains(r#""greeting":"hi""#), "{ok:?}");
 
@@ -172,7 +172,7 @@ fn confined_symlinks_may_stay_inside_but_not_lead_out_and_unconfined_tools_read_
         (vec!["deploy", "--dry-run", "out-rel.yml"], "definition"),
         (vec!["deploy", "--dry-run", "out-dir/valid.yml"], "definition"),
         (vec!["deploy", "--dry-run", "out-dir/*.yml"], "definition glob"),
-        (vec!["deploy", "--dry-run", "-o", "out-abs.yml", "web.yml"], "override file (-o)"),
+        (vec!["deploy", "--dry-run", "-O", "out-abs.yml", "web.yml"], "override file (-O)"),
         (vec!["ping", "out-rel.yml", "web", "--force"], "payload"),
     ] {
         let out = run_in(d, true, &args);
@@ -185,7 +185,7 @@ fn confined_symlinks_may_stay_inside_but_not_lead_out_and_unconfined_tools_read_
     // Not confined: the same links and absolute paths are read as any Unix tool reads them.
     let valid = outside.path("valid.yml");
     for file in ["out-abs.yml", "out-rel.yml", valid.as_str()] {
-        let out = run_in(d, false, &["deploy", "--dry-run", "-o", "over.yaml", file]);
+        let out = run_in(d, false, &["deploy", "--dry-run", "-O", "over.yaml", file]);
         assert!(out.status.success(), "{file}: {}", String::from_utf8_lossy(&out.stderr));
     }
     assert!(outside.opened().contains(&"valid.yml".to_string()));
@@ -271,8 +271,8 @@ fn errors_name_the_file_and_position_but_never_echo_its_lines() {
         ("deploy --dry-run broken.yml", "broken.yml", "found a string at line 1 column 1"),
         ("deploy --dry-run plain.yml", "plain.yml", "found a string at line 1"),
         ("deploy --dry-run keyed.yml", "keyed.yml", "unknown field `password`"),
-        ("deploy --dry-run -o broken.yml web.yml", "broken.yml", "found a string at line 1"),
-        ("deploy --dry-run -o plain.yml web.yml", "plain.yml", "found a string at line 1"),
+        ("deploy --dry-run -O broken.yml web.yml", "broken.yml", "found a string at line 1"),
+        ("deploy --dry-run -O plain.yml web.yml", "plain.yml", "found a string at line 1"),
         ("ping broken.yml web --force", "payload broken.yml", "line 2 column 6"),
     ];
     for (line, file, position) in cases {
@@ -327,7 +327,7 @@ fn deeply_nested_yaml_at_the_size_cap_is_refused_with_the_file_line_and_limit() 
         std::fs::write(dir.path().join(&name), &text).unwrap();
         cases.push((vec!["deploy".to_string(), "--dry-run".into(), name.clone()], name.clone()));
         cases.push((
-            vec!["deploy".into(), "--dry-run".into(), "-o".into(), name.clone(), "x.yml".into()],
+            vec!["deploy".into(), "--dry-run".into(), "-O".into(), name.clone(), "x.yml".into()],
             name.clone(),
         ));
         cases.push((

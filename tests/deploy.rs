@@ -124,7 +124,7 @@ fn bad_definitions_are_refused_with_file_and_position_before_any_call() {
     assert!(
         stderr.contains("caps.yaml: definition caps.yaml: cluster: \"Web\" is not a DNS label")
     );
-    assert_eq!(text(&out.stdout), "0% success / spawned 0 pod(s)\n");
+    assert_eq!(text(&out.stdout), "0% success / spawned 0 pods\n");
     assert_eq!(connections(&api), 0, "nothing valid, nothing sent");
 }
 
@@ -251,7 +251,7 @@ fn oversized_environment_strings_and_objects_are_refused_before_any_call() {
     );
     assert!(stderr.contains("aliased.yaml: definition aliased.yaml: the replicationcontroller: "));
     assert!(stderr.contains("bytes as JSON (aliases expanded); the API server's storage refuses objects over 1572864 bytes (1.5 MiB)"), "{stderr}");
-    assert_eq!(text(&out.stdout), "0% success / spawned 0 pod(s)\n");
+    assert_eq!(text(&out.stdout), "0% success / spawned 0 pods\n");
     assert_eq!(connections(&api), 0, "nothing valid, nothing sent");
 
     let out = deploy(dir.path(), &cfg, &["fine.yaml", "--dry-run"]);

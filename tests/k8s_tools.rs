@@ -234,8 +234,8 @@ fn deploy_creates_one_rc_per_definition_whose_pods_run() {
     let dir = definitions(&[("web.yaml", WEB), ("db.yaml", DB)]);
     let (code, out, err) = ocho(&kube, dir.path(), &["deploy", "*.yaml", "-p", "2"]);
     assert_eq!(code, 0, "{out}{err}");
-    assert!(out.ends_with("100% success / spawned 4 pod(s)\n"), "{out}");
-    assert_eq!(out.matches(" created (2 pod(s))\n").count(), 2, "every RC named: {out}");
+    assert!(out.ends_with("100% success / spawned 4 pods\n"), "{out}");
+    assert_eq!(out.matches(" created (2 pods)\n").count(), 2, "every RC named: {out}");
     kube.wait_until(WAIT, |s| {
         s.pods("default").iter().filter(|p| phase(p) == "Running").count() == 4
     })
@@ -282,7 +282,7 @@ fn api_errors_name_the_object_and_keep_the_server_message() {
     let (code, out, err) = ocho(&kube, dir.path(), &["deploy", "db.yaml", "web.yaml"]);
     assert_eq!(code, 1, "{out}{err}");
     assert!(out.starts_with("web.yaml: ochopod-default-web-"), "{out}");
-    assert!(out.ends_with(" created (1 pod(s))\n50% success / spawned 1 pod(s)\n"), "{out}");
+    assert!(out.ends_with(" created (1 pod)\n50% success / spawned 1 pod\n"), "{out}");
     assert!(
         err.starts_with(
             "db.yaml: kubernetes: create replicationcontroller default/ochopod-default-db-"
@@ -364,8 +364,8 @@ fn deploy_wait_returns_once_the_pods_are_registered_and_configured() {
         &["deploy", "web.yaml", "-p", "3", "--wait", "-t", "60", "--zk", &agents.hosts],
     );
     assert_eq!(code, 0, "{out}{err}");
-    assert!(out.contains("web.yaml: 3/3 pod(s) registered\n"), "{out}");
-    assert!(out.ends_with("100% success / spawned 3 pod(s)\n"), "{out}");
+    assert!(out.contains("web.yaml: 3/3 pods registered\n"), "{out}");
+    assert!(out.ends_with("100% success / spawned 3 pods\n"), "{out}");
 }
 
 #[test]
@@ -380,7 +380,7 @@ fn deploy_wait_strict_deletes_what_it_created_on_timeout() {
     );
     assert_eq!(code, 1, "{out}{err}");
     assert!(
-        err.contains("0 of 1 pod(s) registered, 0 configured after 5s; deleted (--strict)"),
+        err.contains("0 of 1 pod registered, 0 configured after 5s; deleted (--strict)"),
         "{err}"
     );
     let deletes: Vec<_> = kube.requests().into_iter().filter(|r| r.method == "DELETE").collect();
@@ -431,7 +431,7 @@ fn kill_finds_rcs_by_label_when_no_pod_registered_and_fails_on_an_empty_match() 
     let (code, out, err) =
         ocho(&kube, dir.path(), &["kill", "default.nothing", "--force", "--zk", &zk.hosts]);
     assert_eq!(code, 1);
-    assert_eq!(out, "0% success / killed 0 pod(s)\n");
+    assert_eq!(out, "0% success / killed 0 pods\n");
     assert!(err.contains("default.nothing: no pods found"), "{err}");
 }
 
@@ -457,7 +457,7 @@ fn kill_some_pods_removes_them_and_lowers_their_rc() {
     let (code, out, err) =
         ocho(&kube, dir.path(), &["kill", "default.web", "-i", &seq, "--zk", &agents.hosts]);
     assert_eq!(code, 0, "{out}{err}");
-    assert_eq!(out, "100% success / killed 1 pod(s)\n");
+    assert_eq!(out, "100% success / killed 1 pod\n");
     kube.wait_until(WAIT, |s| {
         s.rc("default", &app).is_some_and(|rc| replicas(rc) == 2)
             && live(&s.pods("default").into_iter().cloned().collect::<Vec<_>>()).len() == 2
@@ -577,9 +577,9 @@ fn end_to_end_with_real_agents_deploy_grep_scale_bump_kill() {
         ],
     );
     assert_eq!(code, 0, "deploy: {out}{err}\n{}", describe(&kube));
-    assert!(out.contains("web.yaml: 2/2 pod(s) registered\n"), "{out}");
+    assert!(out.contains("web.yaml: 2/2 pods registered\n"), "{out}");
     assert!(out.contains("web.yaml: ready (2 pods running, leader default.web #"), "{out}");
-    assert!(out.ends_with("100% success / spawned 2 pod(s)\n"), "{out}");
+    assert!(out.ends_with("100% success / spawned 2 pods\n"), "{out}");
 
     let (code, out, err) =
         ocho(&kube, dir.path(), &["grep", "default.web", zk_args[0], zk_args[1], "-j"]);
@@ -752,7 +752,7 @@ fn bump_strict_rolls_back_when_the_new_pods_never_come_up() {
         &["bump", "default.web", "-r", "broken", "--strict", "-t", "5", "--zk", &agents.hosts],
     );
     assert_eq!(code, 1, "{out}{err}");
-    assert!(err.contains("0 of 1 pod(s) registered, 0 configured after 5s"), "{err}");
+    assert!(err.contains("0 of 1 pod registered, 0 configured after 5s"), "{err}");
     assert!(out.contains(": rolled back: deleted ochopod-default-web-"), "{out}");
     assert!(out.ends_with(&format!(", {old} back to 2\n0% success (0 pods)\n")), "{out}");
     kube.wait_until(WAIT, |s| {
@@ -783,7 +783,7 @@ fn kill_names_silent_pods_and_still_removes_them() {
         out,
         format!(
             "default.web: deleted {app}\ndefault.web: kept default.web in zookeeper: still \
-             registered after 5s: default.web #7\n100% success / killed 1 pod(s)\n"
+             registered after 5s: default.web #7\n100% success / killed 1 pod\n"
         )
     );
     assert!(err.contains("default.web: default.web #7: no graceful kill ("), "{err}");
@@ -951,17 +951,16 @@ fn waits_give_up_early_on_dead_pods_and_name_what_they_leave() {
     );
     assert_eq!(code, 1, "{out}{err}");
     assert!(
-        err.contains("2 of 2 pod(s) registered, ")
+        err.contains("2 of 2 pods registered, ")
             && err.contains(" configured, 2 dead: gave up early, the new pods are dead"),
         "{err}"
     );
     assert!(err.contains("is left behind (without --strict)"), "{err}");
     assert!(
-        out.contains("dead.yaml: ochopod-default-web-")
-            && out.contains(" left behind (2 pod(s))\n"),
+        out.contains("dead.yaml: ochopod-default-web-") && out.contains(" left behind (2 pods)\n"),
         "{out}"
     );
-    assert!(out.ends_with("0% success / spawned 2 pod(s)\n"), "{out}");
+    assert!(out.ends_with("0% success / spawned 2 pods\n"), "{out}");
     let (code, out, err) =
         ocho(&kube, dir.path(), &["kill", "default.web", "--force", "--zk", &agents.hosts]);
     assert_eq!(code, 0, "{out}{err}");
@@ -1078,12 +1077,12 @@ fn status_shows_every_pod_kubernetes_has_and_why_unregistered_ones_did_not_regis
     // Text: one table per cluster, the reason in the ochopod column, the events after it.
     let (code, out, err) = ocho(&kube, dir.path(), &["status", "db", "--zk", &agents.hosts]);
     assert_eq!(code, 1, "{out}{err}");
-    assert!(out.contains("default.db -> 0/1 pod(s) registered"), "{out}");
+    assert!(out.contains("default.db -> 0/1 pod registered"), "{out}");
     assert!(out.contains("not registered: ErrImagePull: "), "{out}");
     assert!(out.contains(": Warning Failed (x"), "{out}");
     let (code, out, err) = ocho(&kube, dir.path(), &["status", "web", "--zk", &agents.hosts]);
     assert_eq!(code, 0, "{out}{err}");
-    assert!(out.contains("default.web -> 2/2 pod(s) registered"), "{out}");
+    assert!(out.contains("default.web -> 2/2 pods registered"), "{out}");
 
     // A scoped token sees only its clusters, from Kubernetes as from ZooKeeper.
     let out = support::ocho()
@@ -1119,7 +1118,7 @@ fn an_interrupted_deploy_wait_strict_deletes_its_rc_and_says_so() {
             .env("KUBECONFIG", kube.kubeconfig())
             .env_remove("OCHO_ZK_PUBLIC");
         let mut proc = support::Proc::spawn("deploy", cmd);
-        proc.wait_for_line("web.yaml: 0/2 pod(s) registered", WAIT);
+        proc.wait_for_line("web.yaml: 0/2 pods registered", WAIT);
         kube.wait_until(WAIT, |s| s.rcs("default").len() == 1).unwrap();
         proc.signal(signal);
         // Well within the portal's grace for such tools (10 s).
@@ -1176,7 +1175,7 @@ fn interrupted_bump_strict_rolls_back_and_scale_says_it_was_interrupted() {
     let mute = definitions(&[("mute.yaml", "cluster: mute\nimage: example/mute:broken\n")]);
     deployed(&kube, mute.path(), "mute.yaml", "1");
     let mut scale = spawn("scale", &["scale", "default.mute", "-f", "@3", "--wait", "-t", "600"]);
-    scale.wait_for_line("default.mute: 0 pod(s) registered", WAIT);
+    scale.wait_for_line("default.mute: 0 pods registered", WAIT);
     scale.signal(Signal::SIGINT);
     let status = scale.expect_exit(Duration::from_secs(8));
     let out = scale.lines().join("\n");

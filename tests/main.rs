@@ -27,6 +27,7 @@ mod init_signals;
 mod k8s_tools;
 mod log_follow;
 mod manifests;
+mod output;
 mod pod;
 mod pod_cluster;
 mod portal;

@@ -56,7 +56,7 @@ fn grep_names_the_pods_that_did_not_answer_and_fails_below_the_threshold() {
     let (code, out, err) = run(&["grep", "--zk", &w.zk.hosts, "-t", "1", "web"]);
     assert_eq!(
         out,
-        "\n<web> -> 50% replies (4 pods total) ->\n\n\
+        "<web> -> 50% replies (4 pods total) ->\n\n\
          pod           |  pod IP     |  node    |  process  |  state   \n\
          \x20             |             |          |           |          \n\
          grep.web #2   |  127.0.1.2  |  node-1  |  running  |  leader  \n\
@@ -96,7 +96,7 @@ fn queries_print_the_original_layouts() {
     assert_eq!(code, 0);
     assert_eq!(
         out,
-        "\n<q.db> -> 100% replies (1 pods total) ->\n\n- q.db #0\n{\n    \"ip\": \"127.0.2.6\",\n    \
+        "<q.db> -> 100% replies (1 pod total) ->\n\n- q.db #0\n{\n    \"ip\": \"127.0.2.6\",\n    \
          \"metrics\": {\n        \"pid\": 31,\n        \"uptime\": \"0.52 hours\"\n    },\n    \
          \"node\": \"node-1\",\n    \"port\": \"8080\",\n    \"process\": \"running\",\n    \
          \"public\": \"\",\n    \"state\": \"leader\",\n    \"status\": \"\"\n}\n\n"
@@ -104,7 +104,7 @@ fn queries_print_the_original_layouts() {
     let (code, out, _) = run(&["info", "--zk", zk, "-t", "1", "q.web"]);
     assert_eq!(code, 1);
     assert!(
-        out.starts_with("\n<q.web> -> 50% replies (4 pods total) ->\n\n- q.web #2\n{\n"),
+        out.starts_with("<q.web> -> 50% replies (4 pods total) ->\n\n- q.web #2\n{\n"),
         "{out}"
     );
     assert!(out.contains("    \"application\": \"web-\\u00e9\",\n"), "{out}");
@@ -121,7 +121,7 @@ fn queries_print_the_original_layouts() {
     assert_eq!(code, 1);
     assert_eq!(
         out,
-        "\n5 pods, 60% replies ->\n\n\
+        "5 pods, 60% replies ->\n\n\
          cluster  |  ok   |  status           \n\
          \x20        |       |                   \n\
          q.db     |  1/1  |                   \n\
@@ -132,7 +132,7 @@ fn queries_print_the_original_layouts() {
     let (_, out, _) = run(&["ls", "--zk", zk, "-t", "1", "--all", "q.old"]);
     assert_eq!(
         out,
-        "\n0 pods ->\n\n\
+        "0 pods ->\n\n\
          cluster  |  ok   |  status\n\
          \x20        |       |        \n\
          q.old    |  0/0  |        \n"
@@ -149,7 +149,7 @@ fn queries_print_the_original_layouts() {
     assert_eq!(code, 1);
     assert_eq!(
         out,
-        "\n<q.web> -> 50% replies (4 pods total) ->\n\nq.web #2 ->\n\n- 2026-11-23 12:00:09,000 - INFO - line 69\n\
+        "<q.web> -> 50% replies (4 pods total) ->\n\nq.web #2 ->\n\n- 2026-11-23 12:00:09,000 - INFO - line 69\n\
          - 2026-11-23 12:00:10,000 - INFO - line 70\n\n\
          \nq.web #10 ->\n\n- 2026-11-23 12:00:09,000 - INFO - line 69\n\
          - 2026-11-23 12:00:10,000 - INFO - line 70\n\n\
@@ -167,7 +167,7 @@ fn queries_print_the_original_layouts() {
     assert_eq!(code, 1);
     assert_eq!(
         out,
-        "\n<*> -> 60% replies (5 pods total) ->\n\n\
+        "<*> -> 60% replies (5 pods total) ->\n\n\
          pod       |  pod IP     |  public IP    |  port \n\
          \x20         |             |               |       \n\
          q.web #2  |  127.0.2.2  |  203.0.113.7  |  15432\n\
@@ -185,7 +185,7 @@ fn queries_print_the_original_layouts() {
     assert_eq!(code, 0);
     assert_eq!(
         out,
-        "\n<q.db> -> 100% replies (1 pods total) ->\n\n\
+        "<q.db> -> 100% replies (1 pod total) ->\n\n\
          pod      |  metrics                            \n\
          \x20        |                                     \n\
          q.db #0  |  {\"pid\": 31, \"uptime\": \"0.52 hours\"}\n\
@@ -219,7 +219,7 @@ fn globs_qualified_bare_wildcard_and_no_match() {
     assert!(keys(&["g.d"]).is_empty());
 
     let (code, out, _) = run(&["grep", "--zk", zk, "nothing"]);
-    assert_eq!((code, out.as_str()), (0, "\n<nothing> -> no pods found\n"));
+    assert_eq!((code, out.as_str()), (0, "<nothing> -> no pods found\n"));
     let (code, _, err) = run(&["grep", "--zk", zk, "--min-replies", "1", "nothing"]);
     assert_eq!(code, 1, "{err}");
     let (code, _, err) = run(&["grep", "--zk", zk, "-i", "x"]);
@@ -259,7 +259,7 @@ fn off_reset_and_ping_need_force_or_indices_and_report_every_pod() {
     assert_eq!(code, 1, "{err}");
     assert_eq!(
         out,
-        "\n<c.web> -> 50% replies, 2 pods off (4 pods total)\n\
+        "<c.web> -> 50% replies, 2 pods off (4 pods total)\n\
          \n2 pods did not answer: c.web #3 (timed out), c.web #4 (connection refused)\n"
     );
     let seen = follower.seen();
@@ -282,7 +282,7 @@ fn off_reset_and_ping_need_force_or_indices_and_report_every_pod() {
     follower.state.lock().unwrap().control_status = 200;
 
     let (code, out, err) = run(&["off", "--zk", zk, "--force", "nothing"]);
-    assert_eq!((code, out.as_str()), (1, "\n<nothing> -> no pods found\n"));
+    assert_eq!((code, out.as_str()), (1, "<nothing> -> no pods found\n"));
     assert!(err.contains("no pods matched nothing"), "{err}");
 
     // The fake pod answers /reset but never registers again: reset says so after -t.
@@ -291,7 +291,7 @@ fn off_reset_and_ping_need_force_or_indices_and_report_every_pod() {
         (code, out.as_str()),
         (
             1,
-            "\n<c.web> -> 100% replies, 0 pods reset (1 pods total)\n\n1 pod did not finish: \
+            "<c.web> -> 100% replies, 0 pods reset (1 pod total)\n\n1 pod did not finish: \
              c.web #2 (reset, but not registered again within 1.0s)\n"
         )
     );
@@ -306,7 +306,7 @@ fn off_reset_and_ping_need_force_or_indices_and_report_every_pod() {
     assert_eq!(code, 0, "{err}");
     assert_eq!(
         out,
-        "\n<web> -> 100% replies (1 pods total) ->\n\n- c.web #2\n{\n    \"pong\": true\n}\n\n"
+        "<web> -> 100% replies (1 pod total) ->\n\n- c.web #2\n{\n    \"pong\": true\n}\n\n"
     );
     let seen = leader.seen();
     let signal = seen.iter().find(|s| s.path.starts_with("/control/signal")).unwrap();
@@ -338,7 +338,7 @@ fn on_refuses_pods_that_were_never_configured() {
     assert_eq!(code, 1);
     assert_eq!(
         out,
-        "\n<web> -> 100% replies, 1 pod on (2 pods total)\n\n1 pod refused: o.web #10 (not sent: never \
+        "<web> -> 100% replies, 1 pod on (2 pods total)\n\n1 pod refused: o.web #10 (not sent: never \
          configured: on without a payload would kill it (--unconfigured to send anyway))\n"
     );
     assert_eq!((sent(leader), sent(follower)), (1, 0));
@@ -487,7 +487,7 @@ fn every_tool_works_against_real_agents() {
 
     let (code, out, _) = run(&["grep", "--zk", hosts, "web"]);
     assert_eq!(code, 0);
-    assert!(out.starts_with("\n<web> -> 100% replies (2 pods total) ->\n\npod "), "{out}");
+    assert!(out.starts_with("<web> -> 100% replies (2 pods total) ->\n\npod "), "{out}");
     let (code, out, _) = run(&["info", "--zk", hosts, "web"]);
     assert_eq!(code, 0);
     assert!(out.contains("    \"process\": \"running\",\n"), "{out}");
@@ -528,7 +528,7 @@ fn every_tool_works_against_real_agents() {
     let one = &seqs[0];
     let (code, out, err) = run(&["off", "--zk", hosts, "-t", "20", "-i", one, "web"]);
     assert_eq!(code, 0, "{out}{err}");
-    assert_eq!(out, "\n<web> -> 100% replies, 1 pod off (1 pods total)\n");
+    assert_eq!(out, "<web> -> 100% replies, 1 pod off (1 pod total)\n");
     let (_, out, _) = run(&["grep", "--zk", hosts, "-j", "-i", one, "web"]);
     assert_eq!(
         serde_json::from_str::<Value>(&out).unwrap()[format!("ag.web #{one}")]["process"],
@@ -536,14 +536,14 @@ fn every_tool_works_against_real_agents() {
     );
     let (code, out, err) = run(&["on", "--zk", hosts, "-t", "20", "-i", one, "web"]);
     assert_eq!(code, 0, "{out}{err}");
-    assert_eq!(out, "\n<web> -> 100% replies, 1 pod on (1 pods total)\n");
+    assert_eq!(out, "<web> -> 100% replies, 1 pod on (1 pod total)\n");
     let (code, out, err) = run(&["wait", "--zk", hosts, "-t", "60", "--pods", "2", "web"]);
     assert_eq!(code, 0, "{out}{err}");
 
     let before = zk.children("/ochopod/clusters/ag.web/pods");
     let (code, out, err) = run(&["reset", "--zk", hosts, "--force", "web"]);
     assert_eq!(code, 0, "{err}");
-    assert_eq!(out, "\n<web> -> 100% replies, 2 pods reset (2 pods total)\n");
+    assert_eq!(out, "<web> -> 100% replies, 2 pods reset (2 pods total)\n");
     // reset returned once both pods had registered again: new nodes, same uuids.
     let after = zk.children("/ochopod/clusters/ag.web/pods");
     let uuid = |n: &String| n.split('.').next().unwrap().to_string();
@@ -657,7 +657,7 @@ fn on_reports_refusals_apart_and_says_when_a_pod_killed_itself() {
 
     let (code, out, _) = run(&["on", "--zk", hosts, "-t", "5", "--force", "web"]);
     assert_eq!(code, 1);
-    assert!(out.starts_with("\n<web> -> 100% replies, 0 pods on (1 pods total)\n"), "{out}");
+    assert!(out.starts_with("<web> -> 100% replies, 0 pods on (1 pod total)\n"), "{out}");
     assert!(out.contains("\n1 pod refused: rf.web #0 (not sent: never configured:"), "{out}");
     assert!(!out.contains("did not answer"), "{out}");
     let (code, out, _) = run(&["on", "--zk", hosts, "-t", "5", "--force", "-j", "web"]);
@@ -696,7 +696,7 @@ fn on_takes_the_agents_own_configured_flag_as_proof() {
     assert_eq!(serde_json::from_str::<Value>(&out).unwrap()["pf.web #0"]["configured"], true);
     let (code, out, err) = run(&["on", "--zk", hosts, "-t", "20", "--force", "web"]);
     assert_eq!(code, 0, "{out}{err}");
-    assert_eq!(out, "\n<web> -> 100% replies, 1 pod on (1 pods total)\n");
+    assert_eq!(out, "<web> -> 100% replies, 1 pod on (1 pod total)\n");
 }
 
 /// Milliseconds since midnight UTC of a `/log` line's `YYYY-MM-DD HH:MM:SS,mmm` timestamp.
@@ -771,7 +771,7 @@ fn exec_runs_a_pods_registered_tool_with_uploads_and_reports_refusals() {
     assert_eq!(code, 0, "{out}{err}");
     assert_eq!(
         out,
-        "\n<web> -> 100% replies (1 pods total) ->\n\n- ex.web #0 (code 0)\n  args: a b\n  uploaded\n"
+        "<web> -> 100% replies (1 pod total) ->\n\n- ex.web #0 (code 0)\n  args: a b\n  uploaded\n"
     );
     let (code, out, _) =
         run(&["exec", "--zk", hosts, "--force", "-j", "--upload", &upload, "web", "show"]);

@@ -58,6 +58,9 @@ pub struct Args {
     /// print JSON
     #[argh(switch, short = 'j')]
     pub json: bool,
+    /// output format: json, yaml, wide or name (one name per line)
+    #[argh(option, short = 'o')]
+    pub output: Option<String>,
     /// zookeeper hosts, host:port,… (env OCHOPOD_ZK; default 127.0.0.1:2181)
     #[argh(option, default = "zk::default_hosts()")]
     pub zk: String,
@@ -135,7 +138,9 @@ pub fn next_rc(
 }
 
 /// Runs the tool.
-pub fn run(args: Args) -> Result<ExitCode> {
+pub fn run(mut args: Args) -> Result<ExitCode> {
+    // From here on `json` means a structured format (json, yaml or name), rendered by output.
+    args.json = super::output::choose(args.json, args.output.as_deref())?.structured();
     let glob = Glob::required("bump", std::slice::from_ref(&args.glob))?.remove(0);
     let modes = [args.release.is_some(), args.undo, args.history];
     if modes.iter().filter(|m| **m).count() != 1 {
@@ -162,7 +167,14 @@ pub fn run(args: Args) -> Result<ExitCode> {
     }
     if clusters.is_empty() {
         eprintln!("{}: no replication controller found for this cluster glob", glob.0);
-        println!("{}", if args.json { "{}" } else { "0% success (0 pods)" });
+        print!(
+            "{}",
+            if args.json {
+                super::output::structured(&json!({}))
+            } else {
+                "0% success (0 pods)\n".into()
+            }
+        );
         return Ok(ExitCode::from(1));
     }
     let mut outcomes = Vec::new();
@@ -319,7 +331,11 @@ fn roll(
         let seen = waited.pods;
         pods = seen;
         if !args.json {
-            println!("{cluster}: {} of {total} pod(s) on {app}", moved + n);
+            println!(
+                "{cluster}: {} of {total} {} on {app}",
+                moved + n,
+                super::pods(total.unsigned_abs() as usize)
+            );
         }
         let olds: Vec<Pod> =
             pods.iter().filter(|p| old_names.contains(&&p.field("application"))).cloned().collect();
@@ -357,7 +373,7 @@ fn print_history(
     if as_json {
         let map: serde_json::Map<String, serde_json::Value> =
             histories.iter().map(|(c, h)| ((*c).clone(), json!(h))).collect();
-        println!("{}", serde_json::Value::Object(map));
+        print!("{}", super::output::structured(&serde_json::Value::Object(map)));
     } else {
         let mut out = String::new();
         for (cluster, history) in &histories {

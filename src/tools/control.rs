@@ -78,7 +78,7 @@ pub fn report(
                     "refused": tally.refused_json()}),
             );
         }
-        output::emit(&(output::one_line(&Value::Object(map)) + "\n"));
+        output::emit(&output::structured(&Value::Object(map)));
     }
     let mut out = String::new();
     for glob in globs {
@@ -89,12 +89,13 @@ pub fn report(
             continue;
         }
         out += &format!(
-            "\n<{}> -> {}% replies, {} {} {done} ({} pods total)\n",
+            "\n<{}> -> {}% replies, {} {} {done} ({} {} total)\n",
             glob.0,
             tally.percent(),
             tally.ok,
             super::pods(tally.ok),
-            tally.total
+            tally.total,
+            super::pods(tally.total)
         );
         output::failures(&mut out, &tally);
     }
@@ -119,7 +120,8 @@ mod tests {
 
     #[test]
     fn the_client_waits_longer_than_the_pod() {
-        let common = Common::new("zk", 1.0, 2.5, 4, None, &[], false).expect("valid options");
+        let common = Common::new("zk", 1.0, 2.5, 4, None, &[], super::output::Format::Text)
+            .expect("valid options");
         let (path, client) = control_path("off", &common);
         assert_eq!(path, "/control/off/3");
         assert_eq!(client, Duration::from_secs_f64(4.75));

@@ -168,7 +168,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             };
             map.insert(pod.key(), value);
         }
-        output::emit(&(output::one_line(&Value::Object(map)) + "\n"));
+        output::emit(&output::structured(&Value::Object(map)));
     } else if tally.total == 0 {
         output::emit(&output::no_pods(&globs[0].0));
     } else {

@@ -126,7 +126,7 @@ impl Scan {
                 map.insert(pod.key(), value);
             }
         }
-        output::one_line(&Value::Object(map)) + "\n"
+        output::structured(&Value::Object(map))
     }
 
     /// Text of the query tools: per glob, `no pods found`, or the replies header, `body` of the

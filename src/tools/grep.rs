@@ -15,6 +15,7 @@ tool_args! {
         note = "Text: per glob `<GLOB> -> P% replies (T pods total) ->` and a table\n\
                 pod | pod IP | node | process | state, sorted by cluster and seq, then the pods\n\
                 that did not answer, named with the reason. Exit 1 unless --min-replies is met.\n\
+                -o wide adds public IP | ports (container→exposed) | task | status.\n\
                 JSON (-j): {{\"<ns.cluster #seq>\": {{\"ip\", \"node\", \"process\", \"state\"}}, …}};\n\
                 a pod that did not answer has {{\"error\": \"<reason>\"}} instead."
     )]
@@ -35,18 +36,56 @@ pub fn run(args: Args) -> Result<ExitCode> {
             Some(fields.iter().map(|f| (f.to_string(), json!(text(info.get(*f))))).collect())
         })
     } else {
+        let wide = output::wide();
         scan.text(|answered| {
             let rows: Vec<Vec<String>> = answered
                 .into_iter()
                 .map(|(pod, info)| {
-                    std::iter::once(pod.key())
+                    let mut row: Vec<String> = std::iter::once(pod.key())
                         .chain(fields.iter().map(|f| text(info.get(*f))))
-                        .collect()
+                        .collect();
+                    if wide {
+                        row.extend([
+                            text(info.get("public")),
+                            ports(info.get("ports")),
+                            text(info.get("task")),
+                            text(info.get("status")),
+                        ]);
+                    }
+                    row
                 })
                 .collect();
-            "\n".to_string() + &output::table(&["pod", "pod IP", "node", "process", "state"], &rows)
+            let mut header = vec!["pod", "pod IP", "node", "process", "state"];
+            if wide {
+                header.extend(["public IP", "ports", "task", "status"]);
+            }
+            "\n".to_string() + &output::table(&header, &rows)
         })
     };
     output::emit(&out);
     Ok(super::finish(&common, &scan.tally_all(), &scan.lookup.skipped))
+}
+
+/// The `ports` hint (container port → where it is exposed) as `8080→31000,9000→9000`.
+fn ports(value: Option<&serde_json::Value>) -> String {
+    let Some(serde_json::Value::Object(map)) = value else { return String::new() };
+    let mut pairs: Vec<(u64, String)> = map
+        .iter()
+        .map(|(k, v)| (k.parse().unwrap_or(u64::MAX), format!("{k}→{}", text(Some(v)))))
+        .collect();
+    pairs.sort();
+    pairs.into_iter().map(|(_, p)| p).collect::<Vec<_>>().join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ports_are_listed_by_container_port() {
+        let hint = json!({"9000": 31001, "8080": "31000", "80": 80});
+        assert_eq!(ports(Some(&hint)), "80→80,8080→31000,9000→31001");
+        assert_eq!(ports(None), "");
+        assert_eq!(ports(Some(&json!("x"))), "");
+    }
 }

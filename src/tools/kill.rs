@@ -43,6 +43,9 @@ pub struct Args {
     /// print JSON
     #[argh(switch, short = 'j')]
     pub json: bool,
+    /// output format: json, yaml, wide or name (one name per line)
+    #[argh(option, short = 'o')]
+    pub output: Option<String>,
     /// zookeeper hosts, host:port,… (env OCHOPOD_ZK; default 127.0.0.1:2181)
     #[argh(option, default = "zk::default_hosts()")]
     pub zk: String,
@@ -86,7 +89,9 @@ pub fn parse_indices(values: &[String]) -> Result<Option<BTreeSet<u64>>> {
 }
 
 /// Runs the tool.
-pub fn run(args: Args) -> Result<ExitCode> {
+pub fn run(mut args: Args) -> Result<ExitCode> {
+    // From here on `json` means a structured format (json, yaml or name), rendered by output.
+    args.json = super::output::choose(args.json, args.output.as_deref())?.structured();
     let globs = Glob::required("kill", &args.globs)?;
     let indices = parse_indices(&args.indices)?;
     if indices.is_none() && !args.force {
@@ -219,7 +224,9 @@ fn report(outcomes: &[(&Glob, Outcome)], as_json: bool) -> Result<ExitCode> {
                 .collect(),
         })
         .collect();
-    Ok(workload::report(items, as_json, |p| format!("{p}% success / killed {killed} pod(s)")))
+    Ok(workload::report(items, as_json, |p| {
+        format!("{p}% success / killed {killed} {}", super::pods(killed))
+    }))
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use std::time::Duration;
 use serde_json::{Map, Value, json};
 
 use super::{Common, Glob, output, tool_args};
-use crate::error::{Result, chain};
+use crate::error::{Error, Result, chain};
 use crate::k8s::{Access, Kube};
 
 tool_args! {
@@ -77,6 +77,9 @@ fn lines(body: &Value) -> Option<Vec<String>> {
 
 pub fn run(args: Args) -> Result<ExitCode> {
     let common = args.common()?;
+    if args.follow && output::format() == output::Format::Name {
+        return Err(Error::Usage("-f follows log lines: -o name has no names to list".into()));
+    }
     if args.k8s {
         return from_kubernetes(&args, &common);
     }
@@ -155,7 +158,7 @@ fn from_kubernetes(args: &Args, common: &Common) -> Result<ExitCode> {
             };
             map.insert(key.clone(), value);
         }
-        output::emit(&(output::one_line(&Value::Object(map)) + "\n"));
+        output::emit(&output::structured(&Value::Object(map)));
     } else {
         let mut out = String::new();
         for (key, lines) in &logs {
@@ -171,7 +174,8 @@ fn from_kubernetes(args: &Args, common: &Common) -> Result<ExitCode> {
             out += &output::no_pods(&globs);
         }
         if !failed.is_empty() {
-            out += &format!("\n{} pods without a log: {}\n", failed.len(), failed.join(", "));
+            let pods = super::pods(failed.len());
+            out += &format!("\n{} {pods} without a log: {}\n", failed.len(), failed.join(", "));
         }
         output::emit(&out);
     }
@@ -184,7 +188,7 @@ pub const FOLLOW_EVERY: Duration = Duration::from_secs(1);
 /// One followed line: `[<pod>] <line>`, or with -j `{"pod", "line"}`.
 fn followed(pod: &str, line: &str, json: bool) -> String {
     if json {
-        output::one_line(&json!({"pod": pod, "line": line})) + "\n"
+        output::record(&json!({"pod": pod, "line": line}))
     } else {
         format!("[{pod}] {line}\n")
     }
@@ -289,7 +293,12 @@ fn follow_kubernetes(
     });
     failed.extend(broken.iter().map(|(key, e)| format!("{key} ({})", chain(e))));
     if !failed.is_empty() {
-        eprintln!("{} pods without a log: {}", failed.len(), failed.join(", "));
+        eprintln!(
+            "{} {} without a log: {}",
+            failed.len(),
+            super::pods(failed.len()),
+            failed.join(", ")
+        );
     }
     Ok(if failed.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }

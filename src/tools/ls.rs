@@ -17,7 +17,8 @@ tool_args! {
                 is the leader's. Clusters with no registered pod (killed ones, left in zookeeper)\n\
                 are hidden, and counted in a last line, unless --all (they show 0/0). Then the\n\
                 pods that did not answer. Without any pod the header is `0 pods ->`. Exit 1\n\
-                unless --min-replies is met.\n\
+                unless --min-replies is met. -o wide adds leader | unanswered (pods that did not\n\
+                answer).\n\
                 JSON (-j): {{\"<ns.cluster>\": {{\"total\": int, \"running\": int, \"status\": str,\n\
                 \"leader\": \"<ns.cluster #seq>\"|null, \"unanswered\": {{\"<pod>\": \"<reason>\"}}}}, …}}"
     )]
@@ -51,6 +52,9 @@ fn summarise(pods: &[(&Pod, &Answer)]) -> Row {
         .filter(|s| !s.is_empty())
         .or_else(|| infos.iter().map(|(_, i)| text(i.get("status"))).find(|s| !s.is_empty()))
         .unwrap_or_default();
+    // A probe's last answer says nothing once no process runs (`off`, a crash): say that.
+    let status =
+        if running == 0 && !infos.is_empty() { "* no process running".to_string() } else { status };
     Row {
         total: pods.len(),
         running,
@@ -93,21 +97,33 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 (c.clone(), value)
             })
             .collect();
-        output::emit(&(output::one_line(&Value::Object(map)) + "\n"));
+        output::emit(&output::structured(&Value::Object(map)));
     } else if all.total == 0 && rows.is_empty() && hidden == 0 {
         output::emit("\n0 pods\n");
     } else {
         let table: Vec<Vec<String>> = rows
             .iter()
-            .map(|(c, r)| vec![c.clone(), format!("{}/{}", r.running, r.total), r.status.clone()])
+            .map(|(c, r)| {
+                let mut row =
+                    vec![c.clone(), format!("{}/{}", r.running, r.total), r.status.clone()];
+                if output::wide() {
+                    row.push(r.leader.clone().unwrap_or_else(|| "-".into()));
+                    row.push(r.tally.failed.len().to_string());
+                }
+                row
+            })
             .collect();
         let mut out = if all.total == 0 {
             "\n0 pods ->\n\n".to_string()
         } else {
-            format!("\n{} pods, {}% replies ->\n\n", all.total, all.percent())
+            format!("\n{} {}, {}% replies ->\n\n", all.total, super::pods(all.total), all.percent())
         };
         if !table.is_empty() {
-            out += &output::table(&["cluster", "ok", "status"], &table);
+            let mut header = vec!["cluster", "ok", "status"];
+            if output::wide() {
+                header.extend(["leader", "unanswered"]);
+            }
+            out += &output::table(&header, &table);
         }
         output::failures(&mut out, &all);
         if hidden > 0 {

@@ -78,9 +78,12 @@ macro_rules! tool_args {
             /// only the pods with these seq numbers (-i 1,3 or -i 1 -i 3)
             #[argh(option, short = 'i')]
             pub indices: Vec<String>,
-            /// print one line of JSON instead of text
+            /// print JSON instead of text (the same as -o json)
             #[argh(switch, short = 'j')]
             pub json: bool,
+            /// output format: json, yaml, wide (more columns) or name (one name per line)
+            #[argh(option, short = 'o')]
+            pub output: Option<String>,
         }
 
         impl $name {
@@ -93,7 +96,7 @@ macro_rules! tool_args {
                     self.parallel,
                     self.min_replies.as_deref(),
                     &self.indices,
-                    self.json,
+                    $crate::tools::output::choose(self.json, self.output.as_deref())?,
                 )
             }
         }
@@ -112,6 +115,7 @@ pub struct Common {
     pub min_replies: Threshold,
     /// `Some` when `-i` was given: only pods with these `seq`.
     pub indices: Option<BTreeSet<u64>>,
+    /// A structured format (`-j`, `-o json|yaml|name`): the tool builds its JSON value.
     pub json: bool,
 }
 
@@ -131,7 +135,7 @@ impl Common {
         parallel: usize,
         min_replies: Option<&str>,
         indices: &[String],
-        json: bool,
+        format: output::Format,
     ) -> Result<Self> {
         if parallel == 0 {
             return Err(Error::Usage("--parallel must be at least 1".into()));
@@ -156,7 +160,7 @@ impl Common {
             parallel,
             min_replies: min_replies.map(Threshold::parse).transpose()?.unwrap_or(Threshold::All),
             indices,
-            json,
+            json: format.structured(),
         })
     }
 

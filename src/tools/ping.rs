@@ -97,7 +97,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             };
             map.insert(pod.key(), value);
         }
-        output::emit(&(output::one_line(&Value::Object(map)) + "\n"));
+        output::emit(&output::structured(&Value::Object(map)));
     } else {
         let mut out = String::new();
         for glob in &globs {

@@ -42,6 +42,9 @@ pub struct Args {
     /// print JSON
     #[argh(switch, short = 'j')]
     pub json: bool,
+    /// output format: json, yaml, wide or name (one name per line)
+    #[argh(option, short = 'o')]
+    pub output: Option<String>,
     /// zookeeper hosts, host:port,… (env OCHOPOD_ZK; default 127.0.0.1:2181)
     #[argh(option, default = "zk::default_hosts()")]
     pub zk: String,
@@ -119,7 +122,9 @@ struct Outcome {
 }
 
 /// Runs the tool.
-pub fn run(args: Args) -> Result<ExitCode> {
+pub fn run(mut args: Args) -> Result<ExitCode> {
+    // From here on `json` means a structured format (json, yaml or name), rendered by output.
+    args.json = super::output::choose(args.json, args.output.as_deref())?.structured();
     let glob = Glob::required("scale", std::slice::from_ref(&args.glob))?.remove(0);
     let factor = Factor::parse(&args.factor)?;
     // Before any thread: an interrupt stops the waits, never the marking and lowering of the
@@ -132,7 +137,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     if clusters.is_empty() {
         eprintln!("{}: no replication controller found for this cluster glob", glob.0);
         if args.json {
-            println!("{{}}");
+            print!("{}", super::output::structured(&json!({})));
         } else {
             println!("0% success (+0 pods)");
         }
@@ -225,7 +230,7 @@ fn scale(
             None,
             |pods| {
                 if !args.json {
-                    println!("{cluster}: {} pod(s) registered", pods.len());
+                    println!("{cluster}: {} {} registered", pods.len(), super::pods(pods.len()));
                 }
             },
             |pods, configured| {

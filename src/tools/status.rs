@@ -45,6 +45,9 @@ pub struct Args {
     /// print one line of JSON instead of text
     #[argh(switch, short = 'j')]
     pub json: bool,
+    /// output format: json, yaml, wide or name (one name per line)
+    #[argh(option, short = 'o')]
+    pub output: Option<String>,
     /// zookeeper hosts, host:port,… (env OCHOPOD_ZK; default 127.0.0.1:2181)
     #[argh(option, default = "zk::default_hosts()")]
     pub zk: String,
@@ -322,7 +325,9 @@ fn qualified(pod: &KubePod) -> Option<String> {
     Some(format!("{}.{}", labels.get(LABEL_NAMESPACE)?, labels.get(LABEL_CLUSTER)?))
 }
 
-pub fn run(args: Args) -> Result<ExitCode> {
+pub fn run(mut args: Args) -> Result<ExitCode> {
+    // From here on `json` means a structured format (json, yaml or name), rendered by output.
+    args.json = super::output::choose(args.json, args.output.as_deref())?.structured();
     let globs = Glob::list(&args.clusters)?;
     let timeout = super::seconds("-t", args.timeout)?;
     let scope = scope::current()?;
@@ -418,7 +423,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 }),
             );
         }
-        output::emit(&(output::one_line(&Value::Object(map)) + "\n"));
+        output::emit(&output::structured(&Value::Object(map)));
     } else {
         output::emit(&render(&clusters, &args.clusters));
     }
@@ -433,7 +438,8 @@ fn render(clusters: &BTreeMap<String, Cluster>, globs: &[String]) -> String {
     let mut out = String::new();
     for (name, c) in clusters {
         let registered = c.rows.iter().filter(|r| r.registered.is_some()).count();
-        out += &format!("\n{name} -> {registered}/{} pod(s) registered\n\n", c.rows.len());
+        let pods = super::pods(c.rows.len());
+        out += &format!("\n{name} -> {registered}/{} {pods} registered\n\n", c.rows.len());
         if !c.rcs.is_empty() {
             let rows: Vec<Vec<String>> = c
                 .rcs

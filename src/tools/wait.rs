@@ -251,7 +251,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 (s.name.clone(), value)
             })
             .collect();
-        output::emit(&(output::one_line(&Value::Object(map)) + "\n"));
+        output::emit(&output::structured(&Value::Object(map)));
     } else if ready {
         let names: Vec<&str> = statuses.iter().map(|s| s.name.as_str()).collect();
         output::emit(&format!("ready: {}\n", names.join(", ")));

@@ -75,7 +75,7 @@ pub fn report(items: Vec<Item>, as_json: bool, summary: impl FnOnce(usize) -> St
             fields.insert("warnings".into(), json!(item.warnings));
             out.insert(item.name, Value::Object(fields));
         }
-        println!("{}", Value::Object(out));
+        print!("{}", super::output::structured(&Value::Object(out)));
     } else {
         for item in &items {
             for warning in &item.warnings {
@@ -341,8 +341,11 @@ impl Waited {
         let mine: Vec<&Pod> =
             self.pods.iter().filter(|p| p.field("application") == application).collect();
         let configured = mine.iter().filter(|p| self.configured.contains(&p.uuid)).count();
-        let mut text =
-            format!("{} of {want} pod(s) registered, {configured} configured", mine.len());
+        let mut text = format!(
+            "{} of {want} {} registered, {configured} configured",
+            mine.len(),
+            super::pods(want)
+        );
         if !self.dead.is_empty() {
             text.push_str(&format!(", {} dead", self.dead.len()));
         }

@@ -39,7 +39,7 @@ pub struct Args {
     #[argh(option, short = 'p')]
     pub pods: Option<i32>,
     /// override file: <ns>.<cluster> → settings deep-merged into `settings` (repeatable)
-    #[argh(option, short = 'o')]
+    #[argh(option, short = 'O')]
     pub overrides: Vec<String>,
     /// suffix appended to each cluster name (<cluster>-<suffix>)
     #[argh(option, short = 's')]
@@ -70,6 +70,9 @@ pub struct Args {
     /// print JSON
     #[argh(switch, short = 'j')]
     pub json: bool,
+    /// output format: json, yaml, wide or name (one name per line)
+    #[argh(option, short = 'o')]
+    pub output: Option<String>,
     /// where pods reach ZooKeeper, host:port,… (env OCHO_ZK_PUBLIC; default
     /// ocho-proxy.<k8s namespace>.svc:2181, the proxy Service)
     #[argh(option)]
@@ -107,7 +110,9 @@ struct Item {
 }
 
 /// Runs the tool.
-pub fn run(args: Args) -> Result<ExitCode> {
+pub fn run(mut args: Args) -> Result<ExitCode> {
+    // From here on `json` means a structured format (json, yaml or name), rendered by output.
+    args.json = crate::tools::output::choose(args.json, args.output.as_deref())?.structured();
     if args.files.is_empty() {
         return Err(Error::Usage("deploy: give at least one container definition file".into()));
     }
@@ -325,7 +330,7 @@ fn wait(kube: &Kube, args: &Args, items: &mut [Item]) -> Result<()> {
             |pods| {
                 let mine = pods.iter().filter(|p| p.field("application") == app).count();
                 if !quiet {
-                    println!("{file}: {mine}/{want} pod(s) registered");
+                    println!("{file}: {mine}/{want} {} registered", crate::tools::pods(want));
                 }
             },
             |pods, configured| workload::settled(pods, configured, &app, want),
@@ -397,9 +402,7 @@ fn print_dry_run(items: &[Item], as_json: bool) -> Result<ExitCode> {
     let rcs: Vec<Value> =
         items.iter().filter_map(|i| Some(objects::wire(i.rc.as_ref()?, &i.extra))).collect();
     if as_json {
-        let text = serde_json::to_string(&rcs)
-            .map_err(|e| Error::Failed(format!("render the objects as JSON: {e}")))?;
-        println!("{text}");
+        print!("{}", crate::tools::output::structured(&Value::Array(rcs)));
     } else {
         for rc in &rcs {
             let text = serde_yaml::to_string(rc)
@@ -440,7 +443,7 @@ fn report(items: &[Item], as_json: bool) -> Result<ExitCode> {
             entry["warnings"] = json!(item.warnings);
             out.insert(item.file.clone(), entry);
         }
-        println!("{}", Value::Object(out));
+        print!("{}", crate::tools::output::structured(&Value::Object(out)));
     } else {
         print_failures(items);
         // Every RC this run created, and whether it is still there.
@@ -451,11 +454,13 @@ fn report(items: &[Item], as_json: bool) -> Result<ExitCode> {
                 (false, true) => "left behind",
                 (false, false) => "created",
             };
-            println!("{}: {rc} {fate} ({} pod(s))", item.file, item.replicas);
+            let pods = crate::tools::pods(item.replicas.unsigned_abs() as usize);
+            println!("{}: {rc} {fate} ({} {pods})", item.file, item.replicas);
         }
         let spawned: i32 =
             items.iter().filter(|i| i.created && !i.deleted).map(|i| i.replicas).sum();
-        println!("{}% success / spawned {spawned} pod(s)", percent(ok, items.len()));
+        let pods = crate::tools::pods(spawned.unsigned_abs() as usize);
+        println!("{}% success / spawned {spawned} {pods}", percent(ok, items.len()));
     }
     Ok(if ok == items.len() { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }

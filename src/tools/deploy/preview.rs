@@ -33,14 +33,14 @@ pub(super) fn server_dry_run(kube: Kube, items: &mut [Item], as_json: bool) -> R
                 "error": item.error, "warnings": item.warnings, "dry_run": "server"});
             out.insert(item.file.clone(), entry);
         }
-        println!("{}", Value::Object(out));
+        print!("{}", crate::tools::output::structured(&Value::Object(out)));
     } else {
         print_failures(items);
         for item in items.iter().filter(|i| i.error.is_none()) {
             let rc = name(item).unwrap_or_default();
             println!("{}: {rc} validated by the server (dry run, nothing created)", item.file);
         }
-        println!("{}% success / spawned 0 pod(s) (server dry run)", percent(ok, items.len()));
+        println!("{}% success / spawned 0 pods (server dry run)", percent(ok, items.len()));
     }
     Ok(if ok == items.len() { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
@@ -97,7 +97,7 @@ pub(super) fn print_diff(kube: &Kube, items: &mut [Item], as_json: bool) -> Resu
         out.insert(item.file.clone(), json!({"error": item.error}));
     }
     if as_json {
-        println!("{}", Value::Object(out));
+        print!("{}", crate::tools::output::structured(&Value::Object(out)));
     } else {
         print_failures(items);
     }
