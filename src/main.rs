@@ -28,7 +28,12 @@ fn main() -> ExitCode {
         cli::Parsed::Run(mode) => match cli::dispatch(mode) {
             Ok(code) => code,
             Err(err) => {
-                eprintln!("ocho: {}", error::chain(&err));
+                // `ocho <mode>: <what went wrong>`, as the parser's own errors read; a message
+                // that already starts with the mode's name does not repeat it.
+                let mode = mode_name(&argv);
+                let message = error::chain(&err);
+                let message = message.strip_prefix(&format!("{mode}: ")).unwrap_or(&message);
+                eprintln!("ocho {mode}: {message}");
                 ExitCode::from(err.exit_code())
             }
         },
@@ -41,4 +46,10 @@ fn main() -> ExitCode {
             ExitCode::from(code)
         }
     }
+}
+
+/// The mode being run: the link name's suffix (`ocho-ls`) or the first argument.
+fn mode_name(argv: &[String]) -> &str {
+    let prog = argv.first().map(|p| p.rsplit('/').next().unwrap_or(p)).unwrap_or("ocho");
+    prog.strip_prefix("ocho-").or(argv.get(1).map(String::as_str)).unwrap_or("ocho")
 }

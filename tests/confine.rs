@@ -67,10 +67,12 @@ fn upload(portal: &Portal, line: &str, parts: &[(&str, &[u8])]) -> Reply {
     portal.request("POST", "/shell", &[("X-Shell", line), ("Content-Type", &content_type)], &body)
 }
 
-/// (code, out, err) of a tool run through the portal; the HTTP status must be 200.
+/// (code, out, err) of a tool run through the portal; the HTTP status must be 200, or 400 for
+/// the tool's usage errors (exit 2).
 fn ran(reply: &Reply) -> (i64, String, String) {
     let body = reply.json();
-    assert_eq!(reply.status, 200, "{body}");
+    let expected = if body["code"] == 2 { 400 } else { 200 };
+    assert_eq!(reply.status, expected, "{body}");
     let text = |k: &str| body[k].as_str().unwrap_or_default().to_string();
     (body["code"].as_i64().unwrap(), text("out"), text("err"))
 }

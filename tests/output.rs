@@ -95,6 +95,10 @@ fn bad_formats_are_usage_errors_before_anything_is_contacted() {
         let (code, out, err) = run(&args);
         assert_eq!(code, 2, "{args:?}: {out}{err}");
         assert!(err.contains(needle), "{args:?}: {err}");
+        // One prefix style: `ocho <mode>: `, the mode named once.
+        let prefix = format!("ocho {}: ", args[0]);
+        assert!(err.starts_with(&prefix), "{args:?}: {err}");
+        assert!(!err[prefix.len()..].starts_with(&format!("{}: ", args[0])), "{err}");
     }
 }
 

@@ -239,6 +239,51 @@ fn streaming_sends_lines_as_the_tool_writes_them_then_the_exit() {
 }
 
 #[test]
+fn a_usage_error_found_by_the_tool_is_a_400_like_the_parsers() {
+    let portal = Portal::start(&[], &[("OCHOPOD_ZK", support::refusing_addr())]);
+    let ndjson = ("Accept", "application/x-ndjson");
+    // The parser accepts `-i x`; the tool refuses it, before contacting anything.
+    for headers in [vec![], vec![ndjson]] {
+        let reply = portal.shell("ls -i x", &headers);
+        assert_eq!(reply.status, 400, "{headers:?}: {}", reply.text());
+        let body = reply.json();
+        assert_eq!(body["code"], 2);
+        assert_eq!(body["ok"], false);
+        assert!(body["err"].as_str().unwrap().contains("-i takes pod seq numbers"), "{body}");
+    }
+    // The parser's own usage errors have the same status and shape.
+    let reply = portal.shell("ls --no-such-option", &[ndjson]);
+    assert_eq!(reply.status, 400);
+    assert_eq!(reply.json()["code"], 2);
+    // Its hint names the line as typed here, without `ocho`.
+    let err = reply.json()["err"].as_str().unwrap().to_string();
+    assert!(err.contains("run 'ls --help'") && !err.contains("'ocho ls --help'"), "{err}");
+
+    // Once output has started, the stream is a 200 and the exit code its last line.
+    let events = |line: &str| {
+        let conn = portal.open("POST", "/shell", &[("X-Shell", line), ndjson], b"");
+        let mut events = Events::new(conn);
+        let mut all = Vec::new();
+        while let Some(event) = events.next() {
+            all.push(event);
+        }
+        all
+    };
+    let all = events("args --exit 2 a");
+    assert_eq!(all[0]["line"], "arg 1: a", "{all:?}");
+    assert_eq!(all.last().unwrap()["exit"], 2, "{all:?}");
+    // A tool silent for longer than the head waits is streamed too (head first, then exit 2).
+    let all = events("args --sleep 3 --exit 2");
+    assert_eq!(all.len(), 1, "{all:?}");
+    assert_eq!(all[0]["exit"], 2);
+
+    // `ocho cli` exits 2 with the tool's message.
+    let out = ocho().args(["cli", &portal.addr, "ls", "-i", "x"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("-i takes pod seq numbers"));
+}
+
+#[test]
 fn tools_see_only_the_allowed_environment_and_exit_codes_are_reported() {
     let portal = Portal::start(
         &[],

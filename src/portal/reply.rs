@@ -1,13 +1,14 @@
 //! One validated tool run and its answer: a JSON object once the tool is done, or an NDJSON
-//! stream written over the raw connection as the tool produces output. Owns the request's
+//! stream written over the raw connection as the tool produces output (a usage error the tool
+//! finds at once is a 400 either way). Owns the request's
 //! temporary directory and concurrency slot until the run is over, and logs and counts it.
 
-use std::cell::RefCell;
 use std::io::Write;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Instant;
+use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use rouille::{Response, Upgrade};
 use serde_json::json;
@@ -150,7 +151,10 @@ impl Run {
             // Nobody reads it; nginx's "client closed request" for the log and the metrics.
             Some(exec::Killed::Disconnect) => 499,
             Some(exec::Killed::Shutdown) => 503,
-            _ => 200,
+            Some(_) => 200,
+            // A usage error found by the tool is answered as the portal's parser answers one.
+            None if run.code == 2 => 400,
+            None => 200,
         };
         let body = json!({
             "ok": run.code == 0 && run.killed.is_none(),
@@ -170,26 +174,100 @@ impl Run {
     }
 }
 
-impl Upgrade for Run {
-    /// Streams NDJSON over the raw connection, one flushed line per event, then closes it. While
-    /// the client has half-closed, an empty line now and then finds out whether it still reads.
-    fn build(&mut self, socket: Box<dyn rouille::ReadWrite + Send>) {
-        let socket = RefCell::new(socket);
-        let send = |event: serde_json::Value| {
-            let mut text = event.to_string();
-            text.push('\n');
-            let mut socket = socket.borrow_mut();
-            socket.write_all(text.as_bytes()).and_then(|()| socket.flush()).is_ok()
-        };
+/// How long a streamed run may stay silent on stdout before its head is sent: a tool finds a
+/// usage error before it contacts anything, so within this time its exit 2 becomes a 400 like
+/// the parser's; a tool that is quiet for longer (`wait`) is streamed as 200 from then on.
+pub const HEAD_WAIT: Duration = Duration::from_secs(2);
+
+/// What the tool's thread hands to the connection's writer.
+enum Event {
+    Line(Stream, Vec<u8>),
+    /// Write an empty line: the reset that answers it tells a closed client.
+    Probe,
+    /// The last line of the stream, after the run was counted and journaled.
+    Done(serde_json::Value),
+}
+
+/// The status of a streamed reply, decided once, by whichever side knows first: the head
+/// waiting for output (a stream) or the tool's thread at the tool's end (a usage error, 400).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Head {
+    Stream,
+    Usage,
+}
+
+/// Decides `want` unless the other side already decided; returns what stands.
+fn decide(head: &Mutex<Option<Head>>, want: Head) -> Head {
+    let mut head = head.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    *head.get_or_insert(want)
+}
+
+impl Run {
+    /// Starts the tool on its own thread and answers once its first stdout line arrives, it
+    /// exits, or [`HEAD_WAIT`] passes: a tool's usage error (exit 2, nothing on stdout) is a 400
+    /// with the whole run as one JSON object, as the portal's own parse errors are; anything else
+    /// is an NDJSON stream over the raw connection (rouille's upgrade path, so each line is
+    /// written as it comes; the body ends when the portal closes the connection, RFC 9112 §6.3).
+    pub fn stream(self) -> Response {
+        let (tx, rx) = mpsc::sync_channel(256);
+        let head = Arc::new(Mutex::new(None));
+        let theirs = Arc::clone(&head);
+        let spawned = std::thread::Builder::new()
+            .name("tool".into())
+            .spawn(move || self.run_for_stream(&tx, &theirs));
+        if let Err(err) = spawned {
+            // The run was dropped with the closure: its directory and slot are released.
+            return refused(503, &format!("portal: cannot start the tool's thread: {err}"));
+        }
+        let deadline = Instant::now() + HEAD_WAIT;
+        let mut buffered = Vec::new();
+        loop {
+            let wait = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(wait) {
+                // Nothing to probe before the head is out.
+                Ok(Event::Probe) => {}
+                Ok(Event::Line(stream, line)) => {
+                    let out = stream == Stream::Out;
+                    buffered.push(Event::Line(stream, line));
+                    if out && decide(&head, Head::Stream) == Head::Stream {
+                        break;
+                    }
+                }
+                Ok(Event::Done(last)) => {
+                    if decide(&head, Head::Stream) == Head::Usage {
+                        return usage_reply(&buffered, &last);
+                    }
+                    buffered.push(Event::Done(last));
+                    break;
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    if decide(&head, Head::Stream) == Head::Stream {
+                        break;
+                    }
+                    // The tool ended as a usage error meanwhile: its Done is on the way.
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        let mut response = Response::text("")
+            .with_unique_header("Content-Type", "application/x-ndjson")
+            .with_unique_header("Cache-Control", "no-cache")
+            .with_unique_header("X-Content-Type-Options", "nosniff");
+        response.upgrade = Some(Box::new(Streamed { buffered, rx }));
+        response
+    }
+
+    /// The tool's thread: runs it, passing each line on, then counts and journals the run
+    /// before the client can learn its outcome.
+    fn run_for_stream(mut self, tx: &SyncSender<Event>, head: &Mutex<Option<Head>>) {
         let probe = || {
-            let _ = socket.borrow_mut().write_all(b"\n");
+            let _ = tx.try_send(Event::Probe);
         };
         let mut bytes = 0;
         let result = self.execute(&probe, &mut |stream, line| {
             bytes += line.len();
-            let text = String::from_utf8_lossy(line);
-            let text = text.strip_suffix('\n').unwrap_or(&text);
-            send(json!({"stream": stream.name(), "line": text}))
+            // Fails once the writer is gone (the client left): the tool is then killed.
+            tx.send(Event::Line(stream, line.to_vec())).is_ok()
         });
         let (last, code, killed) = match result {
             Ok(run) => {
@@ -202,9 +280,74 @@ impl Upgrade for Run {
             }
             Err(message) => (json!({"exit": null, "error": message}), None, None),
         };
-        // Journaled (on disk for state-changing tools) before the client learns the outcome.
-        self.finish(200, code, killed, bytes);
-        // The end of the body is the end of the connection: the server closes it on return.
-        send(last);
+        let usage = code == Some(2) && killed.is_none();
+        let status = match decide(head, if usage { Head::Usage } else { Head::Stream }) {
+            Head::Usage => 400,
+            Head::Stream => 200,
+        };
+        self.finish(status, code, killed, bytes);
+        let _ = tx.send(Event::Done(last));
+    }
+}
+
+/// A usage error found by the tool, answered as the portal answers its own: 400 and the run
+/// as one JSON object.
+fn usage_reply(events: &[Event], last: &serde_json::Value) -> Response {
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    for event in events {
+        if let Event::Line(stream, line) = event {
+            match stream {
+                Stream::Out => out.extend_from_slice(line),
+                Stream::Err => err.extend_from_slice(line),
+            }
+        }
+    }
+    Response::json(&json!({
+        "ok": false,
+        "code": 2,
+        "ms": last["ms"],
+        "out": String::from_utf8_lossy(&out),
+        "err": String::from_utf8_lossy(&err),
+        "killed": null,
+    }))
+    .with_status_code(400)
+}
+
+/// The writer of a streamed reply: what was buffered while the head waited, then every event
+/// as it comes, one flushed NDJSON line each; returning drops the receiver, which kills a tool
+/// still writing (the client is gone).
+struct Streamed {
+    buffered: Vec<Event>,
+    rx: Receiver<Event>,
+}
+
+impl Upgrade for Streamed {
+    fn build(&mut self, mut socket: Box<dyn rouille::ReadWrite + Send>) {
+        let mut write =
+            |bytes: &[u8]| socket.write_all(bytes).and_then(|()| socket.flush()).is_ok();
+        let buffered = std::mem::take(&mut self.buffered);
+        for event in buffered.into_iter().chain(self.rx.iter()) {
+            let written = match event {
+                Event::Line(stream, line) => {
+                    let text = String::from_utf8_lossy(&line);
+                    let text = text.strip_suffix('\n').unwrap_or(&text);
+                    let mut event = json!({"stream": stream.name(), "line": text}).to_string();
+                    event.push('\n');
+                    write(event.as_bytes())
+                }
+                Event::Probe => write(b"\n"),
+                Event::Done(last) => {
+                    // The end of the body is the end of the connection: the server closes it
+                    // on return.
+                    let mut last = last.to_string();
+                    last.push('\n');
+                    write(last.as_bytes());
+                    return;
+                }
+            };
+            if !written {
+                return;
+            }
+        }
     }
 }

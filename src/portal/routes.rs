@@ -435,7 +435,11 @@ fn validate(line: &str) -> Result<Line, String> {
             Ok(Line::Run(words, least_role(&mode), super::exec::kill_grace(&mode)))
         }
         Parsed::Print { text, code: 0 } => Ok(Line::Text(text)),
-        Parsed::Print { text, .. } => Err(text),
+        // The hint names the line as typed here, without `ocho`.
+        Parsed::Print { text, .. } => {
+            Err(text
+                .replace(&format!("run 'ocho {first} --help'"), &format!("run '{first} --help'")))
+        }
     }
 }
 
@@ -602,15 +606,8 @@ fn shell(state: &Arc<State>, request: &Request, started: Instant) -> Response {
         started,
     };
     if request.header("Accept").is_some_and(|a| a.contains("application/x-ndjson")) {
-        // The stream takes over the connection (rouille's upgrade path) so that each line is
-        // written as it comes; the body ends when the portal closes the connection (RFC 9112
-        // §6.3: neither length nor chunking). It counts and logs itself when it ends.
-        let mut response = Response::text("")
-            .with_unique_header("Content-Type", "application/x-ndjson")
-            .with_unique_header("Cache-Control", "no-cache")
-            .with_unique_header("X-Content-Type-Options", "nosniff");
-        response.upgrade = Some(Box::new(run));
-        return response;
+        // It counts and logs itself when it ends.
+        return run.stream();
     }
     run.reply()
 }

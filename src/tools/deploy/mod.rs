@@ -257,7 +257,11 @@ fn build(
             rc: None,
             extra: Value::Null,
             replicas: 0,
-            error: Some(chain(&e)),
+            // The line already starts with the file's name: the reason alone follows it.
+            error: Some(match &e {
+                Error::Definition { source, .. } => chain(source),
+                e => chain(e),
+            }),
             up: vec![],
             warnings: vec![],
             created: false,
