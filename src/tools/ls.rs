@@ -12,13 +12,16 @@ tool_args! {
     #[argh(
         subcommand,
         name = "ls",
-        note = "Text: `<N> pods, P% replies ->`, then a table cluster | ok | status where ok is\n\
-                running/total (total counts every registered pod, answering or not) and status\n\
-                is the leader's. Clusters with no registered pod (killed ones, left in zookeeper)\n\
-                are hidden, and counted in a last line, unless --all (they show 0/0). Then the\n\
-                pods that did not answer. Without any pod the header is `0 pods ->`. Exit 1\n\
+        example = "{command_name}\n    every cluster that has pods: running/total and the leader's status",
+        example = "{command_name} --all 'default.*'\n    the clusters of namespace default, also those left without pods",
+        example = "{command_name} -j\n    every cluster as one line of JSON",
+        note = "Text: `<N> pods, P% replies ->`, then a table cluster | ok | status where ok is \
+                running/total (total counts every registered pod, answering or not) and status \
+                is the leader's. Clusters with no registered pod (killed ones, left in zookeeper) \
+                are hidden, and counted in a last line, unless --all (they show 0/0). Then the \
+                pods that did not answer. Without any pod the header is `0 pods ->`. Exit 1 \
                 unless --min-replies is met.\n\
-                JSON (-j): {{\"<ns.cluster>\": {{\"total\": int, \"running\": int, \"status\": str,\n\
+                JSON (-j): {{\"<ns.cluster>\": {{\"total\": int, \"running\": int, \"status\": str, \
                 \"leader\": \"<ns.cluster #seq>\"|null, \"unanswered\": {{\"<pod>\": \"<reason>\"}}}}, …}}"
     )]
     pub struct Args {
