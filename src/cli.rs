@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use argh::{ArgsInfo, FromArgs, SubCommands};
 
 use crate::error::{Error, Result};
-use crate::{audit, init, pod, portal, remote, tools, zk};
+use crate::{audit, completion, init, pod, portal, remote, tools, zk};
 
 /// Top-level command line: one mode and its arguments.
 #[derive(FromArgs)]
@@ -63,6 +63,7 @@ modes! {
     Pod(pod::Args) => Local,
     ZkStatus(zk::status::Args) => Local,
     Remote(remote::Args) => Local,
+    Completion(completion::Args) => Local,
     Args(tools::args::Args) => Tool,
     Grep(tools::grep::Args) => Tool,
     Info(tools::info::Args) => Tool,
@@ -118,6 +119,7 @@ pub fn dispatch(mode: Mode) -> Result<ExitCode> {
         Mode::Pod(args) => pod::run(args),
         Mode::ZkStatus(args) => zk::status::run(args),
         Mode::Remote(args) => remote::run(args),
+        Mode::Completion(args) => completion::run(args),
         Mode::Args(args) => tools::args::run(args),
         Mode::Grep(args) => tools::grep::run(args),
         Mode::Info(args) => tools::info::run(args),
@@ -491,6 +493,8 @@ mod tests {
         assert!(is_tool("args"));
         assert!(!is_tool("pod"));
         assert!(!is_tool("zk-status"));
+        // It writes a script for the operator's own shell: nothing a portal client needs.
+        assert!(!is_tool("completion"));
     }
 
     #[test]
@@ -499,7 +503,7 @@ mod tests {
         let table: Vec<&str> = REACH.iter().map(|(m, _)| *m).collect();
         assert_eq!(names, table);
         let local: Vec<&str> = modes().map(|(m, _)| m).filter(|m| !is_tool(m)).collect();
-        assert_eq!(local, ["init", "portal", "pod", "zk-status", "cli"]);
+        assert_eq!(local, ["init", "portal", "pod", "zk-status", "cli", "completion"]);
         let Parsed::Run(mode) = parse_words(&["pod", "--zk", "x", "--", "true"]) else {
             panic!("pod parses")
         };
@@ -610,7 +614,12 @@ mod tests {
                 let line = line.replace("{command_name}", &format!("ocho {}", command.name));
                 let words = crate::portal::words::split(&line).unwrap();
                 assert_eq!(words[0], "ocho", "{line}");
-                let words: Vec<&str> = words[1..].iter().map(String::as_str).collect();
+                // What the shell does with the output (`> file`) is not ocho's.
+                let words: Vec<&str> = words[1..]
+                    .iter()
+                    .map(String::as_str)
+                    .take_while(|w| !matches!(*w, ">" | ">>" | "|"))
+                    .collect();
                 assert!(matches!(parse_words(&words), Parsed::Run(_)), "{line}");
                 let what = example.lines().nth(1).unwrap_or_default();
                 assert!(what.starts_with("    ") && what.len() > 8, "{line}: says what it does");

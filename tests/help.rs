@@ -64,3 +64,87 @@ fn the_mode_listing_and_help_mode_fit_80_columns() {
     assert!(text.starts_with("Usage: ocho ls "), "{text}");
     assert_eq!(too_wide(&text), Vec::<&str>::new(), "ocho help ls:\n{text}");
 }
+
+fn completion(shell: &str) -> String {
+    let out = support::ocho().args(["completion", shell]).output().unwrap();
+    assert!(out.status.success(), "ocho completion {shell}: {out:?}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Runs `script` in a bash without startup files, from directory `dir`, and returns its stdout.
+fn bash(dir: &std::path::Path, script: &str) -> String {
+    let out = std::process::Command::new("bash")
+        .args(["--norc", "--noprofile", "-c", script])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "bash: {out:?}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn the_bash_script_is_valid_and_completes_modes_options_and_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("ocho.bash");
+    std::fs::write(&script, completion("bash")).unwrap();
+    std::fs::write(dir.path().join("web.yml"), "").unwrap();
+    std::fs::write(dir.path().join("notes.txt"), "").unwrap();
+    let out = std::process::Command::new("bash").arg("-n").arg(&script).output().unwrap();
+    assert!(out.status.success(), "bash -n: {out:?}");
+    // Each call is one command line, the cursor at its last word, as readline hands it over.
+    let complete = |words: &[&str]| -> Vec<String> {
+        let quoted: Vec<String> = words.iter().map(|w| format!("'{w}'")).collect();
+        let text = bash(
+            dir.path(),
+            &format!(
+                "source {script} && COMP_WORDS=({words}) && COMP_CWORD={cword} && _ocho && \
+                 printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+                script = script.display(),
+                words = quoted.join(" "),
+                cword = words.len() - 1,
+            ),
+        );
+        // `printf` prints one empty line for no candidates.
+        let mut found: Vec<String> =
+            text.lines().filter(|l| !l.is_empty()).map(String::from).collect();
+        found.sort();
+        found
+    };
+    assert_eq!(complete(&["ocho", "ls", "--a"]), ["--all"]);
+    assert_eq!(complete(&["ocho", "zk-s"]), ["zk-status"]);
+    assert_eq!(complete(&["ocho", "help", "comp"]), ["completion"]);
+    assert_eq!(complete(&["ocho", "completion", ""]), ["bash", "fish", "zsh"]);
+    assert!(complete(&["ocho", "ls", "-"]).contains(&"-t".to_string()));
+    // Files where an argument names one, nothing for other values.
+    assert_eq!(complete(&["ocho", "deploy", "w"]), ["web.yml"]);
+    assert_eq!(complete(&["ocho", "exec", "--upload", "n"]), ["notes.txt"]);
+    assert_eq!(complete(&["ocho", "ls", "--zk", ""]), Vec::<String>::new());
+    // After `--` the words are the workload's: files, no options of pod's.
+    assert_eq!(complete(&["ocho", "pod", "--cluster", "web", "--", "n"]), ["notes.txt"]);
+    assert_eq!(complete(&["ocho", "pod", "--", "prog", "--clu"]), Vec::<String>::new());
+    assert_eq!(complete(&["ocho", "pod", "--clu"]), ["--cluster"]);
+    // The script defines only what `complete -p` shows it registered.
+    let registered = bash(dir.path(), &format!("source {} && complete -p ocho", script.display()));
+    assert_eq!(registered.trim(), "complete -F _ocho ocho");
+}
+
+#[test]
+fn completion_scripts_for_zsh_and_fish_and_unknown_shells() {
+    let zsh = completion("zsh");
+    assert!(zsh.starts_with("#compdef ocho\n"), "{zsh}");
+    let fish = completion("fish");
+    assert!(fish.contains("complete -c ocho -n '__ocho_mode ls' -l all"), "{fish}");
+    // Syntax checks where the shells are installed (this machine may have only bash).
+    for (shell, check, script) in [("zsh", "-n", &zsh), ("fish", "--no-execute", &fish)] {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), script).unwrap();
+        if let Ok(out) = std::process::Command::new(shell).arg(check).arg(file.path()).output() {
+            assert!(out.status.success(), "{shell} {check}: {out:?}");
+        }
+    }
+    let out = support::ocho().args(["completion", "tcsh"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("no script for shell 'tcsh'") && stderr.contains("bash, zsh, fish"));
+    assert!(out.stdout.is_empty());
+}
