@@ -250,10 +250,20 @@ fn bash(modes: &[ModeSpec]) -> String {
 
 _ocho_modes={modes}
 
+# Sets COMPREPLY to the lines of stdin, one candidate each (a file name may hold spaces).
+# A loop, not mapfile: bash 3.2, which macOS still ships, has no mapfile.
+_ocho_reply() {{
+    local line
+    COMPREPLY=()
+    while IFS= read -r line; do
+        COMPREPLY+=("$line")
+    done
+}}
+
 # Completes file names (directories included, so a path can be walked).
 _ocho_files() {{
     compopt -o filenames 2>/dev/null
-    mapfile -t COMPREPLY < <(compgen -f -- "$1")
+    _ocho_reply < <(compgen -f -- "$1")
 }}
 
 # The kind of operand number $1 (from 0) in the caller's $kinds: the last one repeats when
@@ -261,8 +271,8 @@ _ocho_files() {{
 _ocho_kind() {{
     if (($1 < ${{#kinds[@]}})); then
         printf '%s' "${{kinds[$1]}}"
-    elif ((${{#kinds[@]}})) && [[ ${{kinds[-1]}} == *'*'* ]]; then
-        printf '%s' "${{kinds[-1]}}"
+    elif ((${{#kinds[@]}})) && [[ ${{kinds[${{#kinds[@]}} - 1]}} == *'*'* ]]; then
+        printf '%s' "${{kinds[${{#kinds[@]}} - 1]}}"
     fi
 }}
 
@@ -270,14 +280,14 @@ _ocho() {{
     local cur=${{COMP_WORDS[COMP_CWORD]}}
     COMPREPLY=()
     if ((COMP_CWORD == 1)); then
-        mapfile -t COMPREPLY < <(compgen -W "$_ocho_modes help --help --version" -- "$cur")
+        _ocho_reply < <(compgen -W "$_ocho_modes help --help --version" -- "$cur")
         return 0
     fi
     local mode=${{COMP_WORDS[1]}} opts takes paths operands choices
     case $mode in
         help)
             if ((COMP_CWORD == 2)); then
-                mapfile -t COMPREPLY < <(compgen -W "$_ocho_modes" -- "$cur")
+                _ocho_reply < <(compgen -W "$_ocho_modes" -- "$cur")
             fi
             return 0 ;;
 {cases}        *) return 0 ;;
@@ -306,14 +316,14 @@ _ocho() {{
         return 0
     fi
     if ((options)) && [[ $cur == -* ]]; then
-        mapfile -t COMPREPLY < <(compgen -W "$opts" -- "$cur")
+        _ocho_reply < <(compgen -W "$opts" -- "$cur")
         return 0
     fi
     case $(_ocho_kind "$operand") in
         path*) _ocho_files "$cur" ;;
-        choice*) mapfile -t COMPREPLY < <(compgen -W "$choices" -- "$cur") ;;
+        choice*) _ocho_reply < <(compgen -W "$choices" -- "$cur") ;;
         # Nothing to offer for the operand (a cluster glob, a port): the options are.
-        *) ((options)) && mapfile -t COMPREPLY < <(compgen -W "$opts" -- "$cur") ;;
+        *) ((options)) && _ocho_reply < <(compgen -W "$opts" -- "$cur") ;;
     esac
     return 0
 }}
