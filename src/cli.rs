@@ -1,6 +1,7 @@
 //! The command line: the single list of modes ([`Mode`]), busybox-style dispatch by link name
 //! (`ocho-<mode>`), `ocho help [MODE]` and `ocho --version`. Parsing never exits the process; it
 //! returns what to print and the exit code, so the portal can validate a tool line in-process.
+//! Every help text passes through [`wrap_help`], so none is wider than [`HELP_WIDTH`].
 
 use std::process::ExitCode;
 
