@@ -6,7 +6,9 @@
 //! What is completed: the mode as first word (and after `help`), a mode's options after `-`,
 //! file names for the arguments that name files ([`cli::FILE_ARGUMENTS`] and [`PATH_ARGUMENTS`])
 //! and for the words after `--` or a command's greedy tail (`pod -- CMD…`), the shell names of
-//! `completion` itself. Other values (hosts, seconds, cluster globs) have no candidates.
+//! `completion` itself. Other values (hosts, seconds, cluster globs) have no candidates. In bash,
+//! the tool line of `ocho cli [PROXY] TOOL …` is completed as that tool's own (tool names, then
+//! its options and files); the zsh and fish scripts complete those words as file names.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -196,6 +198,7 @@ fn header(shell: &str) -> String {
 
 fn bash(modes: &[ModeSpec]) -> String {
     let names: Vec<&str> = modes.iter().map(|m| m.name).collect();
+    let tools: Vec<&str> = names.iter().copied().filter(|m| cli::is_tool(m)).collect();
     let mut cases = String::new();
     for mode in modes {
         let words = |pick: &dyn Fn(&OptionSpec) -> bool| {
@@ -249,6 +252,8 @@ fn bash(modes: &[ModeSpec]) -> String {
 # bash-completion finds it: `ocho completion bash > ~/.local/share/bash-completion/completions/ocho`.
 
 _ocho_modes={modes}
+# The modes a portal runs, which `ocho cli` sends it.
+_ocho_tools={tools}
 
 # Sets COMPREPLY to the lines of stdin, one candidate each (a file name may hold spaces).
 # A loop, not mapfile: bash 3.2, which macOS still ships, has no mapfile.
@@ -296,17 +301,28 @@ _ocho() {{
     read -r -a kinds <<<"$operands"
     # Walk the words before the cursor: skip option values, count operands, and stop taking
     # options after `--` or once a greedy operand (another command's words) has begun.
-    local i word value_of='' operand=0 options=1
+    # `cli [PROXY] TOOL ARGS…`: the proxy is the first operand unless --proxy or
+    # $OCHOPOD_PROXY names it; the words from the tool on are completed as that tool's.
+    local i word value_of='' operand=0 options=1 tool_at=1
+    [[ -n ${{OCHOPOD_PROXY:-}} ]] && tool_at=0
     for ((i = 2; i < COMP_CWORD; i++)); do
         word=${{COMP_WORDS[i]}}
         if ((options)) && [[ $word == -- ]]; then
             options=0
         elif ((options)) && [[ $word == -* ]]; then
+            [[ $mode == cli && $word == --proxy ]] && tool_at=0
             if [[ " $takes " == *" $word "* ]]; then
                 ((i + 1 == COMP_CWORD)) && value_of=$word
                 i=$((i + 1))
             fi
         else
+            if [[ $mode == cli ]] && ((operand == tool_at)) &&
+                [[ " $_ocho_tools " == *" $word "* ]]; then
+                COMP_WORDS=(ocho "${{COMP_WORDS[@]:i}}")
+                COMP_CWORD=$((COMP_CWORD - i + 1))
+                _ocho
+                return 0
+            fi
             [[ $(_ocho_kind "$operand") == *'!'* ]] && options=0
             operand=$((operand + 1))
         fi
@@ -317,6 +333,11 @@ _ocho() {{
     fi
     if ((options)) && [[ $cur == -* ]]; then
         _ocho_reply < <(compgen -W "$opts" -- "$cur")
+        return 0
+    fi
+    if [[ $mode == cli ]]; then
+        # A proxy has no candidates; a tool is one of those the portal runs.
+        ((operand == tool_at)) && _ocho_reply < <(compgen -W "$_ocho_tools" -- "$cur")
         return 0
     fi
     case $(_ocho_kind "$operand") in
@@ -332,6 +353,7 @@ complete -F _ocho ocho
 "#,
         header = header("bash"),
         modes = quoted(&names.join(" ")),
+        tools = quoted(&tools.join(" ")),
     )
 }
 

@@ -92,13 +92,13 @@ fn the_bash_script_is_valid_and_completes_modes_options_and_files() {
     let out = std::process::Command::new("bash").arg("-n").arg(&script).output().unwrap();
     assert!(out.status.success(), "bash -n: {out:?}");
     // Each call is one command line, the cursor at its last word, as readline hands it over.
-    let complete = |words: &[&str]| -> Vec<String> {
+    let complete_with = |env: &str, words: &[&str]| -> Vec<String> {
         let quoted: Vec<String> = words.iter().map(|w| format!("'{w}'")).collect();
         let text = bash(
             dir.path(),
             &format!(
-                "source {script} && COMP_WORDS=({words}) && COMP_CWORD={cword} && _ocho && \
-                 printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+                "source {script} && {env} COMP_WORDS=({words}) && COMP_CWORD={cword} && \
+                 _ocho && printf '%s\\n' \"${{COMPREPLY[@]}}\"",
                 script = script.display(),
                 words = quoted.join(" "),
                 cword = words.len() - 1,
@@ -110,6 +110,7 @@ fn the_bash_script_is_valid_and_completes_modes_options_and_files() {
         found.sort();
         found
     };
+    let complete = |words: &[&str]| -> Vec<String> { complete_with("", words) };
     assert_eq!(complete(&["ocho", "ls", "--a"]), ["--all"]);
     assert_eq!(complete(&["ocho", "zk-s"]), ["zk-status"]);
     assert_eq!(complete(&["ocho", "help", "comp"]), ["completion"]);
@@ -123,6 +124,19 @@ fn the_bash_script_is_valid_and_completes_modes_options_and_files() {
     assert_eq!(complete(&["ocho", "pod", "--cluster", "web", "--", "n"]), ["notes.txt"]);
     assert_eq!(complete(&["ocho", "pod", "--", "prog", "--clu"]), Vec::<String>::new());
     assert_eq!(complete(&["ocho", "pod", "--clu"]), ["--cluster"]);
+    // `cli [PROXY] TOOL …`: the tool's names, options and files, never a local mode.
+    assert_eq!(complete(&["ocho", "cli", "host:9000", "i"]), ["info"]);
+    assert_eq!(complete(&["ocho", "cli", "host:9000", "ls", "--a"]), ["--all"]);
+    assert_eq!(complete(&["ocho", "cli", "host:9000", "deploy", "w"]), ["web.yml"]);
+    assert_eq!(complete(&["ocho", "cli", "--proxy", "host", "ls", "--a"]), ["--all"]);
+    assert_eq!(complete(&["ocho", "cli", ""]), Vec::<String>::new(), "a proxy: no candidates");
+    assert_eq!(complete(&["ocho", "cli", "--c"]), ["--ca"]);
+    // With $OCHOPOD_PROXY the first word is the tool.
+    assert_eq!(complete_with("OCHOPOD_PROXY=host", &["ocho", "cli", "ls", "--a"]), ["--all"]);
+    assert_eq!(
+        complete_with("OCHOPOD_PROXY=host", &["ocho", "cli", "p"]),
+        ["ping", "poll", "port"]
+    );
     // The script defines only what `complete -p` shows it registered.
     let registered = bash(dir.path(), &format!("source {} && complete -p ocho", script.display()));
     assert_eq!(registered.trim(), "complete -F _ocho ocho");
