@@ -243,6 +243,9 @@ impl Journal {
 #[argh(
     subcommand,
     name = "audit",
+    example = "{command_name}\n    the last 20 tool runs and refusals in the portal's journal",
+    example = "{command_name} -n 100 -j\n    the last 100 records as JSON",
+    example = "{command_name} --verify\n    check that no record was edited, removed or reordered",
     note = "Records are JSON lines: seq, time, who (the token's name), peer, tool, argv, uploads (name, sha256), status (HTTP), code, killed, ms and prev (the SHA-256 of the previous record's line). --verify reads every file of the journal (PATH.<seq> rotated ones, then PATH) and checks the chain and the head file PATH.head. Exit 0 when intact, 1 naming the first record edited, removed, reordered or missing from the end, 2 on a usage error."
 )]
 pub struct Args {

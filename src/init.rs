@@ -24,7 +24,14 @@ use crate::zk::{config, data, probe, server};
 
 /// PID 1 of the proxy: supervise ZooKeeper and the portal
 #[derive(FromArgs, ArgsInfo)]
-#[argh(subcommand, name = "init")]
+#[argh(
+    subcommand,
+    name = "init",
+    example = "{command_name}\n    run ZooKeeper on port 2181 and the portal on port 9000 (the proxy image's\n    entrypoint)",
+    example = "{command_name} --zk-data .run/zk --portal-bind 127.0.0.1:9000\n    run both on a workstation: ZooKeeper's data under .run/zk, the portal on\n    loopback only",
+    example = "{command_name} --no-zk --zk zk-0.zk:2181,zk-1.zk:2181\n    run only the portal, its tools using an existing ZooKeeper ensemble",
+    example = "{command_name} --no-portal --zk-port 2200\n    run only ZooKeeper, on port 2200"
+)]
 pub struct Args {
     /// data directory of ZooKeeper, also holds the generated zoo.cfg (env OCHO_ZK_DATA;
     /// default /var/lib/zookeeper)

@@ -4,6 +4,7 @@
 mod audit;
 mod cli;
 mod clock;
+mod completion;
 mod confine;
 mod definition;
 mod error;

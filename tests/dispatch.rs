@@ -75,7 +75,14 @@ fn the_readme_mode_table_lists_every_mode_with_its_help_line() {
     let readme =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
     let (_, help, _) = run(ocho().arg("help"));
-    let modes: Vec<&str> = help.lines().skip(1).take_while(|l| !l.is_empty()).collect();
+    // A row is `  MODE  description`; a description wrapped at 80 columns goes on in lines
+    // indented further, which are no rows.
+    let modes: Vec<&str> = help
+        .lines()
+        .skip(1)
+        .take_while(|l| !l.is_empty())
+        .filter(|l| !l.starts_with("   "))
+        .collect();
     assert!(modes.len() > 10, "{help}");
     for line in modes {
         let (mode, what) = line.trim().split_once(' ').unwrap();

@@ -33,7 +33,13 @@ use crate::supervise::signals;
 
 /// run CMD as an Ochopod pod: register in ZooKeeper, serve the control port, elect a leader
 #[derive(FromArgs, ArgsInfo)]
-#[argh(subcommand, name = "pod")]
+#[argh(
+    subcommand,
+    name = "pod",
+    example = "{command_name} --zk 127.0.0.1:2181 --cluster web -- python3 -m http.server 8000\n    run a web server as a pod of cluster default.web, registered in ZooKeeper",
+    example = "{command_name} --cluster web --probe ./health.sh -- ./server\n    as leader, run ./health.sh every minute: its first line is the status\n    that `ocho ls` shows",
+    example = "{command_name} --cluster web --tool shell=/bin/sh -- ./server\n    let `ocho exec web shell …` run /bin/sh on this pod"
+)]
 pub struct Args {
     /// zookeeper hosts, host[:port],… (env ochopod_zk)
     #[argh(option)]

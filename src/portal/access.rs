@@ -88,9 +88,12 @@ pub fn least_role(mode: &Mode) -> Role {
         Mode::Deploy(_) | Mode::Kill(_) | Mode::Exec(_) | Mode::Audit(_) | Mode::Args(_) => {
             Role::Admin
         }
-        Mode::Init(_) | Mode::Portal(_) | Mode::Pod(_) | Mode::ZkStatus(_) | Mode::Remote(_) => {
-            Role::Admin
-        }
+        Mode::Init(_)
+        | Mode::Portal(_)
+        | Mode::Pod(_)
+        | Mode::ZkStatus(_)
+        | Mode::Remote(_)
+        | Mode::Completion(_) => Role::Admin,
     }
 }
 

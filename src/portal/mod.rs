@@ -30,7 +30,13 @@ use crate::supervise::signals;
 
 /// serve the portal: run tools for HTTP clients
 #[derive(FromArgs, ArgsInfo)]
-#[argh(subcommand, name = "portal")]
+#[argh(
+    subcommand,
+    name = "portal",
+    example = "{command_name} --bind 127.0.0.1:9000\n    serve the tools on this machine only (loopback needs no token)",
+    example = "{command_name} --token-file /etc/ocho/token\n    serve on every address; clients send the token held in /etc/ocho/token",
+    example = "{command_name} --tokens-file tokens.yml --tls-cert tls.crt --tls-key tls.key\n    serve HTTPS only, to named tokens with their roles and scopes"
+)]
 pub struct Args {
     /// address to listen on (env OCHO_PORTAL_BIND; default 0.0.0.0:9000)
     #[argh(

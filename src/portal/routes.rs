@@ -395,7 +395,7 @@ fn tools_listing() -> String {
         text.push_str(&format!("  {name:width$}  {description}\n"));
     }
     text.push_str("\n'help TOOL' or 'TOOL --help' for details\n");
-    text
+    cli::wrap_help(&text, cli::HELP_WIDTH)
 }
 
 /// What a line asks for once validated.

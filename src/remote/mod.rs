@@ -35,6 +35,10 @@ const LONGEST: f64 = 3600.0;
 #[argh(
     subcommand,
     name = "cli",
+    example = "{command_name} 127.0.0.1:9000\n    open the interactive prompt: Tab completes, Ctrl-D leaves",
+    example = "{command_name} 127.0.0.1:9000 ls\n    run one tool on the portal and exit with its code",
+    example = "{command_name} 127.0.0.1:9000 deploy '*.yml' --wait\n    upload every YAML file of this directory and deploy them",
+    example = "{command_name} --ca ca.pem https://proxy:9000 log -f zookeeper\n    follow zookeeper's logs over HTTPS, the certificate checked against ca.pem",
     note = "The proxy is the first word unless $OCHOPOD_PROXY (or --proxy) names it: host, \
             host:port, http://host:port or https://host:port (default port 9000; the certificate \
             is checked against --ca or $OCHOPOD_CA, else the system's roots). $OCHOPOD_TOKEN is sent as a \
@@ -48,11 +52,7 @@ const LONGEST: f64 = 3600.0;
             /tools); Ctrl-C cancels the running tool (the portal kills it) and returns to the \
             prompt, drops the line being typed, and at an empty prompt says how to leave: a \
             second Ctrl-C then leaves, as do Ctrl-D and `exit`. ↑/↓ history, `history`, `!!`, \
-            `!N`, Ctrl-L clears the screen; a failed line is followed by `(exit N)`.\n\n\
-            Examples:\n\
-            \x20 ocho cli 127.0.0.1:9000                     (the REPL)\n\
-            \x20 ocho cli 127.0.0.1:9000 deploy '*.yml' --wait\n\
-            \x20 OCHOPOD_PROXY=https://proxy:9000 ocho cli log -f zookeeper"
+            `!N`, Ctrl-L clears the screen; a failed line is followed by `(exit N)`."
 )]
 pub struct Args {
     /// the proxy, overriding $OCHOPOD_PROXY and the first word

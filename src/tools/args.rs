@@ -13,7 +13,13 @@ use crate::error::{Error, Result};
 
 /// print the arguments as received and the files in the working directory (diagnostic)
 #[derive(FromArgs, ArgsInfo)]
-#[argh(subcommand, name = "args")]
+#[argh(
+    subcommand,
+    name = "args",
+    example = "{command_name} one 'two words' three\n    print the three arguments as the tool received them",
+    example = "{command_name} --json --env\n    print the arguments, the files here and the names of the environment\n    variables as JSON",
+    example = "{command_name} --sleep 30 --helper\n    sleep 30 seconds next to a helper process (to test deadlines)"
+)]
 pub struct Args {
     /// print one JSON object per repetition, with "args" (list) and "files" (name, bytes)
     #[argh(switch)]

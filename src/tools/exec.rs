@@ -20,20 +20,19 @@ tool_args! {
     #[argh(
         subcommand,
         name = "exec",
-        note = "Posts /exec with the header `X-Shell: TOOL ARGS…` (joined with single spaces, as the\n\
-                pod splits them) to every selected pod; each --upload file goes along as a\n\
-                multipart file part (through the portal: a file uploaded with the request).\n\
-                A pod runs only the tools it registered (ocho pod --tool TAG=PROG, Ochopod 1.0.7\n\
+        example = "{command_name} -i 3 web shell uname -a\n    run the pod's registered tool `shell` with `uname -a` on pod #3 of web",
+        example = "{command_name} --force --upload notes.txt web show notes.txt\n    send notes.txt to every pod of web and run their tool `show` on it",
+        note = "Posts /exec with the header `X-Shell: TOOL ARGS…` (joined with single spaces, as the \
+                pod splits them) to every selected pod; each --upload file goes along as a \
+                multipart file part (through the portal: a file uploaded with the request). \
+                A pod runs only the tools it registered (ocho pod --tool TAG=PROG, Ochopod 1.0.7 \
                 tools); any other answers 404 and is reported as refused.\n\
-                Needs --force unless -i picks pods. Exit 0 when the tool exited 0 on every pod\n\
+                Needs --force unless -i picks pods. Exit 0 when the tool exited 0 on every pod \
                 (or --min-replies of them); 1 otherwise.\n\
-                Text: per glob `<GLOB> -> P% replies (T pods total) ->`, then `- <ns.cluster #seq>\n\
+                Text: per glob `<GLOB> -> P% replies (T pods total) ->`, then `- <ns.cluster #seq> \
                 (code N)` and its output lines, then the pods that failed.\n\
-                JSON (-j): {{\"<ns.cluster #seq>\": {{\"code\": int, \"stdout\": [str, …]}}, …}}; a pod that\n\
-                failed has {{\"error\": \"<reason>\"}} instead.\n\
-                Examples:\n\
-                \x20 ocho exec -i 3 web shell uname -a\n\
-                \x20 ocho exec --force --upload notes.txt web show notes.txt"
+                JSON (-j): {{\"<ns.cluster #seq>\": {{\"code\": int, \"stdout\": [str, …]}}, …}}; a pod that \
+                failed has {{\"error\": \"<reason>\"}} instead."
     )]
     pub struct Args {
         /// cluster glob on <namespace>.<cluster> (a bare name also matches *.name)

@@ -12,11 +12,15 @@ tool_args! {
     #[argh(
         subcommand,
         name = "grep",
-        note = "Text: per glob `<GLOB> -> P% replies (T pods total) ->` and a table\n\
-                pod | pod IP | node | process | state, sorted by cluster and seq, then the pods\n\
+        example = "{command_name}\n    every pod of every cluster: address, node, process and state",
+        example = "{command_name} 'web*' -o json\n    the pods of the clusters whose name starts with web, as JSON",
+        example = "{command_name} -o wide\n    also each pod's public IP, ports, task and status",
+        example = "{command_name} zookeeper -i 1,2\n    only pods #1 and #2 of cluster zookeeper (in any namespace)",
+        note = "Text: per glob `<GLOB> -> P% replies (T pods total) ->` and a table \
+                pod | pod IP | node | process | state, sorted by cluster and seq, then the pods \
                 that did not answer, named with the reason. Exit 1 unless --min-replies is met.\n\
                 -o wide adds public IP | ports (container→exposed) | task | status.\n\
-                JSON (-j): {{\"<ns.cluster #seq>\": {{\"ip\", \"node\", \"process\", \"state\"}}, …}};\n\
+                JSON (-j): {{\"<ns.cluster #seq>\": {{\"ip\", \"node\", \"process\", \"state\"}}, …}}; \
                 a pod that did not answer has {{\"error\": \"<reason>\"}} instead."
     )]
     pub struct Args {

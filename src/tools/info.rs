@@ -10,10 +10,13 @@ tool_args! {
     #[argh(
         subcommand,
         name = "info",
-        note = "Text: per glob `<GLOB> -> P% replies (T pods total) ->`, then `- <ns.cluster #seq>`\n\
-                and the pod's /info as JSON (4-space indent, sorted keys), then the pods that did\n\
+        example = "{command_name} zookeeper\n    the whole /info of each pod of cluster zookeeper",
+        example = "{command_name} default.web -i 3\n    only pod #3 of default.web",
+        example = "{command_name} -o yaml 'web*'\n    every pod of the web clusters, as YAML",
+        note = "Text: per glob `<GLOB> -> P% replies (T pods total) ->`, then `- <ns.cluster #seq>` \
+                and the pod's /info as JSON (4-space indent, sorted keys), then the pods that did \
                 not answer. Exit 1 unless --min-replies is met.\n\
-                JSON (-j): {{\"<ns.cluster #seq>\": <the /info object>, …}}; a pod that did not\n\
+                JSON (-j): {{\"<ns.cluster #seq>\": <the /info object>, …}}; a pod that did not \
                 answer has {{\"error\": \"<reason>\"}} instead."
     )]
     pub struct Args {

@@ -25,6 +25,9 @@ use crate::zk::{self, Session};
 #[argh(
     subcommand,
     name = "kill",
+    example = "{command_name} --force web\n    stop every pod of web gracefully, then delete its replication\n    controllers",
+    example = "{command_name} -i 2,3 web\n    remove only pods #2 and #3 of web; the others keep running",
+    example = "{command_name} --force 'test-*'\n    remove every cluster whose name starts with test-",
     note = "Each GLOB matches `<namespace>.<cluster>` (a bare name matches any namespace). Every matched pod gets `POST /control/kill/<secs>` until it answers 410 or -t passes; then the RCs of the cluster (each pod's `application`, plus every RC labelled for the cluster) are deleted with propagation Background, so Kubernetes removes every pod, silent ones included. With -i SEQ…, only those pods are killed; then they are marked as the first to go (annotation controller.kubernetes.io/pod-deletion-cost) and their RC's replicas lowered by as many, so its controller removes exactly them and starts no replacement; the tool waits (up to -t) until their registrations are gone. Without -i, --force is required.\n\nOutput: per-pod problems on stderr (`<glob>: <pod key>: <reason>`), a stdout line `<glob>: deleted <rc>` per RC deleted, and (without -i) once the cluster's last pod is gone `<glob>: removed <cluster> from zookeeper` (its nodes deleted, so `ls` no longer lists it; waits up to -t), then `<P>% success / killed <N> pod(s)` (P over globs). With -j: {{\"<glob>\": {{\"ok\": bool, \"down\": [seq…], \"graceful\": [seq…], \"deleted\": [\"<rc>\"…], \"forgotten\": [\"<cluster>\"…], \"problems\": [\"…\"], \"warnings\": [\"<server warning>\"]}}}}; server warnings also go to stderr as `<item>: warning: <text>`. Exit 0 when every glob succeeded, 1 otherwise (a glob matching nothing fails), 2 on a usage error."
 )]
 pub struct Args {

@@ -22,23 +22,22 @@ tool_args! {
     #[argh(
         subcommand,
         name = "log",
-        note = "Text: per glob `<GLOB> -> P% replies (T pods total) ->`, then per pod\n\
-                `<ns.cluster #seq> ->`, an empty line and the last lines each prefixed by `- `,\n\
+        example = "{command_name} zookeeper -n 10\n    the last 10 lines of each zookeeper pod's log",
+        example = "{command_name} -f 'web*'\n    follow the logs of the web clusters, each line prefixed by its pod;\n    Ctrl-C stops",
+        example = "{command_name} --k8s -f zookeeper\n    follow the containers' own output, from Kubernetes",
+        example = "{command_name} -l web -i 2\n    the whole log of pod #2 of web",
+        note = "Text: per glob `<GLOB> -> P% replies (T pods total) ->`, then per pod \
+                `<ns.cluster #seq> ->`, an empty line and the last lines each prefixed by `- `, \
                 then the pods that did not answer. Exit 1 unless --min-replies is met.\n\
-                JSON (-j): {{\"<ns.cluster #seq>\": [\"<line>\", …], …}} (lines without their\n\
+                JSON (-j): {{\"<ns.cluster #seq>\": [\"<line>\", …], …}} (lines without their \
                 newline); a pod that did not answer has {{\"error\": \"<reason>\"}} instead.\n\
                 \n\
-                -f: the last lines of every pod, then each new line as it comes, as\n\
-                `[<ns.cluster #seq>] <line>` (-j: one {{\"pod\", \"line\"}} object per line). The\n\
-                agents' logs are asked again every second (pods that join are followed too);\n\
-                it runs until interrupted (through the portal, until the request's deadline:\n\
-                `ocho cli --timeout`). With --k8s it reads Kubernetes' log streams and ends\n\
-                when every container has ended.\n\
-                \n\
-                Examples:\n\
-                \x20 ocho log zookeeper -n 10\n\
-                \x20 ocho log -f 'web*'\n\
-                \x20 ocho log --k8s -f zookeeper"
+                -f: the last lines of every pod, then each new line as it comes, as \
+                `[<ns.cluster #seq>] <line>` (-j: one {{\"pod\", \"line\"}} object per line). The \
+                agents' logs are asked again every second (pods that join are followed too); \
+                it runs until interrupted (through the portal, until the request's deadline: \
+                `ocho cli --timeout`). With --k8s it reads Kubernetes' log streams and ends \
+                when every container has ended."
     )]
     pub struct Args {
         /// cluster globs on <namespace>.<cluster> (default *; a bare name also matches *.name)

@@ -12,14 +12,18 @@ tool_args! {
     #[argh(
         subcommand,
         name = "ls",
-        note = "Text: `<N> pods, P% replies ->`, then a table cluster | ok | status where ok is\n\
-                running/total (total counts every registered pod, answering or not) and status\n\
-                is the leader's. Clusters with no registered pod (killed ones, left in zookeeper)\n\
-                are hidden, and counted in a last line, unless --all (they show 0/0). Then the\n\
-                pods that did not answer. Without any pod the header is `0 pods ->`. Exit 1\n\
-                unless --min-replies is met. -o wide adds leader | unanswered (pods that did not\n\
-                answer).\n\
-                JSON (-j): {{\"<ns.cluster>\": {{\"total\": int, \"running\": int, \"status\": str,\n\
+        example = "{command_name}\n    every cluster that has pods: running/total and the leader's status",
+        example = "{command_name} --all 'default.*'\n    the clusters of namespace default, also those left without pods",
+        example = "{command_name} -o wide\n    also each cluster's leader and how many pods did not answer",
+        example = "{command_name} -o name\n    only the cluster names, one per line",
+        note = "Text: `<N> pods, P% replies ->`, then a table cluster | ok | status where ok is \
+                running/total (total counts every registered pod, answering or not) and status \
+                is the leader's (`* no process running` when no pod runs its process). Clusters \
+                with no registered pod (killed ones, left in zookeeper) are hidden, and counted \
+                in a last line, unless --all (they show 0/0). Then the pods that did not answer. \
+                Without any pod the header is `0 pods ->`. Exit 1 unless --min-replies is met. \
+                -o wide adds leader | unanswered (pods that did not answer).\n\
+                JSON (-j): {{\"<ns.cluster>\": {{\"total\": int, \"running\": int, \"status\": str, \
                 \"leader\": \"<ns.cluster #seq>\"|null, \"unanswered\": {{\"<pod>\": \"<reason>\"}}}}, …}}"
     )]
     pub struct Args {

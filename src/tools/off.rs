@@ -10,9 +10,11 @@ tool_args! {
     #[argh(
         subcommand,
         name = "off",
+        example = "{command_name} web -i 2\n    stop the process of pod #2 of web; the pod stays",
+        example = "{command_name} --force 'default.*'\n    stop the processes of every cluster of namespace default",
         note = "Posts /control/off/<t> (the pod's own timeout is -t; the client waits 1.25 t + 1 s).\n\
                 Needs --force unless -i picks pods. A glob matching no pod is a failure.\n\
-                Text: per glob `<GLOB> -> P% replies, N pods off (T pods total)`, then the pods that did not\n\
+                Text: per glob `<GLOB> -> P% replies, N pods off (T pods total)`, then the pods that did not \
                 answer (408: still queued on the pod; the stop goes on).\n\
                 JSON (-j): {{\"<glob>\": {{\"ok\": bool, \"off\": [seq, …], \"failed\": {{\"<pod>\": \"<reason>\"}}, \"refused\": {{\"<pod>\": \"<reason>\"}}}}, …}}"
     )]

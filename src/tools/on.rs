@@ -17,11 +17,13 @@ tool_args! {
     #[argh(
         subcommand,
         name = "on",
-        note = "Posts /control/on/<t> without a payload. A pod that was never configured would\n\
-                kill itself on that, so each pod is checked first (/info): it is sent `on` only\n\
-                when its process runs (a no-op), its /info says configured, or its uuid is in\n\
-                its cluster's snapshot (it took part in a configuration). Others are refused\n\
-                and reported as refused (apart from pods that did not answer), unless\n\
+        example = "{command_name} web -i 2\n    start the process of pod #2 of web again",
+        example = "{command_name} --force web -t 120\n    start it on every pod of web, each given two minutes",
+        note = "Posts /control/on/<t> without a payload. A pod that was never configured would \
+                kill itself on that, so each pod is checked first (/info): it is sent `on` only \
+                when its process runs (a no-op), its /info says configured, or its uuid is in \
+                its cluster's snapshot (it took part in a configuration). Others are refused \
+                and reported as refused (apart from pods that did not answer), unless \
                 --unconfigured; a pod that then answers 406 killed itself, and is reported so.\n\
                 Needs --force unless -i picks pods. A glob matching no pod is a failure.\n\
                 Text: per glob `<GLOB> -> P% replies, N pods on (T pods total)`, then the pods that failed.\n\

@@ -21,13 +21,15 @@ tool_args! {
     #[argh(
         subcommand,
         name = "ping",
-        note = "Posts the payload (YAML or JSON, sent as JSON) to /control/signal/<t>.\n\
-                A payload holds at most 1 MiB of JSON or 256 KiB of YAML, nested at most\n\
+        example = "{command_name} reload.yml web -i 1\n    send reload.yml to the signal handler of pod #1 of web, show its reply",
+        example = "{command_name} --force payload.json 'web*'\n    send payload.json to every pod of the web clusters",
+        note = "Posts the payload (YAML or JSON, sent as JSON) to /control/signal/<t>. \
+                A payload holds at most 1 MiB of JSON or 256 KiB of YAML, nested at most \
                 64 levels deep.\n\
                 Needs --force unless -i picks pods. A glob matching no pod is a failure.\n\
-                Text: per glob `<GLOB> -> P% replies (T pods total) ->`, then `- <ns.cluster #seq>`\n\
+                Text: per glob `<GLOB> -> P% replies (T pods total) ->`, then `- <ns.cluster #seq>` \
                 and its reply as indented JSON, then the pods that failed.\n\
-                JSON (-j): {{\"<ns.cluster #seq>\": <reply>, …}}; a pod that failed has\n\
+                JSON (-j): {{\"<ns.cluster #seq>\": <reply>, …}}; a pod that failed has \
                 {{\"error\": \"<reason>\"}} instead."
     )]
     pub struct Args {

@@ -10,10 +10,12 @@ tool_args! {
     #[argh(
         subcommand,
         name = "poll",
-        note = "Only pods whose /info has `metrics` are listed. Text: per glob\n\
-                `<GLOB> -> P% replies (T pods total) ->` and a table pod | metrics (one-line\n\
+        example = "{command_name}\n    the metrics of every pod that reports some",
+        example = "{command_name} web -i 1\n    the metrics of pod #1 of web",
+        note = "Only pods whose /info has `metrics` are listed. Text: per glob \
+                `<GLOB> -> P% replies (T pods total) ->` and a table pod | metrics (one-line \
                 JSON), then the pods that did not answer.\n\
-                JSON (-j): {{\"<ns.cluster #seq>\": <metrics object>, …}}; a pod that did not\n\
+                JSON (-j): {{\"<ns.cluster #seq>\": <metrics object>, …}}; a pod that did not \
                 answer has {{\"error\": \"<reason>\"}} instead."
     )]
     pub struct Args {

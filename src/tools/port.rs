@@ -12,10 +12,12 @@ tool_args! {
     #[argh(
         subcommand,
         name = "port",
-        note = "Only pods whose /info `ports` has PORT are listed. Text: per glob\n\
-                `<GLOB> -> P% replies (T pods total) ->` and a table pod | pod IP | public IP | port\n\
+        example = "{command_name} 8080\n    where port 8080 of every pod is reachable",
+        example = "{command_name} 9092 kafka -j\n    where port 9092 of the kafka pods is reachable, as JSON",
+        note = "Only pods whose /info `ports` has PORT are listed. Text: per glob \
+                `<GLOB> -> P% replies (T pods total) ->` and a table pod | pod IP | public IP | port \
                 (the mapped port), then the pods that did not answer.\n\
-                JSON (-j): {{\"<ns.cluster #seq>\": {{\"ip\": str, \"public\": str, \"ports\": \"<mapped>\"}}, …}};\n\
+                JSON (-j): {{\"<ns.cluster #seq>\": {{\"ip\": str, \"public\": str, \"ports\": \"<mapped>\"}}, …}}; \
                 a pod that did not answer has {{\"error\": \"<reason>\"}} instead."
     )]
     pub struct Args {

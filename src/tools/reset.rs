@@ -15,8 +15,10 @@ tool_args! {
     #[argh(
         subcommand,
         name = "reset",
-        note = "Posts /reset (the pod answers at once), then waits, with ZooKeeper watches, until\n\
-                every pod that answered has registered again (a new registration node with its\n\
+        example = "{command_name} zookeeper -i 1\n    register pod #1 of zookeeper again; its process keeps running",
+        example = "{command_name} --force web\n    register every pod of web again",
+        note = "Posts /reset (the pod answers at once), then waits, with ZooKeeper watches, until \
+                every pod that answered has registered again (a new registration node with its \
                 uuid); within -t, else the pods that did not are named (`did not finish`).\n\
                 Needs --force unless -i picks pods.\n\
                 A glob matching no pod is a failure.\n\

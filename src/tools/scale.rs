@@ -21,6 +21,9 @@ use crate::zk::{self, Session};
 #[argh(
     subcommand,
     name = "scale",
+    example = "{command_name} -f @5 web\n    make web exactly 5 pods",
+    example = "{command_name} -f +2 --wait web\n    add 2 pods to web and wait until they are configured",
+    example = "{command_name} -f x0.5 --fifo web\n    halve web, removing the oldest pods first",
     note = "GLOB matches `<namespace>.<cluster>` (a bare name matches any namespace); each matched cluster is scaled on its own. -f gives the target: @N (exactly N), +N / -N (relative), xF (current × F, rounded down). The current count is the sum of the replicas of the cluster's RCs. Up: the newest RC gets the extra replicas. Down: the newest pods by seq (oldest with --fifo) get `/control/kill` until 410, are marked as the first to go (annotation controller.kubernetes.io/pod-deletion-cost) and their RC's replicas are lowered, so the controller removes exactly those pods and replaces none; the tool waits until their registrations are gone. --wait blocks until the pods registered in ZooKeeper match the target and the cluster is configured.\n\nOutput: problems on stderr, then `<P>% success (<delta with sign> pods)`. With -j: {{\"<cluster>\": {{\"ok\": bool, \"delta\": int, \"replicas\": int, \"problems\": [\"…\"], \"warnings\": [\"<server warning>\"]}}}}; server warnings also go to stderr as `<item>: warning: <text>`. Exit 0 when every cluster reached its target, 1 otherwise or when nothing matched, 2 on a usage error."
 )]
 pub struct Args {

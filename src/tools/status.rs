@@ -27,9 +27,9 @@ use crate::zk::{self, Session};
 #[argh(
     subcommand,
     name = "status",
-    example = "Why is a pod of default.web not running?\n$ ocho status default.web",
-    example = "Every cluster, as one line of JSON:\n$ ocho status -j",
-    example = "The last 10 events of each pod:\n$ ocho status web --events 10",
+    example = "{command_name} default.web\n    why is a pod of default.web not running? its RCs, pods and events",
+    example = "{command_name} web --events 10\n    the same with the last 10 events of each pod",
+    example = "{command_name} -j\n    every cluster, as one line of JSON",
     note = "Each GLOB matches `<namespace>.<cluster>` (a bare name matches any namespace; default *). Read-only: lists the clusters' replication controllers, pods and events, and asks each registered pod its /info.\n\nText: per cluster `<ns.cluster> -> R/K pod(s) registered`, the RCs (rc | image | desired | current | ready), the pods (pod | phase | state | restarts | ochopod), where state is the container's (running, waiting: <reason>, terminated: <reason>, last: <reason> when it restarted) and ochopod is `#<seq> <state>` for a registered pod, else `not registered: <reason>`; then the latest events of each pod (`<pod>: <type> <reason> (xN, <age>): <message>`) and registrations that match no pod.\n\nJSON (-j): {{\"<ns.cluster>\": {{\"rcs\": [{{\"name\", \"image\", \"desired\", \"current\", \"ready\"}}], \"pods\": [{{\"name\", \"rc\", \"phase\", \"ready\": bool, \"state\", \"reason\", \"message\", \"restarts\", \"last_terminated\", \"node\", \"ip\", \"terminating\": bool, \"registered\": {{\"seq\", \"state\", \"process\"}}|null, \"not_registered\": \"<reason>\"|null, \"events\": [{{\"type\", \"reason\", \"message\", \"count\", \"last\"}}], \"events_error\": str|null}}], \"unmatched\": [{{\"seq\", \"task\"}}]}}}}.\n\nExit 0 when every pod Kubernetes has is registered, 1 when one is not, a registration has no pod or nothing matched, 2 on a usage error."
 )]
 pub struct Args {

@@ -20,16 +20,19 @@ tool_args! {
     #[argh(
         subcommand,
         name = "wait",
-        note = "A cluster is ready when it has at least --pods pods (default 1), every pod\n\
-                answers /info with process `running`, and one pod is in state `leader` (not\n\
-                pending, not configuring). Per glob, clusters without pods (left over in\n\
-                zookeeper) are ignored once another matched cluster has pods. A change in\n\
-                zookeeper under a matched cluster (registration, snapshot, hash) triggers a\n\
+        example = "{command_name} web\n    block until web is registered, configured and running (at most 60 s)",
+        example = "{command_name} --pods 3 -t 300 kafka\n    wait up to five minutes for three running kafka pods",
+        example = "{command_name} -j zookeeper web\n    wait for both clusters; print the outcome as JSON",
+        note = "A cluster is ready when it has at least --pods pods (default 1), every pod \
+                answers /info with process `running`, and one pod is in state `leader` (not \
+                pending, not configuring). Per glob, clusters without pods (left over in \
+                zookeeper) are ignored once another matched cluster has pods. A change in \
+                zookeeper under a matched cluster (registration, snapshot, hash) triggers a \
                 re-check at once; without one, clusters are re-checked every second.\n\
-                Text: a line `<ns.cluster>: <state>` whenever a cluster's state changes, then\n\
-                `ready: <clusters>` (exit 0) or `timed out after Ns, still waiting for:` and one\n\
+                Text: a line `<ns.cluster>: <state>` whenever a cluster's state changes, then \
+                `ready: <clusters>` (exit 0) or `timed out after Ns, still waiting for:` and one \
                 line per cluster or glob (exit 1).\n\
-                JSON (-j), printed at the end: {{\"<ns.cluster or unmatched glob>\": {{\"ready\": bool,\n\
+                JSON (-j), printed at the end: {{\"<ns.cluster or unmatched glob>\": {{\"ready\": bool, \
                 \"pods\": int, \"running\": int, \"leader\": \"<ns.cluster #seq>\"|null, \"state\": str}}, …}}"
     )]
     pub struct Args {

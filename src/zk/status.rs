@@ -11,7 +11,12 @@ use crate::zk::probe::{self, Probe};
 
 /// print ZooKeeper's srvr answer; exit 1 unless it is serving
 #[derive(FromArgs, ArgsInfo)]
-#[argh(subcommand, name = "zk-status")]
+#[argh(
+    subcommand,
+    name = "zk-status",
+    example = "{command_name}\n    ask the ZooKeeper on 127.0.0.1:2181; exit 0 only when it is serving",
+    example = "{command_name} --zk 10.0.0.5:2181 -t 1\n    ask another server and give up after one second"
+)]
 pub struct Args {
     /// address of ZooKeeper as host:port (default 127.0.0.1:2181)
     #[argh(option, default = "String::from(\"127.0.0.1:2181\")")]

@@ -44,6 +44,8 @@ fn help_lists_tools_only_and_answers_without_running() {
     let out = reply["out"].as_str().unwrap();
     assert!(out.contains("  args "), "{out}");
     assert!(!out.contains("portal") && !out.contains("init"), "{out}");
+    assert!(!out.contains("completion"), "a local mode: {out}");
+    assert!(out.lines().all(|l| l.chars().count() <= cli::HELP_WIDTH), "{out}");
     assert_eq!(reply["ok"], true);
     let reply = body(routes(&state(None), &post("help args", &[])));
     assert!(reply["out"].as_str().unwrap().contains("--repeat"), "{reply}");
@@ -56,6 +58,8 @@ fn bad_lines_are_400_with_the_message() {
         ("init --zk-data /", "unknown tool 'init'"),
         ("portal", "unknown tool 'portal'"),
         ("cli x", "unknown tool 'cli'"),
+        ("completion bash", "unknown tool 'completion'"),
+        ("help completion", "unknown tool 'completion'"),
         ("frobnicate", "unknown tool 'frobnicate'"),
         ("args --repeat x", "ocho args:"),
         ("args 'unterminated", "unterminated single quote"),
