@@ -36,4 +36,5 @@ mod repl;
 mod tls;
 mod tools;
 mod trust;
+mod watch;
 mod web;

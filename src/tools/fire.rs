@@ -12,6 +12,7 @@ use serde_json::{Map, Value, json};
 use super::{Common, Glob, Lookup, Pod, lookup, output};
 use crate::error::Result;
 use crate::http::Request;
+use crate::zk::Session;
 
 /// Largest reply body read from a pod (`/log` is at most about 32 KiB on Python pods).
 pub const MAX_REPLY: usize = 4 * 1024 * 1024;
@@ -104,8 +105,12 @@ pub struct Scan {
 /// Looks `globs` up and posts `path` (no body) to every selected pod.
 pub fn scan(common: &Common, globs: Vec<Glob>, path: &str) -> Result<Scan> {
     let zk = common.connect()?;
-    let lookup = lookup(&zk, &globs, common.indices.as_ref())?;
-    drop(zk);
+    scan_on(&zk, common, globs, path)
+}
+
+/// [`scan`] on a session already open (a watch keeps its own).
+pub fn scan_on(zk: &Session, common: &Common, globs: Vec<Glob>, path: &str) -> Result<Scan> {
+    let lookup = lookup(zk, &globs, common.indices.as_ref())?;
     let answers =
         fan_out(&lookup.pods, common.parallel, |pod| post(pod, path, b"", common.timeout));
     Ok(Scan { globs, lookup, answers })
@@ -274,21 +279,28 @@ pub fn pods(n: usize) -> &'static str {
 /// Ends a tool run: reports unreadable registrations and an unmet threshold on stderr and turns
 /// the tally into the exit code (0 when enough pods answered, 1 otherwise).
 pub fn finish(common: &Common, tally: &Tally, skipped: &[String]) -> ExitCode {
-    for what in skipped {
-        eprintln!("skipped registration {what}");
+    let (notes, code) = outcome(common, tally, skipped);
+    for note in notes {
+        eprintln!("{note}");
     }
+    code
+}
+
+/// What [`finish`] reports (its stderr lines) and the exit code, without printing.
+pub fn outcome(common: &Common, tally: &Tally, skipped: &[String]) -> (Vec<String>, ExitCode) {
+    let mut notes: Vec<String> =
+        skipped.iter().map(|w| format!("skipped registration {w}")).collect();
     let needed = common.min_replies.needed(tally.total);
     if tally.ok >= needed {
-        ExitCode::SUCCESS
-    } else {
-        eprintln!(
-            "{} of {} {} replied, {needed} needed (--min-replies)",
-            tally.ok,
-            tally.total,
-            pods(tally.total)
-        );
-        ExitCode::from(1)
+        return (notes, ExitCode::SUCCESS);
     }
+    notes.push(format!(
+        "{} of {} {} replied, {needed} needed (--min-replies)",
+        tally.ok,
+        tally.total,
+        pods(tally.total)
+    ));
+    (notes, ExitCode::from(1))
 }
 
 #[cfg(test)]

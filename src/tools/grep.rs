@@ -4,8 +4,10 @@ use std::process::ExitCode;
 
 use serde_json::json;
 
-use super::{Glob, output, text, tool_args};
+use super::watch::Round;
+use super::{Common, Glob, output, text, tool_args};
 use crate::error::Result;
+use crate::zk::Session;
 
 tool_args! {
     /// show each pod's address, node, process and state
@@ -15,7 +17,7 @@ tool_args! {
         example = "{command_name}\n    every pod of every cluster: address, node, process and state",
         example = "{command_name} 'web*' -o json\n    the pods of the clusters whose name starts with web, as JSON",
         example = "{command_name} -o wide\n    also each pod's public IP, ports, task and status",
-        example = "{command_name} zookeeper -i 1,2\n    only pods #1 and #2 of cluster zookeeper (in any namespace)",
+        example = "{command_name} -w --watch-for 300 zookeeper\n    the pods of cluster zookeeper, redrawn on each change for 5 minutes",
         note = "Text: per glob `<GLOB> -> P% replies (T pods total) ->` and a table \
                 pod | pod IP | node | process | state, sorted by cluster and seq, then the pods \
                 that did not answer, named with the reason. Exit 1 unless --min-replies is met.\n\
@@ -27,13 +29,36 @@ tool_args! {
         /// cluster globs on <namespace>.<cluster> (default *; a bare name also matches *.name)
         #[argh(positional)]
         pub clusters: Vec<String>,
+        /// redraw when something changes (ZooKeeper watches; the pods are asked again every 2 s)
+        #[argh(switch, short = 'w')]
+        pub watch: bool,
+        /// with -w: stop after this many seconds (default: until interrupted)
+        #[argh(option)]
+        pub watch_for: Option<f64>,
     }
     timeout = "5.0", "seconds each pod has to answer (default 5)";
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
     let common = args.common()?;
-    let scan = super::scan(&common, Glob::list(&args.clusters)?, "/info")?;
+    let globs = Glob::list(&args.clusters)?;
+    let lasting = super::watch::bound(args.watch, args.watch_for)?;
+    if args.watch {
+        return super::watch::watch(&common, &globs, lasting, &mut |zk| round(&common, &globs, zk));
+    }
+    let zk = common.connect()?;
+    let drawn = round(&common, &globs, &zk)?;
+    drop(zk);
+    output::emit(&drawn.out);
+    for note in &drawn.notes {
+        eprintln!("{note}");
+    }
+    Ok(drawn.code)
+}
+
+/// One table on an open session.
+fn round(common: &Common, globs: &[Glob], zk: &Session) -> Result<Round> {
+    let scan = super::scan_on(zk, common, globs.to_vec(), "/info")?;
     let fields = ["ip", "node", "process", "state"];
     let out = if common.json {
         scan.json(|info| {
@@ -66,8 +91,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
             "\n".to_string() + &output::table(&header, &rows)
         })
     };
-    output::emit(&out);
-    Ok(super::finish(&common, &scan.tally_all(), &scan.lookup.skipped))
+    let (notes, code) = super::outcome(common, &scan.tally_all(), &scan.lookup.skipped);
+    Ok(Round { out, notes, code })
 }
 
 /// The `ports` hint (container port → where it is exposed) as `8080→31000,9000→9000`.

@@ -4,8 +4,10 @@ use std::process::ExitCode;
 
 use serde_json::{Map, Value, json};
 
-use super::{Answer, Glob, Pod, output, text, tool_args};
+use super::watch::Round;
+use super::{Answer, Common, Glob, Pod, output, text, tool_args};
 use crate::error::Result;
+use crate::zk::Session;
 
 tool_args! {
     /// list clusters: running/total pods and the leader's status
@@ -15,7 +17,7 @@ tool_args! {
         example = "{command_name}\n    every cluster that has pods: running/total and the leader's status",
         example = "{command_name} --all 'default.*'\n    the clusters of namespace default, also those left without pods",
         example = "{command_name} -o wide\n    also each cluster's leader and how many pods did not answer",
-        example = "{command_name} -o name\n    only the cluster names, one per line",
+        example = "{command_name} -w\n    the same table, drawn again whenever it changes (Ctrl-C ends it)",
         note = "Text: `<N> pods, P% replies ->`, then a table cluster | ok | status where ok is \
                 running/total (total counts every registered pod, answering or not) and status \
                 is the leader's (`* no process running` when no pod runs its process). Clusters \
@@ -33,6 +35,12 @@ tool_args! {
         /// also list clusters with no registered pod (0/0)
         #[argh(switch)]
         pub all: bool,
+        /// redraw when something changes (ZooKeeper watches; the pods are asked again every 2 s)
+        #[argh(switch, short = 'w')]
+        pub watch: bool,
+        /// with -w: stop after this many seconds (default: until interrupted)
+        #[argh(option)]
+        pub watch_for: Option<f64>,
     }
     timeout = "5.0", "seconds each pod has to answer (default 5)";
 }
@@ -70,7 +78,26 @@ fn summarise(pods: &[(&Pod, &Answer)]) -> Row {
 
 pub fn run(args: Args) -> Result<ExitCode> {
     let common = args.common()?;
-    let scan = super::scan(&common, Glob::list(&args.clusters)?, "/info")?;
+    let globs = Glob::list(&args.clusters)?;
+    let lasting = super::watch::bound(args.watch, args.watch_for)?;
+    if args.watch {
+        return super::watch::watch(&common, &globs, lasting, &mut |zk| {
+            round(&args, &common, &globs, zk)
+        });
+    }
+    let zk = common.connect()?;
+    let drawn = round(&args, &common, &globs, &zk)?;
+    drop(zk);
+    output::emit(&drawn.out);
+    for note in &drawn.notes {
+        eprintln!("{note}");
+    }
+    Ok(drawn.code)
+}
+
+/// One listing on an open session.
+fn round(args: &Args, common: &Common, globs: &[Glob], zk: &Session) -> Result<Round> {
+    let scan = super::scan_on(zk, common, globs.to_vec(), "/info")?;
     let pairs: Vec<(&Pod, &Answer)> = scan.lookup.pods.iter().zip(&scan.answers).collect();
     let mut rows: Vec<(String, Row)> = scan
         .lookup
@@ -87,6 +114,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     }
     let hidden = before - rows.len();
     let all = scan.tally_all();
+    let mut out;
     if common.json {
         let map: Map<String, Value> = rows
             .iter()
@@ -101,9 +129,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 (c.clone(), value)
             })
             .collect();
-        output::emit(&output::structured(&Value::Object(map)));
+        out = output::structured(&Value::Object(map));
     } else if all.total == 0 && rows.is_empty() && hidden == 0 {
-        output::emit("\n0 pods\n");
+        out = "0 pods\n".into();
     } else {
         let table: Vec<Vec<String>> = rows
             .iter()
@@ -117,7 +145,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 row
             })
             .collect();
-        let mut out = if all.total == 0 {
+        out = if all.total == 0 {
             "\n0 pods ->\n\n".to_string()
         } else {
             format!("\n{} {}, {}% replies ->\n\n", all.total, super::pods(all.total), all.percent())
@@ -131,9 +159,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
         }
         output::failures(&mut out, &all);
         if hidden > 0 {
-            out += &format!("\n{hidden} cluster(s) without pods not shown (--all shows them)\n");
+            let clusters = if hidden == 1 { "cluster" } else { "clusters" };
+            out += &format!("\n{hidden} {clusters} without pods not shown (--all shows them)\n");
         }
-        output::emit(&out);
     }
-    Ok(super::finish(&common, &all, &scan.lookup.skipped))
+    let (notes, code) = super::outcome(common, &all, &scan.lookup.skipped);
+    Ok(Round { out, notes, code })
 }

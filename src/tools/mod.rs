@@ -33,6 +33,7 @@ pub mod scale;
 pub mod scope;
 pub mod status;
 pub mod wait;
+pub mod watch;
 pub mod workload;
 
 use std::collections::BTreeSet;
@@ -45,7 +46,7 @@ use crate::ochopod::glob;
 use crate::zk::Session;
 
 pub use crate::ochopod::paths::ROOT;
-pub use fire::{Answer, Tally, Verdict, fan_out, finish, pods, post, scan};
+pub use fire::{Answer, Tally, Verdict, fan_out, finish, outcome, pods, post, scan, scan_on};
 pub use lookup::{Lookup, Pod, lookup};
 
 /// Declares a tool's `Args` with its own fields followed by the options every tool shares, and

@@ -12,8 +12,7 @@ use serde_json::{Map, Value, json};
 
 use super::{Glob, Pod, output, text, tool_args};
 use crate::error::{Error, Result};
-use crate::zk::Session;
-use zookeeper_client::{AddWatchMode, EventType};
+use crate::zk::{Change, Session};
 
 tool_args! {
     /// block until clusters are registered, configured and running
@@ -165,8 +164,7 @@ pub fn until_ready(
 ) -> Result<Vec<Status>> {
     let deadline = Instant::now() + timeout;
     // A server that cannot add persistent watches (ZooKeeper before 3.6) leaves the poll.
-    let mut watcher =
-        zk.block_on(zk.client().watch(super::ROOT, AddWatchMode::PersistentRecursive)).ok();
+    let mut changes = zk.watch_tree(super::ROOT);
     let mut quick_until = Instant::now();
     let mut seen: BTreeMap<String, String> = BTreeMap::new();
     loop {
@@ -187,40 +185,31 @@ pub fn until_ready(
         }
         let pace = if Instant::now() < quick_until { QUICK } else { POLL };
         let wake = (round + pace).min(deadline);
-        let Some(w) = watcher.as_mut() else {
+        let Some(watch) = changes.as_mut() else {
             std::thread::sleep(wake.saturating_duration_since(Instant::now()));
             continue;
         };
-        let news = zk.block_on(async {
-            loop {
-                let at = tokio::time::Instant::from_std(wake);
-                let Ok(event) = tokio::time::timeout_at(at, w.changed()).await else {
-                    return Some(false);
-                };
-                if event.session_state.is_terminated() {
-                    return None;
-                }
-                if event.event_type == EventType::Session || relevant(&event.path, target) {
-                    return Some(true);
-                }
+        // Node events outside the matched clusters do not count; wait on until `wake`.
+        loop {
+            match zk.next_change(watch, wake) {
+                Change::Node(path) if !relevant(&path, &target.globs) => continue,
+                Change::Node(_) | Change::Session => quick_until = Instant::now() + FOLLOW,
+                Change::Quiet => {}
+                // The next check reports the error.
+                Change::Ended => changes = None,
             }
-        });
-        match news {
-            Some(true) => quick_until = Instant::now() + FOLLOW,
-            Some(false) => {}
-            // The watcher panics once its session ended; the next check reports the error.
-            None => watcher = None,
+            break;
         }
     }
 }
 
-/// Whether a node event at `path` concerns a cluster the target matches.
-fn relevant(path: &str, target: &Target) -> bool {
+/// Whether a node event at `path` concerns a cluster one of `globs` matches.
+pub fn relevant(path: &str, globs: &[Glob]) -> bool {
     let Some(rest) = path.strip_prefix(super::ROOT).and_then(|r| r.strip_prefix('/')) else {
         return false;
     };
     let cluster = rest.split('/').next().unwrap_or_default();
-    target.globs.iter().any(|g| g.matches(cluster))
+    globs.iter().any(|g| g.matches(cluster))
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
@@ -313,9 +302,9 @@ mod tests {
             pod_timeout: Duration::from_secs(1),
             parallel: 1,
         };
-        assert!(relevant("/ochopod/clusters/default.web/snapshot", &target));
-        assert!(relevant("/ochopod/clusters/a.web/pods/u.0000000001", &target));
-        assert!(!relevant("/ochopod/clusters/a.db/hash", &target));
-        assert!(!relevant("/elsewhere/a.web", &target));
+        assert!(relevant("/ochopod/clusters/default.web/snapshot", &target.globs));
+        assert!(relevant("/ochopod/clusters/a.web/pods/u.0000000001", &target.globs));
+        assert!(!relevant("/ochopod/clusters/a.db/hash", &target.globs));
+        assert!(!relevant("/elsewhere/a.web", &target.globs));
     }
 }

@@ -9,7 +9,7 @@ pub mod server;
 pub mod status;
 
 use std::future::Future;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use zookeeper_client as zkc;
 
@@ -130,5 +130,56 @@ impl Session {
             Ok(()) | Err(zkc::Error::NoNode) => Ok(()),
             Err(source) => Err(self.err("delete", path, source)),
         }
+    }
+}
+
+/// A persistent recursive watch on one subtree ([`Session::watch_tree`]), read one blocking
+/// wait at a time with [`Session::next_change`].
+pub struct Changes {
+    /// `None` once the session ended: no more events will come.
+    watcher: Option<zkc::PersistentWatcher>,
+}
+
+/// What [`Session::next_change`] saw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// A node at this path (under the watched subtree) was created, changed or deleted.
+    Node(String),
+    /// The session's state changed (disconnected, reconnected): anything may have changed.
+    Session,
+    /// Nothing before the deadline.
+    Quiet,
+    /// The session ended: the watch is gone; the next request reports why.
+    Ended,
+}
+
+impl Session {
+    /// Watches every node under `path`; `None` when the server cannot add persistent watches
+    /// (ZooKeeper before 3.6): callers then poll.
+    pub fn watch_tree(&self, path: &str) -> Option<Changes> {
+        let watch = self.client().watch(path, zkc::AddWatchMode::PersistentRecursive);
+        self.rt.block_on(watch).ok().map(|w| Changes { watcher: Some(w) })
+    }
+
+    /// Blocks until the next change under `changes`' subtree, or `until`.
+    pub fn next_change(&self, changes: &mut Changes, until: Instant) -> Change {
+        let Some(watcher) = changes.watcher.as_mut() else {
+            std::thread::sleep(until.saturating_duration_since(Instant::now()));
+            return Change::Ended;
+        };
+        let at = tokio::time::Instant::from_std(until);
+        let change = self.rt.block_on(async {
+            match tokio::time::timeout_at(at, watcher.changed()).await {
+                Err(_) => Change::Quiet,
+                Ok(event) if event.session_state.is_terminated() => Change::Ended,
+                Ok(event) if event.event_type == zkc::EventType::Session => Change::Session,
+                Ok(event) => Change::Node(event.path),
+            }
+        });
+        if change == Change::Ended {
+            // The watcher panics when polled after its session ended.
+            changes.watcher = None;
+        }
+        change
     }
 }
