@@ -991,6 +991,25 @@ fn waits_give_up_early_on_dead_pods_and_name_what_they_leave() {
 /// agent is silent); a scoped run sees only its clusters. The Role check of `fake` covers the
 /// pod and event lists.
 #[test]
+fn status_w_redraws_as_a_cluster_comes_up() {
+    let kube = fake(Kubelet::Status);
+    let agents = Agents::start(&kube, "k8s_status_w", 76);
+    let dir = definitions(&[("web.yaml", WEB)]);
+    let mut cmd = support::ocho();
+    cmd.args(["status", "-w", "--watch-for", "120", "web", "--zk", &agents.hosts])
+        .current_dir(dir.path())
+        .env("KUBECONFIG", kube.kubeconfig())
+        .env_remove("OCHO_ZK_PUBLIC");
+    let watch = support::Proc::spawn("status -w", cmd);
+    watch.wait_for("the first drawing", WAIT, |l| l.contains("no pods found"));
+    deployed(&kube, dir.path(), "web.yaml", "2");
+    watch.wait_for("both pods registered", WAIT, |l| {
+        l.contains("default.web -> 2/2 pods registered")
+    });
+    assert!(watch.lines().iter().any(|l| l.starts_with("--- ")), "{}", watch.tail());
+}
+
+#[test]
 fn status_shows_every_pod_kubernetes_has_and_why_unregistered_ones_did_not_register() {
     let kube = fake(Kubelet::Status);
     kube.refuse_image("example/db:9.9");

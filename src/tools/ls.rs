@@ -81,7 +81,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let globs = Glob::list(&args.clusters)?;
     let lasting = super::watch::bound(args.watch, args.watch_for)?;
     if args.watch {
-        return super::watch::watch(&common, &globs, lasting, &mut |zk| {
+        let zk = common.connect()?;
+        return super::watch::watch(&zk, &globs, lasting, &mut |zk| {
             round(&args, &common, &globs, zk)
         });
     }

@@ -15,6 +15,7 @@ use argh::{ArgsInfo, FromArgs};
 use k8s_openapi::api::core::v1::{ContainerStatus, Event, Pod as KubePod, ReplicationController};
 use serde_json::{Map, Value, json};
 
+use super::watch::Round;
 use super::workload::{self, PARALLEL};
 use super::{Answer, Glob, Pod, fan_out, lookup, output, post, scope, text};
 use crate::error::{Result, chain};
@@ -29,7 +30,8 @@ use crate::zk::{self, Session};
     name = "status",
     example = "{command_name} default.web\n    why is a pod of default.web not running? its RCs, pods and events",
     example = "{command_name} web --events 10\n    the same with the last 10 events of each pod",
-    example = "{command_name} -j\n    every cluster, as one line of JSON",
+    example = "{command_name} -w web\n    the same, drawn again whenever it changes (Ctrl-C ends it)",
+    example = "{command_name} -o yaml\n    every cluster, as YAML",
     note = "Each GLOB matches `<namespace>.<cluster>` (a bare name matches any namespace; default *). Read-only: lists the clusters' replication controllers, pods and events, and asks each registered pod its /info.\n\nText: per cluster `<ns.cluster> -> R/K pod(s) registered`, the RCs (rc | image | desired | current | ready), the pods (pod | phase | state | restarts | ochopod), where state is the container's (running, waiting: <reason>, terminated: <reason>, last: <reason> when it restarted) and ochopod is `#<seq> <state>` for a registered pod, else `not registered: <reason>`; then the latest events of each pod (`<pod>: <type> <reason> (xN, <age>): <message>`) and registrations that match no pod.\n\nJSON (-j): {{\"<ns.cluster>\": {{\"rcs\": [{{\"name\", \"image\", \"desired\", \"current\", \"ready\"}}], \"pods\": [{{\"name\", \"rc\", \"phase\", \"ready\": bool, \"state\", \"reason\", \"message\", \"restarts\", \"last_terminated\", \"node\", \"ip\", \"terminating\": bool, \"registered\": {{\"seq\", \"state\", \"process\"}}|null, \"not_registered\": \"<reason>\"|null, \"events\": [{{\"type\", \"reason\", \"message\", \"count\", \"last\"}}], \"events_error\": str|null}}], \"unmatched\": [{{\"seq\", \"task\"}}]}}}}.\n\nExit 0 when every pod Kubernetes has is registered, 1 when one is not, a registration has no pod or nothing matched, 2 on a usage error."
 )]
 pub struct Args {
@@ -48,6 +50,13 @@ pub struct Args {
     /// output format: json, yaml, wide or name (one name per line)
     #[argh(option, short = 'o')]
     pub output: Option<String>,
+    /// redraw when something changes (ZooKeeper watches; Kubernetes and the pods are read
+    /// again every 2 s)
+    #[argh(switch, short = 'w')]
+    pub watch: bool,
+    /// with -w: stop after this many seconds (default: until interrupted)
+    #[argh(option)]
+    pub watch_for: Option<f64>,
     /// zookeeper hosts, host:port,… (env OCHOPOD_ZK; default 127.0.0.1:2181)
     #[argh(option, default = "zk::default_hosts()")]
     pub zk: String,
@@ -331,18 +340,38 @@ pub fn run(mut args: Args) -> Result<ExitCode> {
     let globs = Glob::list(&args.clusters)?;
     let timeout = super::seconds("-t", args.timeout)?;
     let scope = scope::current()?;
-    let wanted = |c: &str| globs.iter().any(|g| g.matches(c)) && scope::allows(scope.as_deref(), c);
+    let lasting = super::watch::bound(args.watch, args.watch_for)?;
     let access =
         Access { context: args.context.clone(), k8s_namespace: args.k8s_namespace.clone() };
     let kube = Kube::connect(&access)?;
     let zk = Session::connect(&args.zk, Duration::from_secs(10))?;
-    // The ZooKeeper lookup applies the scope itself.
-    let found = lookup(&zk, &globs, None)?;
+    let see = |zk: &Session| round(&args, &kube, zk, &globs, scope.as_deref(), timeout);
+    if args.watch {
+        // Kubernetes' side (RCs, pods, events) is read again with the pods, every 2 s.
+        return super::watch::watch(&zk, &globs, lasting, &mut |zk| see(zk));
+    }
+    let drawn = see(&zk)?;
     drop(zk);
+    output::emit(&drawn.out);
+    Ok(drawn.code)
+}
+
+/// One report on open clients.
+fn round(
+    args: &Args,
+    kube: &Kube,
+    zk: &Session,
+    globs: &[Glob],
+    scope: Option<&[Glob]>,
+    timeout: Duration,
+) -> Result<Round> {
+    let wanted = |c: &str| globs.iter().any(|g| g.matches(c)) && scope::allows(scope, c);
+    // The ZooKeeper lookup applies the scope itself.
+    let found = lookup(zk, globs, None)?;
     let answers = fan_out(&found.pods, PARALLEL, |pod| post(pod, "/info", b"", timeout));
 
     let mut clusters: BTreeMap<String, Cluster> = BTreeMap::new();
-    for (name, rcs) in workload::rcs_by_cluster(&kube, &Glob("*".into()))? {
+    for (name, rcs) in workload::rcs_by_cluster(kube, &Glob("*".into()))? {
         if wanted(&name) {
             clusters.entry(name).or_default().rcs = rcs;
         }
@@ -406,7 +435,7 @@ pub fn run(mut args: Args) -> Result<ExitCode> {
         && clusters
             .values()
             .all(|c| c.unmatched.is_empty() && c.rows.iter().all(|r| r.registered.is_some()));
-    if args.json {
+    let out = if args.json {
         let mut map = Map::new();
         for (name, c) in &clusters {
             let unmatched: Vec<Value> = c
@@ -423,11 +452,12 @@ pub fn run(mut args: Args) -> Result<ExitCode> {
                 }),
             );
         }
-        output::emit(&output::structured(&Value::Object(map)));
+        output::structured(&Value::Object(map))
     } else {
-        output::emit(&render(&clusters, &args.clusters));
-    }
-    Ok(if healthy { ExitCode::SUCCESS } else { ExitCode::from(1) })
+        render(&clusters, &args.clusters)
+    };
+    let code = if healthy { ExitCode::SUCCESS } else { ExitCode::from(1) };
+    Ok(Round { out, notes: Vec::new(), code })
 }
 
 fn render(clusters: &BTreeMap<String, Cluster>, globs: &[String]) -> String {

@@ -12,7 +12,7 @@ use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use super::{Common, Glob, ROOT};
+use super::{Glob, ROOT};
 
 use crate::clock::Utc;
 use crate::error::{Error, Result};
@@ -29,8 +29,12 @@ pub struct Round {
     pub code: ExitCode,
 }
 
-/// `--watch-for SECS`: how long a watch lasts (`None`: until interrupted).
+/// `--watch-for SECS`: how long a watch lasts (`None`: until interrupted); checks that the
+/// run's format is text, the only one a watch redraws.
 pub fn bound(watch: bool, watch_for: Option<f64>) -> Result<Option<Duration>> {
+    if watch && super::output::format().structured() {
+        return Err(Error::Usage("-w redraws text: use it without -o json|yaml|name".into()));
+    }
     match watch_for {
         Some(_) if !watch => Err(Error::Usage("--watch-for goes with -w/--watch".into())),
         Some(secs) => super::seconds("--watch-for", secs).map(Some),
@@ -40,15 +44,11 @@ pub fn bound(watch: bool, watch_for: Option<f64>) -> Result<Option<Duration>> {
 
 /// Draws `round` now, then each time its output changes; returns the last round's exit code.
 pub fn watch(
-    common: &Common,
+    zk: &Session,
     globs: &[Glob],
     lasting: Option<Duration>,
     round: &mut dyn FnMut(&Session) -> Result<Round>,
 ) -> Result<ExitCode> {
-    if super::output::format().structured() {
-        return Err(Error::Usage("-w redraws text: use it without -o json|yaml|name".into()));
-    }
-    let zk = common.connect()?;
     let end = lasting.map(|d| Instant::now() + d);
     let mut changes = zk.watch_tree(ROOT);
     let terminal = std::io::stdout().is_terminal();
@@ -56,7 +56,7 @@ pub fn watch(
     let mut quick_until = Instant::now();
     loop {
         let started = Instant::now();
-        let drawn = round(&zk)?;
+        let drawn = round(zk)?;
         let code = drawn.code;
         if shown.as_deref() != Some(drawn.out.as_str()) {
             draw(&drawn, shown.is_some(), terminal);
