@@ -74,7 +74,7 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Usage(_) => 2,
-            Error::Spawn { source, .. } => crate::supervise::child::exec_failure_code(source),
+            Error::Spawn { source, .. } => exit::exec_failure(source),
             _ => 1,
         }
     }
@@ -82,6 +82,66 @@ impl Error {
     /// Shorthand for an [`Error::Io`] without a meaningful path.
     pub fn io(what: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io { what, path: path.into(), source }
+    }
+}
+
+/// Exit codes as a POSIX shell reports them: the code itself, 128 + n after signal n, 127 when
+/// a program is not found and 126 when it cannot be run. The portal's replies, the agent's
+/// hooks and workload and init's children all speak this convention.
+pub mod exit {
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::ExitStatus;
+
+    use nix::sys::wait::WaitStatus;
+
+    /// Of a status from `waitpid` (nix).
+    pub fn of_wait(status: &WaitStatus) -> u8 {
+        match *status {
+            WaitStatus::Exited(_, code) => code as u8,
+            WaitStatus::Signaled(_, signal, _) => 128u8.wrapping_add(signal as u8),
+            _ => 1,
+        }
+    }
+
+    /// Of a status from std's `Child::wait`.
+    pub fn of_status(status: ExitStatus) -> i32 {
+        status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
+    }
+
+    /// Of an `exec` that failed.
+    pub fn exec_failure(err: &std::io::Error) -> u8 {
+        match err.kind() {
+            std::io::ErrorKind::NotFound => 127,
+            _ => 126,
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+        use nix::sys::signal::Signal;
+        use nix::unistd::Pid;
+
+        #[test]
+        fn the_shell_convention() {
+            let pid = Pid::from_raw(42);
+            for code in [0, 1, 2, 32, 64, 127, 254, 255] {
+                assert_eq!(of_wait(&WaitStatus::Exited(pid, code)), code as u8);
+            }
+            assert_eq!(of_wait(&WaitStatus::Signaled(pid, Signal::SIGTERM, false)), 143);
+            assert_eq!(of_wait(&WaitStatus::Signaled(pid, Signal::SIGKILL, false)), 137);
+            assert_eq!(of_wait(&WaitStatus::Signaled(pid, Signal::SIGINT, false)), 130);
+            assert_eq!(of_wait(&WaitStatus::Signaled(pid, Signal::SIGUSR1, false)), 138);
+            assert_eq!(of_status(ExitStatus::from_raw(3 << 8)), 3);
+            assert_eq!(of_status(ExitStatus::from_raw(9)), 137);
+            assert_eq!(of_status(ExitStatus::from_raw(15)), 143);
+            let missing = std::io::Error::from(std::io::ErrorKind::NotFound);
+            assert_eq!(exec_failure(&missing), 127);
+            assert_eq!(
+                exec_failure(&std::io::Error::from(std::io::ErrorKind::PermissionDenied)),
+                126
+            );
+        }
     }
 }
 

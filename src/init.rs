@@ -102,25 +102,8 @@ fn env_flag(var: &str) -> bool {
     matches!(std::env::var(var).as_deref(), Ok("1" | "true" | "yes"))
 }
 
-/// Restart delays: 1 s doubling up to 30 s, times a jitter factor in [0.9, 1.1).
-pub fn backoff(failures: u32, unit: f64) -> Duration {
-    let base = 2f64.powi(failures.min(5) as i32).min(MAX_BACKOFF.as_secs_f64());
-    Duration::from_secs_f64(
-        (base * (0.9 + 0.2 * unit.clamp(0.0, 1.0))).min(MAX_BACKOFF.as_secs_f64()),
-    )
-}
-
-const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// A child that ran this long before exiting starts its backoff from 1 s again.
 const STABLE: Duration = Duration::from_secs(60);
-
-/// A uniform-ish number in [0, 1) without a random-number crate: std's randomly keyed hasher.
-pub fn random_unit() -> f64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(Instant::now().elapsed().as_nanos());
-    (h.finish() >> 11) as f64 / (1u64 << 53) as f64
-}
 
 /// Validated settings.
 struct Settings {
@@ -533,7 +516,7 @@ fn schedule_restart(svc: &mut Service, exit: Option<(&WaitStatus, Duration)>) {
     if exit.is_some_and(|(_, ran)| ran >= STABLE) {
         svc.failures = 0;
     }
-    let delay = backoff(svc.failures, random_unit());
+    let delay = crate::supervise::backoff::jittered(svc.failures);
     svc.failures = svc.failures.saturating_add(1);
     svc.restart_at = Some(Instant::now() + delay);
     match exit {
@@ -696,25 +679,6 @@ fn relay(name: &'static str, stream: impl Read + Send + 'static) -> std::thread:
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn backoff_doubles_from_one_second_up_to_thirty() {
-        let mid: Vec<f64> = (0..8).map(|n| backoff(n, 0.5).as_secs_f64()).collect();
-        assert_eq!(mid, [1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0, 30.0]);
-    }
-
-    #[test]
-    fn jitter_stays_within_ten_percent_and_under_the_cap() {
-        for n in 0..10 {
-            let low = backoff(n, 0.0).as_secs_f64();
-            let high = backoff(n, 1.0).as_secs_f64();
-            let base = 2f64.powi(n.min(5) as i32).min(30.0);
-            assert!((low - base * 0.9).abs() < 1e-9, "{n}: {low}");
-            assert!(high <= (base * 1.1).min(30.0) + 1e-9, "{n}: {high}");
-        }
-        let u = random_unit();
-        assert!((0.0..1.0).contains(&u));
-    }
 
     fn args(words: &[&str]) -> Args {
         match crate::cli::parse_words(&[&["init"], words].concat()) {

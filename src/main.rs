@@ -14,6 +14,7 @@ mod k8s;
 mod ochopod;
 mod pod;
 mod portal;
+mod random;
 mod remote;
 mod serve;
 mod supervise;

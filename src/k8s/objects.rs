@@ -12,7 +12,7 @@
 //! the definition's own `env`.
 
 use std::collections::BTreeMap;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use k8s_openapi::api::core::v1::{
     Container, ContainerPort, EnvVar, EnvVarSource, ObjectFieldSelector, PodSpec, PodTemplateSpec,
@@ -80,14 +80,6 @@ fn random_part(mut random: u64) -> String {
             c as char
         })
         .collect()
-}
-
-/// A random number from the OS (std's hasher keys come from getrandom), with no extra crate.
-pub fn random() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0));
-    h.finish()
 }
 
 /// The labels that identify a workload of `deploy`, on the RC and on each pod.
@@ -421,7 +413,7 @@ mod tests {
     use super::*;
     use crate::definition;
     use std::path::Path;
-    use std::time::Duration;
+    use std::time::{Duration, UNIX_EPOCH};
 
     const T0: u64 = 1_430_726_585; // 2015-05-04 08:03:05 UTC, the original's sample
 

@@ -12,7 +12,6 @@ use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 
 use super::reaper::Reaper;
-use crate::supervise::reap;
 
 /// Cap on what a hook may print: its output is parsed, never streamed.
 const MAX_OUTPUT: u64 = 1024 * 1024;
@@ -106,7 +105,7 @@ pub fn run_in(
     let stderr = err_reader.and_then(|h| h.join().ok()).unwrap_or_default();
     let stderr_tail =
         stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim().to_string();
-    Ok(Outcome { code: reap::exit_code(&status), stdout, stderr_tail })
+    Ok(Outcome { code: crate::error::exit::of_wait(&status), stdout, stderr_tail })
 }
 
 /// `KEY=VALUE` lines of a `--configure` hook; other lines (blank, `#` comments) are ignored,

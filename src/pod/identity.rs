@@ -28,13 +28,9 @@ fn random_bytes() -> [u8; 16] {
     let mut b = [0u8; 16];
     let read = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut b));
     if read.is_err() {
-        // No /dev in the container: std's randomly keyed hasher still differs per process.
-        use std::hash::{BuildHasher, Hasher};
-        for (i, chunk) in b.chunks_mut(8).enumerate() {
-            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-            h.write_usize(i);
-            h.write_u32(std::process::id());
-            chunk.copy_from_slice(&h.finish().to_le_bytes());
+        // No /dev in the container: std's randomly keyed hashers still differ per draw.
+        for chunk in b.chunks_mut(8) {
+            chunk.copy_from_slice(&crate::random::u64().to_le_bytes());
         }
     }
     b

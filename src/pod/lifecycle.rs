@@ -409,7 +409,7 @@ impl Lifecycle {
         self.workload = None;
         self.next_check = None;
         self.shared.set_workload(None);
-        let code = reap::exit_code(&status);
+        let code = crate::error::exit::of_wait(&status);
         self.last_exit = Some(code);
         self.log(format!("workload (pid {pid}) exited with {}", reap::describe(&status)));
         if code == 0 {
@@ -421,7 +421,7 @@ impl Lifecycle {
     }
 
     fn schedule_restart(&mut self) {
-        let delay = crate::init::backoff(self.failures, crate::init::random_unit());
+        let delay = crate::supervise::backoff::jittered(self.failures);
         self.failures = self.failures.saturating_add(1);
         self.restart_at = Some(Instant::now() + delay);
         self.log(format!("restarting in {:.1}s", delay.as_secs_f64()));
@@ -475,7 +475,7 @@ impl Lifecycle {
             match self.rx.recv_timeout(left) {
                 Ok(Msg::Exited { pid: p, status }) if p == pid => {
                     self.log(format!("pid {pid} exited with {}", reap::describe(&status)));
-                    return Some(reap::exit_code(&status));
+                    return Some(crate::error::exit::of_wait(&status));
                 }
                 Ok(other) => self.backlog.push_back(other),
                 Err(_) => return None,

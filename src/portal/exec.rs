@@ -7,7 +7,7 @@
 //! (docs/platform.md §4.3). The temporary directory itself belongs to the caller.
 
 use std::io::{BufRead, BufReader, Read};
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::mpsc;
@@ -135,11 +135,6 @@ pub struct ToolRun {
     pub code: i32,
     pub elapsed: Duration,
     pub killed: Option<Killed>,
-}
-
-/// Exit code of a status: the code, or 128 + n for a signal (the shell's convention).
-pub fn status_code(status: ExitStatus) -> i32 {
-    status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
 }
 
 /// Runs `ocho <argv…>` in `dir`, with `env` added to the allow-listed environment. Each output line (with its newline) goes to `sink`, which
@@ -282,7 +277,7 @@ pub fn run(
         }
     }
     let status = status.expect("the loop ends only after the tool was waited for");
-    Ok(ToolRun { code: status_code(status), elapsed: started.elapsed(), killed })
+    Ok(ToolRun { code: crate::error::exit::of_status(status), elapsed: started.elapsed(), killed })
 }
 
 #[cfg(test)]
@@ -300,12 +295,5 @@ mod tests {
         assert_eq!(grace(&["bump", "web", "-r", "2"]), MUTATION_GRACE);
         assert_eq!(grace(&["grep"]), KILL_GRACE);
         assert!(MUTATION_GRACE > KILL_GRACE);
-    }
-
-    #[test]
-    fn exit_codes_follow_the_shell_convention() {
-        assert_eq!(status_code(ExitStatus::from_raw(3 << 8)), 3);
-        assert_eq!(status_code(ExitStatus::from_raw(9)), 137);
-        assert_eq!(status_code(ExitStatus::from_raw(15)), 143);
     }
 }

@@ -62,12 +62,3 @@ pub fn spawn(cmd: &mut Command, what: &str, opts: Opts) -> Result<Child> {
     }
     Ok(child)
 }
-
-/// Exit code a supervisor reports when it cannot execute a program: 127 when it does not exist,
-/// 126 when it exists but cannot be executed (the shell's convention, which tini follows).
-pub fn exec_failure_code(err: &io::Error) -> u8 {
-    match err.kind() {
-        io::ErrorKind::NotFound => 127,
-        _ => 126,
-    }
-}

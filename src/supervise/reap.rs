@@ -23,15 +23,6 @@ pub fn reap_all() -> Vec<(Pid, WaitStatus)> {
     ended
 }
 
-/// The exit code a shell would report for a status: the code itself, or 128 + signal number.
-pub fn exit_code(status: &WaitStatus) -> u8 {
-    match *status {
-        WaitStatus::Exited(_, code) => code as u8,
-        WaitStatus::Signaled(_, signal, _) => 128u8.wrapping_add(signal as u8),
-        _ => 1,
-    }
-}
-
 /// Human wording of a status for logs: `exit status 3`, `signal SIGKILL`.
 pub fn describe(status: &WaitStatus) -> String {
     match *status {
@@ -47,19 +38,6 @@ pub fn describe(status: &WaitStatus) -> String {
 mod tests {
     use super::*;
     use nix::sys::signal::Signal;
-
-    #[test]
-    fn exit_codes_follow_the_shell_convention() {
-        let pid = Pid::from_raw(42);
-        for code in [0, 1, 2, 32, 64, 127, 254, 255] {
-            assert_eq!(exit_code(&WaitStatus::Exited(pid, code)), code as u8);
-        }
-        assert_eq!(exit_code(&WaitStatus::Signaled(pid, Signal::SIGTERM, false)), 143);
-        assert_eq!(exit_code(&WaitStatus::Signaled(pid, Signal::SIGKILL, false)), 137);
-        assert_eq!(exit_code(&WaitStatus::Signaled(pid, Signal::SIGINT, false)), 130);
-        assert_eq!(exit_code(&WaitStatus::Signaled(pid, Signal::SIGHUP, false)), 129);
-        assert_eq!(exit_code(&WaitStatus::Signaled(pid, Signal::SIGUSR1, false)), 138);
-    }
 
     #[test]
     fn statuses_read_as_words() {

@@ -217,7 +217,7 @@ fn bump(
     let created = (|| -> Result<(String, String)> {
         let image = target_image(newest, args)?;
         for _ in 0..3 {
-            let rc = next_rc(newest, &image, SystemTime::now(), objects::random())?;
+            let rc = next_rc(newest, &image, SystemTime::now(), crate::random::u64())?;
             match kube.create_rc(&objects::wire(&rc, &serde_json::Value::Null)) {
                 Ok(rc) => return Ok((workload::name(&rc), image)),
                 Err(e) if is_code(&e, 409) => continue,

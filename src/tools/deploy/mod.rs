@@ -233,7 +233,7 @@ fn build(
                 &args.namespace,
                 &def.cluster,
                 SystemTime::now(),
-                objects::random(),
+                crate::random::u64(),
             ),
             replicas,
             zk: zk.to_string(),
@@ -402,7 +402,7 @@ fn rename(rc: &mut ReplicationController) {
     let labels = rc.metadata.labels.clone().unwrap_or_default();
     let ns = labels.get(objects::LABEL_NAMESPACE).cloned().unwrap_or_default();
     let cluster = labels.get(objects::LABEL_CLUSTER).cloned().unwrap_or_default();
-    let name = objects::rc_name(&ns, &cluster, SystemTime::now(), objects::random());
+    let name = objects::rc_name(&ns, &cluster, SystemTime::now(), crate::random::u64());
     objects::set_application(rc, &name);
 }
 
