@@ -7,7 +7,7 @@
 //! (recorded on the RCs, see [`super::revision`]).
 
 use std::process::ExitCode;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Instant, SystemTime};
 
 use argh::{ArgsInfo, FromArgs};
 use k8s_openapi::api::core::v1::ReplicationController;
@@ -57,8 +57,8 @@ pub struct Args {
     #[argh(switch)]
     pub strict: bool,
     /// seconds each step may wait (default 60, at least 5)
-    #[argh(option, short = 't', default = "60")]
-    pub timeout: u64,
+    #[argh(option, short = 't', default = "60.0")]
+    pub timeout: f64,
     /// print JSON
     #[argh(switch, short = 'j')]
     pub json: bool,
@@ -296,7 +296,7 @@ fn roll(
 ) -> Result<Vec<u64>> {
     let total: i32 = old.iter().map(|(_, n)| n).sum();
     let old_names: Vec<&String> = old.iter().map(|(n, _)| n).collect();
-    let timeout = Duration::from_secs(args.timeout.max(5));
+    let timeout = super::k8s_timeout(args.timeout)?;
     let mut moved = 0;
     let mut pods: Vec<Pod> = Vec::new();
     let interrupted = |moved: i32| {

@@ -41,8 +41,8 @@ pub struct Args {
     #[argh(switch)]
     pub force: bool,
     /// seconds allowed for the graceful kill (default 60, at least 5)
-    #[argh(option, short = 't', default = "60")]
-    pub timeout: u64,
+    #[argh(option, short = 't', default = "60.0")]
+    pub timeout: f64,
     /// print JSON
     #[argh(switch, short = 'j')]
     pub json: bool,
@@ -102,7 +102,7 @@ pub fn run(mut args: Args) -> Result<ExitCode> {
             "kill: give --force to kill whole clusters, or -i to pick pods".into(),
         ));
     }
-    let timeout = Duration::from_secs(args.timeout.max(5));
+    let timeout = super::k8s_timeout(args.timeout)?;
     let (kube, zk) = workload::clients(&args.context, &args.k8s_namespace, &args.zk)?;
 
     let mut outcomes = Vec::new();

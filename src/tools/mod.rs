@@ -128,6 +128,12 @@ pub fn seconds(what: &str, value: f64) -> Result<Duration> {
     }
 }
 
+/// `-t` of the Kubernetes tools (kill, scale, bump, deploy): seconds as every tool takes them
+/// (decimals too), raised to 5, the least a graceful kill or a wait is given.
+pub fn k8s_timeout(value: f64) -> Result<Duration> {
+    Ok(seconds("-t", value)?.max(Duration::from_secs(5)))
+}
+
 impl Common {
     pub fn new(
         zk: &str,
@@ -270,6 +276,24 @@ mod tests {
 
     fn g(p: &str) -> Glob {
         Glob(p.into())
+    }
+
+    #[test]
+    fn every_tool_takes_decimal_seconds_for_t() {
+        assert_eq!(k8s_timeout(7.5).unwrap(), Duration::from_millis(7500));
+        assert_eq!(k8s_timeout(2.5).unwrap(), Duration::from_secs(5), "raised to 5");
+        assert!(k8s_timeout(0.0).is_err() && k8s_timeout(f64::NAN).is_err());
+        for tool in [["kill", "--force"], ["scale", "-f"], ["bump", "-r"], ["off", "--force"]] {
+            let mut words = vec![tool[0], "-t", "2.5", tool[1]];
+            if tool[1].starts_with("-f") || tool[1] == "-r" {
+                words.push("2");
+            }
+            words.push("web");
+            assert!(
+                matches!(crate::cli::parse_words(&words), crate::cli::Parsed::Run(_)),
+                "{words:?}"
+            );
+        }
     }
 
     #[test]

@@ -40,8 +40,8 @@ pub struct Args {
     #[argh(switch)]
     pub wait: bool,
     /// seconds for the graceful kill and --wait (default 60, at least 5)
-    #[argh(option, short = 't', default = "60")]
-    pub timeout: u64,
+    #[argh(option, short = 't', default = "60.0")]
+    pub timeout: f64,
     /// print JSON
     #[argh(switch, short = 'j')]
     pub json: bool,
@@ -133,7 +133,7 @@ pub fn run(mut args: Args) -> Result<ExitCode> {
     // Before any thread: an interrupt stops the waits, never the marking and lowering of the
     // chosen pods (pods killed gracefully but left in their RC would stay, dead).
     super::interrupt::arm()?;
-    let timeout = Duration::from_secs(args.timeout.max(5));
+    let timeout = super::k8s_timeout(args.timeout)?;
     let (kube, zk) = workload::clients(&args.context, &args.k8s_namespace, &args.zk)?;
 
     let clusters = workload::rcs_by_cluster(&kube, &glob)?;

@@ -66,8 +66,8 @@ pub struct Args {
     #[argh(switch)]
     pub wait: bool,
     /// seconds to wait with --wait (default 60, at least 5)
-    #[argh(option, short = 't', default = "60")]
-    pub timeout: u64,
+    #[argh(option, short = 't', default = "60.0")]
+    pub timeout: f64,
     /// with --wait: delete what was created when the wait fails
     #[argh(switch)]
     pub strict: bool,
@@ -121,6 +121,7 @@ pub fn run(mut args: Args) -> Result<ExitCode> {
         return Err(Error::Usage("deploy: give at least one container definition file".into()));
     }
     definition::check_namespace(&args.namespace).map_err(|e| Error::Usage(e.to_string()))?;
+    crate::tools::k8s_timeout(args.timeout)?;
     let exclusive = [args.server_dry_run, args.dry_run, args.diff, args.wait];
     if exclusive.iter().filter(|f| **f).count() > 1 {
         return Err(Error::Usage(
@@ -321,7 +322,7 @@ fn wait(kube: &Kube, args: &Args, items: &mut [Item]) -> Result<()> {
         return Ok(());
     }
     let zk = crate::zk::Session::connect(&args.zk, std::time::Duration::from_secs(10))?;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(args.timeout.max(5));
+    let deadline = std::time::Instant::now() + crate::tools::k8s_timeout(args.timeout)?;
     for item in items.iter_mut().filter(|i| i.error.is_none()) {
         let Some(rc) = &item.rc else { continue };
         let app = rc.metadata.name.clone().unwrap_or_default();
@@ -362,7 +363,7 @@ fn wait(kube: &Kube, args: &Args, items: &mut [Item]) -> Result<()> {
         item.up =
             waited.pods.iter().filter(|p| p.field("application") == app).map(|p| p.seq).collect();
         if !ok {
-            let timeout = std::time::Duration::from_secs(args.timeout.max(5));
+            let timeout = crate::tools::k8s_timeout(args.timeout)?;
             let mut reason =
                 if let Some(signal) = super::interrupt::received().filter(|_| waited.ok) {
                     format!(
