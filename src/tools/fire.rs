@@ -228,9 +228,7 @@ impl Tally {
     /// Integer percentage of pods that replied (a refusal is a reply), 0 when nothing was
     /// selected.
     pub fn percent(&self) -> usize {
-        ((self.ok + self.refused.len() + self.unfinished.len()) * 100)
-            .checked_div(self.total)
-            .unwrap_or(0)
+        output::percent(self.ok + self.refused.len() + self.unfinished.len(), self.total)
     }
 
     /// One line per kind of failure (`N pods refused: key (reason), …`, `N pods did not finish:

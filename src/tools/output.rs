@@ -150,6 +150,11 @@ fn indented(value: &Value) -> String {
     serde_json::to_string_pretty(&sorted(value)).unwrap_or_else(|_| one_line(value))
 }
 
+/// `ok` of `total` as a whole percentage, rounded down (0 of 0 is 0%).
+pub fn percent(ok: usize, total: usize) -> usize {
+    (ok * 100).checked_div(total).unwrap_or(0)
+}
+
 /// Writes the whole output at once; a closed stdout (`| head`) is not an error worth a panic.
 /// The original's layouts start with an empty line; a tool's output does not.
 pub fn emit(text: &str) {

@@ -90,7 +90,7 @@ pub fn report(items: Vec<Item>, as_json: bool, summary: impl FnOnce(usize) -> St
                 println!("{}: {note}", item.name);
             }
         }
-        println!("{}", summary(super::deploy::percent(ok, all)));
+        println!("{}", summary(super::output::percent(ok, all)));
     }
     if ok == all { ExitCode::SUCCESS } else { ExitCode::from(1) }
 }

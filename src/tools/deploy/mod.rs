@@ -469,14 +469,12 @@ fn report(items: &[Item], as_json: bool) -> Result<ExitCode> {
         let spawned: i32 =
             items.iter().filter(|i| i.created && !i.deleted).map(|i| i.replicas).sum();
         let pods = crate::tools::pods(spawned.unsigned_abs() as usize);
-        println!("{}% success / spawned {spawned} {pods}", percent(ok, items.len()));
+        println!(
+            "{}% success / spawned {spawned} {pods}",
+            crate::tools::output::percent(ok, items.len())
+        );
     }
     Ok(if ok == items.len() { ExitCode::SUCCESS } else { ExitCode::from(1) })
-}
-
-/// Share of `ok` in `total` as a whole percentage (100 only when every item succeeded).
-pub fn percent(ok: usize, total: usize) -> usize {
-    (ok * 100).checked_div(total).unwrap_or(0)
 }
 
 /// Expands one FILE argument. Without glob characters it is taken as is (a missing file is
@@ -548,9 +546,9 @@ mod tests {
 
     #[test]
     fn percentages_reach_100_only_when_all_succeed() {
-        assert_eq!(percent(1, 2), 50);
-        assert_eq!(percent(2, 3), 66);
-        assert_eq!(percent(3, 3), 100);
-        assert_eq!(percent(0, 0), 0);
+        assert_eq!(crate::tools::output::percent(1, 2), 50);
+        assert_eq!(crate::tools::output::percent(2, 3), 66);
+        assert_eq!(crate::tools::output::percent(3, 3), 100);
+        assert_eq!(crate::tools::output::percent(0, 0), 0);
     }
 }

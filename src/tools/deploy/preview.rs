@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use serde_json::{Value, json};
 
-use super::{Item, percent, print_failures};
+use super::{Item, print_failures};
 use crate::error::{Result, chain};
 use crate::k8s::Kube;
 use crate::k8s::objects;
@@ -40,7 +40,10 @@ pub(super) fn server_dry_run(kube: Kube, items: &mut [Item], as_json: bool) -> R
             let rc = name(item).unwrap_or_default();
             println!("{}: {rc} validated by the server (dry run, nothing created)", item.file);
         }
-        println!("{}% success / spawned 0 pods (server dry run)", percent(ok, items.len()));
+        println!(
+            "{}% success / spawned 0 pods (server dry run)",
+            crate::tools::output::percent(ok, items.len())
+        );
     }
     Ok(if ok == items.len() { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
