@@ -127,7 +127,7 @@ fn queries_print_the_original_layouts() {
          q.db     |  1/1  |                   \n\
          q.web    |  2/4  |  probe ok (2 pods)\n\
          \n2 pods did not answer: q.web #3 (timed out), q.web #4 (connection refused)\n\
-         \n1 cluster(s) without pods not shown (--all shows them)\n"
+         \n1 cluster without pods not shown (--all shows them)\n"
     );
     let (_, out, _) = run(&["ls", "--zk", zk, "-t", "1", "--all", "q.old"]);
     assert_eq!(

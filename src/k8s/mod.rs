@@ -101,12 +101,12 @@ impl Kube {
     }
 
     /// The async client (a cheap clone).
-    pub fn client(&self) -> kube::Client {
+    fn client(&self) -> kube::Client {
         self.client.clone()
     }
 
     /// Runs a future on this client's runtime.
-    pub fn block_on<F: Future>(&self, future: F) -> F::Output {
+    fn block_on<F: Future>(&self, future: F) -> F::Output {
         self.rt.block_on(future)
     }
 

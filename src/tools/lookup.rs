@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use serde_json::{Map, Value};
 
 use super::{Glob, ROOT, text};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::zk::Session;
 
 /// One registered pod, from its ZooKeeper registration (docs/protocol.md §1.3).
@@ -84,7 +84,8 @@ pub fn lookup(zk: &Session, globs: &[Glob], indices: Option<&BTreeSet<u64>>) -> 
             nodes.push((cluster, format!("{dir}/{znode}"), znode));
         }
     }
-    let data = get_all(zk, nodes.iter().map(|(_, path, _)| path.as_str()))?;
+    let paths: Vec<&str> = nodes.iter().map(|(_, path, _)| path.as_str()).collect();
+    let data = zk.get_many(&paths)?;
     for ((cluster, path, znode), data) in nodes.into_iter().zip(data) {
         // `None`: the pod vanished since the listing.
         let Some(data) = data else { continue };
@@ -101,29 +102,6 @@ pub fn lookup(zk: &Session, globs: &[Glob], indices: Option<&BTreeSet<u64>>) -> 
     found.pods.sort_by(|a, b| (&a.cluster, a.seq, &a.znode).cmp(&(&b.cluster, b.seq, &b.znode)));
     found.clusters = clusters;
     Ok(found)
-}
-
-/// Reads many nodes with one round trip's latency: every request is sent before the first
-/// reply is awaited (the client sends in call order). `None` for a node that is gone.
-fn get_all<'a>(zk: &Session, paths: impl Iterator<Item = &'a str>) -> Result<Vec<Option<Vec<u8>>>> {
-    let pending: Vec<_> = paths.map(|p| (p, zk.client().get_data(p))).collect();
-    zk.block_on(async {
-        let mut out = Vec::with_capacity(pending.len());
-        for (path, reply) in pending {
-            out.push(match reply.await {
-                Ok((data, _)) => Some(data),
-                Err(zookeeper_client::Error::NoNode) => None,
-                Err(source) => {
-                    return Err(Error::Zk {
-                        hosts: zk.hosts().to_string(),
-                        what: format!("read {path}"),
-                        source,
-                    });
-                }
-            });
-        }
-        Ok(out)
-    })
 }
 
 fn parse_registration(data: &[u8]) -> std::result::Result<(u64, Map<String, Value>), String> {

@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use std::time::Instant;
 
 use super::{Pod, ROOT, Verdict, control, tool_args};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::zk::Session;
 
 tool_args! {
@@ -78,16 +78,9 @@ fn reregistered(zk: &Session, pods: &[&Pod], deadline: Instant) -> Result<HashSe
         let dir = format!("{ROOT}/{cluster}/pods");
         let mine: Vec<&&Pod> = pods.iter().filter(|p| p.cluster == cluster).collect();
         loop {
-            let (children, watcher) = match zk.block_on(zk.client().get_and_watch_children(&dir)) {
-                Ok((children, _, watcher)) => (children, Some(watcher)),
-                Err(zookeeper_client::Error::NoNode) => (Vec::new(), None),
-                Err(source) => {
-                    return Err(Error::Zk {
-                        hosts: zk.hosts().to_string(),
-                        what: format!("watch {dir}"),
-                        source,
-                    });
-                }
+            let (children, watcher) = match zk.watch_children(&dir)? {
+                Some((children, watcher)) => (children, Some(watcher)),
+                None => (Vec::new(), None),
             };
             for pod in &mine {
                 let prefix = format!("{}.", pod.uuid);
@@ -100,9 +93,7 @@ fn reregistered(zk: &Session, pods: &[&Pod], deadline: Instant) -> Result<HashSe
                 break;
             }
             let Some(watcher) = watcher else { break };
-            let changed =
-                zk.block_on(async { tokio::time::timeout(left, watcher.changed()).await });
-            if changed.is_err() {
+            if !zk.wait_for(watcher, left) {
                 break;
             }
         }

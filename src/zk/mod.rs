@@ -8,7 +8,6 @@ pub mod probe;
 pub mod server;
 pub mod status;
 
-use std::future::Future;
 use std::time::{Duration, Instant};
 
 use zookeeper_client as zkc;
@@ -76,8 +75,7 @@ impl Session {
         &self.hosts
     }
 
-    /// The async client, for callers that need watches or multi-ops.
-    pub fn client(&self) -> &zkc::Client {
+    fn client(&self) -> &zkc::Client {
         self.client.as_ref().expect("a session is used only until it is closed")
     }
 
@@ -95,11 +93,6 @@ impl Session {
             }
         };
         let _ = self.rt.block_on(async { tokio::time::timeout(CLOSE_WAIT, closed).await });
-    }
-
-    /// Runs a future on this session's runtime.
-    pub fn block_on<F: Future>(&self, future: F) -> F::Output {
-        self.rt.block_on(future)
     }
 
     fn err(&self, what: &str, path: &str, source: zkc::Error) -> Error {
@@ -124,6 +117,39 @@ impl Session {
         }
     }
 
+    /// Data of every path, with one round trip's latency: every request is sent before the
+    /// first reply is awaited (the client sends in call order). `None` for a node that is gone.
+    pub fn get_many(&self, paths: &[&str]) -> Result<Vec<Option<Vec<u8>>>> {
+        let client = self.client();
+        let pending: Vec<_> = paths.iter().map(|p| (*p, client.get_data(p))).collect();
+        self.rt.block_on(async {
+            let mut out = Vec::with_capacity(pending.len());
+            for (path, reply) in pending {
+                out.push(match reply.await {
+                    Ok((data, _)) => Some(data),
+                    Err(zkc::Error::NoNode) => None,
+                    Err(source) => return Err(self.err("read", path, source)),
+                });
+            }
+            Ok(out)
+        })
+    }
+
+    /// Children of `path` and a watch that fires once when they change; `None` when the node
+    /// does not exist.
+    pub fn watch_children(&self, path: &str) -> Result<Option<(Vec<String>, OneChange)>> {
+        match self.rt.block_on(self.client().get_and_watch_children(path)) {
+            Ok((children, _, watcher)) => Ok(Some((children, OneChange(watcher)))),
+            Err(zkc::Error::NoNode) => Ok(None),
+            Err(source) => Err(self.err("watch", path, source)),
+        }
+    }
+
+    /// Waits up to `timeout` for `change`; true when it fired.
+    pub fn wait_for(&self, change: OneChange, timeout: Duration) -> bool {
+        self.rt.block_on(async { tokio::time::timeout(timeout, change.0.changed()).await }).is_ok()
+    }
+
     /// Deletes `path`; a missing node is not an error.
     pub fn delete(&self, path: &str) -> Result<()> {
         match self.rt.block_on(self.client().delete(path, None)) {
@@ -132,6 +158,9 @@ impl Session {
         }
     }
 }
+
+/// A one-time watch ([`Session::watch_children`]).
+pub struct OneChange(zkc::OneshotWatcher);
 
 /// A persistent recursive watch on one subtree ([`Session::watch_tree`]), read one blocking
 /// wait at a time with [`Session::next_change`].
