@@ -22,6 +22,11 @@ pub mod paths {
         format!("{namespace}.{cluster}")
     }
 
+    /// A cluster's node.
+    pub fn cluster(name: &str) -> String {
+        format!("{ROOT}/{name}")
+    }
+
     /// Parent of the registration nodes.
     pub fn pods(name: &str) -> String {
         format!("{ROOT}/{name}/pods")
@@ -114,14 +119,31 @@ impl Registration {
         }
     }
 
+    /// [`parse`](Self::parse) for the tools, which also need the `seq` and name what they
+    /// skip: the registration, or why its data cannot be used.
+    pub fn read(data: &[u8]) -> Result<Registration, &'static str> {
+        if data.iter().all(u8::is_ascii_whitespace) {
+            return Err("empty registration (pod still registering?)");
+        }
+        let Some(reg) = Registration::parse(data) else {
+            return Err("registration is not a JSON object");
+        };
+        match reg.seq() {
+            Some(seq) if seq >= 0 => Ok(reg),
+            _ => Err("registration has no seq"),
+        }
+    }
+
     /// A string-valued key.
     pub fn str(&self, key: &str) -> Option<&str> {
         self.0.get(key).and_then(Value::as_str)
     }
 
     /// `seq`, the pod's stable number for its process lifetime.
+    /// A number, or a string of digits (tolerated from hand-written registrations).
     pub fn seq(&self) -> Option<i64> {
-        self.0.get("seq").and_then(Value::as_i64)
+        let seq = self.0.get("seq")?;
+        seq.as_i64().or_else(|| seq.as_str()?.parse().ok())
     }
 
     /// `ip`, the address other pods and tools reach the pod at.
@@ -131,7 +153,9 @@ impl Registration {
 
     /// The pod's mapping of a container port (`ports["<port>"]`), `None` when not exposed.
     pub fn mapped_port(&self, port: &str) -> Option<u16> {
-        self.0.get("ports")?.get(port).and_then(Value::as_u64).and_then(|p| u16::try_from(p).ok())
+        let mapped = self.0.get("ports")?.get(port)?;
+        let mapped = mapped.as_u64().or_else(|| mapped.as_str()?.parse().ok())?;
+        u16::try_from(mapped).ok().filter(|p| *p > 0)
     }
 
     /// `ip:<mapped port>` for a container port, as the leader and tools reach pods

@@ -4,10 +4,9 @@
 
 use std::collections::BTreeSet;
 
-use serde_json::{Map, Value};
-
 use super::{Glob, ROOT, text};
 use crate::error::Result;
+use crate::ochopod::{Registration, paths};
 use crate::zk::Session;
 
 /// One registered pod, from its ZooKeeper registration (docs/protocol.md §1.3).
@@ -20,7 +19,7 @@ pub struct Pod {
     pub uuid: String,
     /// The registration node name.
     pub znode: String,
-    pub registration: Map<String, Value>,
+    pub registration: Registration,
 }
 
 impl Pod {
@@ -31,19 +30,14 @@ impl Pod {
 
     /// A registration field as text (`""` when absent; numbers are rendered).
     pub fn field(&self, name: &str) -> String {
-        text(self.registration.get(name))
+        text(self.registration.0.get(name))
     }
 
     /// `ip:port` of the control port: `ports[port]`, where `port` is a string key.
     pub fn control(&self) -> std::result::Result<String, String> {
         let port = self.field("port");
         let port = if port.is_empty() { "8080".to_string() } else { port };
-        let mapped = self
-            .registration
-            .get("ports")
-            .and_then(|p| p.get(&port))
-            .and_then(|v| v.as_u64().or_else(|| v.as_str().and_then(|s| s.parse().ok())))
-            .filter(|p| *p > 0 && *p <= u64::from(u16::MAX));
+        let mapped = self.registration.mapped_port(&port);
         let ip = self.field("ip");
         match mapped {
             None => Err(format!("control port {port} not in its ports")),
@@ -79,7 +73,7 @@ pub fn lookup(zk: &Session, globs: &[Glob], indices: Option<&BTreeSet<u64>>) -> 
     clusters.sort();
     let mut nodes = Vec::new();
     for cluster in &clusters {
-        let dir = format!("{ROOT}/{cluster}/pods");
+        let dir = paths::pods(cluster);
         for znode in zk.children(&dir)?.unwrap_or_default() {
             nodes.push((cluster, format!("{dir}/{znode}"), znode));
         }
@@ -89,10 +83,14 @@ pub fn lookup(zk: &Session, globs: &[Glob], indices: Option<&BTreeSet<u64>>) -> 
     for ((cluster, path, znode), data) in nodes.into_iter().zip(data) {
         // `None`: the pod vanished since the listing.
         let Some(data) = data else { continue };
-        match parse_registration(&data) {
-            Ok((seq, _)) if indices.is_some_and(|set| !set.contains(&seq)) => {}
-            Ok((seq, registration)) => {
-                let uuid = znode.split('.').next().unwrap_or_default().to_string();
+        match Registration::read(&data) {
+            Ok(registration) => {
+                // `read` checked that the seq is a non-negative number.
+                let seq = registration.seq().unwrap_or_default() as u64;
+                if indices.is_some_and(|set| !set.contains(&seq)) {
+                    continue;
+                }
+                let uuid = paths::pod_uuid(&znode).to_string();
                 let cluster = cluster.clone();
                 found.pods.push(Pod { cluster, seq, uuid, znode, registration });
             }
@@ -104,40 +102,28 @@ pub fn lookup(zk: &Session, globs: &[Glob], indices: Option<&BTreeSet<u64>>) -> 
     Ok(found)
 }
 
-fn parse_registration(data: &[u8]) -> std::result::Result<(u64, Map<String, Value>), String> {
-    if data.iter().all(u8::is_ascii_whitespace) {
-        return Err("empty registration (pod still registering?)".into());
-    }
-    let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(data) else {
-        return Err("registration is not a JSON object".into());
-    };
-    let seq = map.get("seq").and_then(|s| s.as_u64().or_else(|| s.as_str()?.parse().ok()));
-    match seq {
-        Some(seq) => Ok((seq, map)),
-        None => Err("registration has no seq".into()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn registrations_need_a_json_object_with_seq() {
-        assert!(parse_registration(b"").is_err());
-        assert!(parse_registration(b"[1]").is_err());
-        assert!(parse_registration(b"{\"ip\": \"1.2.3.4\"}").is_err());
-        assert_eq!(parse_registration(b"{\"seq\": 7}").unwrap().0, 7);
+        assert!(Registration::read(b"").unwrap_err().starts_with("empty"));
+        assert!(Registration::read(b"[1]").is_err());
+        assert!(Registration::read(b"{\"ip\": \"1.2.3.4\"}").unwrap_err().contains("no seq"));
+        assert!(Registration::read(b"{\"seq\": -1}").is_err());
+        assert_eq!(Registration::read(b"{\"seq\": 7}").unwrap().seq(), Some(7));
+        assert_eq!(Registration::read(b"{\"seq\": \"8\"}").unwrap().seq(), Some(8));
     }
 
     #[test]
     fn the_control_address_comes_from_ports_by_the_string_port() {
-        let reg = |v: Value| Pod {
+        let reg = |v: serde_json::Value| Pod {
             cluster: "a.b".into(),
             seq: 1,
             uuid: "u".into(),
             znode: "u.0000000001".into(),
-            registration: v.as_object().cloned().unwrap(),
+            registration: Registration(v.as_object().cloned().unwrap()),
         };
         let pod =
             reg(serde_json::json!({"ip": "10.0.0.1", "port": "8080", "ports": {"8080": 31000}}));

@@ -8,9 +8,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::{Answer, Pod, ROOT, Verdict, control, text, tool_args};
+use super::{Answer, Pod, Verdict, control, text, tool_args};
 use crate::error::Result;
-use crate::zk::Session;
 
 tool_args! {
     /// switch pods on: restart their last configured process
@@ -41,15 +40,6 @@ tool_args! {
         pub unconfigured: bool,
     }
     timeout = "60.0", "seconds the pod may take to start its process (default 60)";
-}
-
-/// Uuids of the pods in a cluster's snapshot (empty when there is none).
-fn snapshot(zk: &Session, cluster: &str) -> Result<HashSet<String>> {
-    let data = zk.get(&format!("{ROOT}/{cluster}/snapshot"))?.unwrap_or_default();
-    Ok(match serde_json::from_slice::<Value>(&data) {
-        Ok(Value::Object(map)) => map.keys().cloned().collect(),
-        _ => HashSet::new(),
-    })
 }
 
 /// `None` when a payload-less `on` is safe for this pod, else why not.
@@ -83,7 +73,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let mut snapshots = BTreeMap::new();
     for pod in &found.pods {
         if !snapshots.contains_key(&pod.cluster) {
-            snapshots.insert(pod.cluster.clone(), snapshot(&zk, &pod.cluster)?);
+            snapshots.insert(
+                pod.cluster.clone(),
+                super::workload::configured(&zk, &pod.cluster)?.into_iter().collect(),
+            );
         }
     }
     // `/info` answers at once on a live pod; the long -t is for the `on` itself.
@@ -132,7 +125,7 @@ mod tests {
             seq: 1,
             uuid: "u1".into(),
             znode: "u1.0000000001".into(),
-            registration: Map::new(),
+            registration: crate::ochopod::Registration(Map::new()),
         };
         let info = |v: Value| Answer::Json { status: 200, body: v };
         let none = HashSet::new();

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::collections::HashSet;
 use std::time::Instant;
 
-use super::{Pod, ROOT, Verdict, control, tool_args};
+use super::{Pod, Verdict, control, tool_args};
 use crate::error::Result;
 use crate::zk::Session;
 
@@ -75,7 +75,7 @@ fn reregistered(zk: &Session, pods: &[&Pod], deadline: Instant) -> Result<HashSe
     clusters.sort();
     clusters.dedup();
     for cluster in clusters {
-        let dir = format!("{ROOT}/{cluster}/pods");
+        let dir = crate::ochopod::paths::pods(cluster);
         let mine: Vec<&&Pod> = pods.iter().filter(|p| p.cluster == cluster).collect();
         loop {
             let (children, watcher) = match zk.watch_children(&dir)? {

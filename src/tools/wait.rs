@@ -269,7 +269,7 @@ mod tests {
             seq,
             uuid: format!("u{seq}"),
             znode: format!("u{seq}.{seq:010}"),
-            registration: Map::new(),
+            registration: crate::ochopod::Registration(Map::new()),
         }
     }
 

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::core::v1::ReplicationController;
 use serde_json::{Map, Value, json};
 
-use super::{Answer, Glob, Pod, ROOT, fan_out, lookup, post};
+use super::{Answer, Glob, Pod, fan_out, lookup, post};
 use crate::error::Result;
 use crate::k8s::objects::{ANNOTATION_QUALIFIED, LABEL_CLUSTER, LABEL_NAMESPACE};
 use crate::k8s::{Access, Kube};
@@ -296,7 +296,7 @@ pub fn forget_cluster(zk: &Session, cluster: &str, deadline: Instant) -> Result<
             thread::sleep(Duration::from_millis(250));
             continue;
         }
-        delete_tree(zk, &format!("{ROOT}/{cluster}"))?;
+        delete_tree(zk, &crate::ochopod::paths::cluster(cluster))?;
         return Ok(Vec::new());
     }
 }
@@ -310,7 +310,7 @@ fn delete_tree(zk: &Session, path: &str) -> Result<()> {
 
 /// The uuids in a cluster's `snapshot` node: the pods its leader configured last.
 pub fn configured(zk: &Session, cluster: &str) -> Result<Vec<String>> {
-    let data = zk.get(&format!("{ROOT}/{cluster}/snapshot"))?.unwrap_or_default();
+    let data = zk.get(&crate::ochopod::paths::snapshot(cluster))?.unwrap_or_default();
     Ok(match serde_json::from_slice::<Value>(&data) {
         Ok(Value::Object(map)) => map.keys().cloned().collect(),
         _ => Vec::new(),
