@@ -75,28 +75,12 @@ struct Outcome {
     warnings: Vec<String>,
 }
 
-/// Parses `-i` values: numbers, repeatable or comma separated.
-pub fn parse_indices(values: &[String]) -> Result<Option<BTreeSet<u64>>> {
-    if values.is_empty() {
-        return Ok(None);
-    }
-    let mut set = BTreeSet::new();
-    for part in values.iter().flat_map(|v| v.split(',')).filter(|p| !p.trim().is_empty()) {
-        let seq = part
-            .trim()
-            .parse()
-            .map_err(|_| Error::Usage(format!("-i {part}: give pod seq numbers")))?;
-        set.insert(seq);
-    }
-    Ok(Some(set))
-}
-
 /// Runs the tool.
 pub fn run(mut args: Args) -> Result<ExitCode> {
     // From here on `json` means a structured format (json, yaml or name), rendered by output.
     args.json = super::output::choose(args.json, args.output.as_deref())?.structured();
     let globs = Glob::required("kill", &args.globs)?;
-    let indices = parse_indices(&args.indices)?;
+    let indices = super::parse_indices(&args.indices)?;
     if indices.is_none() && !args.force {
         return Err(Error::Usage(
             "kill: give --force to kill whole clusters, or -i to pick pods".into(),
@@ -230,17 +214,4 @@ fn report(outcomes: &[(&Glob, Outcome)], as_json: bool) -> Result<ExitCode> {
     Ok(workload::report(items, as_json, |p| {
         format!("{p}% success / killed {killed} {}", super::pods(killed))
     }))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn indices_are_numbers_repeatable_or_comma_separated() {
-        assert_eq!(parse_indices(&[]).unwrap(), None);
-        let got = parse_indices(&["1,2".into(), "5".into()]).unwrap().unwrap();
-        assert_eq!(got.into_iter().collect::<Vec<_>>(), [1, 2, 5]);
-        assert!(parse_indices(&["x".into()]).is_err());
-    }
 }

@@ -128,6 +128,23 @@ pub fn seconds(what: &str, value: f64) -> Result<Duration> {
     }
 }
 
+/// `-i`: pod seq numbers, comma separated or repeated (`-i 1,3` or `-i 1 -i 3`); `None` when
+/// not given.
+pub fn parse_indices(values: &[String]) -> Result<Option<BTreeSet<u64>>> {
+    if values.is_empty() {
+        return Ok(None);
+    }
+    let mut set = BTreeSet::new();
+    for word in values.iter().flat_map(|v| v.split(',')).filter(|w| !w.trim().is_empty()) {
+        let seq = word
+            .trim()
+            .parse::<u64>()
+            .map_err(|_| Error::Usage(format!("-i takes pod seq numbers, not {word:?}")))?;
+        set.insert(seq);
+    }
+    Ok(Some(set))
+}
+
 /// `-t` of the Kubernetes tools (kill, scale, bump, deploy): seconds as every tool takes them
 /// (decimals too), raised to 5, the least a graceful kill or a wait is given.
 pub fn k8s_timeout(value: f64) -> Result<Duration> {
@@ -147,19 +164,7 @@ impl Common {
         if parallel == 0 {
             return Err(Error::Usage("--parallel must be at least 1".into()));
         }
-        let indices = if indices.is_empty() {
-            None
-        } else {
-            let mut set = BTreeSet::new();
-            for word in indices.iter().flat_map(|i| i.split(',')).filter(|w| !w.is_empty()) {
-                let seq = word
-                    .trim()
-                    .parse::<u64>()
-                    .map_err(|_| Error::Usage(format!("-i takes pod seq numbers, not {word:?}")))?;
-                set.insert(seq);
-            }
-            Some(set)
-        };
+        let indices = parse_indices(indices)?;
         Ok(Common {
             zk: zk.to_string(),
             zk_timeout: seconds("--zk-timeout", zk_timeout)?,
@@ -276,6 +281,14 @@ mod tests {
 
     fn g(p: &str) -> Glob {
         Glob(p.into())
+    }
+
+    #[test]
+    fn indices_are_numbers_repeatable_or_comma_separated() {
+        assert_eq!(parse_indices(&[]).unwrap(), None);
+        let got = parse_indices(&["1,2".into(), "5".into()]).unwrap().unwrap();
+        assert_eq!(got.into_iter().collect::<Vec<_>>(), [1, 2, 5]);
+        assert!(parse_indices(&["x".into()]).unwrap_err().to_string().contains("\"x\""));
     }
 
     #[test]
