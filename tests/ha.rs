@@ -353,3 +353,52 @@ fn ensemble_mistakes_are_refused_before_anything_starts() {
         assert!(!err.contains("started"), "{words:?}: {err}");
     }
 }
+
+/// Registration node names of a cluster, sorted.
+fn nodes(hosts: &str, cluster: &str) -> Vec<String> {
+    let zk = Zk::connect(hosts);
+    let mut names: Vec<String> = zk.registrations(cluster).into_iter().map(|(n, _)| n).collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn agents_ride_out_the_loss_of_the_leader_member_on_their_own_session() {
+    let mut ens = Ensemble::start();
+    let net = free_loopback(2, 1);
+    let first = fixture::pod(&ens.hosts(), "ha.e", "web", &net.ips[0], net.port(), &[], SLEEPER);
+    first.wait_for_line("leader of ha.e.web", DEADLINE);
+    let second = fixture::pod(&ens.hosts(), "ha.e", "web", &net.ips[1], net.port(), &[], SLEEPER);
+    let before = eventually("both registered", DEADLINE, || {
+        Some(nodes(&ens.hosts(), "ha.e.web")).filter(|n| n.len() == 2)
+    });
+    let locks = Zk::connect(&ens.hosts()).children("/ochopod/clusters/ha.e.web/coordinator");
+
+    // Losing the ZooKeeper leader drops every client connection of the ensemble (the followers
+    // stop serving until they elect a new leader), whichever member each agent was on.
+    let old = leader(&ens, &[0, 1, 2]);
+    let killed = Instant::now();
+    ens.kill(old);
+    for agent in [&first, &second] {
+        agent.wait_for_line("zookeeper session resumed", START);
+    }
+    eprintln!("agents' sessions resumed {:.1}s after the kill", killed.elapsed().as_secs_f64());
+    let survivors: Vec<usize> = (0..3).filter(|i| *i != old).collect();
+    let hosts: Vec<String> = survivors.iter().map(|&i| ens.client(i)).collect();
+    // Same nodes (not only the same uuid and seq: never re-created), same lock nodes, so the
+    // workload cluster's leader did not change; each agent registered once.
+    assert_eq!(nodes(&hosts.join(","), "ha.e.web"), before);
+    let zk = Zk::connect(&hosts.join(","));
+    assert_eq!(zk.children("/ochopod/clusters/ha.e.web/coordinator"), locks);
+    for agent in [&first, &second] {
+        let registered = agent.lines().iter().filter(|l| l.contains("registered as")).count();
+        assert_eq!(registered, 1, "{}", agent.tail());
+        assert!(agent.lines().iter().all(|l| !l.contains("reset (")), "{}", agent.tail());
+    }
+    let (_, _, info) = fixture::post(&format!("{}:{}", net.ips[0], net.port()), "/info", None);
+    assert_eq!(info["state"], "leader");
+    let seen = eventually("grep through a survivor", DEADLINE, || {
+        pods_seen(&ens.portal(survivors[0]), "web")
+    });
+    assert_eq!(seen.len(), 2, "{seen:?}");
+}
