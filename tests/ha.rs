@@ -402,3 +402,64 @@ fn agents_ride_out_the_loss_of_the_leader_member_on_their_own_session() {
     });
     assert_eq!(seen.len(), 2, "{seen:?}");
 }
+
+#[test]
+fn a_rolling_restart_fails_only_the_calls_caught_as_a_member_goes() {
+    let mut ens = Ensemble::start();
+    let net = free_loopback(1, 1);
+    let _agent = fixture::pod(&ens.hosts(), "ha.f", "web", net.ip(), net.port(), &[], SLEEPER);
+    eventually("the registration", DEADLINE, || registration(&ens.hosts(), "ha.f.web"));
+
+    // One tool call every 100 ms against the whole ensemble, as the portals' tools make them.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let hosts = ens.hosts();
+    let caller = {
+        let stop = std::sync::Arc::clone(&stop);
+        std::thread::spawn(move || {
+            let (mut ok, mut failed) = (0u32, Vec::new());
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                let started = Instant::now();
+                let out = ocho().args(["ls", "--zk", &hosts]).output().unwrap();
+                let text = String::from_utf8_lossy(&out.stdout);
+                if out.status.success() && text.contains("ha.f.web") {
+                    ok += 1;
+                } else {
+                    let err = String::from_utf8_lossy(&out.stderr);
+                    failed.push(format!("{:?}: {} {}", out.status.code(), text.trim(), err.trim()));
+                }
+                // The call rate, not readiness: a client that calls every 100 ms.
+                std::thread::sleep(Duration::from_millis(100).saturating_sub(started.elapsed()));
+            }
+            (ok, failed)
+        })
+    };
+    let began = Instant::now();
+    for i in 0..3 {
+        // As Kubernetes rolls a StatefulSet: SIGTERM, wait, start, wait until ready.
+        let mut proc = ens.members[i].take().unwrap();
+        proc.signal(Signal::SIGTERM);
+        assert_eq!(proc.expect_exit(DEADLINE).code(), Some(0), "{}", proc.tail());
+        ens.spawn(i);
+        assert!(ens.wait_serving(&[i]), "member {} met a port in use", i + 1);
+        eventually("readyz 200 again", START, || (readyz(&ens.portal(i)).0 == 200).then_some(()));
+    }
+    let rolled = began.elapsed();
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (ok, failed) = caller.join().unwrap();
+    eprintln!(
+        "rolling restart of 3 members in {:.1}s: {ok} tool calls answered, {} failed{}",
+        rolled.as_secs_f64(),
+        failed.len(),
+        if failed.is_empty() { String::new() } else { format!(": {failed:?}") }
+    );
+    assert!(ok >= 10, "the caller made too few calls to judge: {ok}");
+    // A call caught in the moment a member goes may fail (its connection goes with it); no
+    // more than one or two per member, never a run of them.
+    assert!(
+        failed.len() <= 6,
+        "{} of {} calls failed: {failed:?}",
+        failed.len(),
+        ok as usize + failed.len()
+    );
+    assert_eq!(modes(&ens, &[0, 1, 2]).iter().filter(|m| *m == "leader").count(), 1);
+}
