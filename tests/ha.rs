@@ -290,6 +290,10 @@ fn two_members_lost_mean_no_quorum_and_a_returning_member_restores_every_write()
     let took = started.elapsed();
     assert!(took < Duration::from_secs(10), "failed after {took:?}, not at once");
     ens.member(0).wait_for_line("lost its quorum", DEADLINE);
+    let status = ocho().args(["zk-status", "--zk", &ens.client(0)]).output().unwrap();
+    assert_eq!(status.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&status.stderr);
+    assert!(err.contains("is not serving (no quorum"), "{err}");
 
     ens.spawn(1);
     assert!(ens.wait_serving(&[0, 1]), "member 2 met a port in use on its own addresses");
