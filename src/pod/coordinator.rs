@@ -25,6 +25,8 @@ use crate::ochopod::{
 const SESSION_TIMEOUT: Duration = Duration::from_secs(5);
 /// Ochopod's tick: the leader re-reads `pods/` and the dependencies at least this often.
 const TICK: Duration = Duration::from_secs(1);
+/// Connection losses in a row, each within a [`TICK`] of the last, that end a session.
+const MAX_QUICK_LOSSES: u32 = 10;
 /// How long the leader waits for an empty registration to get its JSON before ignoring it.
 const INCOMPLETE_WAIT: Duration = Duration::from_secs(2);
 
@@ -187,6 +189,7 @@ impl Coordinator {
         let mut states = client.state_watcher();
         let shared = Arc::clone(&self.shared);
         let mut progress = Progress::default();
+        let (mut last_lost, mut streak): (Option<Instant>, u32) = (None, 0);
         loop {
             let work = async {
                 self.register(client, &mut progress).await?;
@@ -203,6 +206,23 @@ impl Coordinator {
             match outcome {
                 Ok(()) => return End::Reset("leader model ended".into()),
                 Err(trouble) if trouble.lost => {
+                    // A connection that flaps, or a server that drops every request, must not
+                    // spin here: ten losses each within a tick of the last one end the session.
+                    let now = Instant::now();
+                    streak = match last_lost {
+                        Some(at) if now.duration_since(at) < TICK => streak + 1,
+                        _ => 0,
+                    };
+                    last_lost = Some(now);
+                    if streak >= MAX_QUICK_LOSSES {
+                        return End::Reset(format!(
+                            "{} (connection lost again and again)",
+                            trouble.why
+                        ));
+                    }
+                    if streak > 0 {
+                        tokio::time::sleep(TICK / 10).await;
+                    }
                     // Leadership pauses meanwhile: nothing is configured until the session is
                     // back and the lock is checked again.
                     tokio::select! {
