@@ -81,7 +81,8 @@ impl Ensemble {
             .arg("--zk-data")
             .arg(self.data(i))
             .env_remove("OCHOPOD_TOKEN")
-            .env_remove("OCHO_ZK_PUBLIC");
+            .env_remove("OCHO_ZK_PUBLIC")
+            .env_remove("KUBECONFIG");
         self.members[i] = Some(Proc::spawn(&format!("member {}", i + 1), cmd));
     }
 
@@ -207,6 +208,20 @@ fn three_members_elect_one_leader_and_every_portal_sees_what_one_member_got() {
         assert!(env.contains(&format!("{var}={}", ens.hosts())), "{var}: {env:?}");
     }
     assert!(env.contains(&format!("OCHO_ZK_MEMBER={}", ens.client(0))), "{env:?}");
+    // deploy, run by a member's portal, gives the pods every member.
+    let (kind, body) = support::portal::multipart(&[("web.yml", b"cluster: web\nimage: x\n")]);
+    let reply = ens.portal(1).request(
+        "POST",
+        "/shell",
+        &[("X-Shell", "deploy web.yml --dry-run -j"), ("Content-Type", &kind)],
+        &body,
+    );
+    let v = reply.json();
+    assert_eq!(v["ok"], true, "{v}");
+    let rcs: Value = serde_json::from_str(v["out"].as_str().unwrap()).unwrap();
+    let env = &rcs[0]["spec"]["template"]["spec"]["containers"][0]["env"];
+    let zk = env.as_array().unwrap().iter().find(|e| e["name"] == "ochopod_zk").unwrap();
+    assert_eq!(zk["value"], ens.hosts().as_str(), "{env}");
     let zoo = std::fs::read_to_string(ens.data(1).join("zoo.cfg")).unwrap();
     assert!(zoo.contains(&format!("server.3={}:", ens.net.ips[2])), "{zoo}");
     assert_eq!(std::fs::read_to_string(ens.data(1).join("myid")).unwrap(), "2\n");
