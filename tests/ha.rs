@@ -382,7 +382,7 @@ fn nodes(hosts: &str, cluster: &str) -> Vec<String> {
 }
 
 #[test]
-fn agents_ride_out_the_loss_of_the_leader_member_on_their_own_session() {
+fn agents_ride_out_the_loss_of_any_one_member_on_their_own_session() {
     let mut ens = Ensemble::start();
     let net = free_loopback(2, 1);
     let first = fixture::pod(&ens.hosts(), "ha.e", "web", &net.ips[0], net.port(), &[], SLEEPER);
@@ -420,6 +420,27 @@ fn agents_ride_out_the_loss_of_the_leader_member_on_their_own_session() {
         pods_seen(&ens.portal(survivors[0]), "web")
     });
     assert_eq!(seen.len(), 2, "{seen:?}");
+
+    // Any one member, a follower this time, once the first is back: the agents whose
+    // connection it held resume on another member, the others notice nothing.
+    ens.spawn(old);
+    assert!(ens.wait_serving(&[old]), "member {} met a port in use", old + 1);
+    let leader_now = leader(&ens, &[0, 1, 2]);
+    let follower = (0..3).find(|i| *i != leader_now).unwrap();
+    ens.kill(follower);
+    let remaining: Vec<usize> = (0..3).filter(|i| *i != follower).collect();
+    let rest: Vec<String> = remaining.iter().map(|&i| ens.client(i)).collect();
+    eventually("the pods through the remaining pair", DEADLINE, || {
+        pods_seen(&ens.portal(remaining[0]), "web").filter(|p| p.len() == 2)
+    });
+    assert_eq!(nodes(&rest.join(","), "ha.e.web"), before);
+    let zk = Zk::connect(&rest.join(","));
+    assert_eq!(zk.children("/ochopod/clusters/ha.e.web/coordinator"), locks);
+    for agent in [&first, &second] {
+        let registered = agent.lines().iter().filter(|l| l.contains("registered as")).count();
+        assert_eq!(registered, 1, "{}", agent.tail());
+        assert!(agent.lines().iter().all(|l| !l.contains("reset (")), "{}", agent.tail());
+    }
 }
 
 #[test]
