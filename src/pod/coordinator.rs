@@ -76,10 +76,7 @@ struct Trouble {
 impl Trouble {
     /// Maps a client error of the operation `what`.
     fn zk(what: String) -> impl FnOnce(zkc::Error) -> Trouble {
-        move |e| Trouble {
-            lost: matches!(e, zkc::Error::ConnectionLoss),
-            why: format!("{what}: {e}"),
-        }
+        move |e| Trouble { lost: lost(&e), why: format!("{what}: {e}") }
     }
 
     fn other(why: String) -> Trouble {
@@ -98,6 +95,21 @@ struct Progress {
     contender: Option<(String, Option<String>)>,
     /// Whether "leader of" was said in this session.
     led: bool,
+}
+
+/// Whether an operation failed with the connection rather than with a server's answer: the
+/// requests in flight when a connection breaks fail with what broke it (`ConnectionLoss`, or
+/// the socket's own error, "connection reset by peer", as `Custom`). Treating one wrongly as
+/// lost costs a retry at most: a session that ended is seen at once, and repeated quick losses
+/// end the session (`MAX_QUICK_LOSSES`).
+fn lost(e: &zkc::Error) -> bool {
+    matches!(
+        e,
+        zkc::Error::ConnectionLoss
+            | zkc::Error::Timeout
+            | zkc::Error::Throttled
+            | zkc::Error::Custom(_)
+    )
 }
 
 /// True for the states a session cannot come back from.
