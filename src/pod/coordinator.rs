@@ -680,3 +680,26 @@ fn hash_of(view: &View) -> String {
     }
     md5::colon_hex(serde_json::to_string(&all).unwrap_or_default().as_bytes())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_answers_of_the_server_are_not_a_lost_connection() {
+        for e in [zkc::Error::ConnectionLoss, zkc::Error::Timeout, zkc::Error::Throttled] {
+            assert!(lost(&e), "{e}");
+        }
+        for e in [
+            zkc::Error::NoNode,
+            zkc::Error::NodeExists,
+            zkc::Error::BadVersion,
+            zkc::Error::SessionExpired,
+            zkc::Error::ClientClosed,
+        ] {
+            assert!(!lost(&e), "{e}");
+        }
+        assert!(ends(zkc::SessionState::Expired) && ends(zkc::SessionState::Closed));
+        assert!(!ends(zkc::SessionState::Disconnected) && !ends(zkc::SessionState::SyncConnected));
+    }
+}
