@@ -286,6 +286,10 @@ fn two_members_lost_mean_no_quorum_and_a_returning_member_restores_every_write()
     zk.mkdir("/ha-c/acknowledged");
     zk.set("/ha-c/acknowledged", b"before the loss");
     drop(zk);
+    let net = free_loopback(1, 1);
+    let agent = fixture::pod(&ens.hosts(), "ha.c", "web", net.ip(), net.port(), &[], SLEEPER);
+    let before =
+        eventually("the registration", DEADLINE, || registration(&ens.hosts(), "ha.c.web"));
 
     ens.kill(1);
     ens.kill(2);
@@ -325,6 +329,14 @@ fn two_members_lost_mean_no_quorum_and_a_returning_member_restores_every_write()
     assert_eq!(zk.get("/ha-c/acknowledged").as_deref(), Some(&b"before the loss"[..]));
     let (ok, out, err) = shell(&survivor, "ls");
     assert!(ok, "{out}{err}");
+    // The agent is registered again with its identity (it kept its session if the loss was
+    // short, else registered anew), and once the old session is expired, exactly once.
+    let pair = format!("{},{}", ens.client(0), ens.client(1));
+    let single = eventually("one registration of the agent", Duration::from_secs(60), || {
+        Some(nodes(&pair, "ha.c.web")).filter(|n| n.len() == 1)
+    });
+    assert!(single[0].starts_with(&before.0), "{single:?}");
+    assert_eq!(registration(&pair, "ha.c.web"), Some(before), "{}", agent.tail());
 }
 
 #[test]
