@@ -241,8 +241,11 @@ fn three_members_elect_one_leader_and_every_portal_sees_what_one_member_got() {
         let seen =
             eventually("grep through a portal", DEADLINE, || pods_seen(&ens.portal(i), "web"));
         assert_eq!(seen, std::slice::from_ref(&pod), "portal {}", i + 1);
-        let (ok, out, err) = shell(&ens.portal(i), "ls");
-        assert!(ok && out.contains("ha.a.web") && out.contains("1/1"), "{out}{err}");
+        // 1/1 once the workload runs (the leader starts it after registering).
+        eventually("ls 1/1 through a portal", DEADLINE, || {
+            let (ok, out, _) = shell(&ens.portal(i), "ls");
+            (ok && out.contains("ha.a.web") && out.contains("1/1")).then_some(())
+        });
     }
     drop(agent);
 }
@@ -252,6 +255,7 @@ fn killing_the_leader_member_leaves_a_serving_pair_and_the_registration() {
     let mut ens = Ensemble::start();
     let net = free_loopback(1, 1);
     let agent = fixture::pod(&ens.hosts(), "ha.b", "web", net.ip(), net.port(), &[], SLEEPER);
+    agent.wait_for_line("lifecycle: started", DEADLINE);
     let before =
         eventually("the registration", DEADLINE, || registration(&ens.hosts(), "ha.b.web"));
 
@@ -274,9 +278,11 @@ fn killing_the_leader_member_leaves_a_serving_pair_and_the_registration() {
             eventually("the registration", DEADLINE, || registration(&ens.client(i), "ha.b.web"));
         assert_eq!(after, before, "same uuid and seq through member {}", i + 1);
     }
-    // The agent and its workload went on through the loss.
+    // The agent and its workload went on through the loss: started once, running still.
     let (code, _, info) = fixture::post(&net.addr(0), "/info", None);
     assert_eq!((code, info["process"].as_str()), (200, Some("running")), "{}", agent.tail());
+    let starts = agent.lines().iter().filter(|l| l.contains("lifecycle: started")).count();
+    assert_eq!(starts, 1, "{}", agent.tail());
 }
 
 #[test]
