@@ -92,6 +92,20 @@ pub struct Args {
     /// keep no audit journal (env OCHO_NO_AUDIT=1)
     #[argh(switch)]
     pub no_audit: bool,
+    /// run ZooKeeper as one member of an ensemble: HOST[:QUORUM:ELECTION],… (ids 1…N in this
+    /// order, ports 2888:3888 by default; an odd count of at least 3; every member serves
+    /// clients on --zk-port) (env OCHO_ZK_MEMBERS; default: standalone)
+    #[argh(option, default = "env_or(\"OCHO_ZK_MEMBERS\", \"\")")]
+    pub zk_members: String,
+    /// this member's id in --zk-members, 1…N (env OCHO_ZK_ID; default the StatefulSet ordinal
+    /// of the host name name-K, plus 1)
+    #[argh(option, default = "env_or(\"OCHO_ZK_ID\", \"\")")]
+    pub zk_id: String,
+    /// with --zk-members: bind the quorum and election ports on every address, not on this
+    /// member's own entry (quorumListenOnAllIPs, as Kubernetes needs; env
+    /// OCHO_ZK_QUORUM_LISTEN_ALL=1)
+    #[argh(switch)]
+    pub zk_quorum_listen_all: bool,
 }
 
 fn env_or(var: &str, default: &str) -> String {
@@ -108,7 +122,10 @@ const STABLE: Duration = Duration::from_secs(60);
 /// Validated settings.
 struct Settings {
     zk: Option<(config::ServerConfig, server::Jvm)>,
+    /// The connect string of the portal's tools: the local server, or every member.
     zk_hosts: String,
+    /// Where init (and the portal's `/readyz`) probe the ZooKeeper run here.
+    zk_local: String,
     portal_bind: Option<SocketAddr>,
     /// `--max-concurrent` for the portal, when given.
     max_concurrent: Option<usize>,
@@ -170,7 +187,41 @@ fn portal_args(
     Ok(out)
 }
 
+/// This member's id: `--zk-id`, else the StatefulSet ordinal of the host name plus 1.
+fn member_id(flag: &str, n: usize, hostname: fn() -> Option<String>) -> Result<usize> {
+    let flag = flag.trim();
+    let (id, from) = if flag.is_empty() {
+        let name = hostname().unwrap_or_default();
+        let id = config::id_from_hostname(&name).ok_or_else(|| {
+            Error::Usage(format!(
+                "--zk-members without --zk-id: the host name '{name}' does not end in a \
+                 StatefulSet ordinal (name-K, server id K+1); pass --zk-id N (1..{n})"
+            ))
+        })?;
+        (id, format!("the host name '{name}' gives --zk-id {id}"))
+    } else {
+        let id = flag.parse::<usize>().map_err(|_| {
+            Error::Usage(format!("invalid --zk-id '{flag}': expected a number in 1..{n}"))
+        })?;
+        (id, format!("--zk-id {id}"))
+    };
+    if id == 0 || id > n {
+        return Err(Error::Usage(format!(
+            "{from}, outside 1..{n}: --zk-members lists {n} members"
+        )));
+    }
+    Ok(id)
+}
+
+fn system_hostname() -> Option<String> {
+    nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok())
+}
+
 fn settings(args: &Args) -> Result<Settings> {
+    settings_with(args, system_hostname)
+}
+
+fn settings_with(args: &Args, hostname: fn() -> Option<String>) -> Result<Settings> {
     let grace: f64 =
         args.grace.parse().ok().filter(|g: &f64| g.is_finite() && *g > 0.0).ok_or_else(|| {
             Error::Usage(format!("invalid --grace '{}': expected seconds > 0", args.grace))
@@ -192,6 +243,26 @@ fn settings(args: &Args) -> Result<Settings> {
         })?),
     };
     let no_zk = args.no_zk || env_flag("OCHO_NO_ZK");
+    let listen_all = args.zk_quorum_listen_all || env_flag("OCHO_ZK_QUORUM_LISTEN_ALL");
+    let members = args.zk_members.trim();
+    if members.is_empty() {
+        if !args.zk_id.trim().is_empty() {
+            return Err(Error::Usage(
+                "--zk-id names this server's place in --zk-members: give --zk-members too".into(),
+            ));
+        }
+        if listen_all {
+            return Err(Error::Usage(
+                "--zk-quorum-listen-all is for an ensemble member: give --zk-members too".into(),
+            ));
+        }
+    } else if no_zk {
+        return Err(Error::Usage(
+            "--zk-members makes this init an ensemble member running ZooKeeper: it cannot go \
+             with --no-zk (use --no-zk --zk HOSTS for an external ensemble)"
+                .into(),
+        ));
+    }
     if no_zk {
         if args.zk.trim().is_empty() {
             return Err(Error::Usage(
@@ -201,6 +272,7 @@ fn settings(args: &Args) -> Result<Settings> {
         return Ok(Settings {
             zk: None,
             zk_hosts: args.zk.trim().to_string(),
+            zk_local: String::new(),
             portal_bind,
             max_concurrent,
             portal_args: portal_args(args, None)?,
@@ -226,9 +298,22 @@ fn settings(args: &Args) -> Result<Settings> {
     let data_dir = std::path::absolute(PathBuf::from(&args.zk_data))
         .map_err(|source| Error::io("resolve --zk-data", PathBuf::from(&args.zk_data), source))?;
     let portal_args = portal_args(args, Some(&data_dir))?;
-    let cfg = config::ServerConfig { data_dir, bind, port };
+    let ensemble = if members.is_empty() {
+        None
+    } else {
+        let members = config::parse_members(members, "--zk-members")?;
+        let id = member_id(&args.zk_id, members.len(), hostname)?;
+        Some(config::Ensemble { members, id, listen_all })
+    };
+    let zk_local = config::client_addr(bind, port);
+    let zk_hosts = match &ensemble {
+        Some(ens) => ens.client_hosts(port),
+        None => zk_local.clone(),
+    };
+    let cfg = config::ServerConfig { data_dir, bind, port, ensemble };
     Ok(Settings {
-        zk_hosts: config::client_addr(bind, port),
+        zk_hosts,
+        zk_local,
         zk: Some((cfg, jvm)),
         portal_bind,
         max_concurrent,
@@ -244,6 +329,9 @@ struct Service {
     command: Box<dyn Fn(bool) -> Command>,
     /// ZooKeeper's data directory, checked and repaired before each start.
     data_dir: Option<PathBuf>,
+    /// ZooKeeper's readiness probe: where to ask, and whether it is an ensemble member (whose
+    /// quorum comes and goes while it runs, so its readiness is watched, not only announced).
+    ready: Option<(String, bool)>,
     pid: Option<Pid>,
     started: Instant,
     failures: u32,
@@ -260,6 +348,7 @@ impl Service {
             name,
             command,
             data_dir: None,
+            ready: None,
             pid: None,
             started: Instant::now(),
             failures: 0,
@@ -307,11 +396,22 @@ pub fn run(args: Args) -> Result<ExitCode> {
             zoo_cfg.display(),
             cfg.data_dir.display()
         );
+        if let Some(ens) = &cfg.ensemble {
+            eprintln!(
+                "init: zookeeper is member {} of an ensemble of {} ({}); it serves clients once \
+                 a majority ({}) of the members reach each other",
+                ens.id,
+                ens.members.len(),
+                settings.zk_hosts,
+                ens.members.len() / 2 + 1
+            );
+        }
         let mut zk = Service::new(
             "zookeeper",
             Box::new(move |trust_empty| server::command(&jvm, &zoo_cfg, trust_empty)),
         );
         zk.data_dir = Some(cfg.data_dir.clone());
+        zk.ready = Some((settings.zk_local.clone(), cfg.ensemble.is_some()));
         services.push(zk);
     }
     if let Some(bind) = settings.portal_bind {
@@ -319,6 +419,15 @@ pub fn run(args: Args) -> Result<ExitCode> {
         let max_concurrent = settings.max_concurrent;
         let portal_args = settings.portal_args.clone();
         let damage = settings.zk.as_ref().map(|(cfg, _)| data::damage_file(&cfg.data_dir));
+        let member = settings.zk.as_ref().filter(|(cfg, _)| cfg.ensemble.is_some()).map(|_| {
+            // deploy writes OCHO_ZK_PUBLIC into pods as ochopod_zk: by default every member,
+            // so agents fail over between them without losing their session.
+            let public = std::env::var("OCHO_ZK_PUBLIC")
+                .ok()
+                .filter(|v| !v.trim().is_empty())
+                .unwrap_or_else(|| settings.zk_hosts.clone());
+            (settings.zk_local.clone(), public)
+        });
         services.push(Service::new(
             "portal",
             Box::new(move |_| {
@@ -334,6 +443,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 for (flag, value) in &portal_args {
                     cmd.arg(flag).arg(value);
                 }
+                if let Some((local, public)) = &member {
+                    // `/readyz` asks this member, not any member: a member without quorum is
+                    // not ready even when the others serve.
+                    cmd.env("OCHO_ZK_MEMBER", local).env("OCHO_ZK_PUBLIC", public);
+                }
                 if let Some(damage) = &damage {
                     // Where init counts repairs of ZooKeeper's data (for /readyz and /metrics).
                     cmd.env("OCHO_ZK_DAMAGE", damage);
@@ -346,7 +460,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         return Err(Error::Usage("nothing to supervise: both --no-zk and --no-portal".into()));
     }
     for svc in &mut services {
-        start(svc, &settings.zk_hosts, &zk_generation)?;
+        start(svc, &zk_generation)?;
     }
 
     let mut stopping: Option<Stopping> = None;
@@ -429,7 +543,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             for svc in &mut services {
                 if svc.restart_at.is_some_and(|at| at <= now) {
                     svc.restart_at = None;
-                    if let Err(err) = start(svc, &settings.zk_hosts, &zk_generation) {
+                    if let Err(err) = start(svc, &zk_generation) {
                         eprintln!("init: {}", crate::error::chain(&err));
                         schedule_restart(svc, None);
                     }
@@ -534,7 +648,7 @@ fn schedule_restart(svc: &mut Service, exit: Option<(&WaitStatus, Duration)>) {
 }
 
 /// Starts one child with its output prefixed by its name, and for ZooKeeper a readiness probe.
-fn start(svc: &mut Service, zk_hosts: &str, generation: &Arc<AtomicU64>) -> Result<()> {
+fn start(svc: &mut Service, generation: &Arc<AtomicU64>) -> Result<()> {
     let trust_empty = svc.data_dir.as_deref().is_some_and(check_data);
     let mut cmd = (svc.command)(trust_empty);
     cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
@@ -555,11 +669,10 @@ fn start(svc: &mut Service, zk_hosts: &str, generation: &Arc<AtomicU64>) -> Resu
     }
     // The reaper owns the status: dropping `Child` neither waits nor kills.
     drop(proc);
-    if svc.name == "zookeeper" {
+    if let Some((addr, ensemble)) = svc.ready.clone() {
         let mine = generation.fetch_add(1, Ordering::SeqCst) + 1;
         let generation = Arc::clone(generation);
-        let addr = zk_hosts.to_string();
-        std::thread::spawn(move || announce_ready(&addr, mine, &generation));
+        std::thread::spawn(move || announce_ready(&addr, ensemble, mine, &generation));
     }
     Ok(())
 }
@@ -639,18 +752,49 @@ fn drain(services: &mut [Service], limit: Duration) {
     }
 }
 
-/// Probes `srvr` until ZooKeeper serves, then says so once; gives up when a newer ZooKeeper
-/// process was started (the generation moved on).
-fn announce_ready(addr: &str, mine: u64, generation: &AtomicU64) {
+/// Probes `srvr` until ZooKeeper serves, then says so once (with its mode: `standalone`, or
+/// `leader`/`follower` in an ensemble); gives up when a newer ZooKeeper process was started (the
+/// generation moved on). An ensemble member's serving depends on the other members, so it goes
+/// on watching and says each time the member loses its quorum or serves again.
+fn announce_ready(addr: &str, ensemble: bool, mine: u64, generation: &AtomicU64) {
+    let mut serving = false;
+    let started = Instant::now();
     while generation.load(Ordering::SeqCst) == mine {
-        if let Ok(probe::Probe::Serving(_)) = probe::srvr(addr, Duration::from_millis(500)) {
-            eprintln!("init: zookeeper ready on {addr}");
-            return;
+        match probe::srvr(addr, Duration::from_millis(500)) {
+            Ok(probe::Probe::Serving(answer)) if !serving => {
+                serving = true;
+                let mode = probe::mode(&answer).unwrap_or("serving");
+                eprintln!("init: zookeeper ready on {addr} ({mode})");
+                if !ensemble {
+                    return;
+                }
+            }
+            Ok(probe::Probe::NotServing(_)) if serving => {
+                serving = false;
+                eprintln!(
+                    "init: zookeeper on {addr} lost its quorum: not serving requests until a \
+                     majority of the ensemble's members reach each other"
+                );
+            }
+            _ => {}
         }
-        // Polling interval of the readiness probe (each probe is also a line in the JVM log).
-        std::thread::sleep(Duration::from_millis(50));
+        // Each probe is also a line in the JVM log: fast while a start is expected to finish
+        // soon, then slower (a member waiting for its peers may wait for minutes), and a slow
+        // watch once it served, for the log only (/readyz asks for itself).
+        std::thread::sleep(if serving {
+            QUORUM_WATCH
+        } else if started.elapsed() < FAST_PROBES {
+            Duration::from_millis(50)
+        } else {
+            Duration::from_secs(1)
+        });
     }
 }
+
+/// How long after a start of ZooKeeper init probes it every 50 ms (then every second).
+const FAST_PROBES: Duration = Duration::from_secs(10);
+/// How often init asks a serving ensemble member whether it still has its quorum.
+const QUORUM_WATCH: Duration = Duration::from_secs(5);
 
 /// Copies a child's output to our stderr line by line, prefixed with `name: `. Lines are capped
 /// so a child cannot make us buffer without bound.
@@ -749,6 +893,73 @@ mod tests {
         ] {
             let err = settings(&args(words)).err().unwrap_or_else(|| panic!("{words:?} accepted"));
             assert!(matches!(err, Error::Usage(_)), "{words:?}: {err}");
+        }
+    }
+
+    /// Flags that let `settings` reach the ensemble checks without a JVM on the machine.
+    const NO_JVM: &[&str] = &["--java", "/bin/true", "--zk-classpath", "/bin/sh"];
+
+    fn member(words: &[&str], hostname: fn() -> Option<String>) -> Result<Settings> {
+        settings_with(&args(&[words, NO_JVM].concat()), hostname)
+    }
+
+    fn no_hostname() -> Option<String> {
+        None
+    }
+
+    #[test]
+    fn an_ensemble_member_gives_the_portal_every_member_and_probes_itself() {
+        let s = member(
+            &["--zk-members", "10.0.0.1,10.0.0.2:2901:3901,10.0.0.3", "--zk-id", "2"],
+            no_hostname,
+        )
+        .unwrap();
+        assert_eq!(s.zk_hosts, "10.0.0.1:2181,10.0.0.2:2181,10.0.0.3:2181");
+        assert_eq!(s.zk_local, "127.0.0.1:2181", "the wildcard bind is probed on loopback");
+        let (cfg, _) = s.zk.unwrap();
+        let ens = cfg.ensemble.unwrap();
+        assert_eq!((ens.id, ens.listen_all, ens.members.len()), (2, false, 3));
+        assert_eq!(ens.members[1].quorum, 2901);
+
+        let s = member(&["--zk-members", "a,b,c", "--zk-quorum-listen-all"], || {
+            Some("ocho-proxy-2".into())
+        })
+        .unwrap();
+        let ens = s.zk.unwrap().0.ensemble.unwrap();
+        assert_eq!((ens.id, ens.listen_all), (3, true), "ordinal 2 of the host name is id 3");
+
+        let s = member(&[], no_hostname).unwrap();
+        assert_eq!(s.zk.unwrap().0.ensemble, None, "standalone stays the default");
+    }
+
+    #[test]
+    fn ensemble_mistakes_are_usage_errors_naming_the_flag() {
+        for (words, hostname, needle) in [
+            (
+                &["--zk-members", "a,b,c,d", "--zk-id", "1"][..],
+                no_hostname as fn() -> _,
+                "--zk-members",
+            ),
+            (&["--zk-members", "a,b", "--zk-id", "1"], no_hostname, "at least 3"),
+            (&["--zk-members", "a,b,a", "--zk-id", "1"], no_hostname, "same member"),
+            (&["--zk-members", "a,b:1,c", "--zk-id", "1"], no_hostname, "entry 2"),
+            (&["--zk-members", "a,b,c", "--zk-id", "4"], no_hostname, "--zk-id 4, outside 1..3"),
+            (&["--zk-members", "a,b,c", "--zk-id", "0"], no_hostname, "outside 1..3"),
+            (&["--zk-members", "a,b,c", "--zk-id", "two"], no_hostname, "invalid --zk-id"),
+            (&["--zk-members", "a,b,c"], no_hostname, "pass --zk-id"),
+            (&["--zk-members", "a,b,c"], || Some("laptop".into()), "'laptop'"),
+            (&["--zk-members", "a,b,c"], || Some("ocho-3".into()), "gives --zk-id 4, outside"),
+            (&["--zk-id", "1"], no_hostname, "give --zk-members"),
+            (&["--zk-quorum-listen-all"], no_hostname, "give --zk-members"),
+            (
+                &["--zk-members", "a,b,c", "--zk-id", "1", "--no-zk", "--zk", "x"],
+                no_hostname,
+                "--no-zk",
+            ),
+        ] {
+            let err = member(words, hostname).err().unwrap_or_else(|| panic!("{words:?} accepted"));
+            assert!(matches!(err, Error::Usage(_)), "{words:?}: {err}");
+            assert!(err.to_string().contains(needle), "{words:?}: {err}");
         }
     }
 

@@ -19,6 +19,7 @@ mod fake_kube_rc;
 mod fake_kube_strict;
 mod fake_kube_watch;
 mod fake_kubelet;
+mod ha;
 mod help;
 mod hostile;
 mod init;

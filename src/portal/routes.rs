@@ -315,8 +315,14 @@ fn deny(
     }
 }
 
-/// `GET /readyz`: 200 when the ZooKeeper in `$OCHOPOD_ZK` answers `srvr` as serving.
+/// `GET /readyz`: 200 when the ZooKeeper in `$OCHOPOD_ZK` answers `srvr` as serving. A portal
+/// that `ocho init` started next to an ensemble member (`$OCHO_ZK_MEMBER`) asks that member
+/// alone: it is ready when the member serves as leader or follower, and a member without quorum
+/// is not ready (503 "no quorum") even if other members serve.
 fn readyz() -> Response {
+    if let Some(member) = std::env::var("OCHO_ZK_MEMBER").ok().filter(|m| !m.trim().is_empty()) {
+        return readyz_member(member.trim());
+    }
     let hosts = std::env::var("OCHOPOD_ZK").unwrap_or_default();
     // `host:port,host:port/chroot`: the chroot belongs to the last host only.
     let hosts = hosts.split('/').next().unwrap_or_default();
@@ -340,6 +346,29 @@ fn readyz() -> Response {
         }
     }
     error(503, &why)
+}
+
+/// `/readyz` of an ensemble member's portal.
+fn readyz_member(addr: &str) -> Response {
+    use crate::zk::probe::{self, Probe};
+    match probe::srvr(addr, Duration::from_secs(2)) {
+        Ok(Probe::Serving(answer)) => {
+            let mut ready = json!({"ok": true, "zk": addr, "mode": probe::mode(&answer)});
+            if let Some(damage) = super::metrics::zk_damage() {
+                ready["zk_data"] = damage;
+            }
+            Response::json(&ready)
+        }
+        Ok(Probe::NotServing(answer)) if answer.contains(probe::NOT_SERVING) => error(
+            503,
+            &format!(
+                "no quorum: zookeeper member {addr} is not serving requests (it serves once a \
+                 majority of the ensemble's members reach each other)"
+            ),
+        ),
+        Ok(Probe::NotServing(_)) => error(503, &format!("zookeeper {addr} is not serving yet")),
+        Err(err) => error(503, &format!("zookeeper {addr}: {err}")),
+    }
 }
 
 /// `GET /tools`: every tool `role` may run (all with `None`) with its description, positionals

@@ -22,6 +22,11 @@ pub fn default_hosts() -> String {
         .unwrap_or_else(|| "127.0.0.1:2181".into())
 }
 
+/// How long a connection may take before the tools ask whether the ensemble has a quorum:
+/// longer than an election after a member's loss or a server's start (a second or two on a
+/// loaded machine), so a tool fails early only when the quorum is really gone.
+const QUORUM_CHECK: Duration = Duration::from_secs(5);
+
 /// How long closing a session may wait for the server's answer before the process goes on.
 const CLOSE_WAIT: Duration = Duration::from_secs(2);
 
@@ -55,12 +60,37 @@ impl Session {
             .with_connection_timeout(timeout)
             .with_readonly(false)
             .connect(&hosts);
-        let client = match rt.block_on(async { tokio::time::timeout(timeout, connect).await }) {
+        // Servers that answer but do not serve mean a lost quorum, which deserves its name
+        // rather than a timeout. Asked only when no session came quickly, so it costs nothing
+        // when ZooKeeper serves, and a tool fails within seconds rather than at its deadline.
+        let no_quorum = || probe::no_quorum(&hosts, Duration::from_secs(1));
+        let started = std::time::Instant::now();
+        let mut connect = Box::pin(connect);
+        let early = rt.block_on(async { tokio::time::timeout(QUORUM_CHECK, &mut connect).await });
+        let outcome = match early {
+            Ok(done) => Ok(done),
+            Err(_) if timeout > QUORUM_CHECK => {
+                if let Some(why) = no_quorum() {
+                    return Err(Error::Failed(format!("zookeeper {hosts}: {why}")));
+                }
+                let left = timeout.saturating_sub(started.elapsed());
+                rt.block_on(async { tokio::time::timeout(left, &mut connect).await })
+            }
+            Err(elapsed) => Err(elapsed),
+        };
+        drop(connect);
+        let client = match outcome {
             Ok(Ok(client)) => client,
             Ok(Err(source)) => {
+                if let Some(why) = no_quorum() {
+                    return Err(Error::Failed(format!("zookeeper {hosts}: {why}")));
+                }
                 return Err(Error::Zk { hosts, what: "connect".into(), source });
             }
             Err(_) => {
+                if let Some(why) = no_quorum() {
+                    return Err(Error::Failed(format!("zookeeper {hosts}: {why}")));
+                }
                 return Err(Error::Failed(format!(
                     "zookeeper {hosts}: no answer within {:.1}s (is it running? check --zk or $OCHOPOD_ZK)",
                     timeout.as_secs_f64()

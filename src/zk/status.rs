@@ -36,7 +36,15 @@ pub fn run(args: Args) -> Result<ExitCode> {
         }
         Ok(Probe::NotServing(answer)) => {
             print!("{answer}");
-            eprintln!("ocho zk-status: zookeeper at {addr} is not serving");
+            // The same answer means "still loading" for a lone server and "no quorum" for an
+            // ensemble member: say both rather than guess.
+            let why = if answer.contains(probe::NOT_SERVING) {
+                " (no quorum: an ensemble member serves only while a majority of the members \
+                 reach each other; a lone server, until it has loaded its data)"
+            } else {
+                ""
+            };
+            eprintln!("ocho zk-status: zookeeper at {addr} is not serving{why}");
             Ok(ExitCode::from(1))
         }
         Err(source) => Err(Error::io("probe zookeeper at", addr, source)),
