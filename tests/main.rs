@@ -2,6 +2,8 @@
 //! and the dependencies are compiled and linked once instead of once per file. Each file of
 //! `tests/` is a module; run one with `cargo test --test integration <module>::`.
 
+#[path = "support/ensemble.rs"]
+mod ensemble;
 #[path = "support/pod.rs"]
 mod fixture;
 mod support;
