@@ -613,7 +613,7 @@ mod tests {
             for example in examples {
                 let line = example.lines().next().unwrap_or_default();
                 let line = line.replace("{command_name}", &format!("ocho {}", command.name));
-                let words = crate::portal::words::split(&line).unwrap();
+                let words = crate::words::split(&line).unwrap();
                 assert_eq!(words[0], "ocho", "{line}");
                 // What the shell does with the output (`> file`) is not ocho's.
                 let words: Vec<&str> = words[1..]

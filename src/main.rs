@@ -19,6 +19,7 @@ mod remote;
 mod serve;
 mod supervise;
 mod tools;
+mod words;
 mod yaml;
 mod zk;
 

@@ -4,14 +4,15 @@
 //! `routes.rs`, tool execution in `exec.rs`, credentials in `auth.rs`, the web terminal in `web/`.
 
 mod access;
+mod access_log;
 mod auth;
 mod exec;
 mod metrics;
 mod reply;
 mod routes;
+mod state;
 pub mod upload;
 mod web;
-pub(crate) mod words;
 
 /// `/tools`' listing, also `ocho cli`'s own when a portal does not answer it.
 pub use routes::tools_json;
@@ -178,7 +179,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         .as_deref()
         .map(|path| crate::audit::Journal::open(path, args.audit_max_bytes))
         .transpose()?;
-    let state = Arc::new(routes::State {
+    let state = Arc::new(state::State {
         limits: exec::Limits {
             timeout: Duration::from_secs_f64(args.timeout),
             max_output: args.max_output,

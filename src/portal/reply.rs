@@ -13,8 +13,10 @@ use std::time::{Duration, Instant};
 use rouille::{Response, Upgrade};
 use serde_json::json;
 
+use super::access_log::{Access, log};
 use super::exec::{self, Limits, Stream};
-use super::routes::{Access, State, log, refused};
+use super::routes::refused;
+use super::state::State;
 use crate::serve::Liveness;
 
 /// Decrements the in-flight count when the run is over, however it ends.
@@ -99,7 +101,7 @@ impl Run {
         self.state.metrics.observe(&self.words[0], status, self.started.elapsed());
         let uploads: Vec<_> =
             self.uploads.iter().map(|(n, d)| json!({"name": n, "sha256": d})).collect();
-        super::routes::journal(
+        super::state::journal(
             &self.state,
             json!({"who": self.who.name, "peer": self.peer.to_string(), "path": "/shell",
                 "tool": self.words[0], "argv": self.words, "uploads": uploads,

@@ -3,8 +3,6 @@
 //! credentials (401/403), the line (400), the concurrency limit (503), uploads (400/413); only
 //! then does it hand the run to `reply.rs` (JSON, or NDJSON when the client asks for it).
 
-use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,57 +10,16 @@ use rouille::{Request, Response};
 use serde_json::json;
 
 use super::access::{Role, Who, least_role, least_role_of};
-use super::auth::{Keys, Nonces, Presented, Verdict};
-use super::exec::Limits;
-use super::metrics::Metrics;
+use super::access_log::{Access, log};
+use super::auth::{Presented, Verdict};
 use super::reply::{Run, Slot};
-use super::{upload, web, words};
+use super::state::{State, journal};
+use super::{upload, web};
 use crate::cli::{self, Parsed};
+use crate::words;
 
 /// Longest `X-Timeout` a client may ask for, in seconds.
 pub const MAX_TIMEOUT_SECS: f64 = 3600.0;
-
-/// Everything the routes share.
-pub struct State {
-    /// Default limits (`--timeout`, `--max-output`).
-    pub limits: Limits,
-    pub max_upload: usize,
-    pub max_concurrent: usize,
-    /// The token, re-read when its file changes.
-    pub keys: Keys,
-    /// The audit journal (`--audit`), if any.
-    pub journal: Option<crate::audit::Journal>,
-    /// Nonces of v2 signatures already used.
-    pub nonces: Nonces,
-    /// Ochothon's replayable `sha1=` signatures are accepted (`--legacy-signatures`).
-    pub legacy_signatures: bool,
-    /// Host names (besides IP literals and `localhost`) requests may be addressed to.
-    pub allowed_hosts: Vec<String>,
-    pub metrics: Metrics,
-    /// The server's open connections: is a request's client still there?
-    pub peers: Arc<crate::serve::Peers>,
-    /// The portal's own directory, where request directories are made.
-    pub tmp: PathBuf,
-    /// Set when the portal starts stopping: tools still running then are stopped.
-    pub stop_at: std::sync::OnceLock<Instant>,
-}
-
-/// Appends one record to the audit journal, if there is one; on disk before it returns when
-/// `sync`. A failure is logged, and refuses state-changing tools until an append succeeds.
-pub(super) fn journal(state: &State, record: serde_json::Value, sync: bool) {
-    use std::sync::atomic::Ordering;
-    let (Some(journal), serde_json::Value::Object(fields)) = (&state.journal, record) else {
-        return;
-    };
-    match journal.append(fields, sync) {
-        Ok(()) => journal.failed.store(false, Ordering::SeqCst),
-        Err(err) => {
-            journal.failed.store(true, Ordering::SeqCst);
-            state.metrics.reject("audit");
-            eprintln!("portal: audit journal: {}", crate::error::chain(&err));
-        }
-    }
-}
 
 /// The tool word and argv of a line, as far as it splits.
 fn argv_of(line: Option<&str>) -> (String, Vec<String>) {
@@ -156,51 +113,6 @@ fn other(state: &State, request: &Request, path: &str, who: &Who) -> Response {
         (_, "/" | "/tools" | "/readyz" | "/metrics") => method_not_allowed("GET"),
         _ => error(404, "not found"),
     }
-}
-
-/// What an access-log line says about a request.
-pub struct Access<'a> {
-    pub peer: &'a SocketAddr,
-    /// The token's name (`-` before authentication, or on an open portal).
-    pub who: &'a str,
-    pub method: &'a str,
-    pub path: &'a str,
-    /// The tool word, `help`, or `-`.
-    pub tool: &'a str,
-    pub status: u16,
-    /// The tool's exit code, if one ran (or 2 for a refused line).
-    pub code: Option<i32>,
-    /// Bytes of tool output, if one ran.
-    pub bytes: Option<usize>,
-    pub started: Instant,
-}
-
-/// One access-log line on stderr: time, peer, token name, method, path, tool, HTTP status, exit
-/// code, ms, output bytes. Never the line's arguments nor any credential.
-pub fn log(a: &Access) {
-    let dash = |v: Option<String>| v.unwrap_or_else(|| "-".into());
-    eprintln!(
-        "{} {} {} {} {} {} {} {} {}ms {}",
-        utc_now(),
-        a.peer,
-        a.who,
-        a.method,
-        a.path,
-        a.tool,
-        a.status,
-        dash(a.code.map(|c| c.to_string())),
-        a.started.elapsed().as_millis(),
-        dash(a.bytes.map(|b| format!("{b}B"))),
-    );
-}
-
-/// ISO 8601 UTC time of now, second precision.
-pub(super) fn utc_now() -> String {
-    let t = crate::clock::Utc::now();
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-        t.year, t.month, t.day, t.hour, t.minute, t.second
-    )
 }
 
 fn error(status: u16, message: &str) -> Response {

@@ -19,7 +19,7 @@ use argh::{ArgsInfo, FromArgs};
 
 use crate::error::{Error, Result};
 use crate::http::{self, HttpError};
-use crate::portal::words;
+use crate::words;
 
 /// The portal's port when the proxy address has none.
 pub const DEFAULT_PORT: u16 = 9000;

@@ -1,6 +1,10 @@
 //! `routes()` through `Request::fake_http`: everything decided before a tool runs.
 
 use super::*;
+use crate::portal::access_log::utc_now;
+use crate::portal::auth::{Keys, Nonces};
+use crate::portal::exec::Limits;
+use crate::portal::metrics::Metrics;
 
 fn state(token: Option<&str>) -> Arc<State> {
     Arc::new(State {

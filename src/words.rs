@@ -1,4 +1,5 @@
-//! Shell-word splitting of a tool line, POSIX quoting rules without any expansion: whitespace
+//! Shell-word splitting of a tool line, shared by the portal (a request's line) and `ocho cli`
+//! (a line typed in the REPL), POSIX quoting rules without any expansion: whitespace
 //! separates words, single quotes keep everything literally, double quotes keep everything but
 //! let a backslash escape `$`, `` ` ``, `"`, `\` and newline, and an unquoted backslash escapes the
 //! next character. `$(…)`, backticks, `;`, `|`, `>`, `#` and globs are ordinary characters: no
