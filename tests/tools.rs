@@ -233,11 +233,17 @@ fn globs_qualified_bare_wildcard_and_no_match() {
 #[test]
 fn an_unreachable_zookeeper_fails_clearly() {
     let port = support::free_port();
+    let started = std::time::Instant::now();
     let (code, out, err) =
         run(&["grep", "--zk", &format!("127.0.0.1:{port}"), "--zk-timeout", "1"]);
+    let took = started.elapsed();
     assert_eq!(code, 1);
     assert!(out.is_empty());
     assert!(err.contains(&format!("zookeeper 127.0.0.1:{port}")), "{err}");
+    // --zk-timeout bounds the wait: the client's own 4 s session timeout must not take over
+    // (it did: every unreachable ZooKeeper cost 4 s whatever --zk-timeout said). Generous
+    // against a loaded machine, far below the 4 s of the defect.
+    assert!(took < std::time::Duration::from_millis(3500), "took {took:?}: {err}");
 }
 
 #[test]

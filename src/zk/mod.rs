@@ -66,7 +66,9 @@ impl Session {
         let no_quorum = || probe::no_quorum(&hosts, Duration::from_secs(1));
         let started = std::time::Instant::now();
         let mut connect = Box::pin(connect);
-        let early = rt.block_on(async { tokio::time::timeout(QUORUM_CHECK, &mut connect).await });
+        // The caller's timeout bounds the whole connect, the quorum check included.
+        let first = timeout.min(QUORUM_CHECK);
+        let early = rt.block_on(async { tokio::time::timeout(first, &mut connect).await });
         let outcome = match early {
             Ok(done) => Ok(done),
             Err(_) if timeout > QUORUM_CHECK => {
