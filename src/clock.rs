@@ -1,7 +1,11 @@
-//! Wall-clock time as UTC calendar fields, without a date crate: the portal's access log, the
-//! agent's log lines and the names `deploy` gives workloads all print UTC timestamps.
+//! Wall-clock time as UTC calendar fields: the portal's access log, the agent's log lines, the
+//! audit journal and the names `deploy` gives workloads all print UTC timestamps. The calendar
+//! arithmetic is jiff's, already in the dependency tree through k8s-openapi.
 
 use std::time::{SystemTime, UNIX_EPOCH};
+
+use k8s_openapi::jiff::Timestamp;
+use k8s_openapi::jiff::tz::TimeZone;
 
 /// A UTC instant split into calendar fields.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,29 +20,21 @@ pub struct Utc {
 }
 
 impl Utc {
-    /// `t` in UTC; instants before 1970 read as the epoch.
+    /// `t` in UTC; instants before 1970 (or beyond jiff's range) read as the epoch.
     pub fn of(t: SystemTime) -> Utc {
-        let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
-        let secs = d.as_secs() as i64;
-        let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-        // Civil date from days since 1970-01-01 (H. Hinnant, "chrono-Compatible Low-Level Date
-        // Algorithms").
-        let z = days + 719_468;
-        let era = z.div_euclid(146_097);
-        let doe = z - era * 146_097;
-        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-        let mp = (5 * doy + 2) / 153;
-        let day = doy - (153 * mp + 2) / 5 + 1;
-        let month = if mp < 10 { mp + 3 } else { mp - 9 };
+        let at = Timestamp::try_from(t)
+            .ok()
+            .filter(|_| t >= UNIX_EPOCH)
+            .unwrap_or(Timestamp::UNIX_EPOCH)
+            .to_zoned(TimeZone::UTC);
         Utc {
-            year: yoe + era * 400 + i64::from(month <= 2),
-            month,
-            day,
-            hour: rem / 3600,
-            minute: rem % 3600 / 60,
-            second: rem % 60,
-            millis: d.subsec_millis(),
+            year: i64::from(at.year()),
+            month: i64::from(at.month()),
+            day: i64::from(at.day()),
+            hour: i64::from(at.hour()),
+            minute: i64::from(at.minute()),
+            second: i64::from(at.second()),
+            millis: u32::try_from(at.millisecond()).unwrap_or(0),
         }
     }
 
@@ -65,6 +61,9 @@ mod tests {
             at(951_827_696, 789),
             Utc { year: 2000, month: 2, day: 29, hour: 12, minute: 34, second: 56, millis: 789 }
         );
+        // Before the epoch: the epoch.
+        let before = Utc::of(UNIX_EPOCH - Duration::from_secs(5));
+        assert_eq!((before.year, before.month, before.day, before.second), (1970, 1, 1, 0));
         // 2026-11-23 11:41:09
         assert_eq!(
             at(1_795_434_069, 0),
