@@ -9,7 +9,6 @@
 use std::process::ExitCode;
 use std::time::{Instant, SystemTime};
 
-use argh::{ArgsInfo, FromArgs};
 use k8s_openapi::api::core::v1::ReplicationController;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde_json::json;
@@ -21,59 +20,46 @@ use crate::error::{Error, Result, chain};
 use crate::k8s::objects::{self, LABEL_CLUSTER, LABEL_NAMESPACE};
 use crate::k8s::ops::Propagation;
 use crate::k8s::{Kube, is_code};
-use crate::zk::{self, Session};
+use crate::zk::Session;
 
-/// roll clusters to a new image tag, a few pods at a time
-#[derive(FromArgs, ArgsInfo, Debug)]
-#[argh(
-    subcommand,
-    name = "bump",
-    example = "{command_name} -r 1.4.2 web\n    roll web to image tag 1.4.2, one pod at a time",
-    example = "{command_name} -r 1.4.2 --step 3 --strict web\n    three pods at a time; roll back when a step fails",
-    example = "{command_name} --history web\n    list web's revisions: image, replication controller, when",
-    example = "{command_name} --undo web\n    go back to the previous revision's image",
-    note = "GLOB matches `<namespace>.<cluster>` (a bare name matches any namespace); each matched cluster is bumped on its own. A new RC is created from the newest RC's pod template with the image tag set to RELEASE (a registry port is kept), at 0 replicas. Then, --step pods at a time: the new RC grows by the step; once its pods are registered in ZooKeeper and configured by their leader (in the cluster's snapshot), as many of the oldest old pods get `/control/kill` until 410, are marked as the first to go (pod-deletion-cost) and their RC lowered, so its controller removes exactly them; the step ends once their registrations are gone. At the end the old RCs are deleted (propagation Background). Each wait lasts at most -t seconds. With --strict, a failure rolls back: the new RC is deleted and the old RCs get their replicas back. SIGTERM or SIGINT ends the roll between steps (the rollback still runs with --strict).\n\nRevisions: each new RC carries the cluster's history in the annotation ochopod.io/revisions (revision, image, rc, replaced, at; the last 10; an RC of deploy is revision 1). --history lists them (-j: {{\"<cluster>\": [{{\"revision\", \"image\", \"rc\", \"replaced\", \"at\"}}…]}}) and changes nothing; --undo rolls onto the previous revision's image (the latest with another image than the current), or --to-revision N's, with the same procedure, recording a new revision. Give exactly one of -r, --undo, --history.\n\nA step gives up early once its new pods report their process dead. Output: problems on stderr, then one stdout line per RC created, deleted, left behind or rolled back (`<cluster>: created <rc>`, `<cluster>: rolled back: deleted <rc>, <old> back to N`), then `<P>% success (<N> pods)`. With -j: {{\"<cluster>\": {{\"ok\": bool, \"application\": \"<new rc>\", \"up\": [seq…], \"deleted\": [\"<old rc>\"…], \"rolled_back\": bool, \"problems\": [\"…\"], \"warnings\": [\"<server warning>\"]}}}}; server warnings also go to stderr as `<item>: warning: <text>`. Exit 0 when every cluster was rolled, 1 otherwise or when nothing matched, 2 on usage errors."
-)]
-pub struct Args {
-    /// cluster glob
-    #[argh(positional)]
-    pub glob: String,
-    /// the new image tag
-    #[argh(option, short = 'r')]
-    pub release: Option<String>,
-    /// roll back to the previous revision's image (or --to-revision's), the same way
-    #[argh(switch)]
-    pub undo: bool,
-    /// with --undo: the revision to go back to (see --history)
-    #[argh(option)]
-    pub to_revision: Option<u32>,
-    /// list each cluster's revisions (revision, image, rc, replaced, when); changes nothing
-    #[argh(switch)]
-    pub history: bool,
-    /// pods replaced at a time (default 1)
-    #[argh(option, default = "1")]
-    pub step: i32,
-    /// roll back when a step fails
-    #[argh(switch)]
-    pub strict: bool,
-    /// seconds each step may wait (default 60, at least 5)
-    #[argh(option, short = 't', default = "60.0")]
-    pub timeout: f64,
-    /// print JSON
-    #[argh(switch, short = 'j')]
-    pub json: bool,
-    /// output format: json, yaml, wide or name (one name per line)
-    #[argh(option, short = 'o')]
-    pub output: Option<String>,
-    /// zookeeper hosts, host:port,… (env OCHOPOD_ZK; default 127.0.0.1:2181)
-    #[argh(option, default = "zk::default_hosts()")]
-    pub zk: String,
-    /// kubeconfig context (default: the current one, or the in-cluster service account)
-    #[argh(option)]
-    pub context: Option<String>,
-    /// kubernetes namespace (default: the context's, or the proxy's own in-cluster)
-    #[argh(option)]
-    pub k8s_namespace: Option<String>,
+crate::tools::k8s_tool_args! {
+    /// roll clusters to a new image tag, a few pods at a time
+    #[argh(
+        subcommand,
+        name = "bump",
+        example = "{command_name} -r 1.4.2 web\n    roll web to image tag 1.4.2, one pod at a time",
+        example = "{command_name} -r 1.4.2 --step 3 --strict web\n    three pods at a time; roll back when a step fails",
+        example = "{command_name} --history web\n    list web's revisions: image, replication controller, when",
+        example = "{command_name} --undo web\n    go back to the previous revision's image",
+        note = "GLOB matches `<namespace>.<cluster>` (a bare name matches any namespace); each matched cluster is bumped on its own. A new RC is created from the newest RC's pod template with the image tag set to RELEASE (a registry port is kept), at 0 replicas. Then, --step pods at a time: the new RC grows by the step; once its pods are registered in ZooKeeper and configured by their leader (in the cluster's snapshot), as many of the oldest old pods get `/control/kill` until 410, are marked as the first to go (pod-deletion-cost) and their RC lowered, so its controller removes exactly them; the step ends once their registrations are gone. At the end the old RCs are deleted (propagation Background). Each wait lasts at most -t seconds. With --strict, a failure rolls back: the new RC is deleted and the old RCs get their replicas back. SIGTERM or SIGINT ends the roll between steps (the rollback still runs with --strict).\n\nRevisions: each new RC carries the cluster's history in the annotation ochopod.io/revisions (revision, image, rc, replaced, at; the last 10; an RC of deploy is revision 1). --history lists them (-j: {{\"<cluster>\": [{{\"revision\", \"image\", \"rc\", \"replaced\", \"at\"}}…]}}) and changes nothing; --undo rolls onto the previous revision's image (the latest with another image than the current), or --to-revision N's, with the same procedure, recording a new revision. Give exactly one of -r, --undo, --history.\n\nA step gives up early once its new pods report their process dead. Output: problems on stderr, then one stdout line per RC created, deleted, left behind or rolled back (`<cluster>: created <rc>`, `<cluster>: rolled back: deleted <rc>, <old> back to N`), then `<P>% success (<N> pods)`. With -j: {{\"<cluster>\": {{\"ok\": bool, \"application\": \"<new rc>\", \"up\": [seq…], \"deleted\": [\"<old rc>\"…], \"rolled_back\": bool, \"problems\": [\"…\"], \"warnings\": [\"<server warning>\"]}}}}; server warnings also go to stderr as `<item>: warning: <text>`. Exit 0 when every cluster was rolled, 1 otherwise or when nothing matched, 2 on usage errors."
+    )]
+    pub struct Args {
+        /// cluster glob
+        #[argh(positional)]
+        pub glob: String,
+        /// the new image tag
+        #[argh(option, short = 'r')]
+        pub release: Option<String>,
+        /// roll back to the previous revision's image (or --to-revision's), the same way
+        #[argh(switch)]
+        pub undo: bool,
+        /// with --undo: the revision to go back to (see --history)
+        #[argh(option)]
+        pub to_revision: Option<u32>,
+        /// list each cluster's revisions (revision, image, rc, replaced, when); changes nothing
+        #[argh(switch)]
+        pub history: bool,
+        /// pods replaced at a time (default 1)
+        #[argh(option, default = "1")]
+        pub step: i32,
+        /// roll back when a step fails
+        #[argh(switch)]
+        pub strict: bool,
+        /// seconds each step may wait (default 60, at least 5)
+        #[argh(option, short = 't', default = "60.0")]
+        pub timeout: f64,
+    }
+    zk = "zookeeper hosts, host:port,… (env OCHOPOD_ZK; default 127.0.0.1:2181)";
 }
 
 #[derive(Debug, Default)]
@@ -143,8 +129,7 @@ pub fn next_rc(
 
 /// Runs the tool.
 pub fn run(mut args: Args) -> Result<ExitCode> {
-    // From here on `json` means a structured format (json, yaml or name), rendered by output.
-    args.json = super::output::choose(args.json, args.output.as_deref())?.structured();
+    args.choose_format()?;
     let glob = Glob::required("bump", std::slice::from_ref(&args.glob))?.remove(0);
     let modes = [args.release.is_some(), args.undo, args.history];
     if modes.iter().filter(|m| **m).count() != 1 {
@@ -164,7 +149,7 @@ pub fn run(mut args: Args) -> Result<ExitCode> {
     // Before any thread: an interrupt ends the roll between steps, and --strict still rolls
     // back.
     super::interrupt::arm()?;
-    let (kube, zk) = workload::clients(&args.context, &args.k8s_namespace, &args.zk)?;
+    let (kube, zk) = workload::clients(&args.access(), &args.zk)?;
     let clusters = workload::rcs_by_cluster(&kube, &glob)?;
     if args.history {
         return print_history(&clusters, &glob, args.json);

@@ -10,7 +10,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use argh::{ArgsInfo, FromArgs};
 use serde_json::json;
 
 use super::workload::{self, Killed};
@@ -18,46 +17,33 @@ use super::{Glob, Pod, lookup};
 use crate::error::{Error, Result, chain};
 use crate::k8s::Kube;
 use crate::k8s::ops::Propagation;
-use crate::zk::{self, Session};
+use crate::zk::Session;
 
-/// stop clusters gracefully, then delete their replication controllers and pods
-#[derive(FromArgs, ArgsInfo, Debug)]
-#[argh(
-    subcommand,
-    name = "kill",
-    example = "{command_name} --force web\n    stop every pod of web gracefully, then delete its replication\n    controllers",
-    example = "{command_name} -i 2,3 web\n    remove only pods #2 and #3 of web; the others keep running",
-    example = "{command_name} --force 'test-*'\n    remove every cluster whose name starts with test-",
-    note = "Each GLOB matches `<namespace>.<cluster>` (a bare name matches any namespace). Every matched pod gets `POST /control/kill/<secs>` until it answers 410 or -t passes; then the RCs of the cluster (each pod's `application`, plus every RC labelled for the cluster) are deleted with propagation Background, so Kubernetes removes every pod, silent ones included. With -i SEQ…, only those pods are killed; then they are marked as the first to go (annotation controller.kubernetes.io/pod-deletion-cost) and their RC's replicas lowered by as many, so its controller removes exactly them and starts no replacement; the tool waits (up to -t) until their registrations are gone. Without -i, --force is required.\n\nOutput: per-pod problems on stderr (`<glob>: <pod key>: <reason>`), a stdout line `<glob>: deleted <rc>` per RC deleted, and (without -i) once the cluster's last pod is gone `<glob>: removed <cluster> from zookeeper` (its nodes deleted, so `ls` no longer lists it; waits up to -t), then `<P>% success / killed <N> pod(s)` (P over globs). With -j: {{\"<glob>\": {{\"ok\": bool, \"down\": [seq…], \"graceful\": [seq…], \"deleted\": [\"<rc>\"…], \"forgotten\": [\"<cluster>\"…], \"problems\": [\"…\"], \"warnings\": [\"<server warning>\"]}}}}; server warnings also go to stderr as `<item>: warning: <text>`. Exit 0 when every glob succeeded, 1 otherwise (a glob matching nothing fails), 2 on a usage error."
-)]
-pub struct Args {
-    /// cluster globs
-    #[argh(positional)]
-    pub globs: Vec<String>,
-    /// only the pods with these seq numbers (repeatable, or comma separated)
-    #[argh(option, short = 'i')]
-    pub indices: Vec<String>,
-    /// required to kill whole clusters (without -i)
-    #[argh(switch)]
-    pub force: bool,
-    /// seconds allowed for the graceful kill (default 60, at least 5)
-    #[argh(option, short = 't', default = "60.0")]
-    pub timeout: f64,
-    /// print JSON
-    #[argh(switch, short = 'j')]
-    pub json: bool,
-    /// output format: json, yaml, wide or name (one name per line)
-    #[argh(option, short = 'o')]
-    pub output: Option<String>,
-    /// zookeeper hosts, host:port,… (env OCHOPOD_ZK; default 127.0.0.1:2181)
-    #[argh(option, default = "zk::default_hosts()")]
-    pub zk: String,
-    /// kubeconfig context (default: the current one, or the in-cluster service account)
-    #[argh(option)]
-    pub context: Option<String>,
-    /// kubernetes namespace (default: the context's, or the proxy's own in-cluster)
-    #[argh(option)]
-    pub k8s_namespace: Option<String>,
+crate::tools::k8s_tool_args! {
+    /// stop clusters gracefully, then delete their replication controllers and pods
+    #[argh(
+        subcommand,
+        name = "kill",
+        example = "{command_name} --force web\n    stop every pod of web gracefully, then delete its replication\n    controllers",
+        example = "{command_name} -i 2,3 web\n    remove only pods #2 and #3 of web; the others keep running",
+        example = "{command_name} --force 'test-*'\n    remove every cluster whose name starts with test-",
+        note = "Each GLOB matches `<namespace>.<cluster>` (a bare name matches any namespace). Every matched pod gets `POST /control/kill/<secs>` until it answers 410 or -t passes; then the RCs of the cluster (each pod's `application`, plus every RC labelled for the cluster) are deleted with propagation Background, so Kubernetes removes every pod, silent ones included. With -i SEQ…, only those pods are killed; then they are marked as the first to go (annotation controller.kubernetes.io/pod-deletion-cost) and their RC's replicas lowered by as many, so its controller removes exactly them and starts no replacement; the tool waits (up to -t) until their registrations are gone. Without -i, --force is required.\n\nOutput: per-pod problems on stderr (`<glob>: <pod key>: <reason>`), a stdout line `<glob>: deleted <rc>` per RC deleted, and (without -i) once the cluster's last pod is gone `<glob>: removed <cluster> from zookeeper` (its nodes deleted, so `ls` no longer lists it; waits up to -t), then `<P>% success / killed <N> pod(s)` (P over globs). With -j: {{\"<glob>\": {{\"ok\": bool, \"down\": [seq…], \"graceful\": [seq…], \"deleted\": [\"<rc>\"…], \"forgotten\": [\"<cluster>\"…], \"problems\": [\"…\"], \"warnings\": [\"<server warning>\"]}}}}; server warnings also go to stderr as `<item>: warning: <text>`. Exit 0 when every glob succeeded, 1 otherwise (a glob matching nothing fails), 2 on a usage error."
+    )]
+    pub struct Args {
+        /// cluster globs
+        #[argh(positional)]
+        pub globs: Vec<String>,
+        /// only the pods with these seq numbers (repeatable, or comma separated)
+        #[argh(option, short = 'i')]
+        pub indices: Vec<String>,
+        /// required to kill whole clusters (without -i)
+        #[argh(switch)]
+        pub force: bool,
+        /// seconds allowed for the graceful kill (default 60, at least 5)
+        #[argh(option, short = 't', default = "60.0")]
+        pub timeout: f64,
+    }
+    zk = "zookeeper hosts, host:port,… (env OCHOPOD_ZK; default 127.0.0.1:2181)";
 }
 
 /// What happened to one glob.
@@ -77,8 +63,7 @@ struct Outcome {
 
 /// Runs the tool.
 pub fn run(mut args: Args) -> Result<ExitCode> {
-    // From here on `json` means a structured format (json, yaml or name), rendered by output.
-    args.json = super::output::choose(args.json, args.output.as_deref())?.structured();
+    args.choose_format()?;
     let globs = Glob::required("kill", &args.globs)?;
     let indices = super::parse_indices(&args.indices)?;
     if indices.is_none() && !args.force {
@@ -87,7 +72,7 @@ pub fn run(mut args: Args) -> Result<ExitCode> {
         ));
     }
     let timeout = super::k8s_timeout(args.timeout)?;
-    let (kube, zk) = workload::clients(&args.context, &args.k8s_namespace, &args.zk)?;
+    let (kube, zk) = workload::clients(&args.access(), &args.zk)?;
 
     let mut outcomes = Vec::new();
     for glob in &globs {

@@ -105,6 +105,57 @@ macro_rules! tool_args {
 }
 pub(crate) use tool_args;
 
+/// Declares the `Args` of a Kubernetes tool (kill, scale, bump, deploy, status): its own fields,
+/// then the options they share, written once: `-j`/`-o`, `--zk` (its doc is `zk`), `--context`
+/// and `--k8s-namespace`.
+macro_rules! k8s_tool_args {
+    (
+        $(#[$meta:meta])*
+        pub struct $name:ident { $($fields:tt)* }
+        zk = $zk:literal;
+    ) => {
+        #[derive(argh::FromArgs, argh::ArgsInfo, Debug)]
+        $(#[$meta])*
+        pub struct $name {
+            $($fields)*
+            /// print JSON instead of text (the same as -o json)
+            #[argh(switch, short = 'j')]
+            pub json: bool,
+            /// output format: json, yaml, wide or name (one name per line)
+            #[argh(option, short = 'o')]
+            pub output: Option<String>,
+            #[doc = $zk]
+            #[argh(option, default = "crate::zk::default_hosts()")]
+            pub zk: String,
+            /// kubeconfig context (default: the current one, or the in-cluster service account)
+            #[argh(option)]
+            pub context: Option<String>,
+            /// kubernetes namespace (default: the context's, or the proxy's own in-cluster)
+            #[argh(option)]
+            pub k8s_namespace: Option<String>,
+        }
+
+        impl $name {
+            /// The Kubernetes access these options name.
+            pub fn access(&self) -> $crate::k8s::Access {
+                $crate::k8s::Access {
+                    context: self.context.clone(),
+                    k8s_namespace: self.k8s_namespace.clone(),
+                }
+            }
+
+            /// Chooses the run's output format; from then on `json` means a structured one
+            /// (json, yaml or name), which `output` renders.
+            pub fn choose_format(&mut self) -> $crate::error::Result<()> {
+                self.json =
+                    $crate::tools::output::choose(self.json, self.output.as_deref())?.structured();
+                Ok(())
+            }
+        }
+    };
+}
+pub(crate) use k8s_tool_args;
+
 /// Options every tool shares.
 #[derive(Debug, Clone)]
 pub struct Common {

@@ -7,56 +7,42 @@
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use argh::{ArgsInfo, FromArgs};
 use serde_json::json;
 
 use super::workload::{self, Killed};
 use super::{Glob, Pod};
 use crate::error::{Error, Result, chain};
 use crate::k8s::Kube;
-use crate::zk::{self, Session};
+use crate::zk::Session;
 
-/// change the number of pods of clusters
-#[derive(FromArgs, ArgsInfo, Debug)]
-#[argh(
-    subcommand,
-    name = "scale",
-    example = "{command_name} -f @5 web\n    make web exactly 5 pods",
-    example = "{command_name} -f +2 --wait web\n    add 2 pods to web and wait until they are configured",
-    example = "{command_name} -f x0.5 --fifo web\n    halve web, removing the oldest pods first",
-    note = "GLOB matches `<namespace>.<cluster>` (a bare name matches any namespace); each matched cluster is scaled on its own. -f gives the target: @N (exactly N), +N / -N (relative), xF (current × F, rounded down). The current count is the sum of the replicas of the cluster's RCs. Up: the newest RC gets the extra replicas. Down: the newest pods by seq (oldest with --fifo) get `/control/kill` until 410, are marked as the first to go (annotation controller.kubernetes.io/pod-deletion-cost) and their RC's replicas are lowered, so the controller removes exactly those pods and replaces none; the tool waits until their registrations are gone. --wait blocks until the pods registered in ZooKeeper match the target and the cluster is configured.\n\nOutput: problems on stderr, then `<P>% success (<delta with sign> pods)`. With -j: {{\"<cluster>\": {{\"ok\": bool, \"delta\": int, \"replicas\": int, \"problems\": [\"…\"], \"warnings\": [\"<server warning>\"]}}}}; server warnings also go to stderr as `<item>: warning: <text>`. Exit 0 when every cluster reached its target, 1 otherwise or when nothing matched, 2 on a usage error."
-)]
-pub struct Args {
-    /// cluster glob
-    #[argh(positional)]
-    pub glob: String,
-    /// target: @N, +N, -N or xF
-    #[argh(option, short = 'f')]
-    pub factor: String,
-    /// remove the oldest pods first instead of the newest
-    #[argh(switch)]
-    pub fifo: bool,
-    /// wait until the cluster has the target number of configured pods
-    #[argh(switch)]
-    pub wait: bool,
-    /// seconds for the graceful kill and --wait (default 60, at least 5)
-    #[argh(option, short = 't', default = "60.0")]
-    pub timeout: f64,
-    /// print JSON
-    #[argh(switch, short = 'j')]
-    pub json: bool,
-    /// output format: json, yaml, wide or name (one name per line)
-    #[argh(option, short = 'o')]
-    pub output: Option<String>,
-    /// zookeeper hosts, host:port,… (env OCHOPOD_ZK; default 127.0.0.1:2181)
-    #[argh(option, default = "zk::default_hosts()")]
-    pub zk: String,
-    /// kubeconfig context (default: the current one, or the in-cluster service account)
-    #[argh(option)]
-    pub context: Option<String>,
-    /// kubernetes namespace (default: the context's, or the proxy's own in-cluster)
-    #[argh(option)]
-    pub k8s_namespace: Option<String>,
+crate::tools::k8s_tool_args! {
+    /// change the number of pods of clusters
+    #[argh(
+        subcommand,
+        name = "scale",
+        example = "{command_name} -f @5 web\n    make web exactly 5 pods",
+        example = "{command_name} -f +2 --wait web\n    add 2 pods to web and wait until they are configured",
+        example = "{command_name} -f x0.5 --fifo web\n    halve web, removing the oldest pods first",
+        note = "GLOB matches `<namespace>.<cluster>` (a bare name matches any namespace); each matched cluster is scaled on its own. -f gives the target: @N (exactly N), +N / -N (relative), xF (current × F, rounded down). The current count is the sum of the replicas of the cluster's RCs. Up: the newest RC gets the extra replicas. Down: the newest pods by seq (oldest with --fifo) get `/control/kill` until 410, are marked as the first to go (annotation controller.kubernetes.io/pod-deletion-cost) and their RC's replicas are lowered, so the controller removes exactly those pods and replaces none; the tool waits until their registrations are gone. --wait blocks until the pods registered in ZooKeeper match the target and the cluster is configured.\n\nOutput: problems on stderr, then `<P>% success (<delta with sign> pods)`. With -j: {{\"<cluster>\": {{\"ok\": bool, \"delta\": int, \"replicas\": int, \"problems\": [\"…\"], \"warnings\": [\"<server warning>\"]}}}}; server warnings also go to stderr as `<item>: warning: <text>`. Exit 0 when every cluster reached its target, 1 otherwise or when nothing matched, 2 on a usage error."
+    )]
+    pub struct Args {
+        /// cluster glob
+        #[argh(positional)]
+        pub glob: String,
+        /// target: @N, +N, -N or xF
+        #[argh(option, short = 'f')]
+        pub factor: String,
+        /// remove the oldest pods first instead of the newest
+        #[argh(switch)]
+        pub fifo: bool,
+        /// wait until the cluster has the target number of configured pods
+        #[argh(switch)]
+        pub wait: bool,
+        /// seconds for the graceful kill and --wait (default 60, at least 5)
+        #[argh(option, short = 't', default = "60.0")]
+        pub timeout: f64,
+    }
+    zk = "zookeeper hosts, host:port,… (env OCHOPOD_ZK; default 127.0.0.1:2181)";
 }
 
 /// A parsed `-f`.
@@ -126,15 +112,14 @@ struct Outcome {
 
 /// Runs the tool.
 pub fn run(mut args: Args) -> Result<ExitCode> {
-    // From here on `json` means a structured format (json, yaml or name), rendered by output.
-    args.json = super::output::choose(args.json, args.output.as_deref())?.structured();
+    args.choose_format()?;
     let glob = Glob::required("scale", std::slice::from_ref(&args.glob))?.remove(0);
     let factor = Factor::parse(&args.factor)?;
     // Before any thread: an interrupt stops the waits, never the marking and lowering of the
     // chosen pods (pods killed gracefully but left in their RC would stay, dead).
     super::interrupt::arm()?;
     let timeout = super::k8s_timeout(args.timeout)?;
-    let (kube, zk) = workload::clients(&args.context, &args.k8s_namespace, &args.zk)?;
+    let (kube, zk) = workload::clients(&args.access(), &args.zk)?;
 
     let clusters = workload::rcs_by_cluster(&kube, &glob)?;
     if clusters.is_empty() {

@@ -11,7 +11,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use argh::{ArgsInfo, FromArgs};
 use k8s_openapi::api::core::v1::{ContainerStatus, Event, Pod as KubePod, ReplicationController};
 use serde_json::{Map, Value, json};
 
@@ -19,53 +18,40 @@ use super::watch::Round;
 use super::workload::{self, PARALLEL};
 use super::{Answer, Glob, Pod, fan_out, lookup, output, post, scope, text};
 use crate::error::{Result, chain};
+use crate::k8s::Kube;
 use crate::k8s::objects::{LABEL_CLUSTER, LABEL_NAMESPACE};
-use crate::k8s::{Access, Kube};
-use crate::zk::{self, Session};
+use crate::zk::Session;
 
-/// show each cluster's replication controllers and pods as kubernetes and zookeeper see them
-#[derive(FromArgs, ArgsInfo, Debug)]
-#[argh(
-    subcommand,
-    name = "status",
-    example = "{command_name} default.web\n    why is a pod of default.web not running? its RCs, pods and events",
-    example = "{command_name} web --events 10\n    the same with the last 10 events of each pod",
-    example = "{command_name} -w web\n    the same, drawn again whenever it changes (Ctrl-C ends it)",
-    example = "{command_name} -o yaml\n    every cluster, as YAML",
-    note = "Each GLOB matches `<namespace>.<cluster>` (a bare name matches any namespace; default *). Read-only: lists the clusters' replication controllers, pods and events, and asks each registered pod its /info.\n\nText: per cluster `<ns.cluster> -> R/K pod(s) registered`, the RCs (rc | image | desired | current | ready), the pods (pod | phase | state | restarts | ochopod), where state is the container's (running, waiting: <reason>, terminated: <reason>, last: <reason> when it restarted) and ochopod is `#<seq> <state>` for a registered pod, else `not registered: <reason>`; then the latest events of each pod (`<pod>: <type> <reason> (xN, <age>): <message>`) and registrations that match no pod.\n\nJSON (-j): {{\"<ns.cluster>\": {{\"rcs\": [{{\"name\", \"image\", \"desired\", \"current\", \"ready\"}}], \"pods\": [{{\"name\", \"rc\", \"phase\", \"ready\": bool, \"state\", \"reason\", \"message\", \"restarts\", \"last_terminated\", \"node\", \"ip\", \"terminating\": bool, \"registered\": {{\"seq\", \"state\", \"process\"}}|null, \"not_registered\": \"<reason>\"|null, \"events\": [{{\"type\", \"reason\", \"message\", \"count\", \"last\"}}], \"events_error\": str|null}}], \"unmatched\": [{{\"seq\", \"task\"}}]}}}}.\n\nExit 0 when every pod Kubernetes has is registered, 1 when one is not, a registration has no pod or nothing matched, 2 on a usage error."
-)]
-pub struct Args {
-    /// cluster globs on <namespace>.<cluster> (default *; a bare name also matches *.name)
-    #[argh(positional)]
-    pub clusters: Vec<String>,
-    /// events shown per pod, latest last (default 3; 0 reads none)
-    #[argh(option, default = "3")]
-    pub events: usize,
-    /// seconds each registered pod has to answer /info (default 5)
-    #[argh(option, short = 't', default = "5.0")]
-    pub timeout: f64,
-    /// print one line of JSON instead of text
-    #[argh(switch, short = 'j')]
-    pub json: bool,
-    /// output format: json, yaml, wide or name (one name per line)
-    #[argh(option, short = 'o')]
-    pub output: Option<String>,
-    /// redraw when something changes (ZooKeeper watches; Kubernetes and the pods are read
-    /// again every 2 s)
-    #[argh(switch, short = 'w')]
-    pub watch: bool,
-    /// with -w: stop after this many seconds (default: until interrupted)
-    #[argh(option)]
-    pub watch_for: Option<f64>,
-    /// zookeeper hosts, host:port,… (env OCHOPOD_ZK; default 127.0.0.1:2181)
-    #[argh(option, default = "zk::default_hosts()")]
-    pub zk: String,
-    /// kubeconfig context (default: the current one, or the in-cluster service account)
-    #[argh(option)]
-    pub context: Option<String>,
-    /// kubernetes namespace (default: the context's, or the proxy's own in-cluster)
-    #[argh(option)]
-    pub k8s_namespace: Option<String>,
+crate::tools::k8s_tool_args! {
+    /// show each cluster's replication controllers and pods as kubernetes and zookeeper see them
+    #[argh(
+        subcommand,
+        name = "status",
+        example = "{command_name} default.web\n    why is a pod of default.web not running? its RCs, pods and events",
+        example = "{command_name} web --events 10\n    the same with the last 10 events of each pod",
+        example = "{command_name} -w web\n    the same, drawn again whenever it changes (Ctrl-C ends it)",
+        example = "{command_name} -o yaml\n    every cluster, as YAML",
+        note = "Each GLOB matches `<namespace>.<cluster>` (a bare name matches any namespace; default *). Read-only: lists the clusters' replication controllers, pods and events, and asks each registered pod its /info.\n\nText: per cluster `<ns.cluster> -> R/K pod(s) registered`, the RCs (rc | image | desired | current | ready), the pods (pod | phase | state | restarts | ochopod), where state is the container's (running, waiting: <reason>, terminated: <reason>, last: <reason> when it restarted) and ochopod is `#<seq> <state>` for a registered pod, else `not registered: <reason>`; then the latest events of each pod (`<pod>: <type> <reason> (xN, <age>): <message>`) and registrations that match no pod.\n\nJSON (-j): {{\"<ns.cluster>\": {{\"rcs\": [{{\"name\", \"image\", \"desired\", \"current\", \"ready\"}}], \"pods\": [{{\"name\", \"rc\", \"phase\", \"ready\": bool, \"state\", \"reason\", \"message\", \"restarts\", \"last_terminated\", \"node\", \"ip\", \"terminating\": bool, \"registered\": {{\"seq\", \"state\", \"process\"}}|null, \"not_registered\": \"<reason>\"|null, \"events\": [{{\"type\", \"reason\", \"message\", \"count\", \"last\"}}], \"events_error\": str|null}}], \"unmatched\": [{{\"seq\", \"task\"}}]}}}}.\n\nExit 0 when every pod Kubernetes has is registered, 1 when one is not, a registration has no pod or nothing matched, 2 on a usage error."
+    )]
+    pub struct Args {
+        /// cluster globs on <namespace>.<cluster> (default *; a bare name also matches *.name)
+        #[argh(positional)]
+        pub clusters: Vec<String>,
+        /// events shown per pod, latest last (default 3; 0 reads none)
+        #[argh(option, default = "3")]
+        pub events: usize,
+        /// seconds each registered pod has to answer /info (default 5)
+        #[argh(option, short = 't', default = "5.0")]
+        pub timeout: f64,
+        /// redraw when something changes (ZooKeeper watches; Kubernetes and the pods are read
+        /// again every 2 s)
+        #[argh(switch, short = 'w')]
+        pub watch: bool,
+        /// with -w: stop after this many seconds (default: until interrupted)
+        #[argh(option)]
+        pub watch_for: Option<f64>,
+    }
+    zk = "zookeeper hosts, host:port,… (env OCHOPOD_ZK; default 127.0.0.1:2181)";
 }
 
 /// What Kubernetes says about one pod, reduced to what an operator reads.
@@ -335,14 +321,12 @@ fn qualified(pod: &KubePod) -> Option<String> {
 }
 
 pub fn run(mut args: Args) -> Result<ExitCode> {
-    // From here on `json` means a structured format (json, yaml or name), rendered by output.
-    args.json = super::output::choose(args.json, args.output.as_deref())?.structured();
+    args.choose_format()?;
     let globs = Glob::list(&args.clusters)?;
     let timeout = super::seconds("-t", args.timeout)?;
     let scope = scope::current()?;
     let lasting = super::watch::bound(args.watch, args.watch_for)?;
-    let access =
-        Access { context: args.context.clone(), k8s_namespace: args.k8s_namespace.clone() };
+    let access = args.access();
     let kube = Kube::connect(&access)?;
     let zk = Session::connect(&args.zk, Duration::from_secs(10))?;
     let see = |zk: &Session| round(&args, &kube, zk, &globs, scope.as_deref(), timeout);

@@ -22,15 +22,9 @@ use crate::zk::Session;
 pub const PARALLEL: usize = 32;
 
 /// The Ochopod cluster (`<namespace>.<cluster>`) an RC of `deploy` belongs to.
-/// The clients of a workload tool: Kubernetes (kubeconfig `context`, `k8s_namespace`) and a
-/// ZooKeeper session on `zk`.
-pub fn clients(
-    context: &Option<String>,
-    k8s_namespace: &Option<String>,
-    zk: &str,
-) -> Result<(Kube, Session)> {
-    let access = Access { context: context.clone(), k8s_namespace: k8s_namespace.clone() };
-    Ok((Kube::connect(&access)?, Session::connect(zk, Duration::from_secs(10))?))
+/// The clients of a workload tool: Kubernetes through `access` and a ZooKeeper session on `zk`.
+pub fn clients(access: &Access, zk: &str) -> Result<(Kube, Session)> {
+    Ok((Kube::connect(access)?, Session::connect(zk, Duration::from_secs(10))?))
 }
 
 /// A fresh session on the same hosts. The session's client runs only while a call is in

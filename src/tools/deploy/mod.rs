@@ -10,7 +10,6 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::SystemTime;
 
-use argh::{ArgsInfo, FromArgs};
 use k8s_openapi::api::core::v1::ReplicationController;
 use serde_json::{Value, json};
 
@@ -19,77 +18,64 @@ use crate::definition::{self, Prepare};
 use crate::error::{Error, Result, chain};
 use crate::k8s::objects::{self, Target};
 use crate::k8s::ops::Propagation;
-use crate::k8s::{Access, Kube, is_code};
+use crate::k8s::{Kube, is_code};
 
-/// spawn one replication controller per container YAML file
-#[derive(FromArgs, ArgsInfo, Debug)]
-#[argh(
-    subcommand,
-    name = "deploy",
-    example = "{command_name} web.yml\n    create one replication controller from web.yml in namespace default",
-    example = "{command_name} -n staging -p 3 '*.yml'\n    deploy every YAML file here into namespace staging, 3 pods each",
-    example = "{command_name} --dry-run -O prod.yml -o yaml web.yml\n    the objects, with prod.yml's settings merged in, as YAML; create nothing",
-    example = "{command_name} --diff web.yml\n    show what deploying web.yml would change; create nothing",
-    note = "FILE arguments are container definition YAML files, or globs (`*.yml`) expanded against the working directory. Each becomes one ReplicationController named `ochopod-<ns>-<cluster>-<UTC YYYY-MM-DD-HH-MM-SS>-<5 random chars>` (a DNS label: dots of the namespace become dashes; shortened to 63 characters from the left part when needed), labelled ochopod.io/namespace, ochopod.io/cluster and ochopod.io/application. Its one container gets the Ochopod environment (ochopod_cluster, ochopod_namespace, ochopod_application, ochopod_zk, ochopod_port, ochopod_ports, ochopod_debug, ochopod_start, ochopod_depends_on, pod = settings JSON, POD_IP, POD_NAME, NODE_NAME), never a credential. The definition's `command` and `args` become the container's command and args unchanged: with an image whose entrypoint is `ocho pod … --`, give only `args`, the workload the agent starts.\n\nOutput: one line per failed definition on stderr (`<file>: <reason>`; with --wait the pods registered, configured and dead, and what became of the RC), one stdout line per RC created (`<file>: <rc> created|left behind|deleted again (--strict) (<N> pod(s))`), then `<P>% success / spawned <N> pod(s)` (the pods of the RCs still there). --wait gives up early once every new pod reports its process dead. With -j one JSON object: {{\"<file>\": {{\"ok\": bool, \"up\": [seq… with --wait], \"created\": bool, \"deleted\": bool, \"application\": \"<rc name>\", \"replicas\": N, \"error\": \"…\", \"warnings\": [\"…\"]}}}}; the server's warnings also go to stderr as `<file>: warning: <text>`. Objects are created with strict field validation: a field the server does not know (a typo in `verbatim`) fails the definition, naming its path. --dry-run (or --dry-run=client) prints the objects (YAML documents; a JSON array with -j) and calls nothing. --dry-run=server (or --server-dry-run) sends each object with dryRun=All: the server validates and admits it as for real and stores nothing; stdout `<file>: <rc> validated by the server (dry run, nothing created)`, -j {{\"<file>\": {{\"ok\", \"application\", \"error\", \"warnings\", \"dry_run\": \"server\"}}}}. --diff compares each definition with the newest live RC of its cluster (image, replicas, command, args, ports, env, settings key by key; ochopod_application is per RC and left out) and creates nothing: `<file>: <cluster> against <rc>:` then one `  <what>: <live> -> <new>` (`+`/`-` for added and removed) per change, `no change against <rc>`, or `<cluster> is not deployed: would create <rc>`; -j {{\"<file>\": {{\"cluster\", \"live\": \"<rc>\"|null, \"changes\": [\"…\"]}}}}; exit 1 when something would change (as kubectl diff). --dry-run, --dry-run=server, --diff and --wait exclude each other. Exit 0 when every definition was deployed, 1 otherwise, 2 on a usage error."
-)]
-pub struct Args {
-    /// container definition files or globs
-    #[argh(positional)]
-    pub files: Vec<String>,
-    /// ochopod namespace (default "default")
-    #[argh(option, short = 'n', default = "String::from(\"default\")")]
-    pub namespace: String,
-    /// replicas of each controller (default: the definition's `replicas`, else 1)
-    #[argh(option, short = 'p')]
-    pub pods: Option<i32>,
-    /// override file: <ns>.<cluster> → settings deep-merged into `settings` (repeatable)
-    #[argh(option, short = 'O')]
-    pub overrides: Vec<String>,
-    /// suffix appended to each cluster name (<cluster>-<suffix>)
-    #[argh(option, short = 's')]
-    pub suffix: Option<String>,
-    /// image tag to use instead of the definition's
-    #[argh(option, short = 'r')]
-    pub release: Option<String>,
-    /// print the objects that would be created and call nothing (also --dry-run=client)
-    #[argh(switch)]
-    pub dry_run: bool,
-    /// send the objects with dryRun=All: the server validates them (admission included) and
-    /// creates nothing (also --dry-run=server)
-    #[argh(switch)]
-    pub server_dry_run: bool,
-    /// show what deploying would change against the cluster's live RCs (image, replicas,
-    /// command, args, ports, env, settings) and create nothing
-    #[argh(switch)]
-    pub diff: bool,
-    /// wait until the pods are registered in ZooKeeper and the cluster is configured
-    #[argh(switch)]
-    pub wait: bool,
-    /// seconds to wait with --wait (default 60, at least 5)
-    #[argh(option, short = 't', default = "60.0")]
-    pub timeout: f64,
-    /// with --wait: delete what was created when the wait fails
-    #[argh(switch)]
-    pub strict: bool,
-    /// print JSON
-    #[argh(switch, short = 'j')]
-    pub json: bool,
-    /// output format: json, yaml, wide or name (one name per line)
-    #[argh(option, short = 'o')]
-    pub output: Option<String>,
-    /// where pods reach ZooKeeper, host:port,… (env OCHO_ZK_PUBLIC; default
-    /// ocho-proxy.<k8s namespace>.svc:2181, the proxy Service)
-    #[argh(option)]
-    pub zk_public: Option<String>,
-    /// zookeeper hosts for --wait, host:port,… (env OCHOPOD_ZK; default 127.0.0.1:2181)
-    #[argh(option, default = "crate::zk::default_hosts()")]
-    pub zk: String,
-    /// kubeconfig context (default: the current one, or the in-cluster service account)
-    #[argh(option)]
-    pub context: Option<String>,
-    /// kubernetes namespace (default: the context's, or the proxy's own in-cluster)
-    #[argh(option)]
-    pub k8s_namespace: Option<String>,
+crate::tools::k8s_tool_args! {
+    /// spawn one replication controller per container YAML file
+    #[argh(
+        subcommand,
+        name = "deploy",
+        example = "{command_name} web.yml\n    create one replication controller from web.yml in namespace default",
+        example = "{command_name} -n staging -p 3 '*.yml'\n    deploy every YAML file here into namespace staging, 3 pods each",
+        example = "{command_name} --dry-run -O prod.yml -o yaml web.yml\n    the objects, with prod.yml's settings merged in, as YAML; create nothing",
+        example = "{command_name} --diff web.yml\n    show what deploying web.yml would change; create nothing",
+        note = "FILE arguments are container definition YAML files, or globs (`*.yml`) expanded against the working directory. Each becomes one ReplicationController named `ochopod-<ns>-<cluster>-<UTC YYYY-MM-DD-HH-MM-SS>-<5 random chars>` (a DNS label: dots of the namespace become dashes; shortened to 63 characters from the left part when needed), labelled ochopod.io/namespace, ochopod.io/cluster and ochopod.io/application. Its one container gets the Ochopod environment (ochopod_cluster, ochopod_namespace, ochopod_application, ochopod_zk, ochopod_port, ochopod_ports, ochopod_debug, ochopod_start, ochopod_depends_on, pod = settings JSON, POD_IP, POD_NAME, NODE_NAME), never a credential. The definition's `command` and `args` become the container's command and args unchanged: with an image whose entrypoint is `ocho pod … --`, give only `args`, the workload the agent starts.\n\nOutput: one line per failed definition on stderr (`<file>: <reason>`; with --wait the pods registered, configured and dead, and what became of the RC), one stdout line per RC created (`<file>: <rc> created|left behind|deleted again (--strict) (<N> pod(s))`), then `<P>% success / spawned <N> pod(s)` (the pods of the RCs still there). --wait gives up early once every new pod reports its process dead. With -j one JSON object: {{\"<file>\": {{\"ok\": bool, \"up\": [seq… with --wait], \"created\": bool, \"deleted\": bool, \"application\": \"<rc name>\", \"replicas\": N, \"error\": \"…\", \"warnings\": [\"…\"]}}}}; the server's warnings also go to stderr as `<file>: warning: <text>`. Objects are created with strict field validation: a field the server does not know (a typo in `verbatim`) fails the definition, naming its path. --dry-run (or --dry-run=client) prints the objects (YAML documents; a JSON array with -j) and calls nothing. --dry-run=server (or --server-dry-run) sends each object with dryRun=All: the server validates and admits it as for real and stores nothing; stdout `<file>: <rc> validated by the server (dry run, nothing created)`, -j {{\"<file>\": {{\"ok\", \"application\", \"error\", \"warnings\", \"dry_run\": \"server\"}}}}. --diff compares each definition with the newest live RC of its cluster (image, replicas, command, args, ports, env, settings key by key; ochopod_application is per RC and left out) and creates nothing: `<file>: <cluster> against <rc>:` then one `  <what>: <live> -> <new>` (`+`/`-` for added and removed) per change, `no change against <rc>`, or `<cluster> is not deployed: would create <rc>`; -j {{\"<file>\": {{\"cluster\", \"live\": \"<rc>\"|null, \"changes\": [\"…\"]}}}}; exit 1 when something would change (as kubectl diff). --dry-run, --dry-run=server, --diff and --wait exclude each other. Exit 0 when every definition was deployed, 1 otherwise, 2 on a usage error."
+    )]
+    pub struct Args {
+        /// container definition files or globs
+        #[argh(positional)]
+        pub files: Vec<String>,
+        /// ochopod namespace (default "default")
+        #[argh(option, short = 'n', default = "String::from(\"default\")")]
+        pub namespace: String,
+        /// replicas of each controller (default: the definition's `replicas`, else 1)
+        #[argh(option, short = 'p')]
+        pub pods: Option<i32>,
+        /// override file: <ns>.<cluster> → settings deep-merged into `settings` (repeatable)
+        #[argh(option, short = 'O')]
+        pub overrides: Vec<String>,
+        /// suffix appended to each cluster name (<cluster>-<suffix>)
+        #[argh(option, short = 's')]
+        pub suffix: Option<String>,
+        /// image tag to use instead of the definition's
+        #[argh(option, short = 'r')]
+        pub release: Option<String>,
+        /// print the objects that would be created and call nothing (also --dry-run=client)
+        #[argh(switch)]
+        pub dry_run: bool,
+        /// send the objects with dryRun=All: the server validates them (admission included) and
+        /// creates nothing (also --dry-run=server)
+        #[argh(switch)]
+        pub server_dry_run: bool,
+        /// show what deploying would change against the cluster's live RCs (image, replicas,
+        /// command, args, ports, env, settings) and create nothing
+        #[argh(switch)]
+        pub diff: bool,
+        /// wait until the pods are registered in ZooKeeper and the cluster is configured
+        #[argh(switch)]
+        pub wait: bool,
+        /// seconds to wait with --wait (default 60, at least 5)
+        #[argh(option, short = 't', default = "60.0")]
+        pub timeout: f64,
+        /// with --wait: delete what was created when the wait fails
+        #[argh(switch)]
+        pub strict: bool,
+        /// where pods reach ZooKeeper, host:port,… (env OCHO_ZK_PUBLIC; default
+        /// ocho-proxy.<k8s namespace>.svc:2181, the proxy Service)
+        #[argh(option)]
+        pub zk_public: Option<String>,
+    }
+    zk = "zookeeper hosts for --wait, host:port,… (env OCHOPOD_ZK; default 127.0.0.1:2181)";
 }
 
 /// Name of the proxy's Service, which gives pods their default ZooKeeper address.
@@ -115,8 +101,7 @@ struct Item {
 
 /// Runs the tool.
 pub fn run(mut args: Args) -> Result<ExitCode> {
-    // From here on `json` means a structured format (json, yaml or name), rendered by output.
-    args.json = crate::tools::output::choose(args.json, args.output.as_deref())?.structured();
+    args.choose_format()?;
     if args.files.is_empty() {
         return Err(Error::Usage("deploy: give at least one container definition file".into()));
     }
@@ -134,8 +119,7 @@ pub fn run(mut args: Args) -> Result<ExitCode> {
         super::interrupt::arm()?;
     }
     let overrides = definition::load_overrides(&args.overrides)?;
-    let access =
-        Access { context: args.context.clone(), k8s_namespace: args.k8s_namespace.clone() };
+    let access = args.access();
 
     // Building a client reads the configuration only; nothing is sent before `create`.
     // A dry run needs no configuration, unless a --context was asked for by name.
