@@ -15,14 +15,11 @@ mod fixture;
 #[path = "../tests/support/mod.rs"]
 mod support;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use ensemble::{Ensemble, SLEEPER, START, leader, readyz};
-use nix::sys::signal::Signal;
+use ensemble::{Caller, Ensemble, SLEEPER, START, leader};
 use support::portal::Client;
-use support::{DEADLINE, free_loopback, ocho};
+use support::{DEADLINE, free_loopback};
 
 /// One `ls` through a portal: whether it answered with the cluster.
 fn ls_ok(portal: &Client) -> bool {
@@ -83,43 +80,10 @@ fn main() {
     assert!(ens.wait_serving(&[old]), "member {} met a port in use", old + 1);
 
     // The rolling restart, with a caller as the tests make it.
-    let stop = Arc::new(AtomicBool::new(false));
-    let hosts = ens.hosts();
-    let caller = {
-        let stop = Arc::clone(&stop);
-        std::thread::spawn(move || {
-            let (mut ok, mut failed) = (0u32, 0u32);
-            while !stop.load(Ordering::SeqCst) {
-                let started = Instant::now();
-                let out = ocho().args(["ls", "--zk", &hosts]).output().unwrap();
-                if out.status.success() && String::from_utf8_lossy(&out.stdout).contains("ha.b.web")
-                {
-                    ok += 1;
-                } else {
-                    failed += 1;
-                }
-                // The call rate of the client, not a readiness wait.
-                std::thread::sleep(Duration::from_millis(100).saturating_sub(started.elapsed()));
-            }
-            (ok, failed)
-        })
-    };
-    let began = Instant::now();
-    for i in 0..3 {
-        let mut proc = ens.members[i].take().unwrap();
-        proc.signal(Signal::SIGTERM);
-        proc.expect_exit(DEADLINE);
-        ens.spawn(i);
-        assert!(ens.wait_serving(&[i]), "member {} met a port in use", i + 1);
-        let end = Instant::now() + START;
-        while readyz(&ens.portal(i)).0 != 200 {
-            assert!(Instant::now() < end, "member {} not ready again", i + 1);
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-    let rolled = began.elapsed();
-    stop.store(true, Ordering::SeqCst);
-    let (ok, failed) = caller.join().unwrap();
+    let caller = Caller::start(&ens.hosts(), "ha.b.web");
+    let rolled = ens.roll();
+    let (ok, failed) = caller.stop();
+    let failed = failed.len() as u32;
     let total = ok + failed;
     println!(
         "ha: rolling restart of 3 members in {:.1}s, one ls every 100 ms: {ok} of {total} answered ({:.1}%), {failed} failed",

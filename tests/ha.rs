@@ -3,13 +3,12 @@
 //! connected to every member, members killed with SIGKILL and started again on their data.
 #![allow(clippy::unwrap_used)]
 
-use crate::ensemble::{Ensemble, SLEEPER, START, leader, mode, modes, readyz};
+use crate::ensemble::{Caller, Ensemble, SLEEPER, START, leader, mode, modes, readyz};
 use crate::fixture::{self, Zk, eventually};
 use crate::support::{self, DEADLINE, free_loopback, ocho};
 
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::Signal;
 use serde_json::Value;
 use support::portal::Client;
 
@@ -326,39 +325,8 @@ fn a_rolling_restart_fails_only_the_calls_caught_as_a_member_goes() {
     eventually("the registration", DEADLINE, || registration(&ens.hosts(), "ha.f.web"));
 
     // One tool call every 100 ms against the whole ensemble, as the portals' tools make them.
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let hosts = ens.hosts();
-    let caller = {
-        let stop = std::sync::Arc::clone(&stop);
-        std::thread::spawn(move || {
-            let (mut ok, mut failed) = (0u32, Vec::new());
-            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
-                let started = Instant::now();
-                let out = ocho().args(["ls", "--zk", &hosts]).output().unwrap();
-                let text = String::from_utf8_lossy(&out.stdout);
-                if out.status.success() && text.contains("ha.f.web") {
-                    ok += 1;
-                } else {
-                    let err = String::from_utf8_lossy(&out.stderr);
-                    failed.push(format!("{:?}: {} {}", out.status.code(), text.trim(), err.trim()));
-                }
-                // The call rate, not readiness: a client that calls every 100 ms.
-                std::thread::sleep(Duration::from_millis(100).saturating_sub(started.elapsed()));
-            }
-            (ok, failed)
-        })
-    };
-    let began = Instant::now();
-    for i in 0..3 {
-        // As Kubernetes rolls a StatefulSet: SIGTERM, wait, start, wait until ready.
-        let mut proc = ens.members[i].take().unwrap();
-        proc.signal(Signal::SIGTERM);
-        assert_eq!(proc.expect_exit(DEADLINE).code(), Some(0), "{}", proc.tail());
-        ens.spawn(i);
-        assert!(ens.wait_serving(&[i]), "member {} met a port in use", i + 1);
-        eventually("readyz 200 again", START, || (readyz(&ens.portal(i)).0 == 200).then_some(()));
-    }
-    let rolled = began.elapsed();
+    let caller = Caller::start(&ens.hosts(), "ha.f.web");
+    let rolled = ens.roll();
     // The agent kept its session through the three restarts: registered once, never reset.
     let registered: Vec<String> = agent
         .lines()
@@ -366,8 +334,7 @@ fn a_rolling_restart_fails_only_the_calls_caught_as_a_member_goes() {
         .filter(|l| l.contains("reset (") || l.contains("registered as"))
         .collect();
     assert_eq!(registered.len(), 1, "{registered:?}\n{}", agent.tail());
-    stop.store(true, std::sync::atomic::Ordering::SeqCst);
-    let (ok, failed) = caller.join().unwrap();
+    let (ok, failed) = caller.stop();
     eprintln!(
         "rolling restart of 3 members in {:.1}s: {ok} tool calls answered, {} failed{}",
         rolled.as_secs_f64(),

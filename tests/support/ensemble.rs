@@ -158,3 +158,62 @@ pub fn readyz(client: &Client) -> (u16, Value) {
     let reply = client.request("GET", "/readyz", &[], b"");
     (reply.status, serde_json::from_slice(&reply.body).unwrap_or(Value::Null))
 }
+
+/// A client calling `ocho ls --zk HOSTS` every 100 ms on its own thread, as an operator's
+/// script would, counting the calls that listed `cluster` and keeping the others' output.
+pub struct Caller {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<(u32, Vec<String>)>,
+}
+
+impl Caller {
+    pub fn start(hosts: &str, cluster: &str) -> Caller {
+        use std::sync::atomic::Ordering;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (hosts, cluster) = (hosts.to_string(), cluster.to_string());
+        let flag = std::sync::Arc::clone(&stop);
+        let thread = std::thread::spawn(move || {
+            let (mut ok, mut failed) = (0u32, Vec::new());
+            while !flag.load(Ordering::SeqCst) {
+                let started = Instant::now();
+                let out = ocho().args(["ls", "--zk", &hosts]).output().unwrap();
+                let text = String::from_utf8_lossy(&out.stdout);
+                if out.status.success() && text.contains(&cluster) {
+                    ok += 1;
+                } else {
+                    let err = String::from_utf8_lossy(&out.stderr);
+                    failed.push(format!("{:?}: {} {}", out.status.code(), text.trim(), err.trim()));
+                }
+                // The call rate of the client, not a readiness wait.
+                std::thread::sleep(Duration::from_millis(100).saturating_sub(started.elapsed()));
+            }
+            (ok, failed)
+        });
+        Caller { stop, thread }
+    }
+
+    /// Stops the calls: (answered, what the failed ones said).
+    pub fn stop(self) -> (u32, Vec<String>) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.thread.join().unwrap()
+    }
+}
+
+impl Ensemble {
+    /// Restarts every member in turn as Kubernetes rolls a StatefulSet: SIGTERM, its exit (0),
+    /// start on the same data, serving and `/readyz` 200 again. Returns how long it took.
+    pub fn roll(&mut self) -> Duration {
+        let began = Instant::now();
+        for i in 0..3 {
+            let mut proc = self.members[i].take().unwrap();
+            proc.signal(Signal::SIGTERM);
+            assert_eq!(proc.expect_exit(DEADLINE).code(), Some(0), "{}", proc.tail());
+            self.spawn(i);
+            assert!(self.wait_serving(&[i]), "member {} met a port in use", i + 1);
+            eventually("readyz 200 again", START, || {
+                (readyz(&self.portal(i)).0 == 200).then_some(())
+            });
+        }
+        began.elapsed()
+    }
+}
