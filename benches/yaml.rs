@@ -183,25 +183,25 @@ fn main() {
         );
     }
     measure(
-        "deploy -o, 256 KiB flow-nested: refused",
+        "deploy -O, 256 KiB flow-nested: refused",
         d,
         &["deploy", "--dry-run", "-O", "flow.yml", "x"],
         true,
     );
     measure_refusal(
-        "deploy -o, 256 KiB, 64 levels repeated (122,000 [): refused",
+        "deploy -O, 256 KiB, 64 levels repeated (122,000 [): refused",
         d,
         &["deploy", "--dry-run", "-O", "uncapped-o.yml", "minimal.yml"],
         Some("more than 16384 flow collections"),
     );
     measure(
-        "deploy -o, 256 KiB, one flow list of 87,000 scalars: parsed only",
+        "deploy -O, 256 KiB, one flow list of 87,000 scalars: parsed only",
         d,
         &["deploy", "--dry-run", "-O", "scalars-o.yml", "minimal.yml"],
         false,
     );
     measure(
-        "deploy -o, 256 KiB at the limits (64 levels, 16,384 [): parsed only",
+        "deploy -O, 256 KiB at the limits (64 levels, 16,384 [): parsed only",
         d,
         &["deploy", "--dry-run", "-O", "deepest-o.yml", "minimal.yml"],
         false,
