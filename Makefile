@@ -8,7 +8,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Debian packages: what `make run` needs (ZooKeeper, a JVM, unshare), and what the static
 # build, the tests and the images need besides.
 RUN_PACKAGES  := zookeeper openjdk-17-jdk-headless util-linux
-TEST_PACKAGES := musl-tools file curl unzip jq umoci runc chromium buildah
+TEST_PACKAGES := musl-tools file curl unzip jq umoci runc chromium buildah zsh fish
 PACKAGES      := $(RUN_PACKAGES) $(TEST_PACKAGES)
 
 # `make run` / `make demo` addresses: the portal's and ZooKeeper's (host:port).
