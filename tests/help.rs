@@ -152,11 +152,10 @@ fn completion_scripts_for_zsh_and_fish_and_unknown_shells() {
     for (shell, check, script) in [("zsh", "-n", &zsh), ("fish", "--no-execute", &fish)] {
         let file = tempfile::NamedTempFile::new().unwrap();
         std::fs::write(file.path(), script).unwrap();
-        let out = std::process::Command::new(shell)
-            .arg(check)
-            .arg(file.path())
-            .output()
-            .unwrap_or_else(|e| panic!("{shell}: {e}: install Debian package {shell} (make deps)"));
+        let out =
+            std::process::Command::new(shell).arg(check).arg(file.path()).output().unwrap_or_else(
+                |e| panic!("{shell}: {e}: install Debian package {shell} (make deps)"),
+            );
         assert!(out.status.success(), "{shell} {check}: {out:?}");
     }
     let out = support::ocho().args(["completion", "tcsh"]).output().unwrap();
