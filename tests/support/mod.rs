@@ -315,6 +315,7 @@ impl Proc {
         loop {
             if let Some(status) = self.child.try_wait().expect("try_wait") {
                 self.status = Some(status);
+                self.drained(Duration::from_secs(2));
                 return self.status;
             }
             if Instant::now() >= end {
@@ -323,6 +324,22 @@ impl Proc {
             // Exit polling (not readiness): the child's status is only observable this way
             // without a reaper thread.
             std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Waits (up to `bound`) until both output pipes have closed, so that [`Proc::lines`] holds
+    /// everything an exited process wrote: its reader threads may still be draining them when
+    /// the exit is seen. A descendant that keeps a pipe open only makes this wait `bound`.
+    fn drained(&self, bound: Duration) {
+        let end = Instant::now() + bound;
+        let (lock, cv) = &*self.out;
+        let mut out = lock.lock().unwrap();
+        while out.closed < 2 {
+            let now = Instant::now();
+            if now >= end {
+                return;
+            }
+            out = cv.wait_timeout(out, end - now).unwrap().0;
         }
     }
 
