@@ -53,10 +53,11 @@ struct World {
 
 /// `prod.web` and `staging.web`, one answering pod each, and a portal with viewer, operator and
 /// admin tokens, plus a scoped operator and a scoped admin (scope `prod.*`).
-fn world(chroot: &str, net: u8) -> World {
+fn world(chroot: &str) -> World {
     let zk = Zk::new(chroot);
-    let prod = FakePod::answering(&format!("127.0.{net}.2"), "running", "leader", json!({}));
-    let staging = FakePod::answering(&format!("127.0.{net}.3"), "running", "leader", json!({}));
+    let net = support::free_loopback(2, 1);
+    let prod = FakePod::answering(&net.ips[0], "running", "leader", json!({}));
+    let staging = FakePod::answering(&net.ips[1], "running", "leader", json!({}));
     zk.register("prod.web", 1, &prod.addr, json!({}));
     zk.register("staging.web", 1, &staging.addr, json!({}));
     let dir = tempfile::tempdir().unwrap();
@@ -109,7 +110,7 @@ const TOOLS: &[(&str, &str)] = &[
 
 #[test]
 fn each_role_runs_its_tools_and_is_refused_the_others_with_what_the_line_needed() {
-    let w = world("acl-roles", 201);
+    let w = world("acl-roles");
     let rank = |r: &str| ["viewer", "operator", "admin"].iter().position(|x| *x == r).unwrap();
     // Every tool of the portal is in the table.
     let all = w.portal.request("GET", "/tools", &[("Authorization", &bearer("ada"))], b"").json();
@@ -170,7 +171,7 @@ fn each_role_runs_its_tools_and_is_refused_the_others_with_what_the_line_needed(
 
 #[test]
 fn a_scope_limits_what_each_tool_family_sees_and_touches() {
-    let w = world("acl-scope", 202);
+    let w = world("acl-scope");
     // Query tools: only the clusters inside the scope.
     for line in ["ls -j", "grep -j", "info", "wait -j -t 5"] {
         let (status, body) = run(&w.portal, "alice", line);

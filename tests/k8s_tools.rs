@@ -124,7 +124,7 @@ struct Agents {
 }
 
 impl Agents {
-    fn start(kube: &Checked, chroot: &str, net: u8) -> Agents {
+    fn start(kube: &Checked, chroot: &str) -> Agents {
         kube.harness_lists_pods();
         let zk = tools_support::Zk::new(chroot);
         let hosts = zk.hosts.clone();
@@ -133,7 +133,7 @@ impl Agents {
             (kube.kubeconfig().to_path_buf(), stop.clone(), hosts.clone());
         // The thread reads the fake through its own API (the same way tools do), so it needs no
         // handle on the FakeKube.
-        let thread = std::thread::spawn(move || agents_loop(&kubeconfig, &zk_hosts, net, &flag));
+        let thread = std::thread::spawn(move || agents_loop(&kubeconfig, &zk_hosts, &flag));
         Agents { hosts, stop, thread: Some(thread) }
     }
 }
@@ -147,7 +147,7 @@ impl Drop for Agents {
     }
 }
 
-fn agents_loop(kubeconfig: &Path, hosts: &str, net: u8, stop: &AtomicBool) {
+fn agents_loop(kubeconfig: &Path, hosts: &str, stop: &AtomicBool) {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let (addr, chroot) = hosts.split_once('/').unwrap();
     let zk = rt.block_on(zkc::Client::connect(&format!("{addr}/{chroot}"))).unwrap();
@@ -189,7 +189,7 @@ fn agents_loop(kubeconfig: &Path, hosts: &str, net: u8, stop: &AtomicBool) {
             }
             seq += 1;
             let fake = FakePod::answering(
-                &format!("127.0.{net}.{}", seq % 250 + 2),
+                support::free_loopback(1, 1).ip(),
                 if *dead { "dead" } else { "running" },
                 "leader",
                 json!({}),
@@ -356,7 +356,7 @@ fn registered(kube: &FakeKube, agents: &Agents, cluster: &str, n: usize) {
 #[test]
 fn deploy_wait_returns_once_the_pods_are_registered_and_configured() {
     let kube = fake(Kubelet::Status);
-    let agents = Agents::start(&kube, "k8s_deploy_wait", 61);
+    let agents = Agents::start(&kube, "k8s_deploy_wait");
     let dir = definitions(&[("web.yaml", WEB)]);
     let (code, out, err) = ocho(
         &kube,
@@ -392,7 +392,7 @@ fn deploy_wait_strict_deletes_what_it_created_on_timeout() {
 #[test]
 fn kill_is_graceful_then_deletes_the_rcs_with_background_propagation() {
     let kube = fake(Kubelet::Status);
-    let agents = Agents::start(&kube, "k8s_kill", 62);
+    let agents = Agents::start(&kube, "k8s_kill");
     let dir = definitions(&[("web.yaml", WEB)]);
     let app = deployed(&kube, dir.path(), "web.yaml", "2");
     registered(&kube, &agents, "default.web", 2);
@@ -438,7 +438,7 @@ fn kill_finds_rcs_by_label_when_no_pod_registered_and_fails_on_an_empty_match() 
 #[test]
 fn kill_some_pods_removes_them_and_lowers_their_rc() {
     let kube = fake(Kubelet::Status);
-    let agents = Agents::start(&kube, "k8s_kill_i", 63);
+    let agents = Agents::start(&kube, "k8s_kill_i");
     let dir = definitions(&[("web.yaml", WEB)]);
     let app = deployed(&kube, dir.path(), "web.yaml", "3");
     registered(&kube, &agents, "default.web", 3);
@@ -469,7 +469,7 @@ fn kill_some_pods_removes_them_and_lowers_their_rc() {
 #[test]
 fn scale_goes_through_the_scale_subresource_both_ways() {
     let kube = fake(Kubelet::Status);
-    let agents = Agents::start(&kube, "k8s_scale", 64);
+    let agents = Agents::start(&kube, "k8s_scale");
     let dir = definitions(&[("web.yaml", WEB)]);
     let app = deployed(&kube, dir.path(), "web.yaml", "1");
     let (code, out, err) = ocho(
@@ -503,7 +503,7 @@ fn scale_goes_through_the_scale_subresource_both_ways() {
 #[test]
 fn bump_rolls_the_cluster_onto_a_new_rc_with_the_new_tag() {
     let kube = fake(Kubelet::Status);
-    let agents = Agents::start(&kube, "k8s_bump", 65);
+    let agents = Agents::start(&kube, "k8s_bump");
     let dir = definitions(&[("web.yaml", WEB)]);
     let old = deployed(&kube, dir.path(), "web.yaml", "2");
     registered(&kube, &agents, "default.web", 2);
@@ -742,7 +742,7 @@ fn describe(kube: &FakeKube) -> String {
 #[test]
 fn bump_strict_rolls_back_when_the_new_pods_never_come_up() {
     let kube = fake(Kubelet::Status);
-    let agents = Agents::start(&kube, "k8s_bump_strict", 66);
+    let agents = Agents::start(&kube, "k8s_bump_strict");
     let dir = definitions(&[("web.yaml", WEB)]);
     let old = deployed(&kube, dir.path(), "web.yaml", "2");
     registered(&kube, &agents, "default.web", 2);
@@ -774,7 +774,7 @@ fn kill_names_silent_pods_and_still_removes_them() {
     let app = deployed(&kube, dir.path(), "web.yaml", "1");
     kube.wait_until(WAIT, |s| s.pods("default").iter().any(|p| phase(p) == "Running")).unwrap();
     let task = kube.pods("default")[0].metadata.name.clone().unwrap();
-    let silent = FakePod::absent("127.0.67.2");
+    let silent = FakePod::absent(support::free_loopback(1, 1).ip());
     zk.register("default.web", 7, &silent.addr, json!({"application": app, "task": task}));
     let (code, out, err) =
         ocho(&kube, dir.path(), &["kill", "default.web", "--force", "-t", "5", "--zk", &zk.hosts]);
@@ -817,7 +817,7 @@ fn live_names(kube: &FakeKube) -> Vec<String> {
 #[test]
 fn removing_chosen_pods_starts_no_replacement_and_removes_exactly_them() {
     let kube = fake(Kubelet::Status);
-    let agents = Agents::start(&kube, "k8s_no_churn", 68);
+    let agents = Agents::start(&kube, "k8s_no_churn");
     let dir = definitions(&[("web.yaml", WEB)]);
     let app = deployed(&kube, dir.path(), "web.yaml", "4");
     registered(&kube, &agents, "default.web", 4);
@@ -911,7 +911,7 @@ fn a_verbatim_typo_is_an_error_naming_its_path() {
 #[test]
 fn server_warnings_reach_the_operator_and_rc_names_draw_none() {
     let kube = fake(Kubelet::Status);
-    let agents = Agents::start(&kube, "k8s_warnings", 69);
+    let agents = Agents::start(&kube, "k8s_warnings");
     let dir = definitions(&[("web.yaml", WEB)]);
     let (code, out, err) = ocho(&kube, dir.path(), &["deploy", "web.yaml", "-p", "1", "-j"]);
     assert_eq!(code, 0, "{out}{err}");
@@ -940,7 +940,7 @@ fn server_warnings_reach_the_operator_and_rc_names_draw_none() {
 #[test]
 fn waits_give_up_early_on_dead_pods_and_name_what_they_leave() {
     let kube = fake(Kubelet::Status);
-    let agents = Agents::start(&kube, "k8s_dead", 70);
+    let agents = Agents::start(&kube, "k8s_dead");
     let dead = "cluster: web\nimage: example/web:dead\n";
     let dir = definitions(&[("dead.yaml", dead), ("web.yaml", WEB)]);
     // A timeout this test never reaches: only giving up early lets it finish.
@@ -993,7 +993,7 @@ fn waits_give_up_early_on_dead_pods_and_name_what_they_leave() {
 #[test]
 fn status_w_redraws_as_a_cluster_comes_up() {
     let kube = fake(Kubelet::Status);
-    let agents = Agents::start(&kube, "k8s_status_w", 76);
+    let agents = Agents::start(&kube, "k8s_status_w");
     let dir = definitions(&[("web.yaml", WEB)]);
     let mut cmd = support::ocho();
     cmd.args(["status", "-w", "--watch-for", "120", "web", "--zk", &agents.hosts])
@@ -1013,7 +1013,7 @@ fn status_w_redraws_as_a_cluster_comes_up() {
 fn status_shows_every_pod_kubernetes_has_and_why_unregistered_ones_did_not_register() {
     let kube = fake(Kubelet::Status);
     kube.refuse_image("example/db:9.9");
-    let agents = Agents::start(&kube, "k8s_status", 70);
+    let agents = Agents::start(&kube, "k8s_status");
     let cache = "cluster: cache\nimage: example/cache:1.0\nverbatim:\n  spec:\n    nodeSelector: {disk: ssd}\n";
     let dir = definitions(&[
         ("web.yaml", WEB),
@@ -1127,7 +1127,7 @@ fn status_shows_every_pod_kubernetes_has_and_why_unregistered_ones_did_not_regis
 fn an_interrupted_deploy_wait_strict_deletes_its_rc_and_says_so() {
     use nix::sys::signal::Signal;
     let kube = fake(Kubelet::Status);
-    let agents = Agents::start(&kube, "k8s_deploy_interrupt", 72);
+    let agents = Agents::start(&kube, "k8s_deploy_interrupt");
     let dir = definitions(&[("web.yaml", "cluster: web\nimage: example/web:broken\n")]);
     for signal in [Signal::SIGTERM, Signal::SIGINT] {
         let mut cmd = support::ocho();
@@ -1157,7 +1157,7 @@ fn an_interrupted_deploy_wait_strict_deletes_its_rc_and_says_so() {
 fn interrupted_bump_strict_rolls_back_and_scale_says_it_was_interrupted() {
     use nix::sys::signal::Signal;
     let kube = fake(Kubelet::Status);
-    let agents = Agents::start(&kube, "k8s_bump_interrupt", 73);
+    let agents = Agents::start(&kube, "k8s_bump_interrupt");
     let dir = definitions(&[("web.yaml", WEB)]);
     let old = deployed(&kube, dir.path(), "web.yaml", "2");
     registered(&kube, &agents, "default.web", 2);
@@ -1212,7 +1212,7 @@ fn image_of(rc: &ReplicationController) -> String {
 #[test]
 fn bump_history_lists_revisions_and_undo_rolls_back_to_the_previous_image() {
     let kube = fake(Kubelet::Status);
-    let agents = Agents::start(&kube, "k8s_bump_undo", 74);
+    let agents = Agents::start(&kube, "k8s_bump_undo");
     let dir = definitions(&[("web.yaml", WEB)]);
     let first = deployed(&kube, dir.path(), "web.yaml", "2");
     registered(&kube, &agents, "default.web", 2);
@@ -1350,7 +1350,7 @@ fn deploy_diff_shows_what_would_change_against_the_live_rc() {
 #[test]
 fn the_portals_deadline_leaves_no_rc_behind_after_deploy_wait_strict() {
     let kube = fake(Kubelet::Status);
-    let agents = Agents::start(&kube, "k8s_portal_interrupt", 75);
+    let agents = Agents::start(&kube, "k8s_portal_interrupt");
     let dir = definitions(&[("web.yaml", "cluster: web\nimage: example/web:broken\n")]);
     let kubeconfig = kube.kubeconfig().to_string_lossy().into_owned();
     let portal = support::portal::Portal::start(&[], &[("KUBECONFIG", kubeconfig.as_str())]);

@@ -15,11 +15,42 @@ use tools_support::{FakePod, Zk, run};
 struct World {
     zk: Zk,
     pods: Vec<FakePod>,
+    /// The pods' addresses, free loopback ones: `ip(2)` is the web leader's, … `ip(6)` the db's.
+    ips: Vec<String>,
 }
 
-fn world(ns: &str, net: u8) -> World {
+impl World {
+    fn ip(&self, n: usize) -> &str {
+        &self.ips[n - 2]
+    }
+}
+
+/// The original's table layout, as the tools print it: every cell padded to its column's
+/// widest, cells joined by `  |  `, and a row of blank cells after the header.
+fn table(rows: &[&[&str]]) -> String {
+    let mut widths = vec![0; rows[0].len()];
+    for row in rows {
+        for (i, cell) in row.iter().enumerate() {
+            widths[i] = widths[i].max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| -> String {
+        let padded: Vec<String> =
+            cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}", w = *w)).collect();
+        padded.join("  |  ") + "\n"
+    };
+    let mut out = line(rows[0].to_vec());
+    out += &line(vec![""; widths.len()]);
+    for row in &rows[1..] {
+        out += &line(row.to_vec());
+    }
+    out
+}
+
+fn world(ns: &str) -> World {
     let zk = Zk::new(&format!("t-{ns}"));
-    let ip = |n: u8| format!("127.0.{net}.{n}");
+    let ips = support::free_loopback(5, 1).ips;
+    let ip = |n: usize| ips[n - 2].clone();
     let web = format!("{ns}.web");
     let leader = FakePod::answering(
         &ip(2),
@@ -47,21 +78,24 @@ fn world(ns: &str, net: u8) -> World {
         b"",
     );
     zk.stale_cluster(&format!("{ns}.old"));
-    World { zk, pods: vec![leader, follower, hanging, absent, db] }
+    World { zk, pods: vec![leader, follower, hanging, absent, db], ips }
 }
 
 #[test]
 fn grep_names_the_pods_that_did_not_answer_and_fails_below_the_threshold() {
-    let w = world("grep", 1);
+    let w = world("grep");
     let (code, out, err) = run(&["grep", "--zk", &w.zk.hosts, "-t", "1", "web"]);
+    let rows = table(&[
+        &["pod", "pod IP", "node", "process", "state"],
+        &["grep.web #2", w.ip(2), "node-1", "running", "leader"],
+        &["grep.web #10", w.ip(3), "node-1", "running", "follower"],
+    ]);
     assert_eq!(
         out,
-        "<web> -> 50% replies (4 pods total) ->\n\n\
-         pod           |  pod IP     |  node    |  process  |  state   \n\
-         \x20             |             |          |           |          \n\
-         grep.web #2   |  127.0.1.2  |  node-1  |  running  |  leader  \n\
-         grep.web #10  |  127.0.1.3  |  node-1  |  running  |  follower\n\
-         \n2 pods did not answer: grep.web #3 (timed out), grep.web #4 (connection refused)\n"
+        format!(
+            "<web> -> 50% replies (4 pods total) ->\n\n{rows}\
+             \n2 pods did not answer: grep.web #3 (timed out), grep.web #4 (connection refused)\n"
+        )
     );
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("2 of 4 pods replied, 4 needed"), "{err}");
@@ -79,8 +113,8 @@ fn grep_names_the_pods_that_did_not_answer_and_fails_below_the_threshold() {
     assert_eq!(
         v,
         json!({
-            "grep.web #2": {"ip": "127.0.1.2", "node": "node-1", "process": "running", "state": "leader"},
-            "grep.web #10": {"ip": "127.0.1.3", "node": "node-1", "process": "running", "state": "follower"},
+            "grep.web #2": {"ip": w.ip(2), "node": "node-1", "process": "running", "state": "leader"},
+            "grep.web #10": {"ip": w.ip(3), "node": "node-1", "process": "running", "state": "follower"},
             "grep.web #3": {"error": "timed out"},
             "grep.web #4": {"error": "connection refused"},
         })
@@ -90,16 +124,19 @@ fn grep_names_the_pods_that_did_not_answer_and_fails_below_the_threshold() {
 
 #[test]
 fn queries_print_the_original_layouts() {
-    let w = world("q", 2);
+    let w = world("q");
     let zk = w.zk.hosts.as_str();
     let (code, out, _) = run(&["info", "--zk", zk, "-t", "1", "q.db"]);
     assert_eq!(code, 0);
     assert_eq!(
         out,
-        "<q.db> -> 100% replies (1 pod total) ->\n\n- q.db #0\n{\n    \"ip\": \"127.0.2.6\",\n    \
-         \"metrics\": {\n        \"pid\": 31,\n        \"uptime\": \"0.52 hours\"\n    },\n    \
-         \"node\": \"node-1\",\n    \"port\": \"8080\",\n    \"process\": \"running\",\n    \
-         \"public\": \"\",\n    \"state\": \"leader\",\n    \"status\": \"\"\n}\n\n"
+        format!(
+            "<q.db> -> 100% replies (1 pod total) ->\n\n- q.db #0\n{{\n    \"ip\": \"{}\",\n    \
+             \"metrics\": {{\n        \"pid\": 31,\n        \"uptime\": \"0.52 hours\"\n    }},\n    \
+             \"node\": \"node-1\",\n    \"port\": \"8080\",\n    \"process\": \"running\",\n    \
+             \"public\": \"\",\n    \"state\": \"leader\",\n    \"status\": \"\"\n}}\n\n",
+            w.ip(6)
+        )
     );
     let (code, out, _) = run(&["info", "--zk", zk, "-t", "1", "q.web"]);
     assert_eq!(code, 1);
@@ -108,7 +145,8 @@ fn queries_print_the_original_layouts() {
         "{out}"
     );
     assert!(out.contains("    \"application\": \"web-\\u00e9\",\n"), "{out}");
-    assert!(out.contains("}\n\n- q.web #10\n{\n    \"ip\": \"127.0.2.3\",\n"), "{out}");
+    let follower = format!("}}\n\n- q.web #10\n{{\n    \"ip\": \"{}\",\n", w.ip(3));
+    assert!(out.contains(&follower), "{out}");
     assert!(
         out.ends_with(
             "    \"state\": \"follower\"\n}\n\n\
@@ -165,18 +203,21 @@ fn queries_print_the_original_layouts() {
 
     let (code, out, _) = run(&["port", "--zk", zk, "-t", "1", "5432"]);
     assert_eq!(code, 1);
+    let rows = table(&[
+        &["pod", "pod IP", "public IP", "port"],
+        &["q.web #2", w.ip(2), "203.0.113.7", "15432"],
+    ]);
     assert_eq!(
         out,
-        "<*> -> 60% replies (5 pods total) ->\n\n\
-         pod       |  pod IP     |  public IP    |  port \n\
-         \x20         |             |               |       \n\
-         q.web #2  |  127.0.2.2  |  203.0.113.7  |  15432\n\
-         \n2 pods did not answer: q.web #3 (timed out), q.web #4 (connection refused)\n"
+        format!(
+            "<*> -> 60% replies (5 pods total) ->\n\n{rows}\
+             \n2 pods did not answer: q.web #3 (timed out), q.web #4 (connection refused)\n"
+        )
     );
     let (_, out, _) = run(&["port", "--zk", zk, "-t", "1", "-j", "5432", "q.db", "q.web"]);
     assert_eq!(
         serde_json::from_str::<Value>(&out).unwrap(),
-        json!({"q.web #2": {"ip": "127.0.2.2", "public": "203.0.113.7", "ports": "15432"},
+        json!({"q.web #2": {"ip": w.ip(2), "public": "203.0.113.7", "ports": "15432"},
                "q.web #3": {"error": "timed out"}, "q.web #4": {"error": "connection refused"}})
     );
 
@@ -200,7 +241,7 @@ fn queries_print_the_original_layouts() {
 
 #[test]
 fn globs_qualified_bare_wildcard_and_no_match() {
-    let w = world("g", 3);
+    let w = world("g");
     let zk = w.zk.hosts.as_str();
     let keys = |args: &[&str]| -> Vec<String> {
         let mut full = vec!["grep", "--zk", zk, "-t", "1", "-j"];
@@ -248,7 +289,7 @@ fn an_unreachable_zookeeper_fails_clearly() {
 
 #[test]
 fn off_reset_and_ping_need_force_or_indices_and_report_every_pod() {
-    let w = world("c", 4);
+    let w = world("c");
     let zk = w.zk.hosts.as_str();
     let (leader, follower) = (&w.pods[0], &w.pods[1]);
     for tool in
@@ -333,7 +374,7 @@ fn off_reset_and_ping_need_force_or_indices_and_report_every_pod() {
 
 #[test]
 fn on_refuses_pods_that_were_never_configured() {
-    let w = world("o", 5);
+    let w = world("o");
     let zk = w.zk.hosts.as_str();
     let (leader, follower) = (&w.pods[0], &w.pods[1]);
     follower.set("process", json!("stopped"));
@@ -373,8 +414,9 @@ fn on_refuses_pods_that_were_never_configured() {
 #[test]
 fn wait_reports_progress_until_the_leader_has_configured() {
     let zk = Zk::new("t-w");
-    let leader = FakePod::answering("127.0.6.2", "stopped", "leader (configuring)", json!({}));
-    let follower = FakePod::answering("127.0.6.3", "stopped", "follower", json!({}));
+    let net = support::free_loopback(2, 1);
+    let leader = FakePod::answering(&net.ips[0], "stopped", "leader (configuring)", json!({}));
+    let follower = FakePod::answering(&net.ips[1], "stopped", "follower", json!({}));
     zk.register("w.web", 0, &leader.addr, json!({}));
 
     let mut cmd = support::ocho();
@@ -405,8 +447,9 @@ fn wait_reports_progress_until_the_leader_has_configured() {
 #[test]
 fn wait_times_out_naming_what_is_missing() {
     let zk = Zk::new("t-wt");
-    let follower = FakePod::answering("127.0.7.2", "running", "follower", json!({}));
-    let hanging = FakePod::hanging("127.0.7.3");
+    let net = support::free_loopback(2, 1);
+    let follower = FakePod::answering(&net.ips[0], "running", "follower", json!({}));
+    let hanging = FakePod::hanging(&net.ips[1]);
     zk.register("wt.web", 0, &follower.addr, json!({}));
     zk.register("wt.web", 1, &hanging.addr, json!({}));
     zk.stale_cluster("wt.gone");
@@ -566,7 +609,7 @@ fn every_tool_works_against_real_agents() {
 
 #[test]
 fn every_tool_answers_the_same_through_the_portal() {
-    let w = world("p", 10);
+    let w = world("p");
     let portal = support::portal::Portal::start(&[], &[("OCHOPOD_ZK", &w.zk.hosts)]);
     let payload = b"hello: portal\n";
     let lines = [
