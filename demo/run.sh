@@ -58,7 +58,15 @@ until [ "$(cat "$LOGS"/*.log | grep -c 'registered as')" -ge "$n" ]; do
     waited=$((waited + 1))
 done
 
-echo "demo ready: $n pods in cluster $NAMESPACE.$CLUSTER, registered in ZooKeeper at $ZK"
+# Then until the cluster's leader has configured every pod and their workloads run, so that
+# `ls` shows n/n running at once.
+if ! "$OCHO" wait "$NAMESPACE.$CLUSTER" --pods "$n" -t 60 --zk "$ZK" >"$LOGS/wait.log" 2>&1; then
+    echo "demo: the cluster was not configured and running within 60 s:" >&2
+    tail -n 5 "$LOGS"/*.log >&2
+    exit 1
+fi
+
+echo "demo ready: $n pods in cluster $NAMESPACE.$CLUSTER, configured and running, registered in ZooKeeper at $ZK"
 echo "try, from another terminal:"
 echo "  $OCHO cli $PORTAL ls"
 echo "  $OCHO cli $PORTAL grep $CLUSTER"
