@@ -3,6 +3,7 @@
 //! overrides on `-O` (and `-o FILE` refused with a hint), and the usage errors of bad formats.
 #![allow(clippy::unwrap_used)]
 
+use crate::support;
 use crate::tools_support;
 
 use serde_json::{Value, json};
@@ -84,7 +85,7 @@ fn ls_and_grep_in_every_format() {
 #[test]
 fn bad_formats_are_usage_errors_before_anything_is_contacted() {
     // No ZooKeeper at all: a usage error must come first, with exit 2.
-    let nowhere = "127.0.0.1:1";
+    let nowhere = support::refusing_addr();
     for (args, needle) in [
         (vec!["ls", "--zk", nowhere, "-o", "xml"], "-o takes json, yaml, wide or name"),
         (vec!["grep", "--zk", nowhere, "-j", "-o", "yaml"], "-j is -o json"),
