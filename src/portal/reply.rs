@@ -224,7 +224,14 @@ impl Run {
         let deadline = Instant::now() + HEAD_WAIT;
         let mut buffered = Vec::new();
         loop {
-            let wait = deadline.saturating_duration_since(Instant::now());
+            // Once the tool's thread has decided on a usage error, only its Done is awaited:
+            // block for it rather than poll with a deadline already past.
+            let settled = head.lock().unwrap_or_else(std::sync::PoisonError::into_inner).is_some();
+            let wait = if settled {
+                Duration::from_secs(3600)
+            } else {
+                deadline.saturating_duration_since(Instant::now())
+            };
             match rx.recv_timeout(wait) {
                 // Nothing to probe before the head is out.
                 Ok(Event::Probe) => {}
