@@ -134,3 +134,21 @@ fn deploy_dry_run_prints_yaml_json_or_names_and_takes_overrides_on_dash_capital_
     let pod = env.iter().find(|e| e["name"] == "pod").unwrap();
     assert_eq!(pod["value"], r#"{"extra":7}"#);
 }
+
+#[test]
+fn through_the_portal_json_is_indented_for_a_client_on_a_terminal() {
+    let w = world("fmtp");
+    let portal = crate::support::portal::Portal::start(&[], &[("OCHOPOD_ZK", w.zk.hosts.as_str())]);
+    let out = |headers: &[(&str, &str)]| {
+        let reply = portal.shell("ls -o json", headers);
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        reply.json()["out"].as_str().unwrap().to_string()
+    };
+    // The tool writes to a pipe: one line, unless the client says it reads on a terminal.
+    let piped = out(&[]);
+    assert_eq!(piped.lines().count(), 1, "{piped}");
+    let shown = out(&[("X-Terminal", "1")]);
+    assert!(shown.starts_with("{\n  \"fmtp.db\": {\n"), "{shown}");
+    let same: Value = serde_json::from_str(&shown).unwrap();
+    assert_eq!(same, serde_json::from_str::<Value>(&piped).unwrap());
+}

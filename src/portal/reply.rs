@@ -52,6 +52,8 @@ pub struct Run {
     pub method: String,
     pub slot: Option<Slot>,
     pub started: Instant,
+    /// The client reads on a terminal (`X-Terminal: 1`): the tool formats for one.
+    pub terminal: bool,
 }
 
 impl Run {
@@ -80,6 +82,9 @@ impl Run {
         };
         let mut env: Vec<(&str, String)> =
             self.who.scope_env().map(|scope| ("OCHO_SCOPE", scope)).into_iter().collect();
+        if self.terminal {
+            env.push((crate::tools::output::TERMINAL, "1".into()));
+        }
         if let Some(journal) = &self.state.journal {
             // `ocho audit` run through the portal reads the portal's journal.
             env.push((crate::audit::VAR, journal.path().display().to_string()));

@@ -545,6 +545,8 @@ fn shell(state: &Arc<State>, request: &Request, started: Instant) -> Response {
         method: method.clone(),
         slot: Some(slot),
         started,
+        // Only how the output is laid out (`-o json` indented): nothing a client gains by it.
+        terminal: request.header("X-Terminal") == Some("1"),
     };
     if request.header("Accept").is_some_and(|a| a.contains("application/x-ndjson")) {
         // It counts and logs itself when it ends.

@@ -247,6 +247,10 @@ impl Portal {
         if let Some(secs) = self.timeout {
             headers.push(("X-Timeout".into(), secs.to_string()));
         }
+        // The tool writes to a pipe; the operator reads on a terminal (`-o json` indents then).
+        if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+            headers.push(("X-Terminal".into(), "1".into()));
+        }
         let (method, path, body) = if line.is_ascii() && !line.contains(['\r', '\n']) {
             headers.push(("X-Shell".into(), line.clone()));
             let body = if files.is_empty() {

@@ -23,7 +23,8 @@ pub enum Format {
     /// The text layout with the extra columns of the tools that have some (`ls`, `grep`); the
     /// plain text for the others, as kubectl does.
     Wide,
-    /// JSON: indented by 2 on a terminal, one line otherwise (`-j`).
+    /// JSON: indented by 2 on a terminal (the operator's, through the portal), one line
+    /// otherwise (`-j`).
     Json,
     Yaml,
     /// The names of what is listed, one per line: the keys of the JSON object.
@@ -84,9 +85,15 @@ pub fn wide() -> bool {
     format() == Format::Wide
 }
 
+/// Set by the portal for a client that reads on a terminal (`ocho cli` sends `X-Terminal: 1`):
+/// the tool's own stdout is a pipe then.
+pub const TERMINAL: &str = "OCHO_TERMINAL";
+
 /// A tool's structured result rendered in this run's format, ending with a newline.
 pub fn structured(value: &Value) -> String {
-    render(format(), std::io::stdout().is_terminal(), value)
+    let terminal =
+        std::io::stdout().is_terminal() || std::env::var_os(TERMINAL).is_some_and(|v| v == "1");
+    render(format(), terminal, value)
 }
 
 /// One record of a stream (`log -f`): JSON lines stay one line each, YAML records are
