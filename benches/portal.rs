@@ -248,11 +248,11 @@ fn start_portal(
 /// connection ends with the reply; without, it stays open for the next request.
 fn shell_over(conn: &mut dyn ReadWrite, addr: &str, line: &str, close: bool) -> i64 {
     let connection = if close { "close" } else { "keep-alive" };
-    write!(
-        conn,
+    // One write, as `ocho cli` and curl send a request: over TLS each write is a record.
+    let request = format!(
         "POST /shell HTTP/1.1\r\nHost: {addr}\r\nConnection: {connection}\r\nAuthorization: Bearer bench-token\r\nX-Shell: {line}\r\nContent-Length: 0\r\n\r\n"
-    )
-    .unwrap();
+    );
+    conn.write_all(request.as_bytes()).unwrap();
     conn.flush().unwrap();
     let mut raw = Vec::new();
     let body = if close {
@@ -309,38 +309,24 @@ fn timed(n: usize, mut once: impl FnMut()) -> (Duration, Duration) {
     (percentile(&times, 0.5), percentile(&times, 0.99))
 }
 
-/// The audit journal's and HTTPS's cost per request: the same lines through a portal with a
-/// token only, with `--audit`, and with `--tls-cert`. Two lines: `args x`, an admin tool, whose
-/// record is fsync'd before the reply, and `ls` (ZooKeeper refused at once), a viewer tool, whose
-/// record is not; beside them the disk's own fdatasync of an appended line, measured here, the
-/// floor of the first. HTTPS is measured with a new TLS 1.3 connection per request (as one-shot
-/// `ocho cli` makes) and on one kept-alive connection (as the REPL and browsers do).
+/// The audit journal's and HTTPS's cost per request: the same lines through three portals with
+/// a token, started together: token only, `--audit`, and `--tls-cert`. The requests alternate
+/// between them one by one, so that the machine's noise falls on each alike, and each cost is
+/// the median of the paired differences (and the difference of the p50s beside it). Two lines:
+/// `args x`, an admin tool, whose record is fsync'd before the reply, and `ls` against a real
+/// ZooKeeper, a viewer tool, whose record is not; beside them the disk's own fdatasync of an
+/// appended line, the floor of the first. HTTPS is measured with a new TLS 1.3 connection per
+/// request (as one-shot `ocho cli` makes) and on one kept-alive connection (as the REPL and
+/// browsers do).
 fn overheads(tmp: &std::path::Path) {
-    const N: usize = 300;
-    let viewer = format!("ls --zk {} --zk-timeout 0.05", support::refusing_addr());
+    const N: usize = 400;
+    support::require_zookeeper();
+    let viewer = format!("ls --zk {}", support::shared_zookeeper());
     let plain = |addr: &str, line: &str| {
         let mut conn = TcpStream::connect(addr).unwrap();
         conn.set_nodelay(true).unwrap();
         shell_over(&mut conn, addr, line, true)
     };
-    let admin = |addr: &str| assert_eq!(plain(addr, "args x"), 0);
-    let view = |addr: &str| assert_eq!(plain(addr, &viewer), 1);
-    let (mut base, addr) = start_portal(tmp, &[], Some("bench-token"));
-    (0..20).for_each(|_| admin(&addr));
-    let (b50, b99) = timed(N, || admin(&addr));
-    let (v50, v99) = timed(N, || view(&addr));
-    let _ = base.kill();
-    let _ = base.wait();
-
-    let journal = tmp.join("bench-audit.jsonl");
-    let (mut audited, addr) =
-        start_portal(tmp, &["--audit", journal.to_str().unwrap()], Some("bench-token"));
-    (0..20).for_each(|_| admin(&addr));
-    let (a50, a99) = timed(N, || admin(&addr));
-    let (av50, av99) = timed(N, || view(&addr));
-    let _ = audited.kill();
-    let _ = audited.wait();
-    let (f50, f99) = fdatasync_cost(&tmp.join("bench-fsync.jsonl"), N);
 
     // A CA and a certificate for 127.0.0.1, made here.
     let ca_key = rcgen::KeyPair::generate().unwrap();
@@ -364,11 +350,6 @@ fn overheads(tmp: &std::path::Path) {
             .with_root_certificates(roots)
             .with_no_client_auth(),
     );
-    let (mut tls, addr) = start_portal(
-        tmp,
-        &["--tls-cert", cert_path.to_str().unwrap(), "--tls-key", key_path.to_str().unwrap()],
-        Some("bench-token"),
-    );
     let connect = |addr: &str| {
         let tcp = TcpStream::connect(addr).unwrap();
         tcp.set_nodelay(true).unwrap();
@@ -376,41 +357,104 @@ fn overheads(tmp: &std::path::Path) {
         let client = rustls::ClientConnection::new(Arc::clone(&config), name).unwrap();
         rustls::StreamOwned::new(client, tcp)
     };
-    let secure = |addr: &str| assert_eq!(shell_over(&mut connect(addr), addr, "args x", true), 0);
-    (0..20).for_each(|_| secure(&addr));
-    let (t50, t99) = timed(N, || secure(&addr));
-    let mut kept = connect(&addr);
-    let (k50, k99) = timed(N, || assert_eq!(shell_over(&mut kept, &addr, "args x", false), 0));
-    drop(kept);
-    let _ = tls.kill();
-    let _ = tls.wait();
-    let _ = std::fs::remove_file(&journal);
-    let (mut base, addr) = start_portal(tmp, &[], Some("bench-token"));
-    let mut conn = TcpStream::connect(&addr).unwrap();
-    conn.set_nodelay(true).unwrap();
-    let (p50, p99) = timed(N, || assert_eq!(shell_over(&mut conn, &addr, "args x", false), 0));
-    drop(conn);
-    let _ = base.kill();
-    let _ = base.wait();
 
-    let row = |label: &str, (p50, p99): (Duration, Duration), base: Duration, what: &str| {
+    let journal = tmp.join("bench-audit.jsonl");
+    let (base, base_addr) = start_portal(tmp, &[], Some("bench-token"));
+    let (audited, audit_addr) =
+        start_portal(tmp, &["--audit", journal.to_str().unwrap()], Some("bench-token"));
+    let (tls, tls_addr) = start_portal(
+        tmp,
+        &["--tls-cert", cert_path.to_str().unwrap(), "--tls-key", key_path.to_str().unwrap()],
+        Some("bench-token"),
+    );
+    let mut kept_plain = TcpStream::connect(&base_addr).unwrap();
+    kept_plain.set_nodelay(true).unwrap();
+    let mut kept_tls = connect(&tls_addr);
+
+    // The variants, each one request; run in turn, N times each.
+    type Once<'a> = Box<dyn FnMut() + 'a>;
+    let mut variants: Vec<(&str, Once)> = vec![
+        ("admin", Box::new(|| assert_eq!(plain(&base_addr, "args x"), 0))),
+        ("admin+audit", Box::new(|| assert_eq!(plain(&audit_addr, "args x"), 0))),
+        ("viewer", Box::new(|| assert_eq!(plain(&base_addr, &viewer), 0))),
+        ("viewer+audit", Box::new(|| assert_eq!(plain(&audit_addr, &viewer), 0))),
+        (
+            "tls",
+            Box::new(|| {
+                assert_eq!(shell_over(&mut connect(&tls_addr), &tls_addr, "args x", true), 0)
+            }),
+        ),
+        (
+            "kept",
+            Box::new(|| assert_eq!(shell_over(&mut kept_plain, &base_addr, "args x", false), 0)),
+        ),
+        (
+            "kept+tls",
+            Box::new(|| assert_eq!(shell_over(&mut kept_tls, &tls_addr, "args x", false), 0)),
+        ),
+    ];
+    for _ in 0..20 {
+        variants.iter_mut().for_each(|(_, once)| once());
+    }
+    let mut times: Vec<Vec<Duration>> = vec![Vec::with_capacity(N); variants.len()];
+    for round in 0..N {
+        // A rotating start, so that no variant always follows the same one.
+        for k in 0..variants.len() {
+            let i = (round + k) % variants.len();
+            let started = Instant::now();
+            (variants[i].1)();
+            times[i].push(started.elapsed());
+        }
+    }
+    let names: Vec<&str> = variants.iter().map(|(name, _)| *name).collect();
+    drop(variants);
+    for mut portal in [base, audited, tls] {
+        let _ = portal.kill();
+        let _ = portal.wait();
+    }
+    let _ = std::fs::remove_file(&journal);
+    let (f50, f99) = fdatasync_cost(&tmp.join("bench-fsync.jsonl"), N);
+
+    let of = |name: &str| &times[names.iter().position(|n| *n == name).unwrap()];
+    let p50_99 = |t: &[Duration]| {
+        let mut t = t.to_vec();
+        t.sort();
+        (percentile(&t, 0.5), percentile(&t, 0.99))
+    };
+    // The median of the paired differences, in ms: request i of one variant against request i
+    // of its baseline, run next to each other.
+    let paired = |with: &str, base: &str| {
+        let mut d: Vec<f64> = of(with).iter().zip(of(base)).map(|(a, b)| ms(*a) - ms(*b)).collect();
+        d.sort_by(f64::total_cmp);
+        d[d.len() / 2]
+    };
+    let fig = |label: &str, name: &str| {
+        let (p50, p99) = p50_99(of(name));
+        println!("  {label:<40} p50 {:7.3} ms   p99 {:7.3} ms", ms(p50), ms(p99))
+    };
+    let row = |label: &str, name: &str, base: &str, what: &str| {
+        let (p50, p99) = p50_99(of(name));
+        let base_p50 = p50_99(of(base)).0;
         println!(
-            "  {label:<38} p50 {:7.3} ms   p99 {:7.3} ms   ({:+.3} ms p50{what})",
+            "  {label:<40} p50 {:7.3} ms   p99 {:7.3} ms   cost {:+.3} ms (paired median; p50s {:+.3}){what}",
             ms(p50),
             ms(p99),
-            ms(p50) - ms(base)
+            paired(name, base),
+            ms(p50) - ms(base_p50)
         )
     };
-    println!("cost per request with a token, {N} sequential requests each:");
-    let fig = |label: &str, (p50, p99): (Duration, Duration)| {
-        println!("  {label:<38} p50 {:7.3} ms   p99 {:7.3} ms", ms(p50), ms(p99))
-    };
-    fig("`args x` (admin), token only", (b50, b99));
-    row("`args x` + audit journal", (a50, a99), b50, "; record fsync'd");
-    fig("`ls` (viewer), token only", (v50, v99));
-    row("`ls` + audit journal", (av50, av99), v50, "; record not fsync'd");
-    fig("the disk's fdatasync of one line", (f50, f99));
-    row("`args x` + HTTPS, new connection each", (t50, t99), b50, "; full TLS 1.3 handshake");
-    fig("`args x`, one kept-alive connection", (p50, p99));
-    row("`args x` + HTTPS, one kept-alive conn.", (k50, k99), p50, "; no handshake");
+    println!("cost per request with a token, {N} requests each, the variants interleaved:");
+    fig("`args x` (admin), token only", "admin");
+    row("`args x` + audit journal", "admin+audit", "admin", "; record fsync'd");
+    fig("`ls`, real ZooKeeper (viewer), token only", "viewer");
+    row("`ls` + audit journal", "viewer+audit", "viewer", "; record not fsync'd");
+    println!(
+        "  {:<40} p50 {:7.3} ms   p99 {:7.3} ms",
+        "the disk's fdatasync of one line",
+        ms(f50),
+        ms(f99)
+    );
+    row("`args x` + HTTPS, new connection each", "tls", "admin", "; full TLS 1.3 handshake");
+    fig("`args x`, one kept-alive connection", "kept");
+    row("`args x` + HTTPS, one kept-alive conn.", "kept+tls", "kept", "; no handshake");
 }
