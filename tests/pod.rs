@@ -338,6 +338,55 @@ fn hooks_configure_probe_check_and_answer_signals() {
     assert_eq!(post(&addr, "/control/check/10", Some(&payload.to_string())).0, 406);
 }
 
+#[test]
+fn reset_and_sigterm_take_effect_at_once_while_the_leaders_probe_runs() {
+    let zk_addr = shared_zookeeper();
+    let net = free_loopback(1, 1);
+    let (ip, port) = (net.ip(), net.port());
+    let dir = tempfile::tempdir().unwrap();
+    let probing = dir.path().join("probing");
+    // A probe that outlasts the test: the coordinator must not wait for it.
+    let probe =
+        script(dir.path(), "probe", &format!("touch {}; exec sleep 120", probing.display()));
+    let mut agent = pod(
+        zk_addr,
+        "busy",
+        "web",
+        ip,
+        port,
+        &["--probe", &probe, "--hook-timeout", "300"],
+        SLEEPER,
+    );
+    agent.wait_for_line("configured 1 pods", DEADLINE);
+    eventually("the probe running", DEADLINE, || probing.exists().then_some(()));
+    let zk = Zk::connect(zk_addr);
+    let before = zk.registrations("busy.web");
+    assert_eq!(before.len(), 1);
+
+    let asked = std::time::Instant::now();
+    assert_eq!(post(&format!("{ip}:{port}"), "/reset", None).0, 200);
+    agent.wait_for_line("reset (requested), leadership given up: re-registering", DEADLINE);
+    assert!(asked.elapsed() < Duration::from_secs(5), "the reset waited for the probe");
+    agent.wait_for_nth("second registration", 2, DEADLINE, |l| l.contains("registered as"));
+    assert_ne!(zk.registrations("busy.web")[0].0, before[0].0, "a new session registered");
+
+    // Leading again, it probes again; SIGTERM ends the session at once all the same.
+    std::fs::remove_file(&probing).unwrap();
+    agent.wait_for_nth("leading again", 2, DEADLINE, |l| l.contains("leader of busy.web"));
+    eventually("the probe running again", DEADLINE, || probing.exists().then_some(()));
+    let asked = std::time::Instant::now();
+    agent.signal(Signal::SIGTERM);
+    agent.expect_exit(DEADLINE);
+    assert!(asked.elapsed() < Duration::from_secs(10), "the shutdown waited for the probe");
+    assert!(
+        agent.lines().iter().any(|l| l.contains("zookeeper session closed")),
+        "{}",
+        agent.tail()
+    );
+    // The session was closed, not left to expire: the registration is gone at once.
+    assert!(zk.registrations("busy.web").is_empty());
+}
+
 /// Host pids of the children of `pid`.
 fn children_of(pid: i32) -> Vec<i32> {
     std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))

@@ -2,8 +2,9 @@
 //! pods (docs/protocol.md). PID 1 (or subreaper) of the workload container. Threads:
 //! the main thread blocks signals, reaps every child ([`reaper`]) and handles SIGTERM; the
 //! lifecycle actor ([`lifecycle`]) owns the workload; the control port ([`server`], rouille)
-//! queues verbs to it; the coordinator ([`coordinator`], async, one ZooKeeper session at a time)
-//! registers the pod, elects a leader and configures the cluster ([`leader`]).
+//! queues verbs to it; the coordinator ([`coordinator`], one ZooKeeper session at a time, through
+//! the blocking facade `src/zk/member.rs`) registers the pod, elects a leader and configures the
+//! cluster ([`leader`]).
 
 mod coordinator;
 mod hooks;
@@ -30,6 +31,7 @@ use serde_json::{Map, Value, json};
 use crate::error::{Error, Result};
 use crate::ochopod::{INFO_KEYS, paths, process, state};
 use crate::supervise::signals;
+use crate::zk::member::Flag;
 
 /// run CMD as an Ochopod pod: register in ZooKeeper, serve the control port, elect a leader
 #[derive(FromArgs, ArgsInfo)]
@@ -165,8 +167,10 @@ pub struct Shared {
     configured: AtomicBool,
     workload: AtomicI32,
     shutting_down: AtomicBool,
-    pub reset: tokio::sync::Notify,
-    pub shutdown: tokio::sync::Notify,
+    /// Raised by `/reset` and by the main thread at shutdown; they cut the coordinator's
+    /// ZooKeeper calls short (`src/zk/member.rs`).
+    pub reset: Flag,
+    pub shutdown: Flag,
     coordinator_done: Mutex<Option<std::sync::mpsc::Sender<()>>>,
 }
 
@@ -199,8 +203,8 @@ impl Shared {
             configured: AtomicBool::new(false),
             workload: AtomicI32::new(0),
             shutting_down: AtomicBool::new(false),
-            reset: tokio::sync::Notify::new(),
-            shutdown: tokio::sync::Notify::new(),
+            reset: Flag::new(),
+            shutdown: Flag::new(),
             coordinator_done: Mutex::new(Some(done)),
         }
     }
@@ -252,7 +256,7 @@ impl Shared {
         led
     }
     fn request_reset(&self) {
-        self.reset.notify_one();
+        self.reset.raise();
     }
     fn coordinator_done(&self) {
         if let Some(tx) = self.coordinator_done.lock().unwrap_or_else(|e| e.into_inner()).take() {
@@ -323,8 +327,8 @@ fn dependencies(flags: &[String], env: Option<String>) -> Vec<String> {
 }
 
 pub fn run(mut args: Args) -> Result<ExitCode> {
-    // Before any thread (tokio, async-io, rouille): threads inherit the mask (docs/platform.md
-    // §4.1).
+    // Before any thread (the ZooKeeper client's runtime and reactor, rouille's): threads
+    // inherit the mask (docs/platform.md §4.1).
     signals::block_all()?;
     let mut sigs = signals::Signals::open()?;
     if nix::unistd::getpid().as_raw() != 1 {
@@ -494,7 +498,7 @@ fn supervise(
             ));
         }
         if let Some(Ok(code)) = stopping.as_ref().map(Receiver::try_recv) {
-            shared.shutdown.notify_one();
+            shared.shutdown.raise();
             // The coordinator closes its session; don't wait on a ZooKeeper that is gone.
             let _ = coordinator_done.recv_timeout(Duration::from_secs(3));
             shared.log.info(format!("exiting with {code}"));

@@ -1,9 +1,12 @@
-//! ZooKeeper: the server `ocho init` runs ([`config`], [`server`], [`probe`], [`status`]) and a
-//! synchronous client facade ([`Session`]) over `zookeeper-client`. Async stays sealed in here:
-//! callers get blocking methods driven by a private current-thread runtime.
+//! ZooKeeper: the server `ocho init` runs ([`config`], [`server`], [`probe`], [`status`]) and two
+//! synchronous client facades over `zookeeper-client`: [`Session`] for the tools and
+//! [`member::Member`] for a pod's coordinator (registration, lock, leader model; its calls give up
+//! early on the session's end, `/reset` or shutdown). Async stays sealed in here: callers get
+//! blocking methods driven by a private current-thread runtime.
 
 pub mod config;
 pub mod data;
+pub mod member;
 pub mod probe;
 pub mod server;
 pub mod status;
@@ -28,7 +31,7 @@ pub fn default_hosts() -> String {
 const QUORUM_CHECK: Duration = Duration::from_secs(5);
 
 /// How long closing a session may wait for the server's answer before the process goes on.
-const CLOSE_WAIT: Duration = Duration::from_secs(2);
+pub(crate) const CLOSE_WAIT: Duration = Duration::from_secs(2);
 
 /// One ZooKeeper session with blocking methods. It is closed (ZooKeeper's CloseSession, so the
 /// server forgets it at once rather than after the session timeout) by [`Session::close`] or
