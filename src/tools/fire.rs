@@ -102,18 +102,26 @@ pub struct Scan {
     pub answers: Vec<Answer>,
 }
 
-/// Looks `globs` up and posts `path` (no body) to every selected pod.
+/// Looks `globs` up and posts `path` (no body) to every selected pod, the session closing
+/// meanwhile: it is not needed once the pods are known.
 pub fn scan(common: &Common, globs: Vec<Glob>, path: &str) -> Result<Scan> {
     let zk = common.connect()?;
-    scan_on(&zk, common, globs, path)
+    let lookup = lookup(&zk, &globs, common.indices.as_ref())?;
+    let _closing = zk.close_in_background();
+    Ok(ask(common, globs, lookup, path))
+}
+
+/// Posts `path` to every pod of `lookup`.
+fn ask(common: &Common, globs: Vec<Glob>, lookup: Lookup, path: &str) -> Scan {
+    let answers =
+        fan_out(&lookup.pods, common.parallel, |pod| post(pod, path, b"", common.timeout));
+    Scan { globs, lookup, answers }
 }
 
 /// [`scan`] on a session already open (a watch keeps its own).
 pub fn scan_on(zk: &Session, common: &Common, globs: Vec<Glob>, path: &str) -> Result<Scan> {
     let lookup = lookup(zk, &globs, common.indices.as_ref())?;
-    let answers =
-        fan_out(&lookup.pods, common.parallel, |pod| post(pod, path, b"", common.timeout));
-    Ok(Scan { globs, lookup, answers })
+    Ok(ask(common, globs, lookup, path))
 }
 
 impl Scan {

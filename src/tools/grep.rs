@@ -4,10 +4,10 @@ use std::process::ExitCode;
 
 use serde_json::json;
 
+use super::Scan;
 use super::watch::Round;
 use super::{Common, Glob, output, text, tool_args};
 use crate::error::Result;
-use crate::zk::Session;
 
 tool_args! {
     /// show each pod's address, node, process and state
@@ -45,11 +45,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let lasting = super::watch::bound(args.watch, args.watch_for)?;
     if args.watch {
         let zk = common.connect()?;
-        return super::watch::watch(&zk, &globs, lasting, &mut |zk| round(&common, &globs, zk));
+        return super::watch::watch(&zk, &globs, lasting, &mut |zk| {
+            round(&common, super::scan_on(zk, &common, globs.clone(), "/info")?)
+        });
     }
-    let zk = common.connect()?;
-    let drawn = round(&common, &globs, &zk)?;
-    drop(zk);
+    let drawn = round(&common, super::scan(&common, globs, "/info")?)?;
     output::emit(&drawn.out);
     for note in &drawn.notes {
         eprintln!("{note}");
@@ -58,8 +58,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
 }
 
 /// One table on an open session.
-fn round(common: &Common, globs: &[Glob], zk: &Session) -> Result<Round> {
-    let scan = super::scan_on(zk, common, globs.to_vec(), "/info")?;
+fn round(common: &Common, scan: Scan) -> Result<Round> {
     let fields = ["ip", "node", "process", "state"];
     let out = if common.json {
         scan.json(|info| {

@@ -71,10 +71,11 @@ pub fn lookup(zk: &Session, globs: &[Glob], indices: Option<&BTreeSet<u64>>) -> 
         globs.iter().any(|g| g.matches(c)) && super::scope::allows(scope.as_deref(), c)
     });
     clusters.sort();
+    let dirs: Vec<String> = clusters.iter().map(|c| paths::pods(c)).collect();
+    let listed = zk.children_many(&dirs.iter().map(String::as_str).collect::<Vec<_>>())?;
     let mut nodes = Vec::new();
-    for cluster in &clusters {
-        let dir = paths::pods(cluster);
-        for znode in zk.children(&dir)?.unwrap_or_default() {
+    for ((cluster, dir), znodes) in clusters.iter().zip(&dirs).zip(listed) {
+        for znode in znodes.unwrap_or_default() {
             nodes.push((cluster, format!("{dir}/{znode}"), znode));
         }
     }

@@ -4,10 +4,10 @@ use std::process::ExitCode;
 
 use serde_json::{Map, Value, json};
 
+use super::Scan;
 use super::watch::Round;
 use super::{Answer, Common, Glob, Pod, output, text, tool_args};
 use crate::error::Result;
-use crate::zk::Session;
 
 tool_args! {
     /// list clusters: running/total pods and the leader's status
@@ -83,12 +83,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
     if args.watch {
         let zk = common.connect()?;
         return super::watch::watch(&zk, &globs, lasting, &mut |zk| {
-            round(&args, &common, &globs, zk)
+            round(&args, &common, super::scan_on(zk, &common, globs.clone(), "/info")?)
         });
     }
-    let zk = common.connect()?;
-    let drawn = round(&args, &common, &globs, &zk)?;
-    drop(zk);
+    let drawn = round(&args, &common, super::scan(&common, globs, "/info")?)?;
     output::emit(&drawn.out);
     for note in &drawn.notes {
         eprintln!("{note}");
@@ -97,8 +95,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
 }
 
 /// One listing on an open session.
-fn round(args: &Args, common: &Common, globs: &[Glob], zk: &Session) -> Result<Round> {
-    let scan = super::scan_on(zk, common, globs.to_vec(), "/info")?;
+fn round(args: &Args, common: &Common, scan: Scan) -> Result<Round> {
     let pairs: Vec<(&Pod, &Answer)> = scan.lookup.pods.iter().zip(&scan.answers).collect();
     let mut rows: Vec<(String, Row)> = scan
         .lookup

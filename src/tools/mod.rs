@@ -46,7 +46,7 @@ use crate::ochopod::glob;
 use crate::zk::Session;
 
 pub use crate::ochopod::paths::ROOT;
-pub use fire::{Answer, Tally, Verdict, fan_out, finish, outcome, pods, post, scan, scan_on};
+pub use fire::{Answer, Scan, Tally, Verdict, fan_out, finish, outcome, pods, post, scan, scan_on};
 pub use lookup::{Lookup, Pod, lookup};
 
 /// Declares a tool's `Args` with its own fields followed by the options every tool shares, and

@@ -114,6 +114,18 @@ impl Session {
         self.client.as_ref().expect("a session is used only until it is closed")
     }
 
+    /// Closes the session on a thread of its own, so that a tool done with ZooKeeper goes on
+    /// meanwhile (asks its pods): the server's answer to CloseSession waits for its transaction
+    /// log on disk, a few ms. The returned [`Closing`] waits for the close when dropped, so the
+    /// tool still ends with its session closed.
+    pub fn close_in_background(self) -> Closing {
+        let mut session = self;
+        // A thread that cannot start drops the closure, and with it the session: closed here.
+        Closing(
+            std::thread::Builder::new().name("zk-close".into()).spawn(move || session.shut()).ok(),
+        )
+    }
+
     fn shut(&mut self) {
         let Some(client) = self.client.take() else { return };
         let mut state = client.state_watcher();
@@ -150,6 +162,24 @@ impl Session {
             Err(zkc::Error::NoNode) => Ok(None),
             Err(source) => Err(self.err("read", path, source)),
         }
+    }
+
+    /// Children of every path (`None` for a node that does not exist), with one round trip's
+    /// latency, as [`Session::get_many`].
+    pub fn children_many(&self, paths: &[&str]) -> Result<Vec<Option<Vec<String>>>> {
+        let client = self.client();
+        let pending: Vec<_> = paths.iter().map(|p| (*p, client.list_children(p))).collect();
+        self.rt.block_on(async {
+            let mut out = Vec::with_capacity(pending.len());
+            for (path, reply) in pending {
+                out.push(match reply.await {
+                    Ok(children) => Some(children),
+                    Err(zkc::Error::NoNode) => None,
+                    Err(source) => return Err(self.err("list", path, source)),
+                });
+            }
+            Ok(out)
+        })
     }
 
     /// Data of every path, with one round trip's latency: every request is sent before the
@@ -195,6 +225,18 @@ impl Session {
 }
 
 /// A one-time watch ([`Session::watch_children`]).
+/// A session being closed by [`Session::close_in_background`]; dropping it waits until the
+/// close is done.
+pub struct Closing(Option<std::thread::JoinHandle<()>>);
+
+impl Drop for Closing {
+    fn drop(&mut self) {
+        if let Some(thread) = self.0.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
 pub struct OneChange(zkc::OneshotWatcher);
 
 /// A persistent recursive watch on one subtree ([`Session::watch_tree`]), read one blocking
