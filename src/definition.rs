@@ -64,6 +64,13 @@ pub enum Invalid {
     Field { field: String, why: String },
 }
 
+impl Invalid {
+    /// The error of the file at `path`, refused for this reason.
+    pub fn of(self, path: &Path) -> Error {
+        Error::Definition { path: path.into(), source: Box::new(self) }
+    }
+}
+
 fn field(field: impl Into<String>, why: impl Into<String>) -> Invalid {
     Invalid::Field { field: field.into(), why: why.into() }
 }
@@ -190,7 +197,7 @@ pub fn read_capped(what: &str, path: &Path) -> Result<String> {
     let mut text = String::new();
     file.take(MAX_FILE + 1).read_to_string(&mut text).map_err(|e| Error::io("read", path, e))?;
     if text.len() as u64 > MAX_FILE {
-        return Err(Error::Definition { path: path.into(), source: Invalid::TooLarge });
+        return Err(Invalid::TooLarge.of(path));
     }
     Ok(text)
 }
@@ -198,7 +205,7 @@ pub fn read_capped(what: &str, path: &Path) -> Result<String> {
 /// Reads and validates one definition file; errors name the file.
 pub fn load(path: &Path) -> Result<Definition> {
     let text = read_capped("definition", path)?;
-    parse(&text).map_err(|source| Error::Definition { path: path.into(), source })
+    parse(&text).map_err(|source| source.of(path))
 }
 
 /// Reads override files and merges them (later files win, mappings merge recursively).
@@ -207,7 +214,7 @@ pub fn load_overrides(paths: &[impl AsRef<Path>]) -> Result<Map<String, Value>> 
     for path in paths {
         let path = path.as_ref();
         let text = read_capped("override file (-O)", path)?;
-        let wrap = |source| Error::Definition { path: path.into(), source };
+        let wrap = |source: Invalid| source.of(path);
         let value: Option<Map<String, Value>> =
             crate::yaml::from_str(&text, "a mapping of <namespace>.<cluster> to settings")
                 .map_err(|e| wrap(Invalid::Yaml(e)))?;

@@ -35,12 +35,13 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    /// A container definition or override file was refused.
+    /// A container definition or override file was refused: the reason is the definition
+    /// module's own `Invalid`, boxed so that this type depends on no module of ours.
     #[error("definition {path}")]
     Definition {
         path: PathBuf,
         #[source]
-        source: crate::definition::Invalid,
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// The Kubernetes API answered with an error Status: its code, reason and message, and the
     /// object concerned.

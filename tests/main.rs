@@ -29,6 +29,7 @@ mod init_damage;
 mod init_pid1;
 mod init_signals;
 mod k8s_tools;
+mod layout;
 mod log_follow;
 mod manifests;
 mod output;

@@ -153,9 +153,8 @@ pub fn parse_tokens(text: &str) -> Result<Vec<(Who, [u8; 32])>, String> {
         if !name_ok {
             return Err(format!("{at}: a name is 1 to 64 of [A-Za-z0-9._@-]"));
         }
-        let digest = super::auth::unhex(e.sha256.trim())
-            .and_then(|d| <[u8; 32]>::try_from(d).ok())
-            .ok_or_else(|| {
+        let digest =
+            unhex(e.sha256.trim()).and_then(|d| <[u8; 32]>::try_from(d).ok()).ok_or_else(|| {
                 format!("{at}: sha256 must be 64 hex digits (sha256sum of the token)")
             })?;
         if let Some(scope) = &e.scope {
@@ -180,6 +179,14 @@ pub fn parse_tokens(text: &str) -> Result<Vec<(Who, [u8; 32])>, String> {
         out.push((Who { name: e.name, role: e.role, scope: e.scope }, digest));
     }
     Ok(out)
+}
+
+/// Lower- or upper-case hex to bytes.
+pub(super) fn unhex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..text.len()).step_by(2).map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok()).collect()
 }
 
 #[cfg(test)]

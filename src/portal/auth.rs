@@ -26,7 +26,7 @@ use std::sync::{Arc, Mutex};
 use base64::Engine;
 use ring::hmac;
 
-use super::access::{Who, parse_tokens};
+use super::access::{Who, parse_tokens, unhex};
 use crate::error::{Error, Result};
 
 /// How far a v2 signature's time may be from the portal's clock, in seconds.
@@ -407,14 +407,6 @@ fn basic_password(encoded: &str) -> Option<Vec<u8>> {
     let decoded = base64::engine::general_purpose::STANDARD.decode(encoded).ok()?;
     let colon = decoded.iter().position(|&b| b == b':')?;
     Some(decoded[colon + 1..].to_vec())
-}
-
-/// Lower- or upper-case hex to bytes.
-pub(super) fn unhex(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..text.len()).step_by(2).map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok()).collect()
 }
 
 /// `sha1=<hex>` signature of `line` with `token`, as Ochothon's CLI computes it.

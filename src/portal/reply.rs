@@ -15,7 +15,6 @@ use serde_json::json;
 
 use super::access_log::{Access, log};
 use super::exec::{self, Limits, Stream};
-use super::routes::refused;
 use super::state::State;
 use crate::serve::Liveness;
 
@@ -364,4 +363,14 @@ impl Upgrade for Streamed {
             }
         }
     }
+}
+
+/// The reply for a line refused before anything ran, in the `/shell` shape.
+pub(super) fn refused(status: u16, message: &str) -> Response {
+    let mut err = message.to_string();
+    if !err.ends_with('\n') {
+        err.push('\n');
+    }
+    Response::json(&json!({"ok": false, "code": 2, "ms": 0, "out": "", "err": err}))
+        .with_status_code(status)
 }

@@ -12,7 +12,7 @@ use serde_json::json;
 use super::access::{Role, Who, least_role, least_role_of};
 use super::access_log::{Access, log};
 use super::auth::{Presented, Verdict};
-use super::reply::{Run, Slot};
+use super::reply::{Run, Slot, refused};
 use super::state::{State, journal};
 use super::{upload, web};
 use crate::cli::{self, Parsed};
@@ -121,16 +121,6 @@ fn error(status: u16, message: &str) -> Response {
 
 fn method_not_allowed(allow: &str) -> Response {
     error(405, "method not allowed").with_unique_header("Allow", allow.to_string())
-}
-
-/// The reply for a line refused before anything ran, in the `/shell` shape.
-pub(super) fn refused(status: u16, message: &str) -> Response {
-    let mut err = message.to_string();
-    if !err.ends_with('\n') {
-        err.push('\n');
-    }
-    Response::json(&json!({"ok": false, "code": 2, "ms": 0, "out": "", "err": err}))
-        .with_status_code(status)
 }
 
 /// True for a `Host` this portal answers to: none (HTTP/1.0), an IP literal (a rebinding page

@@ -205,7 +205,7 @@ fn build(
             release: args.release.as_deref(),
             overrides: Some(overrides),
         };
-        let wrap = |source| Error::Definition { path: file.into(), source };
+        let wrap = |source: definition::Invalid| source.of(file);
         def.prepare(&opts).map_err(wrap)?;
         super::scope::check_cluster(&format!("{}.{}", args.namespace, def.cluster))?;
         let replicas = args.pods.or(def.replicas).unwrap_or(1);
@@ -248,7 +248,7 @@ fn build(
             replicas: 0,
             // The line already starts with the file's name: the reason alone follows it.
             error: Some(match &e {
-                Error::Definition { source, .. } => chain(source),
+                Error::Definition { source, .. } => chain(source.as_ref()),
                 e => chain(e),
             }),
             up: vec![],
