@@ -140,3 +140,88 @@ fn the_graph_reads_both_kinds_of_path() {
     assert!(uses("definition", "error"), "crate:: paths: {edges:?}");
     assert!(uses("portal::routes", "portal::reply"), "super:: paths: {edges:?}");
 }
+
+/// Every `.rs` file under `dir`.
+fn rust_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+/// Whether `doc` has a heading numbered `section` (`## 4. …`, `### 4.4 …`) or a numbered item
+/// (`- **5.9** …`, where a list is numbered so that code can cite it).
+fn has_section(doc: &str, section: &str) -> bool {
+    let item = format!("- **{section}**");
+    doc.lines().any(|line| {
+        if line.starts_with(&item) {
+            return true;
+        }
+        let title = line.trim_start_matches('#');
+        title.len() < line.len()
+            && title.trim_start().strip_prefix(section).is_some_and(|rest| {
+                rest.starts_with(". ") || rest.starts_with(' ') || rest == "." || rest.is_empty()
+            })
+    })
+}
+
+#[test]
+fn every_docs_reference_in_the_code_resolves() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    for dir in ["src", "tests", "benches", "examples"] {
+        rust_files(&root.join(dir), &mut files);
+    }
+    let mut broken = Vec::new();
+    let mut checked = 0;
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        let name = file.strip_prefix(root).unwrap().display().to_string();
+        if name == "tests/layout.rs" {
+            // Its own comments show the forms it reads.
+            continue;
+        }
+        // The comments of the file as one text: a reference may wrap onto the next line.
+        let comments: String = text
+            .lines()
+            .filter_map(|l| l.split_once("//").map(|(_, c)| c.trim_start_matches(['/', '!'])))
+            .collect::<Vec<_>>()
+            .join(" ");
+        // A `§` refers to the document named last before it; an RFC's sections are not ours.
+        let mut doc: Option<String> = None;
+        let words: Vec<&str> = comments.split_whitespace().collect();
+        for (i, word) in words.iter().enumerate() {
+            let word = word.trim_matches(|c: char| "()`,;:".contains(c));
+            if let Some(at) = word.find("docs/") {
+                let path = word[at..].trim_end_matches(|c: char| !c.is_alphanumeric());
+                let path = if path.ends_with(".md") { path.to_string() } else { continue };
+                checked += 1;
+                if !root.join(&path).is_file() {
+                    broken.push(format!("{name}: {path} does not exist"));
+                }
+                doc = Some(path);
+            } else if let Some(section) = word.strip_prefix('§') {
+                let section = section.trim_end_matches(|c: char| !c.is_ascii_digit());
+                if i > 1 && words[i - 2].trim_start_matches('(') == "RFC" {
+                    continue;
+                }
+                checked += 1;
+                match &doc {
+                    None => broken.push(format!("{name}: §{section} names no document")),
+                    Some(path) => {
+                        let text = std::fs::read_to_string(root.join(path)).unwrap_or_default();
+                        if !has_section(&text, section) {
+                            broken.push(format!("{name}: {path} has no §{section}"));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    assert!(checked > 50, "only {checked} references found: is the scan broken?");
+    assert!(broken.is_empty(), "references that do not resolve:\n{}", broken.join("\n"));
+}
