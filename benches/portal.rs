@@ -316,8 +316,10 @@ fn timed(n: usize, mut once: impl FnMut()) -> (Duration, Duration) {
 /// `args x`, an admin tool, whose record is fsync'd before the reply, and `ls` against a real
 /// ZooKeeper, a viewer tool, whose record is not; beside them the disk's own fdatasync of an
 /// appended line, the floor of the first. HTTPS is measured with a new TLS 1.3 connection per
-/// request (as one-shot `ocho cli` makes) and on one kept-alive connection (as the REPL and
-/// browsers do).
+/// request and a full handshake (as one-shot `ocho cli` makes: it has no session to resume),
+/// with a new connection resuming the last session (a client that keeps its session cache), and
+/// on one kept-alive connection (as the REPL and browsers do). Each checks which handshake it
+/// made.
 fn overheads(tmp: &std::path::Path) {
     const N: usize = 400;
     support::require_zookeeper();
@@ -343,19 +345,27 @@ fn overheads(tmp: &std::path::Path) {
     let mut roots = rustls::RootCertStore::empty();
     roots.add(ca.der().clone()).unwrap();
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = Arc::new(
-        rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth(),
-    );
-    let connect = |addr: &str| {
+    let resuming = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    // One-shot `ocho cli` has no session to resume: every connection is a full handshake.
+    let mut full = resuming.clone();
+    full.resumption = rustls::client::Resumption::disabled();
+    let (full, resuming) = (Arc::new(full), Arc::new(resuming));
+    let connect = |addr: &str, config: &Arc<rustls::ClientConfig>| {
         let tcp = TcpStream::connect(addr).unwrap();
         tcp.set_nodelay(true).unwrap();
         let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
-        let client = rustls::ClientConnection::new(Arc::clone(&config), name).unwrap();
+        let client = rustls::ClientConnection::new(Arc::clone(config), name).unwrap();
         rustls::StreamOwned::new(client, tcp)
+    };
+    // One request on a new connection, checking which handshake it made.
+    let secure = |addr: &str, config: &Arc<rustls::ClientConfig>, kind: rustls::HandshakeKind| {
+        let mut stream = connect(addr, config);
+        assert_eq!(shell_over(&mut stream, addr, "args x", true), 0);
+        assert_eq!(stream.conn.handshake_kind(), Some(kind));
     };
 
     let journal = tmp.join("bench-audit.jsonl");
@@ -369,7 +379,9 @@ fn overheads(tmp: &std::path::Path) {
     );
     let mut kept_plain = TcpStream::connect(&base_addr).unwrap();
     kept_plain.set_nodelay(true).unwrap();
-    let mut kept_tls = connect(&tls_addr);
+    let mut kept_tls = connect(&tls_addr, &full);
+    // A first full handshake gives the resuming client a session to resume.
+    secure(&tls_addr, &resuming, rustls::HandshakeKind::Full);
 
     // The variants, each one request; run in turn, N times each.
     type Once<'a> = Box<dyn FnMut() + 'a>;
@@ -378,12 +390,8 @@ fn overheads(tmp: &std::path::Path) {
         ("admin+audit", Box::new(|| assert_eq!(plain(&audit_addr, "args x"), 0))),
         ("viewer", Box::new(|| assert_eq!(plain(&base_addr, &viewer), 0))),
         ("viewer+audit", Box::new(|| assert_eq!(plain(&audit_addr, &viewer), 0))),
-        (
-            "tls",
-            Box::new(|| {
-                assert_eq!(shell_over(&mut connect(&tls_addr), &tls_addr, "args x", true), 0)
-            }),
-        ),
+        ("tls", Box::new(|| secure(&tls_addr, &full, rustls::HandshakeKind::Full))),
+        ("tls-resumed", Box::new(|| secure(&tls_addr, &resuming, rustls::HandshakeKind::Resumed))),
         (
             "kept",
             Box::new(|| assert_eq!(shell_over(&mut kept_plain, &base_addr, "args x", false), 0)),
@@ -455,6 +463,7 @@ fn overheads(tmp: &std::path::Path) {
         ms(f99)
     );
     row("`args x` + HTTPS, new connection each", "tls", "admin", "; full TLS 1.3 handshake");
+    row("`args x` + HTTPS, new conn., resumed", "tls-resumed", "admin", "; a session resumed");
     fig("`args x`, one kept-alive connection", "kept");
     row("`args x` + HTTPS, one kept-alive conn.", "kept+tls", "kept", "; no handshake");
 }
