@@ -342,6 +342,8 @@ fn overheads(tmp: &std::path::Path) {
     let (cert_path, key_path) = (tmp.join("bench-tls.crt"), tmp.join("bench-tls.key"));
     std::fs::write(&cert_path, leaf.pem()).unwrap();
     std::fs::write(&key_path, key.serialize_pem()).unwrap();
+    let ca_path = tmp.join("bench-ca.pem");
+    std::fs::write(&ca_path, ca.pem()).unwrap();
     let mut roots = rustls::RootCertStore::empty();
     roots.add(ca.der().clone()).unwrap();
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -360,6 +362,19 @@ fn overheads(tmp: &std::path::Path) {
         let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
         let client = rustls::ClientConnection::new(Arc::clone(config), name).unwrap();
         rustls::StreamOwned::new(client, tcp)
+    };
+    // One line through `ocho cli` itself, one process per request as a shell runs it.
+    let cli = |args: &[&str]| {
+        let out = support::ocho()
+            .arg("cli")
+            .args(args)
+            .env("OCHOPOD_TOKEN", "bench-token")
+            .env_remove("OCHOPOD_CA")
+            .env_remove("OCHOPOD_PROXY")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     };
     // One request on a new connection, checking which handshake it made.
     let secure = |addr: &str, config: &Arc<rustls::ClientConfig>, kind: rustls::HandshakeKind| {
@@ -391,6 +406,19 @@ fn overheads(tmp: &std::path::Path) {
         ("viewer", Box::new(|| assert_eq!(plain(&base_addr, &viewer), 0))),
         ("viewer+audit", Box::new(|| assert_eq!(plain(&audit_addr, &viewer), 0))),
         ("tls", Box::new(|| secure(&tls_addr, &full, rustls::HandshakeKind::Full))),
+        ("cli", Box::new(|| cli(&[&format!("http://{base_addr}"), "args", "x"]))),
+        (
+            "cli+tls",
+            Box::new(|| {
+                cli(&[
+                    "--ca",
+                    ca_path.to_str().unwrap(),
+                    &format!("https://{tls_addr}"),
+                    "args",
+                    "x",
+                ])
+            }),
+        ),
         ("tls-resumed", Box::new(|| secure(&tls_addr, &resuming, rustls::HandshakeKind::Resumed))),
         (
             "kept",
@@ -464,6 +492,13 @@ fn overheads(tmp: &std::path::Path) {
     );
     row("`args x` + HTTPS, new connection each", "tls", "admin", "; full TLS 1.3 handshake");
     row("`args x` + HTTPS, new conn., resumed", "tls-resumed", "admin", "; a session resumed");
+    fig("`ocho cli http://… args x`", "cli");
+    row(
+        "`ocho cli --ca … https://… args x`",
+        "cli+tls",
+        "cli",
+        "; the product's client, full handshake",
+    );
     fig("`args x`, one kept-alive connection", "kept");
     row("`args x` + HTTPS, one kept-alive conn.", "kept+tls", "kept", "; no handshake");
 }
