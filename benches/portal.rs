@@ -217,21 +217,41 @@ fn main() {
     let _ = std::fs::remove_dir_all(&tmp);
 }
 
+/// A portal the bench started: killed and reaped when dropped, also when the bench panics.
+struct Owned(std::process::Child);
+
+impl Drop for Owned {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl std::ops::Deref for Owned {
+    type Target = std::process::Child;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Owned {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
 /// Starts `ocho portal` on a free loopback port with `extra` and `token` (none: an open
 /// portal); returns it and its address. Its access log is drained so that it never blocks.
-fn start_portal(
-    tmp: &std::path::Path,
-    extra: &[&str],
-    token: Option<&str>,
-) -> (std::process::Child, String) {
+fn start_portal(tmp: &std::path::Path, extra: &[&str], token: Option<&str>) -> (Owned, String) {
     let mut cmd = support::ocho();
     cmd.args(["portal", "--bind", "127.0.0.1:0"]).args(extra).env("TMPDIR", tmp);
     match token {
         Some(token) => cmd.env("OCHO_TOKEN", token),
         None => cmd.env_remove("OCHO_TOKEN"),
     };
-    let mut portal =
-        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut portal = Owned(
+        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap(),
+    );
     let mut log = BufReader::new(portal.stderr.take().unwrap());
     let addr = loop {
         let mut line = String::new();
@@ -444,10 +464,7 @@ fn overheads(tmp: &std::path::Path) {
     }
     let names: Vec<&str> = variants.iter().map(|(name, _)| *name).collect();
     drop(variants);
-    for mut portal in [base, audited, tls] {
-        let _ = portal.kill();
-        let _ = portal.wait();
-    }
+    drop((base, audited, tls));
     let _ = std::fs::remove_file(&journal);
     let (f50, f99) = fdatasync_cost(&tmp.join("bench-fsync.jsonl"), N);
 
