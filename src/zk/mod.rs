@@ -168,32 +168,36 @@ impl Session {
     /// latency, as [`Session::get_many`].
     pub fn children_many(&self, paths: &[&str]) -> Result<Vec<Option<Vec<String>>>> {
         let client = self.client();
-        let pending: Vec<_> = paths.iter().map(|p| (*p, client.list_children(p))).collect();
-        self.rt.block_on(async {
-            let mut out = Vec::with_capacity(pending.len());
-            for (path, reply) in pending {
-                out.push(match reply.await {
-                    Ok(children) => Some(children),
-                    Err(zkc::Error::NoNode) => None,
-                    Err(source) => return Err(self.err("list", path, source)),
-                });
-            }
-            Ok(out)
-        })
+        self.pipelined(paths, "list", |p| client.list_children(p))
     }
 
     /// Data of every path, with one round trip's latency: every request is sent before the
     /// first reply is awaited (the client sends in call order). `None` for a node that is gone.
     pub fn get_many(&self, paths: &[&str]) -> Result<Vec<Option<Vec<u8>>>> {
         let client = self.client();
-        let pending: Vec<_> = paths.iter().map(|p| (*p, client.get_data(p))).collect();
+        let data = self.pipelined(paths, "read", |p| client.get_data(p))?;
+        Ok(data.into_iter().map(|d| d.map(|(data, _)| data)).collect())
+    }
+
+    /// `request` for every path, all sent before the first reply is awaited; `None` where the
+    /// node does not exist, the first other error named `what <path>`.
+    fn pipelined<'a, T, F>(
+        &self,
+        paths: &[&'a str],
+        what: &str,
+        request: impl Fn(&'a str) -> F,
+    ) -> Result<Vec<Option<T>>>
+    where
+        F: std::future::Future<Output = std::result::Result<T, zkc::Error>>,
+    {
+        let pending: Vec<_> = paths.iter().map(|p| (*p, request(p))).collect();
         self.rt.block_on(async {
             let mut out = Vec::with_capacity(pending.len());
             for (path, reply) in pending {
                 out.push(match reply.await {
-                    Ok((data, _)) => Some(data),
+                    Ok(value) => Some(value),
                     Err(zkc::Error::NoNode) => None,
-                    Err(source) => return Err(self.err("read", path, source)),
+                    Err(source) => return Err(self.err(what, path, source)),
                 });
             }
             Ok(out)

@@ -264,7 +264,8 @@ pub fn allocate_ip(state: &mut State, uid: &str, process: bool) -> Option<String
     }
     let mut global = PROCESS_IPS.lock().unwrap_or_else(|p| p.into_inner());
     // A process-mode pod's agent listens on its address's port 8080 (Ochopod's control port):
-    // another process of the machine may hold that one (seen: 127.0.0.2:8080), so skip it.
+    // another process of the machine may hold that one (seen: port 8080 of the second loopback
+    // address), so skip it.
     let busy = |n: &u8| std::net::TcpListener::bind((format!("127.0.0.{n}"), 8080)).is_err();
     let taken = |n: &u8| state.ips.contains_key(n) || (process && (global.contains(n) || busy(n)));
     let n = (2u8..=254).find(|n| !taken(n))?;
