@@ -141,6 +141,9 @@ impl<'a> Request<'a> {
         let target = resolve(self.addr)?;
         let stream = TcpStream::connect_timeout(&target, self.timeout.min(MAX_CONNECT))
             .map_err(HttpError::from_io)?;
+        // A request leaves in a few writes (over TLS the handshake's last message, then the
+        // request): none waits for the ACK of the one before (Nagle's algorithm), as curl's don't.
+        let _ = stream.set_nodelay(true);
         connected(&stream);
         let tls = match tls {
             Some(config) => {
@@ -224,8 +227,7 @@ pub fn tls_config(ca: Option<&std::path::Path>) -> Result<TlsConfig, String> {
             }
         }
     }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
+    let config = rustls::ClientConfig::builder_with_provider(crate::serve::tls::provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?
         .with_root_certificates(roots)

@@ -167,3 +167,58 @@ fn a_missing_or_mismatched_pair_stops_the_start() {
         assert!(!String::from_utf8_lossy(&out.stderr).is_empty());
     }
 }
+
+/// What a client negotiates: rustls's own order puts `TLS13_AES_256_GCM_SHA384` first, and
+/// keeps sessions to resume. The portal chooses `TLS13_AES_128_GCM_SHA256` (its key schedule
+/// hashes with SHA-256, which the CPU computes) and sends no session tickets, so a second
+/// connection makes a full handshake again; the reply and its close_notify arrive whole.
+#[test]
+fn the_portal_chooses_aes_128_and_hands_out_no_session_tickets() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = pki(dir.path(), "suite");
+    let portal = Portal::start(
+        &["--tls-cert", cert.to_str().unwrap(), "--tls-key", key.to_str().unwrap()],
+        &[("OCHO_TOKEN", "t0k")],
+    );
+    let mut roots = rustls::RootCertStore::empty();
+    use rustls::pki_types::pem::PemObject;
+    for der in rustls::pki_types::CertificateDer::pem_file_iter(&ca).unwrap() {
+        roots.add(der.unwrap()).unwrap();
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    assert_eq!(
+        provider.cipher_suites[0].suite(),
+        rustls::CipherSuite::TLS13_AES_256_GCM_SHA384,
+        "the client prefers another suite than the portal's"
+    );
+    let config = std::sync::Arc::new(
+        rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    );
+    for _ in 0..2 {
+        let tcp = TcpStream::connect(&portal.addr).unwrap();
+        tcp.set_read_timeout(Some(DEADLINE)).unwrap();
+        let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+        let client = rustls::ClientConnection::new(std::sync::Arc::clone(&config), name).unwrap();
+        let mut tls = rustls::StreamOwned::new(client, tcp);
+        let request = format!(
+            "POST /shell HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nAuthorization: Bearer t0k\r\nX-Shell: args suite\r\nContent-Length: 0\r\n\r\n",
+            portal.addr
+        );
+        tls.write_all(request.as_bytes()).unwrap();
+        let mut reply = Vec::new();
+        // A clean end: the portal's close_notify came after the whole reply.
+        tls.read_to_end(&mut reply).unwrap();
+        let reply = String::from_utf8_lossy(&reply);
+        assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+        assert!(reply.contains("arg 1: suite"), "{reply}");
+        assert_eq!(
+            tls.conn.negotiated_cipher_suite().map(|s| s.suite()),
+            Some(rustls::CipherSuite::TLS13_AES_128_GCM_SHA256)
+        );
+        assert_eq!(tls.conn.handshake_kind(), Some(rustls::HandshakeKind::Full));
+    }
+}

@@ -336,33 +336,40 @@ struct Streamed {
 
 impl Upgrade for Streamed {
     fn build(&mut self, mut socket: Box<dyn rouille::ReadWrite + Send>) {
-        let mut write =
-            |bytes: &[u8]| socket.write_all(bytes).and_then(|()| socket.flush()).is_ok();
+        // What was buffered while the head waited leaves with the head, in one write; then each
+        // line as it comes; the last one with the close, which the server sends on return.
         let buffered = std::mem::take(&mut self.buffered);
-        for event in buffered.into_iter().chain(self.rx.iter()) {
-            let written = match event {
-                Event::Line(stream, line) => {
-                    let text = String::from_utf8_lossy(&line);
-                    let text = text.strip_suffix('\n').unwrap_or(&text);
-                    let mut event = json!({"stream": stream.name(), "line": text}).to_string();
-                    event.push('\n');
-                    write(event.as_bytes())
-                }
-                Event::Probe => write(b"\n"),
-                Event::Done(last) => {
-                    // The end of the body is the end of the connection: the server closes it
-                    // on return.
-                    let mut last = last.to_string();
-                    last.push('\n');
-                    write(last.as_bytes());
-                    return;
-                }
-            };
-            if !written {
+        for event in buffered {
+            match write_event(&mut *socket, event) {
+                Some(true) => continue,
+                Some(false) | None => return,
+            }
+        }
+        if socket.flush().is_err() {
+            return;
+        }
+        for event in self.rx.iter() {
+            if write_event(&mut *socket, event) != Some(true) || socket.flush().is_err() {
                 return;
             }
         }
     }
+}
+
+/// Writes one event of a stream: `Some(true)` to go on, `Some(false)` after the last line,
+/// `None` when the client is gone.
+fn write_event(socket: &mut dyn rouille::ReadWrite, event: Event) -> Option<bool> {
+    let (bytes, more) = match event {
+        Event::Line(stream, line) => {
+            let text = String::from_utf8_lossy(&line);
+            let text = text.strip_suffix('\n').unwrap_or(&text);
+            (json!({"stream": stream.name(), "line": text}).to_string() + "\n", true)
+        }
+        Event::Probe => ("\n".to_string(), true),
+        // The end of the body is the end of the connection.
+        Event::Done(last) => (last.to_string() + "\n", false),
+    };
+    socket.write_all(bytes.as_bytes()).ok().map(|()| more)
 }
 
 /// The reply for a line refused before anything ran, in the `/shell` shape.

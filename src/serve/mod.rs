@@ -368,7 +368,7 @@ impl Write for Io {
         self.0.write(buf)
     }
     fn flush(&mut self) -> io::Result<()> {
-        Ok(())
+        self.0.flush()
     }
 }
 
@@ -448,6 +448,8 @@ fn connection(stream: TcpStream, peer: SocketAddr, shared: &Shared) {
     }
     shared.peers.remove(&peer);
     if refused_with_input {
+        // The refusal goes out before the lingering close stops our sending side.
+        let _ = stream.flush();
         linger(&tcp);
     }
     stream.shutdown();
@@ -544,8 +546,9 @@ fn serve_one(
         match head.field("Expect") {
             Some(e)
                 if e.eq_ignore_ascii_case("100-continue")
-                    && Io(Arc::clone(stream))
-                        .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
+                    && stream
+                        .write(b"HTTP/1.1 100 Continue\r\n\r\n")
+                        .and_then(|_| stream.flush())
                         .is_err() =>
             {
                 return Outcome::Close;
@@ -661,16 +664,21 @@ fn write_response(
     let mut out = io::BufWriter::with_capacity(16 * 1024, Io(Arc::clone(stream)));
     out.write_all(head.as_bytes())?;
     if let Some(mut upgrade) = upgrade {
-        // The handler takes over the connection: a body delimited by its close.
-        out.flush()?;
-        drop(out);
+        // The handler takes over the connection: a body delimited by its close. The head waits
+        // for the handler's first flush, to leave with its first lines.
+        out.into_inner().map_err(io::IntoInnerError::into_error)?;
         upgrade.build(Box::new(Io(Arc::clone(stream))));
         return Ok(false);
     }
     if !is_head {
         io::copy(&mut body, &mut out)?;
     }
-    out.flush()?;
+    if keep_alive {
+        out.flush()?;
+    } else {
+        // Sent with the close (over TLS, in one write with its close_notify).
+        out.into_inner().map_err(io::IntoInnerError::into_error)?;
+    }
     Ok(keep_alive)
 }
 
