@@ -174,8 +174,19 @@ impl<'a> Request<'a> {
             head.push_str(&format!("{name}: {value}\r\n"));
         }
         head.push_str("\r\n");
-        conn.write_all(head.as_bytes()).map_err(HttpError::from_io)?;
-        conn.write_all(self.body).map_err(HttpError::from_io)?;
+        let mut body = self.body;
+        if let Some(tls) = conn.tls.as_mut() {
+            // Taken before the handshake: the request then leaves with the handshake's last
+            // message, in one segment, instead of after it. A large body follows as usual.
+            early(tls, head.as_bytes()).map_err(HttpError::from_io)?;
+            if head.len() + body.len() <= EARLY_BYTES {
+                early(tls, body).map_err(HttpError::from_io)?;
+                body = &[];
+            }
+        } else {
+            conn.write_all(head.as_bytes()).map_err(HttpError::from_io)?;
+        }
+        conn.write_all(body).map_err(HttpError::from_io)?;
         conn.flush().map_err(HttpError::from_io)?;
         let mut reader = BufReader::new(conn);
         let (status, headers) = read_head(&mut reader)?;
@@ -196,6 +207,16 @@ impl<'a> Request<'a> {
         };
         Ok(((status, headers), body))
     }
+}
+
+/// Bytes of a request taken before its TLS handshake ends, well under rustls's 64 KiB buffer.
+const EARLY_BYTES: usize = 16 * 1024;
+
+/// Hands `bytes` to a session still handshaking: rustls holds them, and sends them once the
+/// handshake is done, after its Finished, in the same write (not 0-RTT data: nothing is sent
+/// before the server is verified).
+fn early(tls: &mut rustls::ClientConnection, bytes: &[u8]) -> io::Result<()> {
+    tls.writer().write_all(bytes)
 }
 
 /// TLS client settings: the roots a server's certificate must chain to.
@@ -305,9 +326,25 @@ impl Deadlined {
     }
 }
 
+impl Deadlined {
+    /// Bounds the socket's next reads and writes by what is left of the deadline. Over TLS any
+    /// call may do both: the handshake runs inside the first write or flush, and reads.
+    fn arm(&self, read: bool, write: bool) -> io::Result<()> {
+        let left = self.remaining()?;
+        let tls = self.tls.is_some();
+        if read || tls {
+            self.stream.set_read_timeout(Some(left))?;
+        }
+        if write || tls {
+            self.stream.set_write_timeout(Some(left))?;
+        }
+        Ok(())
+    }
+}
+
 impl Read for Deadlined {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.stream.set_read_timeout(Some(self.remaining()?))?;
+        self.arm(true, false)?;
         match &mut self.tls {
             Some(tls) => rustls::Stream::new(&mut **tls, &mut self.stream).read(buf),
             None => self.stream.read(buf),
@@ -317,13 +354,14 @@ impl Read for Deadlined {
 
 impl Write for Deadlined {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.stream.set_write_timeout(Some(self.remaining()?))?;
+        self.arm(false, true)?;
         match &mut self.tls {
             Some(tls) => rustls::Stream::new(&mut **tls, &mut self.stream).write(buf),
             None => self.stream.write(buf),
         }
     }
     fn flush(&mut self) -> io::Result<()> {
+        self.arm(false, true)?;
         match &mut self.tls {
             Some(tls) => rustls::Stream::new(&mut **tls, &mut self.stream).flush(),
             None => self.stream.flush(),
@@ -398,6 +436,40 @@ mod tests {
             String::from_utf8_lossy(&got).into_owned()
         });
         (addr, handle)
+    }
+
+    /// A server that accepts and never answers the ClientHello: the request ends at its
+    /// deadline, as it does over plain HTTP, instead of waiting for ever in the handshake.
+    #[test]
+    fn a_tls_handshake_that_never_ends_times_out() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let config = Arc::new(
+            rustls::ClientConfig::builder_with_provider(crate::serve::tls::provider())
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_root_certificates(rustls::RootCertStore::empty())
+                .with_no_client_auth(),
+        );
+        let (tx, rx) = std::sync::mpsc::channel();
+        let client = std::thread::spawn(move || {
+            let request = Request {
+                method: "GET",
+                addr: &addr,
+                path: "/healthz",
+                headers: vec![],
+                body: b"",
+                timeout: Duration::from_millis(300),
+            };
+            let _ = tx.send(request.open_tls(Some(&config)).map(|_| ()));
+        });
+        let (_silent, _) = listener.accept().unwrap();
+        let ended = rx.recv_timeout(Duration::from_secs(60));
+        assert!(
+            matches!(ended, Ok(Err(HttpError::Timeout))),
+            "still in the handshake, or another end: {ended:?}"
+        );
+        client.join().unwrap();
     }
 
     #[test]
