@@ -495,11 +495,14 @@ fn overheads(tmp: &std::path::Path) {
     let row = |label: &str, name: &str, base: &str, what: &str| {
         let (p50, p99) = p50_99(of(name));
         let base_p50 = p50_99(of(base)).0;
+        // The share of the baseline too: on a host whose load changes, the cost in ms moves
+        // with the round trip, the share much less.
+        let cost = paired(name, base);
         println!(
-            "  {label:<40} p50 {:7.3} ms   p99 {:7.3} ms   cost {:+.3} ms (paired median; p50s {:+.3}){what}",
+            "  {label:<40} p50 {:7.3} ms   p99 {:7.3} ms   cost {cost:+.3} ms = {:+.0}% (paired median; p50s {:+.3}){what}",
             ms(p50),
             ms(p99),
-            paired(name, base),
+            100.0 * cost / ms(base_p50),
             ms(p50) - ms(base_p50)
         )
     };
