@@ -174,19 +174,21 @@ impl<'a> Request<'a> {
             head.push_str(&format!("{name}: {value}\r\n"));
         }
         head.push_str("\r\n");
-        let mut body = self.body;
-        if let Some(tls) = conn.tls.as_mut() {
-            // Taken before the handshake: the request then leaves with the handshake's last
-            // message, in one segment, instead of after it. A large body follows as usual.
-            early(tls, head.as_bytes()).map_err(HttpError::from_io)?;
-            if head.len() + body.len() <= EARLY_BYTES {
-                early(tls, body).map_err(HttpError::from_io)?;
-                body = &[];
+        match conn.tls.as_mut() {
+            // A request that fits is handed to rustls before the handshake: it holds it and
+            // sends it once the server is verified, after the client's Finished, in the same
+            // write (one segment instead of two). Not 0-RTT data: nothing, and no token, leaves
+            // before the server's certificate verifies.
+            Some(tls) if head.len() + self.body.len() <= EARLY_BYTES => {
+                let mut held = tls.writer();
+                held.write_all(head.as_bytes()).map_err(HttpError::from_io)?;
+                held.write_all(self.body).map_err(HttpError::from_io)?;
             }
-        } else {
-            conn.write_all(head.as_bytes()).map_err(HttpError::from_io)?;
+            _ => {
+                conn.write_all(head.as_bytes()).map_err(HttpError::from_io)?;
+                conn.write_all(self.body).map_err(HttpError::from_io)?;
+            }
         }
-        conn.write_all(body).map_err(HttpError::from_io)?;
         conn.flush().map_err(HttpError::from_io)?;
         let mut reader = BufReader::new(conn);
         let (status, headers) = read_head(&mut reader)?;
@@ -209,15 +211,9 @@ impl<'a> Request<'a> {
     }
 }
 
-/// Bytes of a request taken before its TLS handshake ends, well under rustls's 64 KiB buffer.
+/// The largest request handed to rustls before its handshake ends, well under the 64 KiB it
+/// holds; a larger one is written once the handshake is done.
 const EARLY_BYTES: usize = 16 * 1024;
-
-/// Hands `bytes` to a session still handshaking: rustls holds them, and sends them once the
-/// handshake is done, after its Finished, in the same write (not 0-RTT data: nothing is sent
-/// before the server is verified).
-fn early(tls: &mut rustls::ClientConnection, bytes: &[u8]) -> io::Result<()> {
-    tls.writer().write_all(bytes)
-}
 
 /// TLS client settings: the roots a server's certificate must chain to.
 pub type TlsConfig = Arc<rustls::ClientConfig>;
@@ -324,9 +320,7 @@ impl Deadlined {
         let left = self.deadline.saturating_duration_since(Instant::now());
         if left.is_zero() { Err(io::Error::from(io::ErrorKind::TimedOut)) } else { Ok(left) }
     }
-}
 
-impl Deadlined {
     /// Bounds the socket's next reads and writes by what is left of the deadline. Over TLS any
     /// call may do both: the handshake runs inside the first write or flush, and reads.
     fn arm(&self, read: bool, write: bool) -> io::Result<()> {

@@ -94,6 +94,17 @@ fn https_with_a_good_and_a_bad_certificate_through_ocho_cli_and_curl() {
     let (code, out, err) = cli(&addr, Some(&ca), &["args", "over", "tls"]);
     assert_eq!(code, Some(0), "{err}");
     assert_eq!(out, "arg 1: over\narg 2: tls\n");
+    // Uploads over TLS: a small request leaves with the handshake's Finished, one over 16 KiB
+    // after the handshake; both arrive whole.
+    for bytes in [12usize, 100 * 1024] {
+        let file = dir.path().join("up.yml");
+        std::fs::write(&file, "x".repeat(bytes)).unwrap();
+        let (code, out, err) =
+            cli(&addr, Some(&ca), &["args", "--json", file.to_str().unwrap(), "-p", "3"]);
+        assert_eq!(code, Some(0), "{err}");
+        let seen: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+        assert_eq!(seen["files"], serde_json::json!([{"name": "up.yml", "bytes": bytes}]));
+    }
     let (code, out, err) = cli(&addr, Some(&ca), &["whoami"]);
     assert_eq!((code, out.trim()), (Some(0), "default (admin)"), "{err}");
     let (code, body) = curl(&addr, &ca);
@@ -134,7 +145,7 @@ fn https_with_a_good_and_a_bad_certificate_through_ocho_cli_and_curl() {
         assert!(got.contains("use https://"), "{got}");
     }
     let ran = portal.proc.lines().iter().filter(|l| l.contains(" /shell args ")).count();
-    assert_eq!(ran, 2, "only the verified requests ran tools");
+    assert_eq!(ran, 4, "only the verified requests ran tools (two lines and two uploads)");
 
     // The certificate rotated in place: new connections get the new one, no restart.
     replace(&other_cert, &served_cert);

@@ -546,9 +546,9 @@ fn serve_one(
         match head.field("Expect") {
             Some(e)
                 if e.eq_ignore_ascii_case("100-continue")
-                    && stream
-                        .write(b"HTTP/1.1 100 Continue\r\n\r\n")
-                        .and_then(|_| stream.flush())
+                    && Io(Arc::clone(stream))
+                        .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
+                        .and_then(|()| stream.flush())
                         .is_err() =>
             {
                 return Outcome::Close;
